@@ -52,7 +52,8 @@ async Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string
     };
     await peer.SendAsync(register.ToJsonString());
     // registered_auth lists every other peer's metadata: look at its head only, the client side is not what we measure.
-    var head = await peer.ReceiveHeadAsync();
+    string head;
+    do head = await peer.ReceiveHeadAsync(); while (head == "{\"type\":\"ping\"}");
     if (!head.StartsWith("{\"type\":\"registered_auth\"", StringComparison.Ordinal)) throw new InvalidOperationException("registration failed: " + head);
     return peer;
 }
@@ -91,11 +92,12 @@ var discover = new JsonObject
 {
     ["type"] = "discover_peers",
     ["from_peer_id"] = client.PeerId,
-    ["filters"] = JsonNode.Parse("""{"role": "worker", "tags": ["sleap-rtc"], "properties": {"status": "available", "gpu_memory_mb": {"$gte": 12288}}}"""),
+    ["filters"] = JsonNode.Parse(Environment.GetEnvironmentVariable("BENCH_FILTER") ?? """{"role": "worker", "tags": ["sleap-rtc"], "properties": {"status": "available", "gpu_memory_mb": {"$gte": 12288}}}"""),
 }.ToJsonString();
 var samples = new List<double>();
 var matched = 0;
 var discoverCpuBefore = TimeSpan.Zero;
+var gcBefore = (0, 0, 0);
 for (var i = 0; i < DiscoverSamples + 50; i++)
 {
     var started = Stopwatch.GetTimestamp();
@@ -104,11 +106,16 @@ for (var i = 0; i < DiscoverSamples + 50; i++)
     do head = await client.ReceiveHeadAsync(); while (!head.StartsWith("{\"type\":\"peer_list\"", StringComparison.Ordinal));
     var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
     if (i >= 50) samples.Add(elapsed); // first 50 warm the JIT and caches
-    if (i == 49) discoverCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    if (i == 49)
+    {
+        discoverCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+    }
     var countAt = head.IndexOf("\"count\":", StringComparison.Ordinal) + 8;
     matched = int.Parse(head.AsSpan(countAt, head.IndexOf(',', countAt) - countAt));
 }
 var discoverCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - discoverCpuBefore).TotalMilliseconds / DiscoverSamples;
+var gcDuring = $"GCs gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}";
 samples.Sort();
 // The same query straight against the registry (no sockets): the server's own share of a round trip.
 var filters = JsonNode.Parse(discover)!["filters"]!.AsObject();
@@ -121,7 +128,7 @@ double Percentile(double p) => samples[Math.Min(samples.Count - 1, (int)Math.Cei
 var p50 = Percentile(0.50);
 var p99 = Percentile(0.99);
 Console.WriteLine($"registry filter alone: {registryMs:F2} ms wall, {registryCpuMs:F2} ms CPU per query (machine load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
-Console.WriteLine($"discover_peers: {samples.Count} round trips, {matched} of {WorkersInRoom} workers matched per answer: p50 {p50:F2} ms, p99 {p99:F2} ms, max {samples[^1]:F2} ms, CPU {discoverCpuMs:F2} ms per round trip (server + client)");
+Console.WriteLine($"discover_peers: {samples.Count} round trips, {matched} of {WorkersInRoom} workers matched per answer: p50 {p50:F2} ms, p99 {p99:F2} ms, max {samples[^1]:F2} ms, CPU {discoverCpuMs:F2} ms per round trip (server + client), {gcDuring}");
 
 // Relay throughput: pairs of peers in the main room exchanging small peer_messages with a bounded window.
 var senders = new List<BenchPeer>();
@@ -159,6 +166,7 @@ for (var i = 0; i < RelayPairs; i++)
         {
             var received = await receiver.ReceiveRawAsync(stopRelay.Token);
             if (received < 0) return;
+            if (receiver.IsPing(received)) continue;
             Interlocked.Increment(ref relayed);
             window.Release();
         }
@@ -188,7 +196,8 @@ return 0;
 sealed class BenchPeer
 {
     private readonly ClientWebSocket _socket;
-    private readonly byte[] _buffer = new byte[1 << 20];
+    // Small at first: two thousand idle workers must not hold a megabyte each; grows for peer lists.
+    private byte[] _buffer = new byte[4096];
     private readonly SemaphoreSlim _sendLock = new(1, 1);
 
     private BenchPeer(ClientWebSocket socket, string peerId)
@@ -221,12 +230,15 @@ sealed class BenchPeer
         ValueWebSocketReceiveResult result;
         do
         {
+            if (length == _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 4);
             result = await _socket.ReceiveAsync(_buffer.AsMemory(length), ct);
             if (result.MessageType == WebSocketMessageType.Close) return -1;
             length += result.Count;
         } while (!result.EndOfMessage);
         return length;
     }
+
+    public bool IsPing(int length) => _buffer.AsSpan(0, length).SequenceEqual("{\"type\":\"ping\"}"u8);
 
     /// <summary>Receives one message and returns its first 200 characters.</summary>
     public async Task<string> ReceiveHeadAsync()
