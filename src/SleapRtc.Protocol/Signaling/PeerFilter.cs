@@ -10,30 +10,37 @@ namespace SleapRtc.Protocol.Signaling;
 /// </summary>
 public static class PeerFilter
 {
-    public static bool Matches(JsonObject? filters, string role, JsonObject? metadata)
+    public static bool Matches(JsonObject? filters, string role, JsonObject? metadata) => Compile(filters).Matches(role, metadata);
+
+    /// <summary>Reads the filter once, so matching it against a thousand peers does no filter lookups per peer.</summary>
+    public static CompiledPeerFilter Compile(JsonObject? filters)
     {
-        if (filters is null) return true;
+        if (filters is null) return CompiledPeerFilter.MatchAll;
+        var role = filters.GetString("role") is { Length: > 0 } r ? r : null;
+        var tags = filters.TryGetPropertyValue("tags", out var tagsNode) && tagsNode is JsonArray { Count: > 0 } wanted ? wanted.ToArray() : null;
+        var properties = filters.GetObject("properties") is { Count: > 0 } p ? p.ToArray() : null;
+        return new CompiledPeerFilter(role, tags, properties);
+    }
 
-        if (filters.GetString("role") is { Length: > 0 } wantedRole && !string.Equals(wantedRole, role, StringComparison.Ordinal))
-            return false;
-
-        if (filters.TryGetPropertyValue("tags", out var tagsNode) && tagsNode is JsonArray wantedTags && wantedTags.Count > 0)
+    internal static bool PropertiesMatch(KeyValuePair<string, JsonNode?>[] wanted, JsonObject? metadata)
+    {
+        var properties = metadata?.GetObject("properties");
+        foreach (var (key, condition) in wanted)
         {
-            var haveTags = metadata?.TryGetPropertyValue("tags", out var have) == true ? have as JsonArray : null;
-            if (haveTags is null || !wantedTags.Any(w => haveTags.Any(h => ValuesEqual(w, h)))) return false;
-        }
-
-        if (filters.GetObject("properties") is { Count: > 0 } wantedProperties)
-        {
-            var properties = metadata?.GetObject("properties");
-            foreach (var (key, condition) in wantedProperties)
-            {
-                JsonNode? actual = null;
-                var present = properties is not null && properties.TryGetPropertyValue(key, out actual);
-                if (!PropertyMatches(condition, present, actual)) return false;
-            }
+            JsonNode? actual = null;
+            var present = properties is not null && properties.TryGetPropertyValue(key, out actual);
+            if (!PropertyMatches(condition, present, actual)) return false;
         }
         return true;
+    }
+
+    internal static bool AnyTagMatches(JsonNode?[] wanted, JsonObject? metadata)
+    {
+        if (metadata is null || !metadata.TryGetPropertyValue("tags", out var have) || have is not JsonArray haveTags) return false;
+        foreach (var w in wanted)
+            foreach (var h in haveTags)
+                if (ValuesEqual(w, h)) return true;
+        return false;
     }
 
     private static bool PropertyMatches(JsonNode? condition, bool present, JsonNode? actual)
@@ -111,6 +118,30 @@ public static class PeerFilter
     {
         text = "";
         return node is JsonValue value && value.GetValueKind() == JsonValueKind.String && value.TryGetValue(out text!);
+    }
+}
+
+/// <summary>A discover_peers filter read once; see <see cref="PeerFilter"/> for the semantics.</summary>
+public sealed class CompiledPeerFilter
+{
+    public static readonly CompiledPeerFilter MatchAll = new(null, null, null);
+
+    private readonly string? _role;
+    private readonly JsonNode?[]? _anyTags;
+    private readonly KeyValuePair<string, JsonNode?>[]? _properties;
+
+    internal CompiledPeerFilter(string? role, JsonNode?[]? anyTags, KeyValuePair<string, JsonNode?>[]? properties)
+    {
+        _role = role;
+        _anyTags = anyTags;
+        _properties = properties;
+    }
+
+    public bool Matches(string role, JsonObject? metadata)
+    {
+        if (_role is not null && !string.Equals(_role, role, StringComparison.Ordinal)) return false;
+        if (_anyTags is not null && !PeerFilter.AnyTagMatches(_anyTags, metadata)) return false;
+        return _properties is null || PeerFilter.PropertiesMatch(_properties, metadata);
     }
 }
 

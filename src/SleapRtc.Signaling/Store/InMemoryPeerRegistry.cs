@@ -126,12 +126,12 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         {
             roomVersion = _roomVersions.GetValueOrDefault(roomId);
             if (!_rooms.TryGetValue(roomId, out var room)) return [];
-            filters = SignalingJson.Materialize(filters) as JsonObject;
-            var found = new List<PeerSnapshot>();
+            var filter = PeerFilter.Compile(SignalingJson.Materialize(filters) as JsonObject);
+            var found = new List<PeerSnapshot>(room.Count);
             foreach (var entry in room.Values)
             {
                 if (entry.PeerId == excludedPeerId) continue;
-                if (PeerFilter.Matches(filters, entry.Role, entry.Metadata)) found.Add(entry.Snapshot());
+                if (filter.Matches(entry.Role, entry.Metadata)) found.Add(entry.Snapshot());
             }
             return found;
         }
