@@ -37,6 +37,8 @@ internal sealed class SignalingHub
     private readonly Func<int> _stunPort;
 
     private const int MaxCachedDiscoveries = 1024;
+    private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
+    private long _discoveryCacheBytes;
     private readonly Dictionary<(string Room, string Requester, string Filters), (long Version, byte[] Frame)> _discoveryCache = [];
 
     public long TotalMessages;
@@ -269,9 +271,15 @@ internal sealed class SignalingHub
 
         lock (_discoveryCache)
         {
-            // Bounded: entries of departed requesters or stale versions are simply dropped wholesale.
-            if (_discoveryCache.Count >= MaxCachedDiscoveries) _discoveryCache.Clear();
+            // Bounded in entries and bytes: stale versions and departed requesters are simply dropped wholesale.
+            if (_discoveryCache.Count >= MaxCachedDiscoveries || _discoveryCacheBytes + frame.Length > MaxCachedDiscoveryBytes)
+            {
+                _discoveryCache.Clear();
+                _discoveryCacheBytes = 0;
+            }
+            if (_discoveryCache.TryGetValue(cacheKey, out var previous)) _discoveryCacheBytes -= previous.Frame.Length;
             _discoveryCache[cacheKey] = (version, frame);
+            _discoveryCacheBytes += frame.Length;
         }
     }
 
