@@ -14,7 +14,6 @@ namespace SleapRtc.WebRtc.Sctp;
 public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
 {
     private readonly object _gate = new();
-    private readonly object _eventGate = new();
     private readonly IDatagramTransport _transport;
     private readonly SctpAssociationOptions _options;
     private readonly SctpPacketWriter _writer;
@@ -385,23 +384,34 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     internal void QueueEvent(in PendingEvent pendingEvent) => _pendingEvents.Add(pendingEvent);
 
     private List<PendingEvent> _pendingEvents = new();
-    private List<PendingEvent> _raisingEvents = new();
+    private List<PendingEvent> _eventsBeingRaised = new();
+    private bool _raisingEvents;
 
-    /// <summary>Raises queued user events outside the protocol lock, preserving their order.</summary>
+    /// <summary>
+    /// Raises queued user events outside the protocol lock, in order and never concurrently. Whichever thread
+    /// finds events queued and nobody raising becomes the raiser (normally the receive thread); a thread that
+    /// finds a raiser at work leaves its events to it, so a slow handler never blocks Send.
+    /// </summary>
     private void RaisePendingEvents()
     {
-        lock (_eventGate)
+        lock (_gate)
         {
-            while (true)
+            if (_raisingEvents || _pendingEvents.Count == 0) return;
+            _raisingEvents = true;
+        }
+        while (true)
+        {
+            lock (_gate)
             {
-                lock (_gate)
+                if (_pendingEvents.Count == 0)
                 {
-                    if (_pendingEvents.Count == 0) return;
-                    (_pendingEvents, _raisingEvents) = (_raisingEvents, _pendingEvents);
+                    _raisingEvents = false;
+                    return;
                 }
-                foreach (var pending in _raisingEvents) RaiseEvent(pending);
-                _raisingEvents.Clear();
+                (_pendingEvents, _eventsBeingRaised) = (_eventsBeingRaised, _pendingEvents);
             }
+            foreach (var pending in _eventsBeingRaised) RaiseEvent(pending);
+            _eventsBeingRaised.Clear();
         }
     }
 

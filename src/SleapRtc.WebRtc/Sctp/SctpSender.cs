@@ -269,7 +269,7 @@ internal sealed class SctpSender
             // HTNA (RFC 9260 §7.2.4): only TSNs below the highest newly acknowledged one get a miss indication.
             if (anyNewlyAcked)
             {
-                for (uint tsn = _cumAck + 1; tsn != highestNewlyAcked; tsn++)
+                for (uint tsn = _cumAck + 1; Serial.Lt(tsn, highestNewlyAcked); tsn++)
                 {
                     ref var chunk = ref Slot(tsn);
                     if (chunk.State != SlotInFlight) continue;
