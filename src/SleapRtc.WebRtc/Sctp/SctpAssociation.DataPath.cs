@@ -82,7 +82,8 @@ public sealed partial class SctpAssociation : ISctpMessageSink
             if (_writer.ChunkCount == 0) break;
             if (dataChunks > 0)
             {
-                if (_sender!.IsDrained || !_sender.HasSendableData) _writer.SetLastChunkFlag(DataFlags.Immediate);
+                // Ask for an immediate SACK when nothing (or only a held partial packet) follows, so the tail is not delayed.
+                if (!_sender!.HasSendableData || _sender.HoldsPartialPacket) _writer.SetLastChunkFlag(DataFlags.Immediate);
                 if (_t3Deadline == long.MaxValue)
                 {
                     _t3Deadline = now + MsToTicks(_sender.RtoMs);

@@ -123,6 +123,15 @@ internal sealed class SctpSender
     /// <summary>After an outgoing stream reset the stream's SSNs start again at 0 (RFC 6525 §5.2.2).</summary>
     public void ResetStreamSequence(ushort streamId) => _nextSsn.Remove(streamId);
 
+    /// <summary>Bytes a chunk occupies on the wire; flight and cwnd count these so tiny messages cannot burst thousands of packets.</summary>
+    private static int Charge(int payloadLength) => (SctpPacketWriter.DataChunkHeaderSize + payloadLength + 3) & ~3;
+
+    /// <summary>
+    /// Nagle (RFC 9260 §6.1 allows it): while data is in flight, a queue that cannot fill a packet waits for
+    /// the next SACK so small messages bundle instead of each taking a packet.
+    /// </summary>
+    public bool HoldsPartialPacket => _toRetransmit == 0 && _queue.Count > 0 && _flight > 0 && QueuedBytes < _mtu - 64;
+
     private ref SentChunk Slot(uint tsn) => ref _ring[tsn & (uint)(_ring.Length - 1)];
 
     private void EnsureRingCapacity()
@@ -151,13 +160,13 @@ internal sealed class SctpSender
                 ref var chunk = ref Slot(tsn);
                 if (chunk.State != SlotNeedsRetransmit) continue;
                 if (SctpPacketWriter.PaddedChunkSize(12 + chunk.Length) > writer.Remaining) return added;
-                if (!ignoreCwndForRetransmissions && _flight > 0 && _flight + chunk.Length > Cwnd) return added;
+                if (!ignoreCwndForRetransmissions && _flight > 0 && _flight + Charge(chunk.Length) > Cwnd) return added;
                 var message = chunk.Message!;
                 writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, chunk.Flags, message.Buffer.AsSpan(chunk.Offset, chunk.Length));
                 chunk.State = SlotInFlight;
                 chunk.Retransmitted = true;
                 chunk.Misses = 0;
-                _flight += chunk.Length;
+                _flight += Charge(chunk.Length);
                 _toRetransmit--;
                 if (_timing && _timedTsn == tsn) _timing = false;
                 ChunksSent++;
@@ -167,6 +176,7 @@ internal sealed class SctpSender
         }
         while (_queue.Count > 0)
         {
+            if (HoldsPartialPacket && writer.ChunkCount == 0) break;
             var message = _queue.Peek();
             int remaining = message.Length - message.NextOffset;
             int room = (writer.Remaining - SctpPacketWriter.DataChunkHeaderSize) & ~3;
@@ -174,7 +184,7 @@ internal sealed class SctpSender
             // Do not split a message into a sliver just to top up a packet that already carries data.
             if (remaining > room && room < 512 && writer.ChunkCount > 0) break;
             int length = Math.Min(remaining, room);
-            if (_flight > 0 && (_flight + length > Cwnd || length > _peerRwnd)) break;
+            if (_flight > 0 && (_flight + Charge(length) > Cwnd || length > _peerRwnd)) break;
             EnsureRingCapacity();
             byte flags = 0;
             if (message.NextOffset == 0) flags |= DataFlags.Begin;
@@ -191,8 +201,8 @@ internal sealed class SctpSender
             chunk.Retransmitted = false;
             writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, flags, message.Buffer.AsSpan(message.NextOffset, length));
             message.NextOffset += length;
-            _flight += length;
-            _peerRwnd -= length;
+            _flight += Charge(length);
+            _peerRwnd -= Charge(length);
             QueuedBytes -= length;
             if (message.NextOffset == message.Length) _queue.Dequeue();
             if (!_timing)
@@ -221,13 +231,13 @@ internal sealed class SctpSender
             ref var chunk = ref Slot(tsn);
             if (chunk.State != SlotAcked)
             {
-                acked += chunk.Length;
+                acked += Charge(chunk.Length);
                 chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                 highestNewlyAcked = tsn;
                 anyNewlyAcked = true;
                 MeasureRtt(tsn, chunk.Retransmitted, now);
             }
-            if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+            if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
             else if (chunk.State == SlotNeedsRetransmit) _toRetransmit--;
             if ((chunk.Flags & DataFlags.End) != 0)
             {
@@ -255,10 +265,10 @@ internal sealed class SctpSender
                 {
                     ref var chunk = ref Slot(tsn);
                     if (chunk.State == SlotAcked || chunk.State == SlotEmpty) continue;
-                    if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+                    if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
                     else _toRetransmit--;
                     chunk.State = SlotAcked;
-                    acked += chunk.Length;
+                    acked += Charge(chunk.Length);
                     chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                     MeasureRtt(tsn, chunk.Retransmitted, now);
                     if (!anyNewlyAcked || Serial.Gt(tsn, highestNewlyAcked)) highestNewlyAcked = tsn;
@@ -276,7 +286,7 @@ internal sealed class SctpSender
                     if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
                     chunk.State = SlotNeedsRetransmit;
                     chunk.Misses = 0;
-                    _flight -= chunk.Length;
+                    _flight -= Charge(chunk.Length);
                     _toRetransmit++;
                     if (_timing && _timedTsn == tsn) _timing = false;
                     if (!_inFastRecovery)
@@ -356,7 +366,7 @@ internal sealed class SctpSender
             if (chunk.State != SlotInFlight) continue;
             chunk.State = SlotNeedsRetransmit;
             chunk.Misses = 0;
-            _flight -= chunk.Length;
+            _flight -= Charge(chunk.Length);
             _toRetransmit++;
         }
     }
