@@ -46,6 +46,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     private double _t1RtoMs;
     private byte[]? _cookieToEcho;
     private int _errorCount;
+    private bool _unrecognizedReported;
 
     // Receive-side SACK policy.
     private bool _sackPending;
@@ -306,6 +307,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
         }
         var reader = new SctpChunkReader(chunks);
         bool packetHadData = false;
+        _unrecognizedReported = false;
         while (!_closed && reader.TryRead(out var chunk))
         {
             switch (chunk.Type)
@@ -350,7 +352,12 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
                 case ChunkType.Error:
                     break;
                 default:
-                    // RFC 9260 §3.2: the two high bits of an unknown type say stop (00, 01) or skip (10, 11).
+                    // RFC 9260 §3.2: the two high bits of an unknown type say report (x1) and stop (0x) or skip (1x).
+                    if ((chunk.Type & 0x40) != 0 && !_unrecognizedReported)
+                    {
+                        _unrecognizedReported = true; // one report per packet: no amplification
+                        ReportUnrecognizedChunk(chunk);
+                    }
                     if ((chunk.Type & 0x80) == 0) return;
                     break;
             }

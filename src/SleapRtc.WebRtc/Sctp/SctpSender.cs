@@ -45,6 +45,8 @@ internal sealed class SctpSender
         public byte State;
         public byte Misses;
         public bool Retransmitted;
+        /// <summary>Transmission order of the latest send; miss indications compare it, not the TSN.</summary>
+        public uint SentSeq;
     }
 
     private readonly Queue<OutboundMessage> _queue = new();
@@ -61,6 +63,7 @@ internal sealed class SctpSender
     private bool _inFastRecovery;
     private uint _recoverTsn;
     private int _toRetransmit;
+    private uint _sendSeq;
     private bool _hasRtt;
     private bool _timing;
     private uint _timedTsn;
@@ -164,6 +167,7 @@ internal sealed class SctpSender
                 var message = chunk.Message!;
                 writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, chunk.Flags, message.Buffer.AsSpan(chunk.Offset, chunk.Length));
                 chunk.State = SlotInFlight;
+                chunk.SentSeq = ++_sendSeq;
                 chunk.Retransmitted = true;
                 chunk.Misses = 0;
                 _flight += Charge(chunk.Length);
@@ -197,6 +201,7 @@ internal sealed class SctpSender
             chunk.Length = length;
             chunk.Flags = flags;
             chunk.State = SlotInFlight;
+            chunk.SentSeq = ++_sendSeq;
             chunk.Misses = 0;
             chunk.Retransmitted = false;
             writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, flags, message.Buffer.AsSpan(message.NextOffset, length));
@@ -226,6 +231,7 @@ internal sealed class SctpSender
         bool cumulativeAdvanced = cumulativeTsn != _cumAck;
         uint highestNewlyAcked = _cumAck;
         bool anyNewlyAcked = false;
+        uint latestAckedSend = 0;
         for (uint tsn = _cumAck + 1; tsn != cumulativeTsn + 1; tsn++)
         {
             ref var chunk = ref Slot(tsn);
@@ -234,6 +240,7 @@ internal sealed class SctpSender
                 acked += Charge(chunk.Length);
                 chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                 highestNewlyAcked = tsn;
+                if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
                 anyNewlyAcked = true;
                 MeasureRtt(tsn, chunk.Retransmitted, now);
             }
@@ -272,17 +279,21 @@ internal sealed class SctpSender
                     chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                     MeasureRtt(tsn, chunk.Retransmitted, now);
                     if (!anyNewlyAcked || Serial.Gt(tsn, highestNewlyAcked)) highestNewlyAcked = tsn;
+                    if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
                     anyNewlyAcked = true;
                 }
                 if (Serial.Gt(last, highestGapAcked)) highestGapAcked = last;
             }
-            // HTNA (RFC 9260 §7.2.4): only TSNs below the highest newly acknowledged one get a miss indication.
+            // HTNA (RFC 9260 §7.2.4) in transmission order: a chunk gets a miss indication only when something
+            // sent after it was newly acknowledged. For first transmissions that is exactly "TSN below the highest
+            // newly acked TSN"; a retransmission is not blamed for acks of packets that left before it, and a lost
+            // retransmission can be fast-retransmitted again instead of waiting for T3.
             if (anyNewlyAcked)
             {
                 for (uint tsn = _cumAck + 1; Serial.Lt(tsn, highestNewlyAcked); tsn++)
                 {
                     ref var chunk = ref Slot(tsn);
-                    if (chunk.State != SlotInFlight) continue;
+                    if (chunk.State != SlotInFlight || !Serial.Lt(chunk.SentSeq, latestAckedSend)) continue;
                     if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
                     chunk.State = SlotNeedsRetransmit;
                     chunk.Misses = 0;
