@@ -124,7 +124,9 @@ public sealed partial class SctpAssociation
         lock (_gate)
         {
             if (_closed) throw new InvalidOperationException("the SCTP association is closed", _closeError);
-            if (channel.State != DataChannelState.Open || !CanSendData) throw new InvalidOperationException($"the data channel is {channel.State}");
+            if (channel.State != DataChannelState.Open) throw new InvalidOperationException($"the data channel is {channel.State}");
+            // RFC 9260 §9.2: once a shutdown has begun no new user data is accepted.
+            if (_state != SctpAssociationState.Established) throw new InvalidOperationException($"the SCTP association is shutting down ({_state})");
             channel.AddBuffered(length);
             EnqueueMessage(new OutboundMessage { StreamId = channel.StreamId, Ppid = ppid, Buffer = buffer, Length = length, Owner = channel });
         }
