@@ -44,11 +44,13 @@ public sealed partial class SctpAssociation
 
     private ushort AllocateStreamId()
     {
+        // Ids must stay below the streams both sides negotiated (libdatachannel offers 1024).
+        int limit = _peer.InboundStreams == 0 ? StreamCount : Math.Min((int)StreamCount, (int)_peer.InboundStreams);
         for (int attempt = 0; attempt < 32768; attempt++)
         {
+            if (_nextStreamId >= limit) _nextStreamId = _options.IsDtlsClient ? (ushort)0 : (ushort)1;
             ushort candidate = _nextStreamId;
             _nextStreamId = (ushort)(_nextStreamId + 2);
-            if (_nextStreamId >= 65534) _nextStreamId = _options.IsDtlsClient ? (ushort)0 : (ushort)1;
             if (!_channels.ContainsKey(candidate)) return candidate;
         }
         throw new InvalidOperationException("no free SCTP stream for another data channel");

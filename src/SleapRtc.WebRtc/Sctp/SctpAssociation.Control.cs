@@ -75,6 +75,7 @@ public sealed partial class SctpAssociation
         _lastReceiveTicks = now;
         _sender?.AddRttSample((now - _heartbeatSentAt) * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
         _heartbeatDeadline = now + MsToTicks(_options.HeartbeatInterval.TotalMilliseconds);
+        ArmTimer();
     }
 
     private void SendAbortChunk(ushort cause)

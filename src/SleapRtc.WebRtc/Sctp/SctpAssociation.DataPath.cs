@@ -61,7 +61,11 @@ public sealed partial class SctpAssociation : ISctpMessageSink
         if (outcome.BytesAcked > 0) _errorCount = 0;
         if (outcome.FastRetransmitStarted) _fastRetransmitPending = true;
         if (!_sender.HasOutstanding) _t3Deadline = long.MaxValue;
-        else if (outcome.CumulativeAdvanced) _t3Deadline = now + MsToTicks(_sender.RtoMs);
+        else if (outcome.CumulativeAdvanced)
+        {
+            _t3Deadline = now + MsToTicks(_sender.RtoMs);
+            ArmTimer();
+        }
         int ackedPackets = (int)(outcome.BytesAcked / Math.Max(1, _writer.MaxPacketSize - 28));
         _sendBudget += ackedPackets + _options.MaxBurst;
         if (outcome.CumulativeAdvanced) OnCumulativeAckAdvanced();
