@@ -42,6 +42,23 @@ public sealed partial class SctpAssociation
         return channel;
     }
 
+    /// <summary>
+    /// A pre-negotiated channel (RFC 8831 §6.5, "negotiated: true"): both sides create it with the same stream
+    /// id out of band and no DCEP is exchanged. Usable once the association is established.
+    /// </summary>
+    public IDataChannel CreateNegotiatedChannel(string label, ushort streamId)
+    {
+        ArgumentNullException.ThrowIfNull(label);
+        lock (_gate)
+        {
+            if (_closed) throw new SctpAssociationException("the SCTP association is closed", _closeError);
+            if (_channels.ContainsKey(streamId)) throw new InvalidOperationException($"stream {streamId} already carries a data channel");
+            var channel = new RtcDataChannel(this, streamId, label, string.Empty, RemoteMaxMessageSize, DataChannelState.Open);
+            _channels[streamId] = channel;
+            return channel;
+        }
+    }
+
     private ushort AllocateStreamId()
     {
         // Ids must stay below the streams both sides negotiated (libdatachannel offers 1024).

@@ -177,4 +177,28 @@ public class DataChannelTests
         Assert.Equal(Enumerable.Range(0, 500), second);
         Assert.NotEqual(one.StreamId, two.StreamId);
     }
+
+    [Fact]
+    public async Task NegotiatedChannels_SkipDcep_AndCarryDataBothWays()
+    {
+        await using var pair = new SctpTestPair(Options(true), Options(false));
+        await pair.ConnectBothAsync(Timeout);
+        int remoteOpens = 0;
+        pair.B.ChannelOpened += _ => Interlocked.Increment(ref remoteOpens);
+        var atA = pair.A.CreateNegotiatedChannel("pre", 7);
+        var atB = pair.B.CreateNegotiatedChannel("pre", 7);
+        Assert.Throws<InvalidOperationException>(() => pair.A.CreateNegotiatedChannel("again", 7));
+        var toB = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var toA = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        atB.MessageReceived += m => toB.TrySetResult(m.Text);
+        atA.MessageReceived += m => toA.TrySetResult(m.Text);
+        atA.Send("ping");
+        atB.Send("pong");
+        using var cts = new CancellationTokenSource(Timeout);
+        Assert.Equal("ping", await toB.Task.WaitAsync(cts.Token));
+        Assert.Equal("pong", await toA.Task.WaitAsync(cts.Token));
+        Assert.Equal(0, remoteOpens);
+        await atA.CloseAsync(cts.Token);
+        Assert.Equal(DataChannelState.Closed, atB.State);
+    }
 }
