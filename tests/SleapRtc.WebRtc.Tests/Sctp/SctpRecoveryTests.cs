@@ -15,7 +15,9 @@ public class SctpRecoveryTests
     [Fact]
     public async Task OneLostPacketMidStream_IsRepairedByFastRetransmit()
     {
-        await using var pair = new SctpTestPair();
+        // A long minimum RTO keeps T3 out of the picture even on a loaded machine: only fast retransmit can repair.
+        var slowT3 = new SctpAssociationOptions { IsDtlsClient = true, RtoInitial = TimeSpan.FromSeconds(3), RtoMin = TimeSpan.FromSeconds(3) };
+        await using var pair = new SctpTestPair(slowT3, new SctpAssociationOptions { RtoMin = TimeSpan.FromSeconds(3) });
         var (atA, atB) = await pair.OpenChannelAsync("fr", Timeout);
         int bulkSeen = 0;
         pair.AToB.DropWhen((_, packet) => DatagramPipe.IsBulkData(packet) && Interlocked.Increment(ref bulkSeen) == 3);
@@ -41,7 +43,7 @@ public class SctpRecoveryTests
         var stats = pair.A.GetStatistics();
         _output.WriteLine($"{watch.ElapsedMilliseconds} ms; {stats}");
         Assert.Equal(1, pair.AToB.Dropped);
-        Assert.Equal(1, stats.T3Expirations);
+        Assert.True(stats.T3Expirations >= 1); // exactly 1 unless the machine stalls past a (doubled) RTO
         Assert.Equal(0, stats.FastRetransmits);
         Assert.True(watch.ElapsedMilliseconds >= 150, "delivered before the RTO could have expired");
     }
