@@ -63,6 +63,12 @@ public sealed record SctpAssociationStatistics
     /// <summary>Exceptions caught inside packet or timer handling (each closes the association); should stay 0.</summary>
     public long InternalErrors { get; init; }
     public long CongestionWindow { get; init; }
+    /// <summary>Bytes of DATA chunks (with headers) sent and not yet acknowledged.</summary>
+    public long BytesInFlight { get; init; }
+    /// <summary>User bytes queued and not yet given a TSN.</summary>
+    public long QueuedBytes { get; init; }
+    /// <summary>The peer's window as last estimated (its a_rwnd minus what is in flight).</summary>
+    public long PeerReceiveWindow { get; init; }
     public long SlowStartThreshold { get; init; }
     public double SmoothedRttMs { get; init; }
     public double RtoMs { get; init; }

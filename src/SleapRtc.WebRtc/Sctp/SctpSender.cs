@@ -88,6 +88,7 @@ internal sealed class SctpSender
     public double RttVarianceMs { get; private set; }
     public double RtoMs { get; private set; }
     public long FlightSize => _flight;
+    public long PeerReceiveWindow => _peerRwnd;
     public long QueuedBytes { get; private set; }
     public long ChunksSent { get; private set; }
     public long ChunksRetransmitted { get; private set; }
