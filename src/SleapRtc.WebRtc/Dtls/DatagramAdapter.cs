@@ -45,12 +45,12 @@ internal sealed class DatagramAdapter : DatagramTransport
     {
         if (!_inbound.Reader.TryRead(out var item))
         {
-            if (_closed) throw new TlsTimeoutException("transport closed");
+            if (_closed) throw new IOException("DTLS transport closed");
             var wait = _inbound.Reader.WaitToReadAsync();
             if (!wait.IsCompleted && !wait.AsTask().Wait(Math.Max(1, waitMillis))) return -1;
             if (!_inbound.Reader.TryRead(out item))
             {
-                if (_closed) throw new TlsTimeoutException("transport closed");
+                if (_closed) throw new IOException("DTLS transport closed");
                 return -1;
             }
         }
