@@ -26,6 +26,8 @@ internal sealed class DatagramAdapter : DatagramTransport
 
     public bool IsClosed => _closed;
 
+    public int PendingCount => _inbound.Reader.Count;
+
     /// <summary>Called by the ICE receive path for datagrams whose first byte is 20–63 (RFC 7983).</summary>
     public void Enqueue(ReadOnlySpan<byte> datagram)
     {

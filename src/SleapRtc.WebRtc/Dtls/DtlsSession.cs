@@ -30,6 +30,12 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
         _adapter = new DatagramAdapter(sendToNetwork);
     }
 
+    /// <summary>
+    /// Called after the last record of a drained burst was delivered (the inbound queue is empty), so SCTP
+    /// can answer a whole burst with one SACK (SctpAssociation.OnDatagramBatchEnd).
+    /// </summary>
+    public Action? BatchEnd { get; set; }
+
     /// <summary>Negotiated cipher suite (e.g. 0xC02B), valid after the handshake.</summary>
     public int CipherSuite { get; private set; }
 
@@ -111,7 +117,11 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
             {
                 // A short wait bounds how long a silent close goes unnoticed; BC returns -1 on timeout.
                 var received = transport.Receive(buffer, 0, buffer.Length, 250);
-                if (received >= 0) sink.OnDatagram(buffer.AsSpan(0, received));
+                if (received >= 0)
+                {
+                    sink.OnDatagram(buffer.AsSpan(0, received));
+                    if (_adapter.PendingCount == 0) BatchEnd?.Invoke();
+                }
                 else if (_peerClosed?.Invoke() == true) break;
             }
         }
