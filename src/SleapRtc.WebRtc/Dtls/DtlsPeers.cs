@@ -57,6 +57,7 @@ internal sealed class WebRtcDtlsClient(BcTlsCrypto crypto, DtlsCertificate certi
         if (alertDescription == AlertDescription.close_notify || alertLevel == AlertLevel.fatal) PeerClosed = true;
     }
 
+
     protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
     protected override int[] GetSupportedCipherSuites() => DtlsProfile.CipherSuites;
@@ -113,6 +114,7 @@ internal sealed class WebRtcDtlsServer(BcTlsCrypto crypto, DtlsCertificate certi
     {
         if (alertDescription == AlertDescription.close_notify || alertLevel == AlertLevel.fatal) PeerClosed = true;
     }
+
 
     protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
