@@ -57,7 +57,6 @@ internal sealed class WebRtcDtlsClient(BcTlsCrypto crypto, DtlsCertificate certi
         if (alertDescription == AlertDescription.close_notify || alertLevel == AlertLevel.fatal) PeerClosed = true;
     }
 
-
     protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
     protected override int[] GetSupportedCipherSuites() => DtlsProfile.CipherSuites;
@@ -114,7 +113,6 @@ internal sealed class WebRtcDtlsServer(BcTlsCrypto crypto, DtlsCertificate certi
     {
         if (alertDescription == AlertDescription.close_notify || alertLevel == AlertLevel.fatal) PeerClosed = true;
     }
-
 
     protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
