@@ -2,7 +2,10 @@ using System.Security.Cryptography;
 
 namespace SleapRtc.Protocol.Jobs;
 
-/// <summary>Sends one binary frame and completes when the transport can take more (back-pressure).</summary>
+/// <summary>
+/// Sends one binary frame and completes when the transport can take more (back-pressure). The frame's
+/// memory may be reused once the returned task completes.
+/// </summary>
 public delegate ValueTask BinaryFrameSender(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken);
 
 /// <summary>
@@ -23,10 +26,9 @@ public static class FileSender
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         sendText(meta.ToMessage());
         long total = 0;
+        var buffer = new byte[chunkSize];
         while (true)
         {
-            // A fresh buffer per chunk: the transport may keep the memory until the bytes are on the wire.
-            var buffer = new byte[chunkSize];
             var read = await ReadFullAsync(source, buffer, cancellationToken).ConfigureAwait(false);
             if (read == 0) break;
             hash.AppendData(buffer, 0, read);
