@@ -113,6 +113,11 @@ public sealed class ClientJobSession
         {
             throw failureReason;
         }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
+        {
+            // A send raced the close notification: the worker is gone either way.
+            throw new WorkerLostException(_workerId, PhaseName(), "the data channel closed");
+        }
         finally
         {
             loopStop.Cancel();
@@ -209,8 +214,11 @@ public sealed class ClientJobSession
                 Report(force: true);
                 return;
             case JobMessages.Progress:
-                if (JobExtensions.ParseProgress(args[0]) is { } p) CopyProgress(p);
-                Report(force: false);
+                if (JobExtensions.ParseProgress(args[0]) is not { } p) return;
+                // Epoch and config changes always show; loss-only updates are rate-limited.
+                var milestone = p.Epoch != _job.Epoch || p.ConfigIndex != _job.ConfigIndex;
+                CopyProgress(p);
+                Report(force: milestone);
                 return;
             case JobMessages.FileMeta:
                 BeginResults(args[0], fail);

@@ -77,6 +77,7 @@ public sealed partial class WorkerJobSession
             Progress.Loss = null;
             Progress.ValLoss = null;
             Progress.LossHistory = Array.Empty<double>();
+            Progress.EpochCount = MaxEpochsFromConfig(Path.Combine(workDirectory, configs[i])) ?? 0;
             SetPhase("training");
             _writer.SendText(JobMessages.Format(JobMessages.TrainJobStart, stem));
             Emit($"Training config {i + 1} of {configs.Count}: {configs[i]}");
@@ -104,6 +105,21 @@ public sealed partial class WorkerJobSession
             }
         }
         return failed;
+    }
+
+    // Lightning's progress lines carry the epoch but not the total; the config says how many there will be.
+    private static readonly System.Text.RegularExpressions.Regex MaxEpochsSetting =
+        new(@"[""']?max_epochs[""']?\s*[:=]\s*(\d+)", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private static int? MaxEpochsFromConfig(string configPath)
+    {
+        try
+        {
+            if (!File.Exists(configPath) || new FileInfo(configPath).Length > 4 * 1024 * 1024) return null;
+            var match = MaxEpochsSetting.Match(File.ReadAllText(configPath));
+            return match.Success && int.TryParse(match.Groups[1].Value, out var n) ? n : null;
+        }
+        catch (IOException) { return null; }
     }
 
     private void OnTrainerOutput(TrainerOutput output)
