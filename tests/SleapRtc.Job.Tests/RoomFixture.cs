@@ -2,7 +2,9 @@ using SleapRtc.Client.Credentials;
 using SleapRtc.Protocol.Logging;
 using SleapRtc.Signaling.Client;
 using SleapRtc.Signaling.Server;
+using System.Net;
 using SleapRtc.WebRtc;
+using SleapRtc.WebRtc.PeerConnection;
 using SleapRtc.Worker;
 
 namespace SleapRtc.Job.Tests;
@@ -21,7 +23,9 @@ internal sealed class RoomFixture : IAsyncDisposable
     }
 
     public SignalingServerHost Server { get; private set; }
+    /// <summary>The real managed WebRTC stack, restricted to loopback host candidates.</summary>
     public IPeerConnectionFactory Transport { get; }
+    public static PeerConnectionOptions Loopback { get; } = new() { IncludeLoopback = true, LocalAddresses = new[] { IPAddress.Loopback } };
     public string Root { get; }
     public string Url => $"ws://127.0.0.1:{Server.Port}";
 
@@ -37,7 +41,7 @@ internal sealed class RoomFixture : IAsyncDisposable
         {
             Port = 0, ListenAddress = "127.0.0.1", DatabasePath = databasePath ?? ":memory:", EnableStun = false,
         }, CancellationToken.None).WaitAsync(Wait);
-        return new RoomFixture(server, transport ?? new InProcessPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
+        return new RoomFixture(server, transport ?? new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
     }
 
     /// <summary>Stops the server and starts a new one on the same port and database (a server restart).</summary>
@@ -65,6 +69,7 @@ internal sealed class RoomFixture : IAsyncDisposable
             SleapNnPath = sleapNn ?? Fixtures.SleapNn,
             WorkingDirectory = Path.Combine(Root, "worker-" + Guid.NewGuid().ToString("N").Substring(0, 6)),
             PeerConnectionFactory = Transport,
+            PeerConnection = Loopback,
             ClientIdleTimeout = clientIdle ?? TimeSpan.FromSeconds(25),
             ProgressPublishInterval = TimeSpan.FromMilliseconds(100),
             Signaling = signaling,

@@ -84,7 +84,7 @@ public sealed class ScenarioTests
         {
             PackagePath = Package(room, "interactive"),
             OutputPath = output,
-            PeerConnectionFactory = room.Transport,
+            PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             RoomId = first.Session.RoomId,
             Token = first.Session.Token,
             Server = room.Url,
@@ -124,7 +124,7 @@ public sealed class ScenarioTests
         await room.StartWorkerAsync(small.Session.RoomId, small.Session.Token, gpuId: 0, nvidiaSmi: Fixtures.NvidiaSmi);
         var submission = new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room), OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport,
+            PackagePath = Package(room), OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             RoomId = small.Session.RoomId, Token = small.Session.Token, Server = room.Url, AutoSelect = true,
         });
         var messages = new ConcurrentQueue<string>();
@@ -145,7 +145,7 @@ public sealed class ScenarioTests
         var output = Path.Combine(room.Root, "models");
         var submission = new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room), OutputPath = output, PeerConnectionFactory = room.Transport,
+            PackagePath = Package(room), OutputPath = output, PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             SessionString = worker.Session.SessionString.Substring(SessionString.Prefix.Length).TrimEnd('='),
         });
         var progress = new ConcurrentQueue<SubmissionProgress>();
@@ -186,7 +186,7 @@ public sealed class ScenarioTests
         await WaitUntilAsync(() => seen.Count > 0);
         var submission = new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room, epochs: 15), OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport,
+            PackagePath = Package(room, epochs: 15), OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             SessionString = worker.Session.SessionString,
         });
         await submission.RunAsync(CancellationToken.None).WaitAsync(Wait);
@@ -213,7 +213,7 @@ public sealed class ScenarioTests
         await worker.StopAsync();
         var error = await Assert.ThrowsAsync<NoWorkersAvailableException>(() => new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room), PeerConnectionFactory = room.Transport, RoomId = credentials.RoomId, Token = credentials.Token,
+            PackagePath = Package(room), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback, RoomId = credentials.RoomId, Token = credentials.Token,
             Server = room.Url, AutoSelect = true,
         }).RunAsync(CancellationToken.None).WaitAsync(Wait));
         Assert.Equal("NoWorkersAvailable", error.ErrorId);
@@ -244,7 +244,7 @@ public sealed class ScenarioTests
         var firstOutput = Path.Combine(room.Root, "first");
         var first = new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room, "first", epochs: 40), OutputPath = firstOutput, PeerConnectionFactory = room.Transport,
+            PackagePath = Package(room, "first", epochs: 40), OutputPath = firstOutput, PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             SessionString = worker.Session.SessionString,
         });
         var firstRun = first.RunAsync(CancellationToken.None);
@@ -253,7 +253,7 @@ public sealed class ScenarioTests
         var rejections = await Task.WhenAll(Enumerable.Range(0, 2).Select(i => Assert.ThrowsAsync<WorkerBusyException>(() =>
             new TrainingSubmission(new SubmissionOptions
             {
-                PackagePath = Package(room, "other" + i), OutputPath = Path.Combine(room.Root, "other" + i), PeerConnectionFactory = room.Transport,
+                PackagePath = Package(room, "other" + i), OutputPath = Path.Combine(room.Root, "other" + i), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
                 SessionString = worker.Session.SessionString,
             }).RunAsync(CancellationToken.None).WaitAsync(Wait))));
         foreach (var busy in rejections)
@@ -282,7 +282,7 @@ public sealed class ScenarioTests
         var blocker = new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = Package(room, "blocker", epochs: 40), OutputPath = Path.Combine(room.Root, "blocker"),
-            PeerConnectionFactory = room.Transport, SessionString = best.Session.SessionString,
+            PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback, SessionString = best.Session.SessionString,
         });
         var blockerRun = blocker.RunAsync(CancellationToken.None);
         await WaitUntilAsync(() => best.Status == WorkerStatus.Busy || blockerRun.IsCompleted);
@@ -290,7 +290,7 @@ public sealed class ScenarioTests
 
         var auto = new TrainingSubmission(new SubmissionOptions
         {
-            PackagePath = Package(room, "auto"), OutputPath = Path.Combine(room.Root, "auto"), PeerConnectionFactory = room.Transport,
+            PackagePath = Package(room, "auto"), OutputPath = Path.Combine(room.Root, "auto"), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             RoomId = best.Session.RoomId, Token = best.Session.Token, Server = room.Url, AutoSelect = true,
         });
         var result = await auto.RunAsync(CancellationToken.None).WaitAsync(Wait);
@@ -327,7 +327,7 @@ public sealed class ScenarioTests
             await gate.Task;
             var submission = new TrainingSubmission(new SubmissionOptions
             {
-                PackagePath = package, OutputPath = Path.Combine(room.Root, "race-" + i), PeerConnectionFactory = room.Transport,
+                PackagePath = package, OutputPath = Path.Combine(room.Root, "race-" + i), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
                 RoomId = w1.Session.RoomId, Token = w1.Session.Token, Server = room.Url, AutoSelect = true,
                 Connection = new ClientConnectionOptions { Log = RoomFixture.Log },
             });
