@@ -242,6 +242,23 @@ public sealed class ScenarioTests
     }
 
     [Fact]
+    public async Task A_session_string_of_a_worker_that_left_fails_fast_and_clearly()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var keeper = await room.StartWorkerAsync();
+        var gone = await room.StartWorkerAsync(keeper.Session.RoomId, keeper.Session.Token);
+        await gone.StopAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<WorkerNotFoundException>(() => new TrainingSubmission(new SubmissionOptions
+        {
+            PackagePath = Package(room), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
+            SessionString = gone.Session.SessionString,
+        }).RunAsync(CancellationToken.None).WaitAsync(Wait));
+        Assert.Contains(gone.Session.PeerId, error.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public async Task T09_T11_T12_a_busy_worker_rejects_others_and_keeps_its_job()
     {
         await using var room = await RoomFixture.StartAsync();
