@@ -14,7 +14,7 @@ namespace SleapRtc.Signaling.Server;
 internal sealed class PeerSocket : IPeerLink
 {
     private readonly WebSocket _socket;
-    private readonly Channel<string> _outgoing;
+    private readonly Channel<byte[]> _outgoing;
     private readonly int _maxMessageBytes;
     private readonly CancellationTokenSource _closing = new();
     private int _closeRequested;
@@ -27,7 +27,7 @@ internal sealed class PeerSocket : IPeerLink
         _socket = socket;
         RemoteAddress = remoteAddress;
         _maxMessageBytes = maxMessageBytes;
-        _outgoing = Channel.CreateBounded<string>(new BoundedChannelOptions(maxQueued)
+        _outgoing = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(maxQueued)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
@@ -44,9 +44,12 @@ internal sealed class PeerSocket : IPeerLink
     public string? RoomId { get; set; }
     public string? Role { get; set; }
 
-    public bool TrySend(string json)
+    public bool TrySend(string json) => TrySendUtf8(Encoding.UTF8.GetBytes(json));
+
+    /// <summary>Queues UTF-8 JSON; the array may be shared between connections (e.g. a cached peer list) and is never modified.</summary>
+    public bool TrySendUtf8(byte[] utf8Json)
     {
-        if (_outgoing.Writer.TryWrite(json)) return true;
+        if (_outgoing.Writer.TryWrite(utf8Json)) return true;
         // Full queue: the peer stopped reading; dropping it beats growing memory without bound.
         Close(WebSocketCloseStatus.PolicyViolation, "Too many unread messages");
         return false;
@@ -131,17 +134,12 @@ internal sealed class PeerSocket : IPeerLink
 
     private async Task WriteLoopAsync(CancellationToken ct)
     {
-        var buffer = new ArrayBufferWriter<byte>(4096);
         try
         {
             while (await _outgoing.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                while (_outgoing.Reader.TryRead(out var json))
-                {
-                    buffer.ResetWrittenCount();
-                    Encoding.UTF8.GetBytes(json, buffer);
-                    await _socket.SendAsync(buffer.WrittenMemory, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
-                }
+                while (_outgoing.Reader.TryRead(out var utf8Json))
+                    await _socket.SendAsync(utf8Json, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
             }
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                 await _socket.CloseOutputAsync(_closeStatus, _closeDescription, ct).ConfigureAwait(false);

@@ -12,18 +12,24 @@ public interface IPeerLink
     /// <summary>Queues a JSON text frame; false when the connection is closed or too far behind.</summary>
     bool TrySend(string json);
 
+    /// <summary>Queues an already UTF-8 encoded JSON text frame (the buffer must not change afterwards).</summary>
+    bool TrySendUtf8(byte[] utf8Json);
+
     /// <summary>Closes the connection (used when a peer is deleted or displaced by a re-registration).</summary>
     void Close(WebSocketCloseStatus status, string description);
 }
 
-/// <summary>A live peer as discovery shows it. Snapshots are immutable copies; the registry owns the live entry.</summary>
+/// <summary>A live peer as discovery shows it. Snapshots are immutable copies; the registry owns the live entry.
+/// <see cref="PeerListEntryUtf8"/> is the peer's ready-made peer_list item ({peer_id, role, metadata, connected_at}),
+/// kept so discovery in a room of a thousand workers copies bytes instead of re-serializing metadata.</summary>
 public sealed record PeerSnapshot(
     string PeerId,
     string RoomId,
     string Role,
     string MetadataJson,
     DateTimeOffset ConnectedAt,
-    IPeerLink Link);
+    IPeerLink Link,
+    byte[] PeerListEntryUtf8);
 
 /// <summary>The outcome of asking to relay an offer to a worker.</summary>
 public enum ReservationOutcome
@@ -57,8 +63,13 @@ public interface IPeerRegistry
 
     IReadOnlyList<PeerSnapshot> PeersInRoom(string roomId);
 
-    /// <summary>Peers of a room, except <paramref name="excludedPeerId"/>, whose role and metadata match the classic filters.</summary>
-    IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters);
+    /// <summary>Peers of a room, except <paramref name="excludedPeerId"/>, whose role and metadata match the classic filters;
+    /// <paramref name="roomVersion"/> is the room's version the answer reflects (see <see cref="RoomVersion"/>).</summary>
+    IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion);
+
+    /// <summary>Changes whenever a peer joins or leaves the room or any member's metadata changes; 0 for an empty room.
+    /// Lets the server reuse a discovery answer while nothing it depends on has changed.</summary>
+    long RoomVersion(string roomId);
 
     /// <summary>Applies the classic merge and returns the merged metadata as JSON text; null when the peer is unknown.
     /// A worker status of "available" ends any reservation held on it.</summary>

@@ -20,6 +20,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         public required string Role;
         public required JsonObject Metadata;
         public required string MetadataJson;
+        public byte[] PeerListEntryUtf8 = [];
         public required DateTimeOffset ConnectedAt;
         public required IPeerLink Link;
         /// <summary>The client whose offer reserved this worker, until the worker returns to available or the client leaves.</summary>
@@ -27,27 +28,47 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         /// <summary>True while "reserved" is a status the server wrote, not one the worker published.</summary>
         public bool StatusSetByServer;
 
-        public PeerSnapshot Snapshot() => new(PeerId, RoomId, Role, MetadataJson, ConnectedAt, Link);
+        public PeerSnapshot Snapshot() => new(PeerId, RoomId, Role, MetadataJson, ConnectedAt, Link, PeerListEntryUtf8);
+
+        public void RefreshEntry()
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(MetadataJson.Length + 128);
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = SignalingJson.WireOptions.Encoder, SkipValidation = true }))
+            {
+                w.WriteStartObject();
+                w.WriteString("peer_id", PeerId);
+                w.WriteString("role", Role);
+                w.WritePropertyName("metadata");
+                w.WriteRawValue(MetadataJson, skipInputValidation: true);
+                w.WriteNumber("connected_at", ConnectedAt.ToUnixTimeMilliseconds() / 1000.0);
+                w.WriteEndObject();
+            }
+            PeerListEntryUtf8 = buffer.WrittenSpan.ToArray();
+        }
     }
 
     private readonly object _gate = new();
     private readonly Dictionary<string, Entry> _peers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, Entry>> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _admins = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _roomVersions = new(StringComparer.Ordinal);
+    private long _lastVersion;
 
     public PeerSnapshot? Register(string peerId, string roomId, string role, JsonObject metadata, IPeerLink link, DateTimeOffset connectedAt)
     {
         var entry = new Entry
         {
-            PeerId = peerId, RoomId = roomId, Role = role, Metadata = metadata,
+            PeerId = peerId, RoomId = roomId, Role = role, Metadata = (JsonObject)SignalingJson.Materialize(metadata)!,
             MetadataJson = SignalingJson.ToWire(metadata), ConnectedAt = connectedAt, Link = link,
         };
+        entry.RefreshEntry();
         lock (_gate)
         {
             var replaced = RemoveLocked(peerId);
             _peers[peerId] = entry;
             if (!_rooms.TryGetValue(roomId, out var room)) _rooms[roomId] = room = new(StringComparer.Ordinal);
             room[peerId] = entry;
+            TouchLocked(roomId);
             return replaced?.Link == link ? null : replaced?.Snapshot();
         }
     }
@@ -76,6 +97,11 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (room.Count == 0)
             {
                 _rooms.Remove(entry.RoomId);
+                _roomVersions.Remove(entry.RoomId);
+            }
+            else
+            {
+                TouchLocked(entry.RoomId);
             }
         }
         if (_admins.TryGetValue(entry.RoomId, out var admin) && admin == peerId) _admins.Remove(entry.RoomId);
@@ -94,11 +120,13 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             return _rooms.TryGetValue(roomId, out var room) ? room.Values.Select(e => e.Snapshot()).ToList() : [];
     }
 
-    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters)
+    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion)
     {
         lock (_gate)
         {
+            roomVersion = _roomVersions.GetValueOrDefault(roomId);
             if (!_rooms.TryGetValue(roomId, out var room)) return [];
+            filters = SignalingJson.Materialize(filters) as JsonObject;
             var found = new List<PeerSnapshot>();
             foreach (var entry in room.Values)
             {
@@ -114,7 +142,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate)
         {
             if (!_peers.TryGetValue(peerId, out var entry)) return null;
-            var merged = MetadataMerge.Merge(entry.Metadata, update);
+            var merged = MetadataMerge.Merge(entry.Metadata, (JsonObject)SignalingJson.Materialize(update)!);
             SetMetadataLocked(entry, merged);
             if (update.GetObject("properties")?.GetString("status") is { } status)
             {
@@ -172,10 +200,20 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
 
     private static string? StatusOf(Entry entry) => entry.Metadata.GetObject("properties")?.GetString("status");
 
-    private static void SetMetadataLocked(Entry entry, JsonObject metadata)
+    public long RoomVersion(string roomId)
     {
+        lock (_gate) return _roomVersions.GetValueOrDefault(roomId);
+    }
+
+    /// <summary>A fresh, never reused number: a room emptied and filled again cannot repeat an old version.</summary>
+    private void TouchLocked(string roomId) => _roomVersions[roomId] = ++_lastVersion;
+
+    private void SetMetadataLocked(Entry entry, JsonObject metadata)
+    {
+        TouchLocked(entry.RoomId);
         entry.Metadata = metadata;
         entry.MetadataJson = SignalingJson.ToWire(metadata);
+        entry.RefreshEntry();
     }
 
     public int Count
