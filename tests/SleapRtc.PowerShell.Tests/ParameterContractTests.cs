@@ -1,0 +1,48 @@
+namespace SleapRtc.PowerShell.Tests;
+
+/// <summary>The public parameter surface of each cmdlet is the contract: any drift must be deliberate (dbatools style).</summary>
+public static class ModuleCommands
+{
+    public static readonly Dictionary<string, string[]> Parameters = new(StringComparer.Ordinal)
+    {
+        ["ConvertFrom-SleapSessionString"] = new[] { "SessionString" },
+        ["ConvertTo-SleapSessionString"] = new[] { "RoomId", "Token", "PeerId", "Server" },
+    };
+
+    public static List<string> All => Parameters.Keys.OrderBy(n => n, StringComparer.Ordinal).ToList();
+
+    public static IEnumerable<object[]> Names => All.Select(n => new object[] { n });
+}
+
+public sealed class ParameterContractTests : IClassFixture<SharedSession>
+{
+    private readonly HostedPowerShell _ps;
+    public ParameterContractTests(SharedSession session) => _ps = session.PowerShell;
+
+    [Theory]
+    [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
+    public void Cmdlet_has_exactly_the_contracted_parameters(string command)
+    {
+        var actual = _ps.Run($$"""
+            $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+            (Get-Command {{command}}).Parameters.Keys | Where-Object { $common -notcontains $_ }
+            """).ThrowOnError().Output.Select(o => o.ToString()).OrderBy(n => n, StringComparer.Ordinal);
+        var expected = ModuleCommands.Parameters[command].OrderBy(n => n, StringComparer.Ordinal);
+        Assert.Equal(expected, actual);
+    }
+
+    [Theory]
+    [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
+    public void Cmdlet_declares_its_output_type(string command)
+    {
+        var outputTypes = _ps.Run($"(Get-Command {command}).OutputType | ForEach-Object {{ $_.Name }}").ThrowOnError().Output;
+        Assert.NotEmpty(outputTypes);
+    }
+}
+
+/// <summary>One imported session shared by read-only tests (help, contracts) to keep the suite fast.</summary>
+public sealed class SharedSession : IDisposable
+{
+    public HostedPowerShell PowerShell { get; } = new();
+    public void Dispose() => PowerShell.Dispose();
+}
