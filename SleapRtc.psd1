@@ -21,6 +21,11 @@
     CmdletsToExport      = @(
         'ConvertFrom-SleapSessionString'
         'ConvertTo-SleapSessionString'
+        'Get-SleapSignalingServer'
+        'New-SleapRoom'
+        'Remove-SleapRoom'
+        'Start-SleapSignalingServer'
+        'Stop-SleapSignalingServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

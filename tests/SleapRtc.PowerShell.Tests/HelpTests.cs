@@ -103,7 +103,7 @@ public sealed class HelpTests : IClassFixture<SharedSession>
 
     private HashSet<string> PublicParameters(string command) =>
         _ps.Run($$"""
-            $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+            $common = [System.Management.Automation.PSCmdlet]::CommonParameters
             (Get-Command {{command}}).Parameters.Keys | Where-Object { $common -notcontains $_ }
             """).ThrowOnError().Output.Select(o => o.ToString()).ToHashSet(StringComparer.OrdinalIgnoreCase);
 

@@ -1,6 +1,7 @@
 using System.Collections;
 using System.Management.Automation;
 using System.Management.Automation.Language;
+using SleapRtc.Client.Credentials;
 using SleapRtc.PowerShell.Infrastructure;
 
 namespace SleapRtc.PowerShell.Completion;
@@ -12,14 +13,14 @@ public sealed class RoomIdCompleter : IArgumentCompleter
         CommandAst commandAst, IDictionary fakeBoundParameters)
     {
         var rooms = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var room in RoomCredentialStore.ForCurrentUser().GetAll())
+        foreach (var room in ModuleData.Credentials().List())
             rooms[room.RoomId] = DescribeRoom(room);
         foreach (var known in KnownPeers.RoomsOfThisSession())
             rooms.TryAdd(known, $"room of a worker started in this session");
         return CompletionText.Matching(wordToComplete, rooms);
     }
 
-    private static string DescribeRoom(Room room)
+    private static string DescribeRoom(RoomCredentials room)
     {
         var name = string.IsNullOrEmpty(room.Name) ? room.RoomId : room.Name;
         return room.Server is null ? name : $"{name} on {room.Server}";

@@ -7,7 +7,7 @@ namespace SleapRtc.PowerShell.Completion;
 /// What tab completion can offer without a network round trip: workers this session started and the workers the
 /// most recent discoveries returned (remembered per room).
 /// </summary>
-public static class KnownPeers
+internal static class KnownPeers
 {
     private static readonly ConcurrentDictionary<string, WorkerInfo[]> s_lastDiscovery = new(StringComparer.Ordinal);
 

@@ -7,7 +7,7 @@ namespace SleapRtc.PowerShell.Infrastructure;
 /// Everything a PowerShell session (runspace) started: servers and workers. Kept per runspace so thread jobs and
 /// parallel runspaces never see or stop each other's servers; stopped on Remove-Module or when the runspace closes.
 /// </summary>
-public sealed class SessionRegistry
+internal sealed class SessionRegistry
 {
     private static readonly ConditionalWeakTable<Runspace, SessionRegistry> s_states = new();
     private readonly object _gate = new();
@@ -74,14 +74,14 @@ public sealed class SessionRegistry
 }
 
 /// <summary>Something a session started that keeps running in the background until stopped.</summary>
-public interface IRunningService
+internal interface IRunningService
 {
     Guid InstanceId { get; }
     Task StopAsync();
 }
 
 /// <summary>A worker this session started (Start-SleapWorker).</summary>
-public interface IWorkerService : IRunningService
+internal interface IWorkerService : IRunningService
 {
     WorkerSession Session { get; }
 }

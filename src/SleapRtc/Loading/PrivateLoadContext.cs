@@ -36,6 +36,7 @@ internal sealed class PrivateLoadContext : AssemblyLoadContext
 #pragma warning restore CA2255
     internal static void Install()
     {
+        if (Volatile.Read(ref s_instance) is not null) return;
         var location = typeof(PrivateLoadContext).Assembly.Location;
         if (string.IsNullOrEmpty(location)) return;
         var binDirectory = Path.GetDirectoryName(location)!;
