@@ -176,3 +176,13 @@ public sealed class SelectionTimeoutException : SleapRtcException
     {
     }
 }
+
+public sealed class ServerNotSpecifiedException : SleapRtcException
+{
+    public ServerNotSpecifiedException()
+        : base("SignalingServerNotSpecified", SleapRtcErrorKind.InvalidArgument,
+            "No signaling server was given, saved for this room, or set in the environment.",
+            "Pass -Server (e.g. ws://host:8080), use a session string that carries one, or set SLEAP_RTC_SIGNALING_URL.")
+    {
+    }
+}

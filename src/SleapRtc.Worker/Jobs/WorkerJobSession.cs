@@ -52,6 +52,9 @@ public sealed partial class WorkerJobSession
     /// <summary>Ends the job from the host side (worker stopping).</summary>
     public void Stop() => Abort(WorkerJobEnd.Stopped);
 
+    /// <summary>The peer connection failed or closed: the client is gone.</summary>
+    public void PeerLost() => Abort(WorkerJobEnd.ClientGone);
+
     public async Task<WorkerJobOutcome> RunAsync(CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_jobDirectory);
