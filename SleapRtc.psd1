@@ -22,10 +22,15 @@
         'ConvertFrom-SleapSessionString'
         'ConvertTo-SleapSessionString'
         'Get-SleapSignalingServer'
+        'Get-SleapWorker'
         'New-SleapRoom'
         'Remove-SleapRoom'
+        'Select-SleapWorker'
         'Start-SleapSignalingServer'
+        'Start-SleapWorker'
         'Stop-SleapSignalingServer'
+        'Stop-SleapWorker'
+        'Submit-SleapTraining'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -15,11 +15,13 @@ public sealed class HostedPowerShell : IDisposable
     public TestHost Host { get; }
     public Runspace Runspace { get; }
 
-    public HostedPowerShell(bool importModule = true)
+    /// <param name="importModule">Import the built module (most tests).</param>
+    /// <param name="interactiveHost">false: no custom host, as in PowerShell.Create() or a service (prompts impossible).</param>
+    public HostedPowerShell(bool importModule = true, bool interactiveHost = true)
     {
         Host = new TestHost();
         var state = InitialSessionState.CreateDefault2();
-        Runspace = RunspaceFactory.CreateRunspace(Host, state);
+        Runspace = interactiveHost ? RunspaceFactory.CreateRunspace(Host, state) : RunspaceFactory.CreateRunspace(state);
         Runspace.Open();
         if (importModule)
         {

@@ -12,6 +12,11 @@ public static class ModuleCommands
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
         ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "Wait" },
         ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "PassThru", "WhatIf", "Confirm" },
+        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "Wait" },
+        ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
+        ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
+        ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },
+        ["Submit-SleapTraining"] = new[] { "PackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob" },
     };
 
     /// <summary>Commands that write nothing on success (so they declare no output type).</summary>
@@ -64,6 +69,7 @@ public sealed class ShouldProcessContractTests : IClassFixture<SharedSession>
     [Theory]
     [InlineData("Remove-SleapRoom")]
     [InlineData("Stop-SleapSignalingServer")]
+    [InlineData("Stop-SleapWorker")]
     public void Commands_that_delete_or_stop_support_WhatIf_and_Confirm(string command)
     {
         var supports = _ps.Run($"$c = Get-Command {command}; $c.Parameters.ContainsKey('WhatIf') -and $c.Parameters.ContainsKey('Confirm')").Single<bool>();

@@ -13,6 +13,8 @@ internal sealed class RunningServer : IRunningService
     public int Port => _host.Port;
     /// <summary>The URL callers on this machine use (loopback when listening on all interfaces).</summary>
     public string LocalUrl => _host.LocalUrl;
+    /// <summary>The URL other machines use (the LAN address when listening on all interfaces).</summary>
+    public string Url => _host.Url;
     public Task Completion => _host.Completion;
 
     public SignalingServer ToModel() => _host.ToModel();
