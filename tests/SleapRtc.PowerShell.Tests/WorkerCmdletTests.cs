@@ -184,6 +184,57 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.DoesNotContain(matches, m => m.EndsWith("notes.txt", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
+    {
+        var worker = StartWorker(0);
+        var package = TestEnvironment.BuildPackage(_work, "long", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["worker"] = worker.BaseObject, ["package"] = package, ["out"] = Path.Combine(_work, "long-out") };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        WaitForStatus("busy", TimeSpan.FromSeconds(30));
+
+        // Test 9: a busy worker refuses with the classic worker_busy error; the client says what to do.
+        var refused = _ps.Run("Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out", TimeSpan.FromSeconds(60), variables);
+        var error = refused.FirstError;
+        Assert.NotNull(error);
+        Assert.StartsWith("WorkerBusy,", error!.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ResourceBusy, error.CategoryInfo.Category);
+        Assert.Contains("busy", error.ErrorDetails.Message);
+        Assert.Contains("Get-SleapWorker", error.ErrorDetails.RecommendedAction);
+        Assert.Equal("Running", _ps.Run("$job.State.ToString()").Single<string>());
+
+        // Stop-Job cancels the job on the worker, which becomes available again.
+        _ps.Run("Stop-Job $job").ThrowOnError();
+        Assert.Equal("Stopped", _ps.Run("$job.State.ToString()").Single<string>());
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void Ctrl_C_during_a_submission_returns_quickly_and_the_worker_becomes_available()
+    {
+        var worker = StartWorker(1);
+        var package = TestEnvironment.BuildPackage(_work, "cancel-me", ("config.json", 400));
+        using var client = new HostedPowerShell();
+        using var running = client.Start($"Submit-SleapTraining -PackagePath '{package}' -SessionString $session -OutputPath '{Path.Combine(_work, "cancelled")}'",
+            new Dictionary<string, object?> { ["session"] = worker.Text("SessionString") });
+        WaitForStatus("busy", TimeSpan.FromSeconds(30));
+        var took = running.Stop(TimeSpan.FromSeconds(10));
+        Assert.True(took < TimeSpan.FromSeconds(3), $"Ctrl+C took {took.TotalMilliseconds} ms");
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    private void WaitForStatus(string status, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var statuses = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Select(o => o.ToString()).ToList();
+            if (statuses.Count > 0 && statuses.Contains(status) && (status != "available" || statuses.All(s => s == "available"))) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"No worker became {status} within {timeout.TotalSeconds} s (statuses: {string.Join(", ", statuses)}).");
+            Thread.Sleep(100);
+        }
+    }
+
     private List<string> Complete(string input, bool afterSetLocation = false)
     {
         var script = afterSetLocation
