@@ -55,6 +55,19 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
+    public void Without_server_or_room_a_worker_uses_the_session_server_creates_a_room_and_saves_it()
+    {
+        var result = _ps.Run($"Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();
+        var session = result.SingleOf("SleapRtc.WorkerSession");
+        Assert.Equal(_ps.Run("$server.Url").Single<string>(), session.Text("Server"));
+        Assert.NotEqual(_ps.Run("$room.RoomId").Single<string>(), session.Text("RoomId"));
+        Assert.DoesNotContain(result.Information, i => i.MessageData.ToString()!.Contains("embedded signaling server"));
+        // The new room's credentials were saved: -RoomId alone is enough afterwards.
+        var found = _ps.Run("Get-SleapWorker -RoomId $id", variables: new Dictionary<string, object?> { ["id"] = session.Text("RoomId") }).SingleOf("SleapRtc.WorkerInfo");
+        Assert.Equal(session.Text("PeerId"), found.Text("PeerId"));
+    }
+
+    [Fact]
     public void The_headline_pipeline_trains_and_returns_the_models()
     {
         StartWorker(0);

@@ -60,13 +60,15 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         var store = ModuleData.Credentials();
         var (roomId, token, savedServer) = ResolveRoom(store);
         var log = new PipelineLogSink("worker");
+        // Decided on the pipeline thread: the session's state is only reachable from there.
+        var knownServer = Server ?? savedServer ?? CredentialResolver.ServerFromEnvironment() ?? RunningServer.OfThisSession().FirstOrDefault()?.Url;
 
         WorkerHost host;
         try
         {
             host = RunOnBackground(async (queue, ct) =>
             {
-                var server = Server ?? savedServer ?? CredentialResolver.ServerFromEnvironment() ?? RunningServer.OfThisSession().FirstOrDefault()?.Url;
+                var server = knownServer;
                 if (server is null)
                 {
                     var embedded = await EmbeddedServer.StartAsync(registry, ct).ConfigureAwait(false);
