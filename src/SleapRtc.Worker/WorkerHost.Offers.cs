@@ -80,8 +80,9 @@ public sealed partial class WorkerHost
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
         });
-        var channelOpened = new TaskCompletionSource<IDataChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
-        connection.DataChannelOpened += channel => channelOpened.TrySetResult(channel);
+        var channelOpened = new TaskCompletionSource<(IDataChannel Channel, WorkerJobSession Session)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // The session is created inside the event so it listens before the client's first message arrives.
+        connection.DataChannelOpened += channel => channelOpened.TrySetResult((channel, NewSession(channel)));
         connection.StateChanged += state =>
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
@@ -96,18 +97,32 @@ public sealed partial class WorkerHost
         using var reservation = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         reservation.CancelAfter(_options.ReservationTimeout);
         IDataChannel channel;
+        WorkerJobSession session;
         try
         {
             var answer = await connection.AcceptOfferAsync(offer.Sdp, reservation.Token).ConfigureAwait(false);
             await _signaling.SendAnswerAsync(offer.Sender, answer, reservation.Token).ConfigureAwait(false);
-            channel = await channelOpened.Task.WaitAsync(reservation.Token).ConfigureAwait(false);
+            (channel, session) = await channelOpened.Task.WaitAsync(reservation.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SignalingException)
         {
+            if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.Abandon();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
             return;
         }
 
+        lock (_gate) _session = session;
+        if (_stopping.IsCancellationRequested) session.Stop();
+
+        var outcome = await session.RunAsync(CancellationToken.None).ConfigureAwait(false);
+        Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
+        JobCompleted?.Invoke(outcome);
+        try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+        catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+    }
+
+    private WorkerJobSession NewSession(IDataChannel channel)
+    {
         var session = new WorkerJobSession(channel, new WorkerJobOptions
         {
             JobsDirectory = _jobsDirectory,
@@ -118,14 +133,7 @@ public sealed partial class WorkerHost
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);
         session.ProgressChanged += OnJobProgress;
-        lock (_gate) _session = session;
-        if (_stopping.IsCancellationRequested) session.Stop();
-
-        var outcome = await session.RunAsync(CancellationToken.None).ConfigureAwait(false);
-        Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
-        JobCompleted?.Invoke(outcome);
-        try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
-        catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+        return session;
     }
 
     private async Task BecomeBusyAsync(WorkerJobSession session)
@@ -145,9 +153,9 @@ public sealed partial class WorkerHost
         if (_stopping.IsCancellationRequested) return;
         lock (_gate) { _status = WorkerStatus.Available; _pendingProgress = null; }
         Session.Status = WorkerStatus.Available;
+        StatusChanged?.Invoke(WorkerStatus.Available);
         // Publishing "available" also ends the server's reservation hold for the last client.
         await PublishAsync(new JsonObject { ["status"] = WorkerStatus.Available, ["job"] = null }).ConfigureAwait(false);
-        StatusChanged?.Invoke(WorkerStatus.Available);
     }
 
     private Task PublishStatusAsync(string status) => PublishAsync(new JsonObject { ["status"] = status });

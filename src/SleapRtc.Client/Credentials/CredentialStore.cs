@@ -22,7 +22,7 @@ public sealed class RoomCredentials
 /// </summary>
 public sealed class CredentialStore
 {
-    public const string FileName = "rooms.json";
+    public const string FileName = "credentials.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     private readonly object _gate = new();
 

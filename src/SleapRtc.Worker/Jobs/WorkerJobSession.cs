@@ -27,6 +27,7 @@ public sealed partial class WorkerJobSession
     private WorkerJobEnd? _abortReason;
     private readonly string _jobDirectory;
 
+    /// <summary>Starts listening on the channel at once; call <see cref="RunAsync"/> to run the job.</summary>
     public WorkerJobSession(IDataChannel channel, WorkerJobOptions options, ILogSink? log = null)
     {
         _channel = channel;
@@ -36,6 +37,10 @@ public sealed partial class WorkerJobSession
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
         _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, options.HighWaterMark);
         Progress = new JobProgress { JobId = JobId, Phase = "upload" };
+        // Listen from the moment the channel exists: the client starts sending as soon as it is open,
+        // possibly before RunAsync is called, and a message with no listener is lost.
+        _channel.MessageReceived += OnMessage;
+        _channel.Closed += OnClosed;
     }
 
     public string JobId { get; }
@@ -57,10 +62,7 @@ public sealed partial class WorkerJobSession
 
     public async Task<WorkerJobOutcome> RunAsync(CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(_jobDirectory);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
-        _channel.MessageReceived += OnMessage;
-        _channel.Closed += OnClosed;
         var keepAlive = KeepAliveAndWatchdogAsync(linked.Token);
         var configs = new List<string>();
         var failed = 0;
@@ -91,6 +93,13 @@ public sealed partial class WorkerJobSession
                 _ => "The worker stopped",
             });
         }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
+        {
+            // A send raced the close notification: the client is gone.
+            Abort(WorkerJobEnd.ClientGone);
+            SetPhase("failed");
+            return new WorkerJobOutcome(JobId, WorkerJobEnd.ClientGone, configs, failed, "The client disconnected");
+        }
         catch (JobFailureException failure)
         {
             Emit($"ERROR: {failure.Message}");
@@ -101,13 +110,19 @@ public sealed partial class WorkerJobSession
         }
         finally
         {
-            _abort.Cancel();
-            _channel.MessageReceived -= OnMessage;
-            _channel.Closed -= OnClosed;
             await keepAlive.ConfigureAwait(false);
-            lock (_gate) { _receiver?.Abort(); _receiver?.Dispose(); }
-            DeleteJobDirectory();
+            Abandon();
         }
+    }
+
+    /// <summary>Stops listening and removes everything the job wrote (also for a session that never ran).</summary>
+    public void Abandon()
+    {
+        Abort(WorkerJobEnd.Stopped);
+        _channel.MessageReceived -= OnMessage;
+        _channel.Closed -= OnClosed;
+        lock (_gate) { _receiver?.Abort(); _receiver?.Dispose(); }
+        DeleteJobDirectory();
     }
 
     private void OnMessage(DataChannelMessage message)
@@ -192,6 +207,7 @@ public sealed partial class WorkerJobSession
             if (_receiver is not null) return; // one package per job, as classic
             var name = FileMetaInfo.WireSafeName(meta.Name);
             if (name.Length == 0 || name == "." || name == "..") name = "package.zip";
+            Directory.CreateDirectory(_jobDirectory);
             _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, name));
         }
         Emit($"Receiving package {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)");
