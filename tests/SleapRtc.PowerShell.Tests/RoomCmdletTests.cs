@@ -25,11 +25,11 @@ public sealed class RoomCmdletTests : IDisposable
         var expires = (DateTimeOffset)room.Prop("ExpiresAt")!;
         Assert.InRange(expires, DateTimeOffset.UtcNow.AddDays(6.9), DateTimeOffset.UtcNow.AddDays(7.1));
 
-        var saved = File.ReadAllText(Path.Combine(TestEnvironment.DataDirectory, "rooms.json"));
+        var saved = File.ReadAllText(Path.Combine(TestEnvironment.DataDirectory, "credentials.json"));
         Assert.Contains(roomId, saved);
         if (!OperatingSystem.IsWindows())
         {
-            var mode = File.GetUnixFileMode(Path.Combine(TestEnvironment.DataDirectory, "rooms.json"));
+            var mode = File.GetUnixFileMode(Path.Combine(TestEnvironment.DataDirectory, "credentials.json"));
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, mode);
         }
 

@@ -87,9 +87,8 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.Contains(result.Progress, p => p.RecordType == ProgressRecordType.Completed);
         Assert.Contains(result.Progress, p => p.StatusDescription == "Uploading");
 
-        // Back to available once the models are home.
-        var statuses = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output;
-        Assert.All(statuses, s => Assert.Equal("available", s.ToString()));
+        // Back to available once the models are home (the worker publishes it after the client closed the channel).
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
     }
 
     [Fact]
