@@ -46,6 +46,9 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.Equal(new[] { 24564L, 49140L }, workers.Select(w => (long)w.Prop("GpuMemoryMB")!).OrderBy(m => m));
         Assert.All(workers, w => Assert.Equal("available", w.Text("Status")));
 
+        // A room object pipes in: RoomId, Token and Server bind by property name.
+        Assert.Equal(2, _ps.Run("$room | Get-SleapWorker").ThrowOnError().Output.Count);
+
         var big = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -MinGpuMemoryMB 30000").ThrowOnError().Output;
         Assert.Equal("NVIDIA RTX A6000", Assert.Single(big).Text("GpuModel"));
 

@@ -65,9 +65,6 @@ public abstract class SleapCmdlet : PSCmdlet, IDisposable
     protected void RunOnBackground(Func<PipelineQueue, CancellationToken, Task> work, TimeSpan? timeout = null) =>
         RunOnBackground<bool>(async (queue, token) => { await work(queue, token).ConfigureAwait(false); return true; }, timeout);
 
-    /// <summary>Writes a terminating error built by <see cref="SleapErrors"/>.</summary>
-    protected void Fail(ErrorRecord record) => ThrowTerminatingError(record);
-
     private static void ObserveLater(Task task) =>
         task.ContinueWith(static t => _ = t.Exception, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously);
 

@@ -10,10 +10,8 @@ namespace SleapRtc.PowerShell.Infrastructure;
 internal static class ErrorIds
 {
     public const string InvalidSessionString = "InvalidSessionString";
-    public const string InvalidRoomCredentials = "InvalidRoomCredentials";
     public const string MissingServer = "MissingSignalingServer";
     public const string InvalidServerAddress = "InvalidSignalingServerAddress";
-    public const string ServerUnavailable = "SignalingServerUnavailable";
     public const string ServerStartFailed = "SignalingServerStartFailed";
     public const string RoomCreateFailed = "RoomCreateFailed";
     public const string RoomNotFound = "RoomNotFound";
