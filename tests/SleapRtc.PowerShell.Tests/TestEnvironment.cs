@@ -43,6 +43,12 @@ internal static class TestEnvironment
     internal static void Initialize()
     {
         Directory.CreateDirectory(DataDirectory);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(DataDirectory, recursive: true); }
+            catch (IOException) { } // a worker still holding a file: the OS temp cleaner gets it later
+            catch (UnauthorizedAccessException) { }
+        };
         Environment.SetEnvironmentVariable("SLEAP_RTC_DATA_DIR", DataDirectory);
         // WebRTC candidates on loopback only: tests never use a real interface.
         Environment.SetEnvironmentVariable("SLEAP_RTC_LOCAL_ADDRESSES", "127.0.0.1");

@@ -33,7 +33,7 @@ public sealed class NewSleapRoomCommand : SleapCmdlet
         }
         if (ExpiresIn is { } ttl && ttl <= TimeSpan.Zero)
         {
-            ThrowTerminatingError(SleapErrors.Create("InvalidExpiresIn", ErrorCategory.InvalidArgument, ttl,
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidExpiresIn, ErrorCategory.InvalidArgument, ttl,
                 "-ExpiresIn must be a positive duration.", "Pass for example -ExpiresIn ([timespan]::FromDays(7))."));
             return;
         }

@@ -51,7 +51,7 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
     {
         if (Auto && WorkerId is not null)
         {
-            ThrowTerminatingError(SleapErrors.Create("ConflictingSelection", ErrorCategory.InvalidArgument, WorkerId,
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.ConflictingSelection, ErrorCategory.InvalidArgument, WorkerId,
                 "-Auto and -WorkerId choose a worker in different ways; use one of them.", "Remove -Auto or -WorkerId."));
         }
         if (!Auto && WorkerId is null && !HostWorkerChooser.IsInteractive(Host))

@@ -33,7 +33,7 @@ public sealed class StopSleapSignalingServerCommand : SleapCmdlet
         {
             if (server is null)
             {
-                WriteError(SleapErrors.Create("SignalingServerNotFound", ErrorCategory.ObjectNotFound, key,
+                WriteError(SleapErrors.Create(ErrorIds.ServerNotFound, ErrorCategory.ObjectNotFound, key,
                     $"No running signaling server of this session matches '{key}'.",
                     "List this session's servers with Get-SleapSignalingServer; servers of other sessions or processes cannot be stopped here."));
                 continue;

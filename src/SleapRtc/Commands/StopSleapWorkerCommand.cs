@@ -28,7 +28,7 @@ public sealed class StopSleapWorkerCommand : SleapCmdlet
             var worker = RunningWorker.OfThisSession().FirstOrDefault(w => w.Session.PeerId == peerId);
             if (worker is null)
             {
-                WriteError(SleapErrors.Create("WorkerNotRunningHere", ErrorCategory.ObjectNotFound, peerId,
+                WriteError(SleapErrors.Create(ErrorIds.WorkerNotRunningHere, ErrorCategory.ObjectNotFound, peerId,
                     $"No worker with peer id '{peerId}' runs in this session.",
                     "List this session's workers with Get-SleapWorker -Local; workers on other machines are stopped there."));
                 continue;

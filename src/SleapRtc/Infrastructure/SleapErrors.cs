@@ -17,6 +17,10 @@ internal static class ErrorIds
     public const string RoomNotFound = "RoomNotFound";
     public const string RoomRemoveFailed = "RoomRemoveFailed";
     public const string OperationTimedOut = "OperationTimedOut";
+    public const string ServerNotFound = "SignalingServerNotFound";
+    public const string WorkerNotRunningHere = "WorkerNotRunningHere";
+    public const string ConflictingSelection = "ConflictingSelection";
+    public const string InvalidExpiresIn = "InvalidExpiresIn";
 }
 
 /// <summary>Builds ErrorRecords that say what went wrong and what to do next, without stack traces or secrets.</summary>
