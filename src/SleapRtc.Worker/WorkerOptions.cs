@@ -32,7 +32,7 @@ public sealed class WorkerOptions
     public ILogSink Log { get; init; } = Protocol.Logging.Log.Null;
 
     /// <summary>How long an accepted offer may take to open its data channel before the worker is available again.</summary>
-    public TimeSpan ReservationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan ReservationTimeout { get; init; } = TimeSpan.FromSeconds(20);
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>A client that sends nothing for this long is gone; the job ends and the worker is available again.</summary>
     public TimeSpan ClientIdleTimeout { get; init; } = TimeSpan.FromSeconds(25);

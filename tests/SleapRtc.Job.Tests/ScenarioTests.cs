@@ -172,14 +172,16 @@ public sealed class ScenarioTests
         var worker = await room.StartWorkerAsync();
         var roomCredentials = room.Room(worker);
         var seen = new ConcurrentQueue<string>();
+        var published = new ConcurrentQueue<JobProgress>();
         using var stop = new CancellationTokenSource();
         var watcher = Task.Run(async () =>
         {
             while (!stop.IsCancellationRequested)
             {
                 var all = await WorkerDiscovery.DiscoverAsync(roomCredentials, new WorkerFilter { Status = null }, null, CancellationToken.None);
-                var status = all.Single(w => w.PeerId == worker.Session.PeerId).Status;
-                if (seen.LastOrDefault() != status) seen.Enqueue(status);
+                var info = all.Single(w => w.PeerId == worker.Session.PeerId);
+                if (info.Status == WorkerStatus.Busy && info.Job is { ConfigCount: 1, Epoch: > 0 } job) published.Enqueue(job);
+                if (seen.LastOrDefault() != info.Status) seen.Enqueue(info.Status);
                 await Task.Delay(30);
             }
         });
@@ -199,6 +201,9 @@ public sealed class ScenarioTests
         Assert.Equal(WorkerStatus.Available, sequence[^1]);
         var busyAt = sequence.IndexOf(WorkerStatus.Busy);
         Assert.DoesNotContain(WorkerStatus.Available, sequence.Skip(1).Take(busyAt - 1));
+
+        // The running job's progress is published in the worker's metadata for monitors.
+        Assert.Contains(published, j => j.ConfigName == "centroid" && j.EpochCount == 15 && j.Loss > 0);
 
         var busyOnly = await WorkerDiscovery.DiscoverAsync(roomCredentials, new WorkerFilter { Status = WorkerStatus.Busy }, null, CancellationToken.None);
         Assert.Empty(busyOnly);
@@ -234,6 +239,23 @@ public sealed class ScenarioTests
         var noRoom = new ResolvedRoom { RoomId = "nosuchroom", Token = "x", Server = room.Url };
         await Assert.ThrowsAsync<InvalidRoomCredentialsException>(() => WorkerDiscovery.DiscoverAsync(noRoom, null, null, CancellationToken.None).WaitAsync(Wait));
         await Assert.ThrowsAsync<InvalidRoomCredentialsException>(() => room.StartWorkerAsync(worker.Session.RoomId, "invalid_token"));
+    }
+
+    [Fact]
+    public async Task A_session_string_of_a_worker_that_left_fails_fast_and_clearly()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var keeper = await room.StartWorkerAsync();
+        var gone = await room.StartWorkerAsync(keeper.Session.RoomId, keeper.Session.Token);
+        await gone.StopAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<WorkerNotFoundException>(() => new TrainingSubmission(new SubmissionOptions
+        {
+            PackagePath = Package(room), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
+            SessionString = gone.Session.SessionString,
+        }).RunAsync(CancellationToken.None).WaitAsync(Wait));
+        Assert.Contains(gone.Session.PeerId, error.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
     }
 
     [Fact]

@@ -64,6 +64,9 @@ public sealed class TrainingSubmission
     /// <summary>From sending the offer to the data channel being open, for the last connection made.</summary>
     public TimeSpan? ConnectTime { get; private set; }
 
+    /// <summary>From the start of <see cref="RunAsync"/> (credentials, sign-in, discovery, offer) to the data channel being open.</summary>
+    public TimeSpan? TimeToChannelOpen { get; private set; }
+
     public async Task<TrainingResult> RunAsync(CancellationToken cancellationToken)
     {
         var packagePath = Path.GetFullPath(_options.PackagePath);
@@ -152,6 +155,7 @@ public sealed class TrainingSubmission
             MaxMessageSize = template.MaxMessageSize,
         });
         var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+        TimeToChannelOpen = clock.Elapsed;
         Tell("Connection established. Starting training job...");
         try
         {
