@@ -37,6 +37,16 @@ internal sealed class DatagramAdapter : DatagramTransport
         if (!_inbound.Writer.TryWrite((buffer, datagram.Length))) ArrayPool<byte>.Shared.Return(buffer);
     }
 
+    /// <summary>Blocks until a datagram is queued (true), the timeout passes or the adapter closes (false).</summary>
+    public bool WaitForDatagram(TimeSpan timeout)
+    {
+        if (_inbound.Reader.Count > 0) return true;
+        if (_closed) return false;
+        var wait = _inbound.Reader.WaitToReadAsync();
+        if (wait.IsCompleted) return wait.Result;
+        return wait.AsTask().Wait(timeout) && !_closed;
+    }
+
     public int GetReceiveLimit() => ReceiveLimit;
 
     public int GetSendLimit() => SendLimit;

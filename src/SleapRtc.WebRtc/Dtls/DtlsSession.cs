@@ -122,8 +122,17 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
         {
             while (!_disposed)
             {
-                // A short wait bounds how long a silent close goes unnoticed; BC returns -1 on timeout.
-                var received = transport.Receive(buffer, 0, buffer.Length, 250);
+                // BouncyCastle's record layer is not thread-safe: its receive path may itself send (a
+                // retransmitted final flight, alerts) while SCTP sends from other threads, and racing
+                // sequence numbers corrupt records (libwebrtc answered with decode_error). So BC is only
+                // entered under the send lock, and only once a datagram is queued so the lock is held briefly.
+                if (!_adapter.WaitForDatagram(TimeSpan.FromMilliseconds(250)))
+                {
+                    if (_peerClosed?.Invoke() == true || _adapter.IsClosed) break;
+                    continue;
+                }
+                int received;
+                lock (_sendLock) received = transport.Receive(buffer, 0, buffer.Length, 1);
                 if (received >= 0)
                 {
                     sink.OnDatagram(buffer.AsSpan(0, received));

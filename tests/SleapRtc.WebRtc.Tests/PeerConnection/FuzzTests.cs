@@ -29,6 +29,7 @@ public class FuzzTests(ITestOutputHelper output)
         stranger.Bind(new IPEndPoint(IPAddress.Loopback, 0));
 
         var templates = BuildTemplates(victim.LocalUfrag, victim.LocalPassword, attacker.LocalUfrag);
+        // FUZZ_TEMPLATE=n narrows the run to one template when hunting a failure.
         if (Environment.GetEnvironmentVariable("FUZZ_TEMPLATE") is { } only) templates = new[] { templates[int.Parse(only)] };
         var random = new Random(12345);
         var transfer = PeerPair.TransferAsync(pair.AnswererChannel, pair.OffererChannel, 2_000_000, 7);
