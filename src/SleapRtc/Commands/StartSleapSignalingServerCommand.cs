@@ -1,0 +1,86 @@
+using System.Management.Automation;
+using System.Net.Sockets;
+using SleapRtc.PowerShell.Infrastructure;
+using SleapRtc.Signaling.Server;
+
+namespace SleapRtc.PowerShell.Commands;
+
+/// <summary>Starts the bundled signaling server in this session (background), or runs it until Ctrl+C with -Wait.</summary>
+[Cmdlet(VerbsLifecycle.Start, "SleapSignalingServer")]
+[OutputType(typeof(SignalingServer))]
+public sealed class StartSleapSignalingServerCommand : SleapCmdlet
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
+
+    [Parameter(Position = 0)]
+    [ValidateRange(0, 65535)]
+    public int Port { get; set; } = 8080;
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string ListenAddress { get; set; } = "0.0.0.0";
+
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? DatabasePath { get; set; }
+
+    [Parameter]
+    public SwitchParameter Wait { get; set; }
+
+    protected override void EndProcessing()
+    {
+        var databasePath = DatabasePath is null or ":memory:" ? DatabasePath ?? ModuleData.DefaultDatabasePath()
+            : GetUnresolvedProviderPathFromPSPath(DatabasePath);
+        if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
+
+        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath };
+        PipelineLogSink? log = null;
+        if (Wait)
+        {
+            log = new PipelineLogSink("server");
+            options.Log = log;
+        }
+
+        SignalingServerHost host;
+        try
+        {
+            host = RunOnBackground((_, token) => SignalingServerHost.StartAsync(options, token), StartTimeout);
+        }
+        catch (SocketException ex) when (ex.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ResourceUnavailable, Port,
+                $"Port {Port} on {ListenAddress} is already in use.",
+                "Choose another -Port, or -Port 0 to let the system pick a free one.", ex));
+            return;
+        }
+        catch (Exception ex) when (ex is SocketException or ArgumentException or IOException or TimeoutException or InvalidOperationException)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ResourceUnavailable, ListenAddress,
+                $"The signaling server could not start: {ex.Message}",
+                "Check -ListenAddress (an IP address of this machine), -Port and that -DatabasePath is writable.", ex));
+            return;
+        }
+
+        var server = new RunningServer(host);
+        SessionRegistry.Current.Add(server);
+        WriteObject(server.ToModel());
+        if (!Wait) return;
+
+        // Service mode: stay in the pipeline, relaying the server's log, until Ctrl+C or the server stops.
+        try
+        {
+            RunOnBackground(async (queue, token) =>
+            {
+                log!.Attach(queue);
+                await server.Completion.WaitAsync(token).ConfigureAwait(false);
+            });
+        }
+        finally
+        {
+            log!.Detach();
+            SessionRegistry.Current.Remove(server);
+            if (!server.StopAsync().Wait(TimeSpan.FromSeconds(10)))
+                WriteWarning($"The server on port {server.Port} did not stop within 10 s.");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using System.Management.Automation;
+using SleapRtc.PowerShell.Infrastructure;
+
+namespace SleapRtc.PowerShell.Commands;
+
+/// <summary>Stops signaling servers started in this session: piped server objects, or by port.</summary>
+[Cmdlet(VerbsLifecycle.Stop, "SleapSignalingServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObjectSet)]
+[OutputType(typeof(SignalingServer))]
+public sealed class StopSleapSignalingServerCommand : SleapCmdlet
+{
+    private const string ByObjectSet = "InputObject";
+    private const string ByPortSet = "Port";
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(15);
+
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = ByObjectSet)]
+    public SignalingServer[] InputObject { get; set; } = Array.Empty<SignalingServer>();
+
+    [Parameter(Mandatory = true, ParameterSetName = ByPortSet)]
+    [ValidateRange(1, 65535)]
+    public int[] Port { get; set; } = Array.Empty<int>();
+
+    [Parameter]
+    public SwitchParameter PassThru { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var running = RunningServer.OfThisSession();
+        var targets = ParameterSetName == ByPortSet
+            ? Port.Select(p => (Key: (object)p, Server: running.FirstOrDefault(s => s.Port == p)))
+            : InputObject.Select(o => (Key: (object)o, Server: running.FirstOrDefault(s => s.InstanceId == o.InstanceId)));
+
+        foreach (var (key, server) in targets)
+        {
+            if (server is null)
+            {
+                WriteError(SleapErrors.Create(ErrorIds.ServerNotFound, ErrorCategory.ObjectNotFound, key,
+                    $"No running signaling server of this session matches '{key}'.",
+                    "List this session's servers with Get-SleapSignalingServer; servers of other sessions or processes cannot be stopped here."));
+                continue;
+            }
+            if (!ShouldProcess(server.ToModel().Url, "Stop signaling server")) continue;
+
+            RunOnBackground((_, token) => server.StopAsync().WaitAsync(token), StopTimeout);
+            SessionRegistry.Current.Remove(server);
+            if (PassThru) WriteObject(server.ToModel());
+        }
+    }
+}

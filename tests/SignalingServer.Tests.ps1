@@ -1,0 +1,46 @@
+BeforeAll { . (Join-Path $PSScriptRoot 'common.ps1') }
+
+Describe 'Start/Get/Stop-SleapSignalingServer' {
+    It 'starts on an ephemeral port, is listed, answers /health and frees the port when stopped' {
+        $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
+        $server.State | Should -Be 'Running'
+        (Get-SleapSignalingServer).InstanceId | Should -Contain $server.InstanceId
+        (Invoke-RestMethod "http://127.0.0.1:$($server.Port)/health") | Should -Not -BeNullOrEmpty
+        $server | Stop-SleapSignalingServer
+        Get-SleapSignalingServer | Should -BeNullOrEmpty
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $server.Port)
+        { $probe.Start() } | Should -Not -Throw
+        $probe.Stop()
+    }
+    It 'supports -WhatIf' {
+        $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
+        $server | Stop-SleapSignalingServer -WhatIf
+        Get-SleapSignalingServer | Should -Not -BeNullOrEmpty
+        $server | Stop-SleapSignalingServer
+    }
+    It 'reports a taken port with a stable error id' {
+        $blocker = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $blocker.Start()
+        try {
+            { Start-SleapSignalingServer -Port $blocker.LocalEndpoint.Port -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -ErrorAction Stop } |
+                Should -Throw -ErrorId 'SignalingServerStartFailed,*'
+        }
+        finally { $blocker.Stop() }
+    }
+    It '-Wait returns on Ctrl+C (Stop) and stops the server' {
+        $ps = [PowerShell]::Create()
+        try {
+            $null = $ps.AddScript("Import-Module '$RepoRoot/SleapRtc.psd1'; Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -Wait")
+            $output = [System.Management.Automation.PSDataCollection[psobject]]::new()
+            $async = $ps.BeginInvoke([System.Management.Automation.PSDataCollection[psobject]]::new(), $output)
+            $deadline = [datetime]::UtcNow.AddSeconds(20)
+            while ($output.Count -eq 0 -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 50 }
+            $output.Count | Should -Be 1
+            $async.IsCompleted | Should -BeFalse
+            $watch = [System.Diagnostics.Stopwatch]::StartNew()
+            $ps.Stop()
+            $watch.Elapsed.TotalSeconds | Should -BeLessThan 3
+        }
+        finally { $ps.Dispose() }
+    }
+}

@@ -1,0 +1,78 @@
+namespace SleapRtc.PowerShell.Tests;
+
+/// <summary>The public parameter surface of each cmdlet is the contract: any drift must be deliberate (dbatools style).</summary>
+public static class ModuleCommands
+{
+    public static readonly Dictionary<string, string[]> Parameters = new(StringComparer.Ordinal)
+    {
+        ["ConvertFrom-SleapSessionString"] = new[] { "SessionString" },
+        ["ConvertTo-SleapSessionString"] = new[] { "RoomId", "Token", "PeerId", "Server" },
+        ["Get-SleapSignalingServer"] = new[] { "Port" },
+        ["New-SleapRoom"] = new[] { "Server", "Name", "ExpiresIn", "WhatIf", "Confirm" },
+        ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
+        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "Wait" },
+        ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "PassThru", "WhatIf", "Confirm" },
+        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "Wait" },
+        ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
+        ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
+        ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },
+        ["Submit-SleapTraining"] = new[] { "PackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob" },
+    };
+
+    /// <summary>Commands that write nothing on success (so they declare no output type).</summary>
+    public static readonly HashSet<string> WithoutOutput = new(StringComparer.Ordinal) { "Remove-SleapRoom" };
+
+    public static List<string> All => Parameters.Keys.OrderBy(n => n, StringComparer.Ordinal).ToList();
+
+    public static IEnumerable<object[]> Names => All.Select(n => new object[] { n });
+}
+
+public sealed class ParameterContractTests : IClassFixture<SharedSession>
+{
+    private readonly HostedPowerShell _ps;
+    public ParameterContractTests(SharedSession session) => _ps = session.PowerShell;
+
+    [Theory]
+    [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
+    public void Cmdlet_has_exactly_the_contracted_parameters(string command)
+    {
+        var actual = _ps.Run($$"""
+            $common = [System.Management.Automation.PSCmdlet]::CommonParameters
+            (Get-Command {{command}}).Parameters.Keys | Where-Object { $common -notcontains $_ }
+            """).ThrowOnError().Output.Select(o => o.ToString()).OrderBy(n => n, StringComparer.Ordinal);
+        var expected = ModuleCommands.Parameters[command].OrderBy(n => n, StringComparer.Ordinal);
+        Assert.Equal(expected, actual);
+    }
+
+    [Theory]
+    [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
+    public void Cmdlet_declares_its_output_type(string command)
+    {
+        if (ModuleCommands.WithoutOutput.Contains(command)) return;
+        var outputTypes = _ps.Run($"(Get-Command {command}).OutputType | ForEach-Object {{ $_.Name }}").ThrowOnError().Output;
+        Assert.NotEmpty(outputTypes);
+    }
+}
+
+/// <summary>One imported session shared by read-only tests (help, contracts) to keep the suite fast.</summary>
+public sealed class SharedSession : IDisposable
+{
+    public HostedPowerShell PowerShell { get; } = new();
+    public void Dispose() => PowerShell.Dispose();
+}
+
+public sealed class ShouldProcessContractTests : IClassFixture<SharedSession>
+{
+    private readonly HostedPowerShell _ps;
+    public ShouldProcessContractTests(SharedSession session) => _ps = session.PowerShell;
+
+    [Theory]
+    [InlineData("Remove-SleapRoom")]
+    [InlineData("Stop-SleapSignalingServer")]
+    [InlineData("Stop-SleapWorker")]
+    public void Commands_that_delete_or_stop_support_WhatIf_and_Confirm(string command)
+    {
+        var supports = _ps.Run($"$c = Get-Command {command}; $c.Parameters.ContainsKey('WhatIf') -and $c.Parameters.ContainsKey('Confirm')").Single<bool>();
+        Assert.True(supports);
+    }
+}

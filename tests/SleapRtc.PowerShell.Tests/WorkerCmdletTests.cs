@@ -1,0 +1,261 @@
+using System.Management.Automation;
+
+namespace SleapRtc.PowerShell.Tests;
+
+/// <summary>
+/// Workers and clients end to end through the public cmdlets: a real server on loopback, real workers (recorded
+/// nvidia-smi, stand-in trainer) and real WebRTC data channels between them.
+/// </summary>
+public sealed class WorkerCmdletTests : IDisposable
+{
+    private static readonly TimeSpan JobTimeout = TimeSpan.FromSeconds(90);
+    private readonly HostedPowerShell _ps = new();
+    private readonly string _work = TestEnvironment.NewDirectory("workers");
+
+    public WorkerCmdletTests()
+    {
+        _ps.Run($"""
+            $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
+            $room = New-SleapRoom -Server $server.Url
+            $smi = '{TestEnvironment.Fixture("nvidia-smi")}'
+            $nn = '{TestEnvironment.Fixture("sleap-nn")}'
+            """).ThrowOnError();
+    }
+
+    public void Dispose() => _ps.Dispose();
+
+    private PSObject StartWorker(int gpuId) =>
+        _ps.Run($"$room | Start-SleapWorker -GpuId {gpuId} -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError()
+            .Output.Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
+
+    [Fact]
+    public void Start_prints_the_banner_and_workers_of_one_room_are_discovered_with_their_GPUs()
+    {
+        var started = _ps.Run($"$room | Start-SleapWorker -GpuId 1 -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();
+        var session = started.SingleOf("SleapRtc.WorkerSession");
+        var banner = string.Join("\n", started.Information.Select(i => i.MessageData.ToString()));
+        Assert.Contains("Session string for DIRECT connection to this worker:", banner);
+        Assert.Contains(session.Text("SessionString")!, banner);
+        Assert.Contains("Room ID: " + session.Text("RoomId"), banner);
+        Assert.Equal("NVIDIA RTX A6000", session.Text("GpuModel"));
+        StartWorker(0);
+
+        var workers = _ps.Run("Get-SleapWorker -RoomId $room.RoomId").ThrowOnError().Output;
+        Assert.Equal(2, workers.Count);
+        Assert.All(workers, w => Assert.Equal("SleapRtc.WorkerInfo", w.BaseObject.GetType().FullName));
+        Assert.Equal(new[] { 24564L, 49140L }, workers.Select(w => (long)w.Prop("GpuMemoryMB")!).OrderBy(m => m));
+        Assert.All(workers, w => Assert.Equal("available", w.Text("Status")));
+
+        // A room object pipes in: RoomId, Token and Server bind by property name.
+        Assert.Equal(2, _ps.Run("$room | Get-SleapWorker").ThrowOnError().Output.Count);
+
+        var big = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -MinGpuMemoryMB 30000").ThrowOnError().Output;
+        Assert.Equal("NVIDIA RTX A6000", Assert.Single(big).Text("GpuModel"));
+
+        var local = _ps.Run("Get-SleapWorker -Local").ThrowOnError().Output;
+        Assert.Equal(2, local.Count);
+        Assert.Contains(session.Text("PeerId"), Complete("Submit-SleapTraining -RoomId $room.RoomId -WorkerId "));
+    }
+
+    [Fact]
+    public void Without_server_or_room_a_worker_uses_the_session_server_creates_a_room_and_saves_it()
+    {
+        var result = _ps.Run($"Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();
+        var session = result.SingleOf("SleapRtc.WorkerSession");
+        Assert.Equal(_ps.Run("$server.Url").Single<string>(), session.Text("Server"));
+        Assert.NotEqual(_ps.Run("$room.RoomId").Single<string>(), session.Text("RoomId"));
+        Assert.DoesNotContain(result.Information, i => i.MessageData.ToString()!.Contains("embedded signaling server"));
+        // The new room's credentials were saved: -RoomId alone is enough afterwards.
+        var found = _ps.Run("Get-SleapWorker -RoomId $id", variables: new Dictionary<string, object?> { ["id"] = session.Text("RoomId") }).SingleOf("SleapRtc.WorkerInfo");
+        Assert.Equal(session.Text("PeerId"), found.Text("PeerId"));
+    }
+
+    [Fact]
+    public void The_headline_pipeline_trains_and_returns_the_models()
+    {
+        StartWorker(0);
+        StartWorker(1);
+        var package = TestEnvironment.BuildPackage(_work, "labels.v001", ("config.json", 2));
+        var models = Path.Combine(_work, "models");
+        var result = _ps.Run($"""
+            Get-SleapWorker -RoomId $room.RoomId | Where-Object GpuMemoryMB -gt 30000 |
+                Submit-SleapTraining -PackagePath '{package}' -OutputPath '{models}' -Verbose
+            """, JobTimeout);
+        var training = result.SingleOf("SleapRtc.TrainingResult");
+        Assert.Equal("Succeeded", training.Text("Status"));
+        var paths = (string[])training.Prop("ModelPaths")!;
+        Assert.NotEmpty(paths);
+        Assert.All(paths, p => Assert.True(File.Exists(p) || Directory.Exists(p), p));
+        Assert.Contains(result.Verbose, line => line.Contains("Epoch", StringComparison.OrdinalIgnoreCase));
+        Assert.Contains(result.Progress, p => p.RecordType == ProgressRecordType.Completed);
+        Assert.Contains(result.Progress, p => p.StatusDescription == "Uploading");
+
+        // Back to available once the models are home (the worker publishes it after the client closed the channel).
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void AsJob_returns_a_job_that_Wait_Receive_and_Get_Job_understand()
+    {
+        var worker = StartWorker(2);
+        var package = TestEnvironment.BuildPackage(_work, "job", ("config.json", 1));
+        var result = _ps.Run($$"""
+            $job = Submit-SleapTraining -PackagePath '{{package}}' -SessionString $worker.SessionString -OutputPath '{{Path.Combine(_work, "job-out")}}' -AsJob
+            if (-not (Get-Job -Id $job.Id)) { throw 'job not registered' }
+            $null = Wait-Job $job -Timeout 80
+            $job.State.ToString()
+            Receive-Job $job
+            """, JobTimeout, new Dictionary<string, object?> { ["worker"] = worker.BaseObject });
+        result.ThrowOnError();
+        Assert.Equal("Completed", result.Output[0].ToString());
+        var training = Assert.Single(result.Output.Skip(1));
+        Assert.Equal("Succeeded", training.Text("Status"));
+    }
+
+    [Fact]
+    public void Auto_selection_picks_the_most_GPU_memory_and_says_which()
+    {
+        StartWorker(2);
+        var best = StartWorker(1);
+        var selection = _ps.Run("Select-SleapWorker -RoomId $room.RoomId -Auto");
+        var chosen = selection.SingleOf("SleapRtc.WorkerInfo");
+        Assert.Equal(best.Text("PeerId"), chosen.Text("PeerId"));
+        Assert.Contains(selection.Information, i => i.MessageData.ToString()!.Contains("Auto-selected worker " + best.Text("PeerId")));
+    }
+
+    [Fact]
+    public void Interactive_selection_lists_workers_refreshes_on_r_and_takes_a_number()
+    {
+        StartWorker(0);
+        _ps.Host.TestUI.Answers.Enqueue("r");
+        _ps.Host.TestUI.Answers.Enqueue("7");
+        _ps.Host.TestUI.Answers.Enqueue("1");
+        var chosen = _ps.Run("Select-SleapWorker -RoomId $room.RoomId").SingleOf("SleapRtc.WorkerInfo");
+        var transcript = _ps.Host.TestUI.Transcript;
+        Assert.Contains("Found 1 available worker", transcript);
+        Assert.Contains("Refreshing worker list", transcript);
+        Assert.Contains("Invalid selection", transcript);
+        Assert.Contains("GPU: NVIDIA GeForce RTX 4090 (24564 MB)", transcript);
+        Assert.Equal("NVIDIA GeForce RTX 4090", chosen.Text("GpuModel"));
+    }
+
+    [Fact]
+    public void Without_an_interactive_host_selection_names_the_switches_to_use()
+    {
+        using var service = new HostedPowerShell(interactiveHost: false);
+        var error = service.Run("Select-SleapWorker -RoomId some-room -Token t -Server ws://127.0.0.1:9").FirstError;
+        Assert.NotNull(error);
+        Assert.StartsWith("NoInteractiveHost,", error!.FullyQualifiedErrorId);
+        Assert.Contains("-Auto", error.ErrorDetails.RecommendedAction);
+        Assert.Contains("-WorkerId", error.ErrorDetails.RecommendedAction);
+    }
+
+    [Fact]
+    public void An_empty_room_gives_a_clear_no_workers_error()
+    {
+        var error = _ps.Run("Select-SleapWorker -RoomId $room.RoomId -Auto").FirstError;
+        Assert.NotNull(error);
+        Assert.StartsWith("NoWorkersAvailable,", error!.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ResourceUnavailable, error.CategoryInfo.Category);
+    }
+
+    [Fact]
+    public void Invalid_credentials_are_reported_without_the_token()
+    {
+        var result = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Token not-the-token -Server $server.Url");
+        var error = Assert.Single(result.Errors);
+        Assert.StartsWith("InvalidRoomCredentials,", error.FullyQualifiedErrorId);
+        Assert.Contains("Invalid room credentials", error.ErrorDetails.Message);
+        Assert.DoesNotContain("not-the-token", error.ToString());
+    }
+
+    [Fact]
+    public void Stop_worker_takes_piped_sessions_and_supports_WhatIf()
+    {
+        StartWorker(0);
+        _ps.Run("Get-SleapWorker -Local | Stop-SleapWorker -WhatIf").ThrowOnError();
+        Assert.Single(_ps.Run("Get-SleapWorker -Local").ThrowOnError().Output);
+        _ps.Run("Get-SleapWorker -Local | Stop-SleapWorker").ThrowOnError();
+        Assert.Empty(_ps.Run("Get-SleapWorker -Local").ThrowOnError().Output);
+        Assert.Empty(_ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status *").ThrowOnError().Output);
+    }
+
+    [Fact]
+    public void A_missing_package_is_a_PackageNotFound_error()
+    {
+        var error = _ps.Run("Submit-SleapTraining -PackagePath ./does-not-exist.zip -RoomId $room.RoomId -AutoSelect").FirstError;
+        Assert.NotNull(error);
+        Assert.StartsWith("PackageNotFound,", error!.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ObjectNotFound, error.CategoryInfo.Category);
+    }
+
+    [Fact]
+    public void PackagePath_completes_zip_files()
+    {
+        TestEnvironment.BuildPackage(_work, "complete-me", ("config.json", 1));
+        File.WriteAllText(Path.Combine(_work, "notes.txt"), "not a package");
+        var matches = Complete($"Set-Location '{_work}'; Submit-SleapTraining -PackagePath ./comp", afterSetLocation: true);
+        Assert.Contains(matches, m => m.EndsWith("complete-me.zip", StringComparison.Ordinal));
+        Assert.DoesNotContain(matches, m => m.EndsWith("notes.txt", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
+    {
+        var worker = StartWorker(0);
+        var package = TestEnvironment.BuildPackage(_work, "long", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["worker"] = worker.BaseObject, ["package"] = package, ["out"] = Path.Combine(_work, "long-out") };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        WaitForStatus("busy", TimeSpan.FromSeconds(30));
+
+        // Test 9: a busy worker refuses with the classic worker_busy error; the client says what to do.
+        var refused = _ps.Run("Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out", TimeSpan.FromSeconds(60), variables);
+        var error = refused.FirstError;
+        Assert.NotNull(error);
+        Assert.StartsWith("WorkerBusy,", error!.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.ResourceBusy, error.CategoryInfo.Category);
+        Assert.Contains("busy", error.ErrorDetails.Message);
+        Assert.Contains("Get-SleapWorker", error.ErrorDetails.RecommendedAction);
+        Assert.Equal("Running", _ps.Run("$job.State.ToString()").Single<string>());
+
+        // Stop-Job cancels the job on the worker, which becomes available again.
+        _ps.Run("Stop-Job $job").ThrowOnError();
+        Assert.Equal("Stopped", _ps.Run("$job.State.ToString()").Single<string>());
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void Ctrl_C_during_a_submission_returns_quickly_and_the_worker_becomes_available()
+    {
+        var worker = StartWorker(1);
+        var package = TestEnvironment.BuildPackage(_work, "cancel-me", ("config.json", 400));
+        using var client = new HostedPowerShell();
+        using var running = client.Start($"Submit-SleapTraining -PackagePath '{package}' -SessionString $session -OutputPath '{Path.Combine(_work, "cancelled")}'",
+            new Dictionary<string, object?> { ["session"] = worker.Text("SessionString") });
+        WaitForStatus("busy", TimeSpan.FromSeconds(30));
+        var took = running.Stop(TimeSpan.FromSeconds(10));
+        Assert.True(took < TimeSpan.FromSeconds(3), $"Ctrl+C took {took.TotalMilliseconds} ms");
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    private void WaitForStatus(string status, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var statuses = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Select(o => o.ToString()).ToList();
+            if (statuses.Count > 0 && statuses.Contains(status) && (status != "available" || statuses.All(s => s == "available"))) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"No worker became {status} within {timeout.TotalSeconds} s (statuses: {string.Join(", ", statuses)}).");
+            Thread.Sleep(100);
+        }
+    }
+
+    private List<string> Complete(string input, bool afterSetLocation = false)
+    {
+        var script = afterSetLocation
+            ? "$ExecutionContext.SessionState.Path.SetLocation($dir) | Out-Null; $line = $text.Substring($text.IndexOf(';') + 2); [System.Management.Automation.CommandCompletion]::CompleteInput($line, $line.Length, $null).CompletionMatches | ForEach-Object { $_.CompletionText }"
+            : "[System.Management.Automation.CommandCompletion]::CompleteInput($text, $text.Length, $null).CompletionMatches | ForEach-Object { $_.CompletionText }";
+        return _ps.Run(script, variables: new Dictionary<string, object?> { ["text"] = input, ["dir"] = _work })
+            .ThrowOnError().Output.Select(o => o.ToString()).ToList();
+    }
+}
