@@ -254,7 +254,7 @@
 
   function formatMemory(mb) {
     if (typeof mb !== "number" || mb <= 0) return "";
-    return mb >= 1024 ? (mb / 1024).toFixed(mb % 1024 === 0 ? 0 : 1) + " GB" : mb + " MB";
+    return mb >= 1024 ? (mb / 1024).toFixed(1).replace(/\.0$/, "") + " GB" : mb + " MB";
   }
 
   function formatSince(iso) {
@@ -269,7 +269,7 @@
 
   function formatLoss(value) {
     if (typeof value !== "number") return "";
-    return Math.abs(value) >= 0.01 || value === 0 ? value.toFixed(4) : value.toExponential(2);
+    return Math.abs(value) >= 1e-4 || value === 0 ? String(Number(value.toPrecision(3))) : value.toExponential(2);
   }
 
   function fillCard(card, worker) {
