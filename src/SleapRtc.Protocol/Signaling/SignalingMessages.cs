@@ -1,0 +1,106 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace SleapRtc.Protocol.Signaling;
+
+/// <summary>The classic signaling message "type" values (sleap-RTC / webRTC-connect wire protocol).</summary>
+public static class MessageTypes
+{
+    public const string Register = "register";
+    public const string RegisteredAuth = "registered_auth";
+    public const string DiscoverPeers = "discover_peers";
+    public const string PeerList = "peer_list";
+    public const string UpdateMetadata = "update_metadata";
+    public const string MetadataUpdated = "metadata_updated";
+    public const string PeerMessage = "peer_message";
+    public const string Offer = "offer";
+    public const string Answer = "answer";
+    public const string Candidate = "candidate";
+    public const string Error = "error";
+    public const string Ping = "ping";
+    public const string AdminConflict = "admin_conflict";
+    public const string MeshConnect = "mesh_connect";
+    public const string MeshOffer = "mesh_offer";
+    public const string MeshAnswer = "mesh_answer";
+    public const string IceCandidate = "ice_candidate";
+}
+
+/// <summary>Error codes of the classic `{"type":"error","code":...,"message":...}` shape, plus ours.</summary>
+public static class ErrorCodes
+{
+    public const string NotInRoom = "NOT_IN_ROOM";
+    public const string RoomNotFound = "ROOM_NOT_FOUND";
+    public const string InvalidMessage = "INVALID_MESSAGE";
+    public const string PeerNotFound = "PEER_NOT_FOUND";
+    public const string PeerNotInRoom = "PEER_NOT_IN_ROOM";
+    public const string DeliveryFailed = "DELIVERY_FAILED";
+    public const string UnknownMessageType = "UNKNOWN_MESSAGE_TYPE";
+    public const string InvalidJson = "INVALID_JSON";
+    /// <summary>Ours: the server refused an offer because the worker is reserved by another client or not available.</summary>
+    public const string WorkerBusy = "WORKER_BUSY";
+    /// <summary>Ours: the id_token is missing its signature, forged or expired (classic sent a type-less {"error":"Invalid token"}).</summary>
+    public const string InvalidIdToken = "INVALID_ID_TOKEN";
+}
+
+/// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>
+public static class RegistrationReasons
+{
+    public const string MissingFields = "Missing required fields during registration.";
+    public const string InvalidToken = "Invalid token";
+    public const string RoomNotFound = "Room not found";
+    public const string RoomExpired = "Room expired";
+    public const string StoreError = "DynamoDB error";
+    /// <summary>The reason a worker (or the server on its behalf) gives when refusing an offer.</summary>
+    public const string WorkerBusy = "worker_busy";
+}
+
+/// <summary>Small helpers for reading and writing signaling JSON without a serializer contract per message.</summary>
+public static class SignalingJson
+{
+    /// <summary>Key added to server errors naming the request type that caused them, so clients can match errors to waiters. Classic peers ignore it.</summary>
+    public const string InReplyTo = "in_reply_to";
+
+    public static string? GetString(this JsonObject message, string key)
+        => message.TryGetPropertyValue(key, out var node) && node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+
+    public static bool GetBool(this JsonObject message, string key)
+        => message.TryGetPropertyValue(key, out var node) && node is JsonValue value && value.TryGetValue<bool>(out var flag) && flag;
+
+    public static JsonObject? GetObject(this JsonObject message, string key)
+        => message.TryGetPropertyValue(key, out var node) ? node as JsonObject : null;
+
+    /// <summary>Parses a frame; returns null when the text is not JSON (the caller answers INVALID_JSON).</summary>
+    public static JsonNode? TryParse(string text)
+    {
+        try { return JsonNode.Parse(text); }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>The classic handler error shape `{"type":"error","code","message"}`.</summary>
+    public static JsonObject CodedError(string code, string message, string? inReplyTo = null)
+    {
+        var error = new JsonObject { ["type"] = MessageTypes.Error, ["code"] = code, ["message"] = message };
+        if (inReplyTo is not null) error[InReplyTo] = inReplyTo;
+        return error;
+    }
+
+    /// <summary>The classic registration error shape `{"type":"error","reason"}`.</summary>
+    public static JsonObject ReasonError(string reason, string? inReplyTo = MessageTypes.Register)
+    {
+        var error = new JsonObject { ["type"] = MessageTypes.Error, ["reason"] = reason };
+        if (inReplyTo is not null) error[InReplyTo] = inReplyTo;
+        return error;
+    }
+
+    /// <summary>Deep copy through text: JsonNode instances cannot have two parents.</summary>
+    public static JsonNode? Clone(JsonNode? node) => node?.DeepClone();
+
+    public static string ToWire(JsonNode node) => node.ToJsonString(WireOptions);
+
+    /// <summary>Compact output with non-ASCII kept readable; SDP contains only ASCII so escaping is irrelevant there.</summary>
+    public static readonly JsonSerializerOptions WireOptions = new()
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        WriteIndented = false,
+    };
+}

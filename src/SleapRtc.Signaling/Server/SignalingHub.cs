@@ -1,0 +1,424 @@
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Store;
+
+namespace SleapRtc.Signaling.Server;
+
+/// <summary>
+/// Handles the classic WebSocket messages of registered and unregistered connections.
+///
+/// Reservation (why the server holds it): classic left the busy check to the worker, whose refusal
+/// the classic server never delivered, and two clients could both reach an "available" worker in the
+/// window before it published "reserved". Here an <c>offer</c> to a peer with role "worker" is relayed
+/// only when the worker's status is "available" (or absent) and no other client holds it; relaying
+/// marks it reserved by the sender (and its advertised status "reserved", so discovery hides it at
+/// once). The hold ends when the worker publishes status "available" again, or the client
+/// disconnects (a status the server set goes back to "available"). Refused offers get the same shape a
+/// classic worker sends: <c>{"type":"error","reason":"worker_busy","code":"WORKER_BUSY","target":client,
+/// "sender":worker,"current_status":…}</c>. Workers keep their own safeguard; their refusals (errors
+/// carrying a target) are relayed to the target.
+/// </summary>
+internal sealed class SignalingHub
+{
+    private const string Component = "signaling";
+    private const string PingJson = """{"type":"ping"}""";
+    private static readonly UTF8Encoding Utf8 = new(false);
+
+    private readonly IRoomStore _store;
+    private readonly IPeerRegistry _peers;
+    private readonly IdTokenService _idTokens;
+    private readonly RegistrationThrottle _throttle;
+    private readonly ILogSink _log;
+    private readonly Func<int> _stunPort;
+
+    public long TotalMessages;
+    public long TotalConnections;
+    public long RoomsCreated;
+
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, RegistrationThrottle throttle, ILogSink log, Func<int> stunPort)
+    {
+        _store = store;
+        _peers = peers;
+        _idTokens = idTokens;
+        _throttle = throttle;
+        _log = log;
+        _stunPort = stunPort;
+    }
+
+    public static string Ping => PingJson;
+
+    public async Task HandleAsync(PeerSocket peer, string text)
+    {
+        Interlocked.Increment(ref TotalMessages);
+        var node = SignalingJson.TryParse(text);
+        if (node is null)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidJson, "Invalid JSON"));
+            return;
+        }
+        if (node is not JsonObject message || message.GetString("type") is not { } type)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "Messages must be JSON objects with a string 'type'."));
+            return;
+        }
+
+        if (type == MessageTypes.Register)
+        {
+            await RegisterAsync(peer, message).ConfigureAwait(false);
+            return;
+        }
+        if (type is "ping" or "pong") return;
+
+        if (!IsKnown(type))
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.UnknownMessageType, $"Unknown message type: {Truncate(type)}", type));
+            return;
+        }
+        if (peer.PeerId is not { } self || peer.RoomId is not { } room)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.NotInRoom, "Peer not registered in any room", type));
+            return;
+        }
+
+        switch (type)
+        {
+            case MessageTypes.DiscoverPeers: Discover(peer, self, room, message); break;
+            case MessageTypes.UpdateMetadata: UpdateMetadata(peer, self, message); break;
+            case MessageTypes.PeerMessage: RelayPeerMessage(peer, self, room, message); break;
+            case MessageTypes.Offer: RelayOffer(peer, self, room, message); break;
+            case MessageTypes.Answer or MessageTypes.Candidate: RelaySignal(peer, self, room, message, type); break;
+            case MessageTypes.Error: RelayPeerError(self, room, message); break;
+            case MessageTypes.MeshConnect: RelayMesh(peer, self, room, message, MessageTypes.MeshOffer, "offer"); break;
+            case MessageTypes.MeshAnswer: RelayMesh(peer, self, room, message, MessageTypes.MeshAnswer, "answer"); break;
+            case MessageTypes.IceCandidate: RelayMesh(peer, self, room, message, MessageTypes.IceCandidate, "candidate"); break;
+        }
+    }
+
+    private static bool IsKnown(string type) => type is MessageTypes.DiscoverPeers or MessageTypes.UpdateMetadata or MessageTypes.PeerMessage
+        or MessageTypes.Offer or MessageTypes.Answer or MessageTypes.Candidate or MessageTypes.Error
+        or MessageTypes.MeshConnect or MessageTypes.MeshAnswer or MessageTypes.IceCandidate;
+
+    private async Task RegisterAsync(PeerSocket peer, JsonObject message)
+    {
+        var peerId = message.GetString("peer_id");
+        var roomId = message.GetString("room_id");
+        var token = message.GetString("token");
+        var idToken = message.GetString("id_token");
+        if (string.IsNullOrEmpty(peerId) || string.IsNullOrEmpty(roomId) || string.IsNullOrEmpty(token) || string.IsNullOrEmpty(idToken))
+        {
+            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.MissingFields), "missing fields").ConfigureAwait(false);
+            return;
+        }
+
+        if (_idTokens.Validate(idToken, DateTimeOffset.UtcNow) != peerId)
+        {
+            // Classic answered a bad JWT with a type-less {"error":"Invalid token"}; keep that key and add the usual ones.
+            var error = SignalingJson.ReasonError(RegistrationReasons.InvalidToken);
+            error["error"] = RegistrationReasons.InvalidToken;
+            error["code"] = ErrorCodes.InvalidIdToken;
+            error["message"] = "The id_token is invalid, expired, or was issued for another peer_id; sign in again.";
+            await FailRegistrationAsync(peer, error, $"invalid id_token for peer {Truncate(peerId)}").ConfigureAwait(false);
+            return;
+        }
+
+        RoomRecord? room;
+        try { room = await _store.GetRoomAsync(roomId, CancellationToken.None).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.Write(LogLevel.Error, Component, $"Room store failed while registering peer {peerId}: {e.GetType().Name}");
+            Send(peer, SignalingJson.ReasonError(RegistrationReasons.StoreError));
+            return;
+        }
+        if (room is null)
+        {
+            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.RoomNotFound), $"unknown room {Truncate(roomId)}").ConfigureAwait(false);
+            return;
+        }
+        if (!TokensEqual(room.Token, token))
+        {
+            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.InvalidToken), $"wrong room token for room {roomId}").ConfigureAwait(false);
+            return;
+        }
+        if (room.IsExpired(DateTimeOffset.UtcNow))
+        {
+            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.RoomExpired), $"expired room {roomId}").ConfigureAwait(false);
+            return;
+        }
+
+        var role = message.GetString("role") is { Length: > 0 } r ? r : "peer";
+        var metadata = message.GetObject("metadata")?.DeepClone() as JsonObject ?? new JsonObject();
+
+        if (peer.PeerId is { } previous && previous != peerId) _peers.Remove(previous, peer);
+        var displaced = _peers.Register(peerId, roomId, role, metadata, peer, DateTimeOffset.UtcNow);
+        peer.PeerId = peerId;
+        peer.RoomId = roomId;
+        peer.Role = role;
+        displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
+
+        string? adminConflict = null;
+        if (message.GetBool("is_admin")) adminConflict = _peers.ClaimAdmin(roomId, peerId);
+
+        _log.Write(LogLevel.Information, Component, $"Peer {peerId} registered in room {roomId} as {role} from {peer.RemoteAddress}");
+        peer.TrySend(BuildRegisteredAuth(peer, peerId, roomId, token));
+        if (adminConflict is not null)
+            Send(peer, new JsonObject { ["type"] = MessageTypes.AdminConflict, ["room_id"] = roomId, ["current_admin"] = adminConflict });
+    }
+
+    private async Task FailRegistrationAsync(PeerSocket peer, JsonObject error, string why)
+    {
+        var delay = _throttle.RecordFailure(peer.RemoteAddress, DateTimeOffset.UtcNow);
+        _log.Write(LogLevel.Warning, Component, $"Registration from {peer.RemoteAddress} refused: {why}" + (delay > TimeSpan.Zero ? $" (answer delayed {delay.TotalMilliseconds:F0} ms)" : ""));
+        if (delay > TimeSpan.Zero) await Task.Delay(delay).ConfigureAwait(false);
+        Send(peer, error);
+    }
+
+    /// <summary>Constant-time comparison: the room token is the room's only secret.</summary>
+    private static bool TokensEqual(string expected, string given)
+        => CryptographicOperations.FixedTimeEquals(Utf8.GetBytes(expected), Utf8.GetBytes(given));
+
+    private string BuildRegisteredAuth(PeerSocket peer, string peerId, string roomId, string token)
+    {
+        var others = _peers.PeersInRoom(roomId).Where(p => p.PeerId != peerId).ToList();
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = SignalingJson.WireOptions.Encoder, SkipValidation = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", MessageTypes.RegisteredAuth);
+            w.WriteString("room_id", roomId);
+            w.WriteString("token", token);
+            w.WriteString("peer_id", peerId);
+            if (_peers.AdminOf(roomId) is { } admin) w.WriteString("admin_peer_id", admin); else w.WriteNull("admin_peer_id");
+            w.WriteStartArray("peer_list");
+            foreach (var other in others) w.WriteStringValue(other.PeerId);
+            w.WriteEndArray();
+            w.WriteStartObject("peer_metadata");
+            foreach (var other in others)
+            {
+                w.WritePropertyName(other.PeerId);
+                w.WriteRawValue(other.MetadataJson, skipInputValidation: true);
+            }
+            w.WriteEndObject();
+            w.WritePropertyName("ice_servers");
+            WriteIceServers(w, peer);
+            w.WritePropertyName("mesh_ice_servers");
+            WriteIceServers(w, peer);
+            w.WriteEndObject();
+        }
+        return Utf8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>Our own STUN responder, at the host name the peer used to reach us.</summary>
+    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer)
+    {
+        w.WriteStartArray();
+        var port = _stunPort();
+        if (port > 0)
+        {
+            var host = peer.HostName.Contains(':') && !peer.HostName.StartsWith('[') ? "[" + peer.HostName + "]" : peer.HostName;
+            w.WriteStartObject();
+            w.WriteStartArray("urls");
+            w.WriteStringValue($"stun:{host}:{port}");
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
+    private void Discover(PeerSocket peer, string self, string room, JsonObject message)
+    {
+        // Scope is the registered room; a room_id inside filters (classic clients send one) is ignored.
+        var filters = message.GetObject("filters");
+        var found = _peers.Discover(room, self, filters);
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = SignalingJson.WireOptions.Encoder, SkipValidation = true }))
+        {
+            w.WriteStartObject();
+            w.WriteString("type", MessageTypes.PeerList);
+            w.WriteString("to_peer_id", self);
+            w.WriteNumber("count", found.Count);
+            w.WriteStartArray("peers");
+            foreach (var p in found)
+            {
+                w.WriteStartObject();
+                w.WriteString("peer_id", p.PeerId);
+                w.WriteString("role", p.Role);
+                w.WritePropertyName("metadata");
+                w.WriteRawValue(p.MetadataJson, skipInputValidation: true);
+                w.WriteNumber("connected_at", p.ConnectedAt.ToUnixTimeMilliseconds() / 1000.0);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        peer.TrySend(Utf8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+    }
+
+    private void UpdateMetadata(PeerSocket peer, string self, JsonObject message)
+    {
+        if (message.GetObject("metadata") is not { } update)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "update_metadata needs a 'metadata' object.", MessageTypes.UpdateMetadata));
+            return;
+        }
+        if (message.GetString("peer_id") is { } claimed && claimed != self)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "A peer can update only its own metadata.", MessageTypes.UpdateMetadata));
+            return;
+        }
+        var merged = _peers.UpdateMetadata(self, update);
+        if (merged is null)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.PeerNotFound, "Peer not found", MessageTypes.UpdateMetadata));
+            return;
+        }
+        _log.Write(LogLevel.Debug, Component, $"Peer {self} updated its metadata");
+        peer.TrySend($$"""{"type":"metadata_updated","peer_id":{{JsonSerializer.Serialize(self)}},"metadata":{{merged}}}""");
+    }
+
+    private void RelayPeerMessage(PeerSocket peer, string self, string room, JsonObject message)
+    {
+        var targetId = message.GetString("to_peer_id");
+        if (string.IsNullOrEmpty(targetId) || !message.ContainsKey("payload"))
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "peer_message needs 'to_peer_id' and 'payload'.", MessageTypes.PeerMessage));
+            return;
+        }
+        var target = _peers.Get(targetId);
+        if (target is null)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.PeerNotFound, $"Peer {Truncate(targetId)} not found", MessageTypes.PeerMessage));
+            return;
+        }
+        if (target.RoomId != room)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.PeerNotInRoom, $"Peer {Truncate(targetId)} is not in your room", MessageTypes.PeerMessage));
+            return;
+        }
+        message["from_peer_id"] = self;
+        if (!target.Link.TrySend(SignalingJson.ToWire(message)))
+            Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.PeerMessage));
+    }
+
+    private void RelayOffer(PeerSocket peer, string self, string room, JsonObject message)
+    {
+        if (message.GetString("target") is not { Length: > 0 } targetId)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
+            return;
+        }
+        var outcome = _peers.TryReserve(targetId, self, room, out var status);
+        switch (outcome)
+        {
+            case ReservationOutcome.TargetNotFound or ReservationOutcome.TargetInOtherRoom:
+                SendPeerNotFound(peer, targetId, MessageTypes.Offer);
+                return;
+            case ReservationOutcome.Busy:
+                _log.Write(LogLevel.Information, Component, $"Offer from {self} to {targetId} refused: worker is {status ?? "reserved"}");
+                Send(peer, new JsonObject
+                {
+                    ["type"] = MessageTypes.Error,
+                    ["code"] = ErrorCodes.WorkerBusy,
+                    ["reason"] = RegistrationReasons.WorkerBusy,
+                    ["message"] = $"Worker is currently {status ?? "reserved"}. Please use --room-id and --token to discover available workers.",
+                    ["current_status"] = status ?? "reserved",
+                    ["target"] = self,
+                    ["sender"] = targetId,
+                    [SignalingJson.InReplyTo] = MessageTypes.Offer,
+                });
+                return;
+        }
+        var target = _peers.Get(targetId);
+        message["sender"] = self;
+        if (target is null || !target.Link.TrySend(SignalingJson.ToWire(message)))
+        {
+            _peers.ReleaseReservationsHeldBy(self);
+            Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.Offer));
+            return;
+        }
+        if (outcome == ReservationOutcome.Reserved)
+            _log.Write(LogLevel.Information, Component, $"Worker {targetId} reserved by {self}");
+    }
+
+    private void RelaySignal(PeerSocket peer, string self, string room, JsonObject message, string type)
+    {
+        if (message.GetString("target") is not { Length: > 0 } targetId)
+        {
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, $"{type} needs a 'target'.", type));
+            return;
+        }
+        var target = _peers.Get(targetId);
+        if (target is null || target.RoomId != room)
+        {
+            SendPeerNotFound(peer, targetId, type);
+            return;
+        }
+        message["sender"] = self;
+        if (!target.Link.TrySend(SignalingJson.ToWire(message)))
+            Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", type));
+    }
+
+    /// <summary>A peer's own error (a worker refusing an offer) goes to its target; classic dropped these.</summary>
+    private void RelayPeerError(string self, string room, JsonObject message)
+    {
+        if (message.GetString("target") is not { Length: > 0 } targetId)
+        {
+            _log.Write(LogLevel.Debug, Component, $"Dropped an error without target from {self}");
+            return;
+        }
+        var target = _peers.Get(targetId);
+        if (target is null || target.RoomId != room)
+        {
+            _log.Write(LogLevel.Debug, Component, $"Dropped an error from {self} for unknown peer {Truncate(targetId)}");
+            return;
+        }
+        message["sender"] = self;
+        target.Link.TrySend(SignalingJson.ToWire(message));
+    }
+
+    private void RelayMesh(PeerSocket peer, string self, string room, JsonObject message, string forwardedType, string payloadKey)
+    {
+        var targetId = message.GetString("target_peer_id");
+        var target = string.IsNullOrEmpty(targetId) ? null : _peers.Get(targetId);
+        if (target is null || target.RoomId != room)
+        {
+            Send(peer, new JsonObject
+            {
+                ["type"] = MessageTypes.Error, ["code"] = ErrorCodes.PeerNotFound, ["reason"] = "peer_not_found",
+                ["target_peer_id"] = targetId, [SignalingJson.InReplyTo] = message.GetString("type"),
+            });
+            return;
+        }
+        var forwarded = new JsonObject
+        {
+            ["type"] = forwardedType,
+            ["from_peer_id"] = self,
+            [payloadKey] = message[payloadKey]?.DeepClone(),
+        };
+        target.Link.TrySend(SignalingJson.ToWire(forwarded));
+    }
+
+    private static void SendPeerNotFound(PeerSocket peer, string targetId, string inReplyTo)
+    {
+        var error = SignalingJson.CodedError(ErrorCodes.PeerNotFound, $"Peer {Truncate(targetId)} not found in your room", inReplyTo);
+        error["target_peer_id"] = targetId;
+        Send(peer, error);
+    }
+
+    /// <summary>Called once when a connection ends: frees its registration (if still its own) and its reservations.</summary>
+    public void Disconnected(PeerSocket peer)
+    {
+        if (peer.PeerId is not { } peerId) return;
+        if (_peers.Remove(peerId, peer))
+            _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
+    }
+
+    private static void Send(PeerSocket peer, JsonObject message) => peer.TrySend(SignalingJson.ToWire(message));
+
+    /// <summary>Echoed identifiers are untrusted input: keep error texts short.</summary>
+    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
+}

@@ -1,0 +1,386 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Store;
+using SleapRtc.Signaling.Stun;
+
+namespace SleapRtc.Signaling.Server;
+
+/// <summary>
+/// The bundled signaling server, in-process: one TCP port serves the classic HTTP API and the
+/// WebSocket upgrade (any path), a UDP STUN responder uses the same port number, rooms live in
+/// SQLite and live peers in memory. Named "Host" because <see cref="SleapRtc.SignalingServer"/> is the
+/// public object the cmdlets output (see <see cref="ToModel"/>).
+/// </summary>
+public sealed class SignalingServerHost : IAsyncDisposable
+{
+    private const string Component = "signaling";
+    private static readonly TimeSpan HeaderTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly SignalingServerOptions _options;
+    private readonly TcpListener _listener;
+    private readonly IRoomStore _store;
+    private readonly bool _ownsStore;
+    private readonly StunBindingResponder? _stun;
+    private readonly SignalingHub _hub;
+    private readonly HttpEndpoints _http;
+    private readonly RoomService _rooms;
+    private readonly ILogSink _log;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<long, TcpClient> _connections = new();
+    private readonly ConcurrentDictionary<long, PeerSocket> _sockets = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<Task> _backgroundLoops = [];
+    private long _nextConnectionId;
+    private int _stopRequested;
+
+    private SignalingServerHost(SignalingServerOptions options, TcpListener listener, IRoomStore store, bool ownsStore,
+        StunBindingResponder? stun, IdTokenService idTokens, string databasePath)
+    {
+        _options = options;
+        _listener = listener;
+        _store = store;
+        _ownsStore = ownsStore;
+        _stun = stun;
+        _log = options.Log;
+        Peers = new InMemoryPeerRegistry();
+        var throttle = new RegistrationThrottle(options.FreeFailedRegistrations, TimeSpan.FromMinutes(1), options.FailedRegistrationDelay, options.MaxFailedRegistrationDelay);
+        _hub = new SignalingHub(store, Peers, idTokens, throttle, _log, () => StunPort);
+        _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
+        _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, _log);
+        DatabasePath = databasePath;
+        var endPoint = (IPEndPoint)listener.LocalEndpoint;
+        Port = endPoint.Port;
+        ListenAddress = options.ListenAddress;
+        var host = AdvertisedHost(endPoint.Address);
+        Url = $"ws://{host}:{Port}";
+        HttpUrl = $"http://{host}:{Port}";
+        LocalUrl = $"ws://{(endPoint.Address.AddressFamily == AddressFamily.InterNetworkV6 && !endPoint.Address.Equals(IPAddress.IPv6Any) ? "[" + endPoint.Address + "]" : IsAny(endPoint.Address) ? "127.0.0.1" : endPoint.Address.ToString())}:{Port}";
+        StartedAt = DateTimeOffset.UtcNow;
+    }
+
+    /// <summary>WebSocket URL other machines use (the LAN address when listening on all interfaces).</summary>
+    public string Url { get; }
+
+    /// <summary>HTTP base URL (same port as <see cref="Url"/>).</summary>
+    public string HttpUrl { get; }
+
+    /// <summary>WebSocket URL for callers in this process or on this machine.</summary>
+    public string LocalUrl { get; }
+
+    public int Port { get; }
+
+    /// <summary>UDP port of the STUN responder; 0 when STUN is off.</summary>
+    public int StunPort => _stun?.Port ?? 0;
+
+    public string ListenAddress { get; }
+    public DateTimeOffset StartedAt { get; }
+    public string DatabasePath { get; }
+    public Guid InstanceId { get; } = Guid.NewGuid();
+    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0;
+
+    /// <summary>Completes when the server has stopped (after <see cref="StopAsync"/>).</summary>
+    public Task Completion => _completion.Task;
+
+    /// <summary>Live peers; exposed for diagnostics and tests.</summary>
+    public IPeerRegistry Peers { get; }
+
+    /// <summary>Starts listening. Throws <see cref="SocketException"/> (AddressAlreadyInUse) when the port is taken.</summary>
+    public static async Task<SignalingServerHost> StartAsync(SignalingServerOptions options, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(options), "Port must be 0-65535.");
+        if (!IPAddress.TryParse(options.ListenAddress, out var address))
+            throw new ArgumentException($"ListenAddress '{options.ListenAddress}' is not an IP address.", nameof(options));
+
+        var databasePath = options.RoomStore is not null ? "(external store)" : options.DatabasePath ?? SignalingServerOptions.DefaultDatabasePath;
+        var store = options.RoomStore ?? SqliteRoomStore.Open(databasePath);
+        var ownsStore = options.RoomStore is null;
+        TcpListener? listener = null;
+        StunBindingResponder? stun = null;
+        try
+        {
+            var key = await store.GetOrCreateKeyAsync("id_token_hs256", IdTokenService.NewKey, ct).ConfigureAwait(false);
+            var idTokens = new IdTokenService(key, options.IdTokenLifetime);
+
+            listener = new TcpListener(address, options.Port);
+            if (address.Equals(IPAddress.IPv6Any)) listener.Server.DualMode = true;
+            listener.Start(512);
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+
+            if (options.EnableStun)
+            {
+                try { stun = StunBindingResponder.Start(address, port, options.Log); }
+                catch (SocketException)
+                {
+                    // The UDP port number is taken by something else: any free port still serves peers.
+                    stun = StunBindingResponder.Start(address, 0, options.Log);
+                }
+            }
+
+            var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath);
+            server.Begin();
+            options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {databasePath}");
+            return server;
+        }
+        catch
+        {
+            listener?.Stop();
+            if (stun is not null) await stun.DisposeAsync().ConfigureAwait(false);
+            if (ownsStore) await store.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private void Begin()
+    {
+        var ct = _stopping.Token;
+        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
+        _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PingInterval, PingAll, ct)));
+        _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
+        _ = PurgeAsync(ct);
+    }
+
+    /// <summary>Creates a room directly (embedded server in Start-SleapWorker). ttl null = default, InfiniteTimeSpan = never.
+    /// roomId/token may be given to recreate a known room (shorter classic-style tokens are accepted).</summary>
+    public Task<RoomRecord> CreateRoomAsync(string? name, TimeSpan? ttl, CancellationToken ct = default, string? roomId = null, string? token = null)
+        => _rooms.CreateAsync(name, ttl, "local", ct, roomId, token);
+
+    public Task<RoomRecord?> GetRoomAsync(string roomId, CancellationToken ct = default) => _rooms.GetAsync(roomId, ct);
+
+    /// <summary>Purges expired rooms now (also done every PurgeInterval).</summary>
+    public async Task PurgeExpiredRoomsAsync(CancellationToken ct = default)
+        => await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false);
+
+    /// <summary>The public object Start-/Get-SleapSignalingServer output.</summary>
+    public SleapRtc.SignalingServer ToModel() => new()
+    {
+        Url = Url,
+        Port = Port,
+        ListenAddress = ListenAddress,
+        StartedAt = StartedAt,
+        State = IsRunning ? "Running" : "Stopped",
+        DatabasePath = DatabasePath,
+        InstanceId = InstanceId,
+    };
+
+    private async Task PurgeAsync(CancellationToken ct)
+    {
+        try { await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.Write(LogLevel.Warning, Component, $"Purging expired rooms failed: {e.GetType().Name}");
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    private void PingAll()
+    {
+        foreach (var socket in _sockets.Values) socket.TrySend(SignalingHub.Ping);
+    }
+
+    private static async Task EveryAsync(TimeSpan interval, Action action, CancellationToken ct)
+    {
+        if (interval <= TimeSpan.Zero) return;
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false)) action();
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            TcpClient client;
+            try { client = await _listener.AcceptTcpClientAsync(ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            catch (ObjectDisposedException) { return; }
+            catch (SocketException e) when (!ct.IsCancellationRequested)
+            {
+                _log.Write(LogLevel.Warning, Component, $"Accept failed: {e.SocketErrorCode}");
+                continue;
+            }
+            catch (SocketException) { return; }
+
+            var id = Interlocked.Increment(ref _nextConnectionId);
+            _connections[id] = client;
+            _ = Task.Run(() => ServeConnectionAsync(id, client, ct));
+        }
+    }
+
+    private async Task ServeConnectionAsync(long id, TcpClient client, CancellationToken ct)
+    {
+        var remote = (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
+        var remoteAddress = remote is null ? "unknown" : (remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString();
+        try
+        {
+            client.NoDelay = true;
+            var stream = client.GetStream();
+            var reader = new HttpRequestReader(stream, _options.MaxMessageBytes);
+            while (!ct.IsCancellationRequested)
+            {
+                HttpRequest? request;
+                using (var headerTimeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+                {
+                    headerTimeout.CancelAfter(HeaderTimeout);
+                    try { request = await reader.ReadAsync(headerTimeout.Token).ConfigureAwait(false); }
+                    catch (HttpParseException e)
+                    {
+                        await WriteResponseAsync(stream, new HttpResponse(e.StatusCode, new System.Text.Json.Nodes.JsonObject { ["detail"] = e.Message }), false, false, ct).ConfigureAwait(false);
+                        return;
+                    }
+                }
+                if (request is null) return;
+
+                if (request.IsWebSocketUpgrade)
+                {
+                    await ServeWebSocketAsync(id, stream, reader, request, remoteAddress, ct).ConfigureAwait(false);
+                    return;
+                }
+
+                HttpResponse response;
+                try { response = await _http.HandleAsync(request, ct).ConfigureAwait(false); }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    _log.Write(LogLevel.Error, Component, $"HTTP {request.Method} {request.Path} failed: {e.GetType().Name}");
+                    response = HttpResponse.Detail(500, "Internal server error");
+                }
+                var keepAlive = request.KeepAlive;
+                await WriteResponseAsync(stream, response, keepAlive, request.Method == "HEAD", ct).ConfigureAwait(false);
+                if (!keepAlive) return;
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Client went away or the server is stopping.
+        }
+        finally
+        {
+            _connections.TryRemove(id, out _);
+            client.Dispose();
+        }
+    }
+
+    private async Task ServeWebSocketAsync(long id, NetworkStream stream, HttpRequestReader reader, HttpRequest request, string remoteAddress, CancellationToken ct)
+    {
+        var key = request.Header("Sec-WebSocket-Key");
+        if (string.IsNullOrEmpty(key) || request.Header("Sec-WebSocket-Version") != "13")
+        {
+            var refusal = "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(refusal), ct).ConfigureAwait(false);
+            return;
+        }
+        var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key.Trim() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+        var handshake = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake), ct).ConfigureAwait(false);
+
+        var webSocket = WebSocket.CreateFromStream(new PrefixedStream(reader.Buffered.ToArray(), stream), new WebSocketCreationOptions
+        {
+            IsServer = true,
+            KeepAliveInterval = TimeSpan.Zero,
+        });
+        var hostName = HostWithoutPort(request.Header("Host")) ?? (IsAny(((IPEndPoint)_listener.LocalEndpoint).Address) ? "127.0.0.1" : ((IPEndPoint)_listener.LocalEndpoint).Address.ToString());
+        var peer = new PeerSocket(webSocket, remoteAddress, hostName, _options.MaxMessageBytes, _options.MaxQueuedMessagesPerConnection);
+        _sockets[id] = peer;
+        Interlocked.Increment(ref _hub.TotalConnections);
+        try
+        {
+            await peer.RunAsync(_hub.HandleAsync, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sockets.TryRemove(id, out _);
+            _hub.Disconnected(peer);
+        }
+    }
+
+    private static async Task WriteResponseAsync(Stream stream, HttpResponse response, bool keepAlive, bool headOnly, CancellationToken ct)
+    {
+        var body = response.Body is null ? [] : Encoding.UTF8.GetBytes(SignalingJson.ToWire(response.Body));
+        var head = new StringBuilder()
+            .Append("HTTP/1.1 ").Append(response.StatusCode).Append(' ').Append(ReasonPhrase(response.StatusCode)).Append("\r\n")
+            .Append("Content-Type: application/json\r\n")
+            .Append("Content-Length: ").Append(body.Length).Append("\r\n")
+            .Append("Access-Control-Allow-Origin: *\r\n")
+            .Append("Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n")
+            .Append("Access-Control-Allow-Headers: Authorization, Content-Type\r\n")
+            .Append("Cache-Control: no-store\r\n")
+            .Append(keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n")
+            .Append("\r\n");
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(head.ToString()), ct).ConfigureAwait(false);
+        if (!headOnly && body.Length > 0) await stream.WriteAsync(body, ct).ConfigureAwait(false);
+        await stream.FlushAsync(ct).ConfigureAwait(false);
+    }
+
+    private static string ReasonPhrase(int status) => status switch
+    {
+        200 => "OK", 204 => "No Content", 400 => "Bad Request", 401 => "Unauthorized", 403 => "Forbidden", 404 => "Not Found",
+        405 => "Method Not Allowed", 411 => "Length Required", 413 => "Payload Too Large", 426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large", 500 => "Internal Server Error", 505 => "HTTP Version Not Supported", _ => "Status",
+    };
+
+    private static string? HostWithoutPort(string? host)
+    {
+        if (string.IsNullOrWhiteSpace(host)) return null;
+        host = host.Trim();
+        if (host.StartsWith('['))
+        {
+            var close = host.IndexOf(']');
+            return close > 0 ? host[1..close] : null;
+        }
+        var colon = host.LastIndexOf(':');
+        return colon > 0 ? host[..colon] : host;
+    }
+
+    private static bool IsAny(IPAddress address) => address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any);
+
+    /// <summary>The host other machines should use: the listen address, or for 0.0.0.0 the first up, non-loopback IPv4.</summary>
+    private static string AdvertisedHost(IPAddress listen)
+    {
+        if (!IsAny(listen)) return listen.AddressFamily == AddressFamily.InterNetworkV6 ? "[" + listen + "]" : listen.ToString();
+        try
+        {
+            var lan = NetworkInterface.GetAllNetworkInterfaces()
+                .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+                .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+                .Select(u => u.Address)
+                .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
+            return lan?.ToString() ?? "127.0.0.1";
+        }
+        catch (NetworkInformationException)
+        {
+            return "127.0.0.1";
+        }
+    }
+
+    /// <summary>Stops accepting, closes every connection, frees the port and the database.</summary>
+    public async Task StopAsync()
+    {
+        if (Interlocked.Exchange(ref _stopRequested, 1) == 1)
+        {
+            await _completion.Task.ConfigureAwait(false);
+            return;
+        }
+        _log.Write(LogLevel.Information, Component, $"Stopping signaling server on port {Port}");
+        _stopping.Cancel();
+        _listener.Stop();
+        foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
+        foreach (var client in _connections.Values) client.Dispose();
+        try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+        catch (TimeoutException) { }
+        if (_stun is not null) await _stun.DisposeAsync().ConfigureAwait(false);
+        if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
+        _completion.TrySetResult();
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+}

@@ -1,0 +1,84 @@
+using System.Net.WebSockets;
+using System.Text.Json.Nodes;
+
+namespace SleapRtc.Signaling.Store;
+
+/// <summary>The server side of one registered connection: where messages for a peer go.</summary>
+public interface IPeerLink
+{
+    /// <summary>The remote IP address, for logs and per-address throttling.</summary>
+    string RemoteAddress { get; }
+
+    /// <summary>Queues a JSON text frame; false when the connection is closed or too far behind.</summary>
+    bool TrySend(string json);
+
+    /// <summary>Closes the connection (used when a peer is deleted or displaced by a re-registration).</summary>
+    void Close(WebSocketCloseStatus status, string description);
+}
+
+/// <summary>A live peer as discovery shows it. Snapshots are immutable copies; the registry owns the live entry.</summary>
+public sealed record PeerSnapshot(
+    string PeerId,
+    string RoomId,
+    string Role,
+    string MetadataJson,
+    DateTimeOffset ConnectedAt,
+    IPeerLink Link);
+
+/// <summary>The outcome of asking to relay an offer to a worker.</summary>
+public enum ReservationOutcome
+{
+    /// <summary>The target is not a worker, or is already reserved by this sender: relay without change.</summary>
+    NotApplicable,
+    /// <summary>The worker was available and is now reserved by the sender.</summary>
+    Reserved,
+    /// <summary>The worker is reserved by another client or its status is not available: refuse.</summary>
+    Busy,
+    TargetNotFound,
+    TargetInOtherRoom,
+}
+
+/// <summary>
+/// Live peers, their metadata and worker reservations (in memory; a shared store for several server
+/// instances comes later). Every operation is atomic with respect to the others.
+/// </summary>
+public interface IPeerRegistry
+{
+    /// <summary>Adds or replaces the peer; returns the entry it replaced (another connection of the same peer), if any.</summary>
+    PeerSnapshot? Register(string peerId, string roomId, string role, JsonObject metadata, IPeerLink link, DateTimeOffset connectedAt);
+
+    /// <summary>Removes the peer only if it is still bound to <paramref name="link"/> (a re-registration elsewhere wins).</summary>
+    bool Remove(string peerId, IPeerLink link);
+
+    /// <summary>Removes the peer whatever its connection; returns it.</summary>
+    PeerSnapshot? Evict(string peerId);
+
+    PeerSnapshot? Get(string peerId);
+
+    IReadOnlyList<PeerSnapshot> PeersInRoom(string roomId);
+
+    /// <summary>Peers of a room, except <paramref name="excludedPeerId"/>, whose role and metadata match the classic filters.</summary>
+    IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters);
+
+    /// <summary>Applies the classic merge and returns the merged metadata as JSON text; null when the peer is unknown.
+    /// A worker status of "available" ends any reservation held on it.</summary>
+    string? UpdateMetadata(string peerId, JsonObject update);
+
+    /// <summary>Atomically checks and takes the reservation for an offer from <paramref name="clientPeerId"/> to <paramref name="workerPeerId"/>.</summary>
+    ReservationOutcome TryReserve(string workerPeerId, string clientPeerId, string clientRoomId, out string? workerStatus);
+
+    /// <summary>Drops every reservation the client holds (it disconnected); a status the server set to reserved goes back to available.</summary>
+    void ReleaseReservationsHeldBy(string clientPeerId);
+
+    int Count { get; }
+
+    int RoomCount { get; }
+
+    IReadOnlyDictionary<string, int> CountByRole();
+
+    /// <summary>The peer id of the room's mesh admin, if one registered with is_admin.</summary>
+    string? AdminOf(string roomId);
+
+    /// <summary>Claims the mesh admin role for the room; returns the current admin when another peer already holds it.</summary>
+    string? ClaimAdmin(string roomId, string peerId);
+}

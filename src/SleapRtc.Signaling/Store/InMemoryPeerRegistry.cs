@@ -1,0 +1,210 @@
+using System.Text.Json.Nodes;
+using SleapRtc.Protocol.Signaling;
+
+namespace SleapRtc.Signaling.Store;
+
+/// <summary>
+/// Live peers in memory behind one lock: each operation is a few dictionary lookups, and the single
+/// lock is what makes a reservation check-and-take atomic across connections.
+/// </summary>
+public sealed class InMemoryPeerRegistry : IPeerRegistry
+{
+    private const string WorkerRole = "worker";
+    private const string AvailableStatus = "available";
+    private const string ReservedStatus = "reserved";
+
+    private sealed class Entry
+    {
+        public required string PeerId;
+        public required string RoomId;
+        public required string Role;
+        public required JsonObject Metadata;
+        public required string MetadataJson;
+        public required DateTimeOffset ConnectedAt;
+        public required IPeerLink Link;
+        /// <summary>The client whose offer reserved this worker, until the worker returns to available or the client leaves.</summary>
+        public string? ReservedBy;
+        /// <summary>True while "reserved" is a status the server wrote, not one the worker published.</summary>
+        public bool StatusSetByServer;
+
+        public PeerSnapshot Snapshot() => new(PeerId, RoomId, Role, MetadataJson, ConnectedAt, Link);
+    }
+
+    private readonly object _gate = new();
+    private readonly Dictionary<string, Entry> _peers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Dictionary<string, Entry>> _rooms = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _admins = new(StringComparer.Ordinal);
+
+    public PeerSnapshot? Register(string peerId, string roomId, string role, JsonObject metadata, IPeerLink link, DateTimeOffset connectedAt)
+    {
+        var entry = new Entry
+        {
+            PeerId = peerId, RoomId = roomId, Role = role, Metadata = metadata,
+            MetadataJson = SignalingJson.ToWire(metadata), ConnectedAt = connectedAt, Link = link,
+        };
+        lock (_gate)
+        {
+            var replaced = RemoveLocked(peerId);
+            _peers[peerId] = entry;
+            if (!_rooms.TryGetValue(roomId, out var room)) _rooms[roomId] = room = new(StringComparer.Ordinal);
+            room[peerId] = entry;
+            return replaced?.Link == link ? null : replaced?.Snapshot();
+        }
+    }
+
+    public bool Remove(string peerId, IPeerLink link)
+    {
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(peerId, out var entry) || entry.Link != link) return false;
+            RemoveLocked(peerId);
+            return true;
+        }
+    }
+
+    public PeerSnapshot? Evict(string peerId)
+    {
+        lock (_gate) return RemoveLocked(peerId)?.Snapshot();
+    }
+
+    private Entry? RemoveLocked(string peerId)
+    {
+        if (!_peers.Remove(peerId, out var entry)) return null;
+        if (_rooms.TryGetValue(entry.RoomId, out var room))
+        {
+            room.Remove(peerId);
+            if (room.Count == 0)
+            {
+                _rooms.Remove(entry.RoomId);
+            }
+        }
+        if (_admins.TryGetValue(entry.RoomId, out var admin) && admin == peerId) _admins.Remove(entry.RoomId);
+        ReleaseLocked(peerId);
+        return entry;
+    }
+
+    public PeerSnapshot? Get(string peerId)
+    {
+        lock (_gate) return _peers.TryGetValue(peerId, out var entry) ? entry.Snapshot() : null;
+    }
+
+    public IReadOnlyList<PeerSnapshot> PeersInRoom(string roomId)
+    {
+        lock (_gate)
+            return _rooms.TryGetValue(roomId, out var room) ? room.Values.Select(e => e.Snapshot()).ToList() : [];
+    }
+
+    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters)
+    {
+        lock (_gate)
+        {
+            if (!_rooms.TryGetValue(roomId, out var room)) return [];
+            var found = new List<PeerSnapshot>();
+            foreach (var entry in room.Values)
+            {
+                if (entry.PeerId == excludedPeerId) continue;
+                if (PeerFilter.Matches(filters, entry.Role, entry.Metadata)) found.Add(entry.Snapshot());
+            }
+            return found;
+        }
+    }
+
+    public string? UpdateMetadata(string peerId, JsonObject update)
+    {
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(peerId, out var entry)) return null;
+            var merged = MetadataMerge.Merge(entry.Metadata, update);
+            SetMetadataLocked(entry, merged);
+            if (update.GetObject("properties")?.GetString("status") is { } status)
+            {
+                // The worker now owns its status; "available" means the job (or refusal) is over.
+                entry.StatusSetByServer = false;
+                if (status == AvailableStatus) entry.ReservedBy = null;
+            }
+            return entry.MetadataJson;
+        }
+    }
+
+    public ReservationOutcome TryReserve(string workerPeerId, string clientPeerId, string clientRoomId, out string? workerStatus)
+    {
+        lock (_gate)
+        {
+            workerStatus = null;
+            if (!_peers.TryGetValue(workerPeerId, out var worker)) return ReservationOutcome.TargetNotFound;
+            if (worker.RoomId != clientRoomId) return ReservationOutcome.TargetInOtherRoom;
+            workerStatus = StatusOf(worker);
+            if (worker.Role != WorkerRole || worker.ReservedBy == clientPeerId) return ReservationOutcome.NotApplicable;
+            if (worker.ReservedBy is not null) return ReservationOutcome.Busy;
+            if (workerStatus is not null && workerStatus != AvailableStatus) return ReservationOutcome.Busy;
+
+            worker.ReservedBy = clientPeerId;
+            if (workerStatus == AvailableStatus)
+            {
+                // Discovery must stop offering this worker at once, before the worker publishes "reserved" itself.
+                var merged = MetadataMerge.Merge(worker.Metadata, new JsonObject { ["properties"] = new JsonObject { ["status"] = ReservedStatus } });
+                SetMetadataLocked(worker, merged);
+                worker.StatusSetByServer = true;
+                workerStatus = ReservedStatus;
+            }
+            return ReservationOutcome.Reserved;
+        }
+    }
+
+    public void ReleaseReservationsHeldBy(string clientPeerId)
+    {
+        lock (_gate) ReleaseLocked(clientPeerId);
+    }
+
+    private void ReleaseLocked(string clientPeerId)
+    {
+        foreach (var worker in _peers.Values)
+        {
+            if (worker.ReservedBy != clientPeerId) continue;
+            worker.ReservedBy = null;
+            if (worker.StatusSetByServer)
+            {
+                worker.StatusSetByServer = false;
+                SetMetadataLocked(worker, MetadataMerge.Merge(worker.Metadata, new JsonObject { ["properties"] = new JsonObject { ["status"] = AvailableStatus } }));
+            }
+        }
+    }
+
+    private static string? StatusOf(Entry entry) => entry.Metadata.GetObject("properties")?.GetString("status");
+
+    private static void SetMetadataLocked(Entry entry, JsonObject metadata)
+    {
+        entry.Metadata = metadata;
+        entry.MetadataJson = SignalingJson.ToWire(metadata);
+    }
+
+    public int Count
+    {
+        get { lock (_gate) return _peers.Count; }
+    }
+
+    public int RoomCount
+    {
+        get { lock (_gate) return _rooms.Count; }
+    }
+
+    public IReadOnlyDictionary<string, int> CountByRole()
+    {
+        lock (_gate) return _peers.Values.GroupBy(e => e.Role).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+    }
+
+    public string? AdminOf(string roomId)
+    {
+        lock (_gate) return _admins.TryGetValue(roomId, out var admin) ? admin : null;
+    }
+
+    public string? ClaimAdmin(string roomId, string peerId)
+    {
+        lock (_gate)
+        {
+            if (_admins.TryGetValue(roomId, out var admin) && admin != peerId) return admin;
+            _admins[roomId] = peerId;
+            return null;
+        }
+    }
+}

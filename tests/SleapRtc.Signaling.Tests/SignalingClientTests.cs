@@ -1,0 +1,126 @@
+using System.Text.Json.Nodes;
+using SleapRtc.Signaling.Client;
+using Xunit;
+
+namespace SleapRtc.Signaling.Tests;
+
+public class SignalingClientTests
+{
+    private static SignalingClientOptions Fast() => new()
+    {
+        RequestTimeout = TimeSpan.FromSeconds(5),
+        InitialReconnectDelay = TimeSpan.FromMilliseconds(100),
+        MaxReconnectDelay = TimeSpan.FromMilliseconds(400),
+    };
+
+    private static JsonObject WorkerMetadata(long gpuMb = 24576, string status = "available") => new()
+    {
+        ["tags"] = new JsonArray("sleap-rtc", "training-worker"),
+        ["properties"] = new JsonObject { ["gpu_memory_mb"] = gpuMb, ["gpu_model"] = "RTX A5000", ["status"] = status },
+    };
+
+    private static async Task<SignalingClient> JoinAsync(string url, Room room, string role, JsonObject? metadata = null, SignalingClientOptions? options = null)
+    {
+        var client = new SignalingClient(url, options ?? Fast());
+        var signIn = await client.AnonymousSignInAsync();
+        await client.ConnectAsync(new RegistrationRequest(signIn.Username, room.RoomId, room.Token, signIn.IdToken, role, metadata));
+        return client;
+    }
+
+    [Fact]
+    public async Task CreatesRoomRegistersDiscoversAndRelaysOfferAnswer()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync("lab", TimeSpan.FromDays(2));
+        Assert.Equal(32, room.Token.Length);
+        Assert.True(room.ExpiresAt > DateTimeOffset.UtcNow.AddDays(1.9));
+
+        await using var worker = await JoinAsync(server.WsUrl, room, "worker", WorkerMetadata());
+        await using var client = await JoinAsync(server.WsUrl, room, "client");
+        Assert.Contains(worker.PeerId!, client.Registration!.PeerIds);
+        Assert.Equal($"stun:127.0.0.1:{server.Host.StunPort}", (string?)client.Registration.IceServers[0]!["urls"]![0]);
+
+        var workers = await client.DiscoverAsync(PeerFilters.Workers("available", 8192, ["sleap-rtc"]));
+        var found = Assert.Single(workers);
+        Assert.Equal(worker.PeerId, found.PeerId);
+        Assert.Equal(24576, (long)found.Properties["gpu_memory_mb"]!);
+        Assert.Empty(await client.DiscoverAsync(PeerFilters.Workers("available", 32768)));
+
+        var offerSeen = new TaskCompletionSource<SdpMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.OfferReceived += offer => offerSeen.TrySetResult(offer);
+        var answerSeen = new TaskCompletionSource<SdpMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.AnswerReceived += answer => answerSeen.TrySetResult(answer);
+
+        await client.SendOfferAsync(worker.PeerId!, "offer-sdp");
+        var offer = await offerSeen.Task.WaitAsync(TestServer.Wait);
+        Assert.Equal(client.PeerId, offer.Sender);
+        await worker.SendAnswerAsync(offer.Sender, "answer-sdp");
+        var answer = await answerSeen.Task.WaitAsync(TestServer.Wait);
+        Assert.Equal("answer-sdp", answer.Sdp);
+        Assert.Equal(worker.PeerId, answer.Sender);
+    }
+
+    [Fact]
+    public async Task SecondClientGetsWorkerBusyUntilWorkerIsAvailableAgain()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync();
+        await using var worker = await JoinAsync(server.WsUrl, room, "worker", WorkerMetadata());
+        await using var first = await JoinAsync(server.WsUrl, room, "client");
+        await using var second = await JoinAsync(server.WsUrl, room, "client");
+
+        var offers = new List<string>();
+        worker.OfferReceived += offer => { lock (offers) offers.Add(offer.Sender); };
+        var busy = new TaskCompletionSource<SignalingError>(TaskCreationOptions.RunContinuationsAsynchronously);
+        second.ErrorReceived += error => busy.TrySetResult(error);
+
+        await first.SendOfferAsync(worker.PeerId!, "sdp-1");
+        await second.SendOfferAsync(worker.PeerId!, "sdp-2");
+        var error = await busy.Task.WaitAsync(TestServer.Wait);
+        Assert.True(error.IsWorkerBusy);
+        Assert.Equal("reserved", error.CurrentStatus);
+        Assert.Equal(worker.PeerId, error.Sender);
+        Assert.Empty(await second.DiscoverAsync(PeerFilters.Workers()));
+
+        await worker.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["status"] = "available" } });
+        Assert.Single(await second.DiscoverAsync(PeerFilters.Workers()));
+        lock (offers) Assert.Equal([first.PeerId!], offers);
+    }
+
+    [Fact]
+    public async Task ReconnectsAndReregistersAfterServerRestart()
+    {
+        var database = Path.Combine(Path.GetTempPath(), "sleaprtc-client-" + Guid.NewGuid().ToString("N") + ".db");
+        try
+        {
+            var server = await TestServer.StartAsync(o => o.DatabasePath = database);
+            var port = server.Host.Port;
+            var url = server.WsUrl;
+            Room room;
+            await using (var admin = new SignalingClient(url, Fast())) room = await admin.CreateRoomAsync();
+            await using var worker = await JoinAsync(url, room, "worker", WorkerMetadata());
+            await worker.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["gpu_model"] = "H100" } });
+
+            var reconnected = new TaskCompletionSource<RegistrationResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+            worker.Reconnected += r => reconnected.TrySetResult(r);
+            var disconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            worker.Disconnected += _ => disconnected.TrySetResult();
+
+            await server.DisposeAsync();
+            await disconnected.Task.WaitAsync(TestServer.Wait);
+            await using var restarted = await TestServer.StartAsync(o => { o.DatabasePath = database; o.Port = port; });
+            var result = await reconnected.Task.WaitAsync(TestServer.Wait);
+            Assert.Equal(worker.PeerId, result.PeerId);
+
+            await using var client = await JoinAsync(url, room, "client");
+            var found = Assert.Single(await client.DiscoverAsync(PeerFilters.Workers()));
+            Assert.Equal("H100", (string?)found.Properties["gpu_model"]);
+        }
+        finally
+        {
+            foreach (var file in new[] { database, database + "-wal", database + "-shm" }) File.Delete(file);
+        }
+    }
+}
