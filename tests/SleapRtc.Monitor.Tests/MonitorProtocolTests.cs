@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace SleapRtc.Monitor.Tests;
+
+/// <summary>The state document and the event stream, against the real server with classic peers.</summary>
+public sealed class MonitorProtocolTests : IAsyncLifetime
+{
+    /// <summary>The monitor's promise: a change on the server reaches viewers within a second.</summary>
+    private static readonly TimeSpan WithinOneSecond = TimeSpan.FromSeconds(1);
+
+    private SignalingTestServer _server = null!;
+    private string _roomId = "";
+    private string _token = "";
+
+    public async Task InitializeAsync()
+    {
+        _server = await SignalingTestServer.StartAsync();
+        (_roomId, _token) = await _server.CreateRoomAsync();
+    }
+
+    public async Task DisposeAsync() => await _server.DisposeAsync();
+
+    [Theory]
+    [InlineData("state")]
+    [InlineData("events")]
+    public async Task No_token_wrong_token_or_unknown_room_is_401_json_without_room_data(string endpoint)
+    {
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-secret-gpu", SignalingTestServer.WorkerProperties("NVIDIA H100", 81559, "gpu-host-1"));
+        var cases = new (string Path, string? Token)[]
+        {
+            ($"/api/rooms/{_roomId}/{endpoint}", null),
+            ($"/api/rooms/{_roomId}/{endpoint}", _token + "x"),
+            ($"/api/rooms/{_roomId}/{endpoint}", _token.ToUpperInvariant() == _token ? "0" : _token.ToUpperInvariant()),
+            ("/api/rooms/nosuchroom/" + endpoint, _token),
+            // A token in the query string is never accepted (it would land in logs).
+            ($"/api/rooms/{_roomId}/{endpoint}?token={_token}", null),
+        };
+        foreach (var (path, token) in cases)
+        {
+            using var request = _server.AuthorisedGet(path, token);
+            using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains(response.Headers.WwwAuthenticate, h => h.Scheme == "Bearer");
+            var body = await response.Content.ReadAsStringAsync();
+            using var json = JsonDocument.Parse(body);
+            Assert.Equal("unauthorized", json.RootElement.GetProperty("error").GetString());
+            Assert.DoesNotContain("w-secret-gpu", body, StringComparison.Ordinal);
+            Assert.DoesNotContain("H100", body, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task State_lists_the_workers_of_the_room_only_with_their_fields()
+    {
+        await using var a = await _server.RegisterWorkerAsync(_roomId, _token, "w-a100", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a", name: "alpha"));
+        await using var rtx = await _server.RegisterWorkerAsync(_roomId, _token, "w-rtx", SignalingTestServer.WorkerProperties("NVIDIA RTX 4090", 24564, "node-b", status: "busy"));
+        await using var client = await _server.RegisterWorkerAsync(_roomId, _token, "c-client", new JsonObject(), role: "client");
+        var (otherRoom, otherToken) = await _server.CreateRoomAsync();
+        await using var elsewhere = await _server.RegisterWorkerAsync(otherRoom, otherToken, "w-elsewhere", SignalingTestServer.WorkerProperties("Tesla T4", 15360, "node-c"));
+
+        using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/state", _token);
+        using var response = await _server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("no-store", response.Headers.CacheControl?.ToString() ?? "", StringComparison.Ordinal);
+        using var state = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(_roomId, state.RootElement.GetProperty("room_id").GetString());
+        var workers = state.RootElement.GetProperty("workers").EnumerateArray().ToDictionary(w => w.GetProperty("peer_id").GetString()!);
+        Assert.Equal(["w-a100", "w-rtx"], workers.Keys.Order(StringComparer.Ordinal));
+        var alpha = workers["w-a100"];
+        Assert.Equal("alpha", alpha.GetProperty("name").GetString());
+        Assert.Equal("available", alpha.GetProperty("status").GetString());
+        Assert.Equal("NVIDIA A100", alpha.GetProperty("gpu_model").GetString());
+        Assert.Equal(40960, alpha.GetProperty("gpu_memory_mb").GetInt64());
+        Assert.Equal("node-a", alpha.GetProperty("hostname").GetString());
+        Assert.Equal(JsonValueKind.Null, alpha.GetProperty("job").ValueKind);
+        var connectedAt = DateTimeOffset.Parse(alpha.GetProperty("connected_at").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(DateTimeOffset.UtcNow - connectedAt, TimeSpan.Zero, TimeSpan.FromMinutes(1));
+        Assert.Equal("busy", workers["w-rtx"].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Event_stream_starts_with_a_snapshot_then_reports_each_change_within_a_second()
+    {
+        await using var first = await _server.RegisterWorkerAsync(_roomId, _token, "w-first", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token);
+        using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains("no-store", response.Headers.CacheControl?.ToString() ?? "", StringComparison.Ordinal);
+        await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+
+        var (name, snapshot) = await events.NextAsync(SignalingTestServer.Timeout);
+        Assert.Equal("snapshot", name);
+        Assert.Equal(_roomId, snapshot.GetProperty("room_id").GetString());
+        Assert.Equal("w-first", Assert.Single(snapshot.GetProperty("workers").EnumerateArray()).GetProperty("peer_id").GetString());
+
+        // Joined.
+        var clock = Stopwatch.StartNew();
+        await using var second = await _server.RegisterWorkerAsync(_roomId, _token, "w-second", SignalingTestServer.WorkerProperties("NVIDIA RTX 4090", 24564, "node-b"));
+        var joined = await events.NextNamedAsync("worker_joined", WithinOneSecond);
+        Assert.Equal("w-second", joined.GetProperty("peer_id").GetString());
+        Assert.Equal("NVIDIA RTX 4090", joined.GetProperty("worker").GetProperty("gpu_model").GetString());
+        Assert.True(clock.Elapsed < WithinOneSecond + SignalingTestServer.Timeout);
+
+        // Status changed.
+        await second.UpdatePropertiesAsync(new JsonObject { ["status"] = "reserved" });
+        var status = await events.NextNamedAsync("status_changed", WithinOneSecond);
+        Assert.Equal("w-second", status.GetProperty("peer_id").GetString());
+        Assert.Equal("reserved", status.GetProperty("status").GetString());
+        Assert.Equal("available", status.GetProperty("previous_status").GetString());
+
+        // Job progress, as a worker publishes it.
+        await second.UpdatePropertiesAsync(new JsonObject
+        {
+            ["status"] = "busy",
+            ["job"] = new JsonObject
+            {
+                ["job_id"] = "job-1", ["package"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
+                ["epoch"] = 3, ["epoch_count"] = 10, ["loss"] = 0.25, ["loss_history"] = new JsonArray(0.9, 0.5, 0.25),
+            },
+        });
+        var busy = await events.NextNamedAsync("status_changed", WithinOneSecond);
+        Assert.Equal("busy", busy.GetProperty("status").GetString());
+        var progress = await events.NextNamedAsync("job_progress", WithinOneSecond);
+        Assert.Equal(3, progress.GetProperty("job").GetProperty("epoch").GetInt32());
+        Assert.Equal("flies.slp.training_job.zip", progress.GetProperty("job").GetProperty("package").GetString());
+
+        await second.UpdatePropertiesAsync(new JsonObject
+        {
+            ["job"] = new JsonObject
+            {
+                ["job_id"] = "job-1", ["package"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
+                ["epoch"] = 4, ["epoch_count"] = 10, ["loss"] = 0.2, ["loss_history"] = new JsonArray(0.9, 0.5, 0.25, 0.2),
+            },
+        });
+        var advanced = await events.NextNamedAsync("job_progress", WithinOneSecond);
+        Assert.Equal(4, advanced.GetProperty("job").GetProperty("epoch").GetInt32());
+        Assert.Equal(4, advanced.GetProperty("job").GetProperty("loss_history").GetArrayLength());
+
+        // Left (the worker's connection closes).
+        await second.DisposeAsync();
+        var left = await events.NextNamedAsync("worker_left", WithinOneSecond);
+        Assert.Equal("w-second", left.GetProperty("peer_id").GetString());
+    }
+
+    [Fact]
+    public async Task Events_that_carry_nothing_new_are_not_sent()
+    {
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-quiet", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token);
+        using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+
+        // Re-publishing the same status changes nothing a viewer can see; the next real change is the next event.
+        await worker.UpdatePropertiesAsync(new JsonObject { ["status"] = "available" });
+        await worker.UpdatePropertiesAsync(new JsonObject { ["hostname"] = "node-a-renamed" });
+        var (name, data) = await events.NextAsync(WithinOneSecond);
+        Assert.Equal("worker_updated", name);
+        Assert.Equal("node-a-renamed", data.GetProperty("worker").GetProperty("hostname").GetString());
+    }
+
+    [Fact]
+    public async Task Server_reservation_shows_as_reserved_and_release_as_available()
+    {
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-reserve", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token);
+        using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+
+        var client = await _server.RegisterWorkerAsync(_roomId, _token, "c-offerer", new JsonObject(), role: "client");
+        await client.SendAsync(new JsonObject { ["type"] = "offer", ["sender"] = "c-offerer", ["target"] = "w-reserve", ["sdp"] = "v=0\r\n" });
+        var reserved = await events.NextNamedAsync("status_changed", WithinOneSecond);
+        Assert.Equal("reserved", reserved.GetProperty("status").GetString());
+
+        // The client vanishes before the worker ever published a status: the server's reservation is released.
+        await client.DisposeAsync();
+        var released = await events.NextNamedAsync("status_changed", WithinOneSecond);
+        Assert.Equal("available", released.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Closing_the_stream_frees_the_viewer()
+    {
+        using (var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token))
+        using (var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+        }
+        // HttpClient may pool the socket; a raw connection makes the hang-up explicit.
+        using (var tcp = new TcpClient())
+        {
+            await tcp.ConnectAsync(_server.BaseAddress.Host, _server.BaseAddress.Port);
+            var stream = tcp.GetStream();
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(
+                $"GET /api/rooms/{_roomId}/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {_token}\r\n\r\n"));
+            var buffer = new byte[4096];
+            using var timeout = new CancellationTokenSource(SignalingTestServer.Timeout);
+            var received = new StringBuilder();
+            while (!received.ToString().Contains("event: snapshot", StringComparison.Ordinal))
+            {
+                var read = await stream.ReadAsync(buffer, timeout.Token);
+                Assert.True(read > 0);
+                received.Append(Encoding.UTF8.GetString(buffer, 0, read));
+            }
+        }
+        var deadline = Stopwatch.StartNew();
+        while (_server.Host.Monitor.Hub.ViewerCount(_roomId) > 0 && deadline.Elapsed < TimeSpan.FromSeconds(5)) await Task.Delay(20);
+        Assert.Equal(0, _server.Host.Monitor.Hub.ViewerCount(_roomId));
+    }
+
+    [Fact]
+    public async Task Idle_streams_carry_keep_alive_comments()
+    {
+        await using var server = await SignalingTestServer.StartAsync(keepAlive: TimeSpan.FromMilliseconds(200));
+        var (roomId, token) = await server.CreateRoomAsync();
+        using var request = server.AuthorisedGet($"/api/rooms/{roomId}/events", token);
+        using var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        using var timeout = new CancellationTokenSource(SignalingTestServer.Timeout);
+        string? line;
+        do line = await reader.ReadLineAsync(timeout.Token);
+        while (line is not null && line != ": keep-alive");
+        Assert.Equal(": keep-alive", line);
+    }
+}
