@@ -5,11 +5,13 @@ using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SleapRtc.Signaling.Monitor;
+using Xunit.Abstractions;
 
 namespace SleapRtc.Monitor.Tests;
 
 /// <summary>The state document and the event stream, against the real server with classic peers.</summary>
-public sealed class MonitorProtocolTests : IAsyncLifetime
+public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>The monitor's promise: a change on the server reaches viewers within a second.</summary>
     private static readonly TimeSpan WithinOneSecond = TimeSpan.FromSeconds(1);
@@ -222,7 +224,7 @@ public sealed class MonitorProtocolTests : IAsyncLifetime
     [Fact]
     public async Task Idle_streams_carry_keep_alive_comments()
     {
-        await using var server = await SignalingTestServer.StartAsync(keepAlive: TimeSpan.FromMilliseconds(200));
+        await using var server = await SignalingTestServer.StartAsync(new MonitorOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(200) });
         var (roomId, token) = await server.CreateRoomAsync();
         using var request = server.AuthorisedGet($"/api/rooms/{roomId}/events", token);
         using var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
@@ -232,5 +234,86 @@ public sealed class MonitorProtocolTests : IAsyncLifetime
         do line = await reader.ReadLineAsync(timeout.Token);
         while (line is not null && line != ": keep-alive");
         Assert.Equal(": keep-alive", line);
+    }
+
+    [Fact]
+    public async Task Repeated_wrong_tokens_from_one_address_are_slowed_down()
+    {
+        await using var server = await SignalingTestServer.StartAsync(new MonitorOptions { AllowedFailedAuthPerWindow = 3, FailedAuthWindow = TimeSpan.FromMinutes(5) });
+        var (roomId, token) = await server.CreateRoomAsync();
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            using var wrong = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", "guess" + attempt));
+            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+        }
+        using var refused = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", "guess"));
+        Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+        Assert.NotNull(refused.Headers.RetryAfter?.Delta);
+        // Even the right token waits: the address is out of attempts for this window.
+        using var right = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token));
+        Assert.Equal(HttpStatusCode.TooManyRequests, right.StatusCode);
+    }
+
+    [Fact]
+    public async Task Page_assets_and_errors_carry_the_security_headers()
+    {
+        foreach (var (path, mediaType) in new[]
+        {
+            ("/", "text/html"), ("/monitor", "text/html"), ("/monitor/monitor.js", "text/javascript"),
+            ("/monitor/monitor.css", "text/css"), ("/monitor/favicon.svg", "image/svg+xml"),
+        })
+        {
+            using var response = await _server.Http.GetAsync(path);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(mediaType, response.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(MonitorService.ContentSecurityPolicy, response.Headers.GetValues("Content-Security-Policy").Single());
+            Assert.Equal("nosniff", response.Headers.GetValues("X-Content-Type-Options").Single());
+            Assert.True((await response.Content.ReadAsByteArrayAsync()).Length > 100);
+        }
+        var html = await _server.Http.GetStringAsync("/monitor");
+        Assert.DoesNotContain("<script>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("style=", html, StringComparison.Ordinal);
+
+        using var post = await _server.Http.PostAsync($"/api/rooms/{_roomId}/state", new StringContent(""));
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+        using var badRoom = await _server.Http.SendAsync(_server.AuthorisedGet("/api/rooms/%3Cx%3E/state", _token));
+        Assert.Equal(HttpStatusCode.BadRequest, badRoom.StatusCode);
+        Assert.Equal(MonitorService.ContentSecurityPolicy, badRoom.Headers.GetValues("Content-Security-Policy").Single());
+        // The server's own endpoints are untouched by the monitor's routes.
+        using var health = await _server.Http.GetAsync("/health");
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        using var unknown = await _server.Http.GetAsync("/api/rooms/x/other");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task Change_to_event_latency_stays_well_under_a_second()
+    {
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-latency", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token);
+        using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+
+        const int Samples = 40;
+        var latencies = new List<double>(Samples);
+        for (var i = 0; i < Samples; i++)
+        {
+            var clock = Stopwatch.StartNew();
+            // Sent without waiting for metadata_updated: the clock covers the whole path from the worker's frame.
+            await worker.SendAsync(new JsonObject
+            {
+                ["type"] = "update_metadata", ["peer_id"] = "w-latency",
+                ["metadata"] = new JsonObject { ["properties"] = new JsonObject { ["job"] = new JsonObject { ["epoch"] = i + 1, ["epoch_count"] = Samples } } },
+            });
+            var progress = await events.NextNamedAsync("job_progress", WithinOneSecond);
+            latencies.Add(clock.Elapsed.TotalMilliseconds);
+            Assert.Equal(i + 1, progress.GetProperty("job").GetProperty("epoch").GetInt32());
+        }
+        latencies.Sort();
+        var p50 = latencies[Samples / 2];
+        var p95 = latencies[(int)(Samples * 0.95) - 1];
+        output.WriteLine($"update_metadata -> job_progress event: p50 {p50:F1} ms, p95 {p95:F1} ms, max {latencies[^1]:F1} ms over {Samples} updates");
+        Assert.True(p95 < 1000, $"p95 {p95:F1} ms");
     }
 }

@@ -26,7 +26,7 @@ public sealed class SignalingTestServer : IAsyncDisposable
     public HttpClient Http { get; }
     public Uri BaseAddress => Http.BaseAddress!;
 
-    public static async Task<SignalingTestServer> StartAsync(TimeSpan? keepAlive = null)
+    public static async Task<SignalingTestServer> StartAsync(MonitorOptions? monitor = null)
     {
         var host = await SignalingServerHost.StartAsync(new SignalingServerOptions
         {
@@ -34,7 +34,7 @@ public sealed class SignalingTestServer : IAsyncDisposable
             ListenAddress = "127.0.0.1",
             DatabasePath = ":memory:",
             EnableStun = false,
-            Monitor = new MonitorOptions { KeepAliveInterval = keepAlive ?? TimeSpan.FromSeconds(15) },
+            Monitor = monitor ?? new MonitorOptions(),
         });
         return new SignalingTestServer(host);
     }

@@ -8,8 +8,9 @@ public sealed class MonitorHttpRequest
 {
     private readonly Dictionary<string, string> _headers;
 
-    public MonitorHttpRequest(string method, string target, IEnumerable<KeyValuePair<string, string>> headers)
+    public MonitorHttpRequest(string method, string target, IEnumerable<KeyValuePair<string, string>> headers, string? remoteAddress = null)
     {
+        RemoteAddress = remoteAddress;
         Method = method;
         Target = target;
         _headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
@@ -19,6 +20,8 @@ public sealed class MonitorHttpRequest
     }
 
     public string Method { get; }
+    /// <summary>The client's IP address, used to slow down token guessing; null when unknown.</summary>
+    public string? RemoteAddress { get; }
     public string Target { get; }
     /// <summary>The target without its query string: the monitor never reads anything from a query.</summary>
     public string Path { get; }

@@ -27,12 +27,14 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly IMonitorRoomDirectory _directory;
     private readonly MonitorOptions _options;
     private readonly ILogSink _log;
+    private readonly MonitorAuthThrottle _throttle;
 
     public MonitorService(IMonitorRoomDirectory directory, MonitorOptions? options = null, ILogSink? log = null)
     {
         _directory = directory;
         _options = options ?? new MonitorOptions();
         _log = log ?? Log.Null;
+        _throttle = new MonitorAuthThrottle(_options.AllowedFailedAuthPerWindow, _options.FailedAuthWindow);
         Hub = new MonitorEventHub(directory, _log);
     }
 
@@ -107,11 +109,21 @@ public sealed class MonitorService : IAsyncDisposable
                 "This room needs its token: send it as 'Authorization: Bearer <room token>'.", cancellationToken).ConfigureAwait(false);
             return false;
         }
+        var wait = _throttle.RetryAfter(request.RemoteAddress, DateTimeOffset.UtcNow);
+        if (wait > TimeSpan.Zero)
+        {
+            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
+            await WriteErrorAsync(connection, 429, "Too Many Requests", "too_many_attempts",
+                $"Too many wrong tokens from this address; try again in {seconds} s.", cancellationToken,
+                $"Retry-After: {seconds.ToString(CultureInfo.InvariantCulture)}\r\n").ConfigureAwait(false);
+            return false;
+        }
         var expected = await _directory.FindRoomTokenAsync(roomId, cancellationToken).ConfigureAwait(false);
         // An unknown room and a wrong token get the same answer, so the endpoint does not reveal which rooms exist.
         if (expected is null || !TokensMatch(presented, expected))
         {
-            _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} refused: unknown room or wrong token");
+            _throttle.RecordFailure(request.RemoteAddress, DateTimeOffset.UtcNow);
+            _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token");
             await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
                 "Unknown room or wrong token.", cancellationToken).ConfigureAwait(false);
             return false;

@@ -256,7 +256,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
                 }
 
                 // Monitor page, /api/rooms/{id}/state and /events; it answers with Connection: close.
-                if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers), stream, ct).ConfigureAwait(false)) return;
+                if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers, remoteAddress), stream, ct).ConfigureAwait(false)) return;
 
                 HttpResponse response;
                 try { response = await _http.HandleAsync(request, ct).ConfigureAwait(false); }
