@@ -226,4 +226,36 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
         await _page.EvaluateAsync("() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.body.append(s); }");
         Assert.Null(await _page.EvaluateAsync<int?>("() => window.__inline ?? null"));
     }
+
+    [Fact]
+    public async Task The_page_shows_a_lost_server_and_comes_back_live_when_it_returns()
+    {
+        var database = Path.Combine(Path.GetTempPath(), $"sleaprtc-monitor-{Guid.NewGuid():N}.db");
+        try
+        {
+            var first = await SignalingTestServer.StartAsync(databasePath: database);
+            var port = first.Host.Port;
+            var (roomId, token) = await first.CreateRoomAsync();
+            var worker = await first.RegisterWorkerAsync(roomId, token, "w-survivor", SignalingTestServer.WorkerProperties("NVIDIA L40S", 46068, "node-l40s"));
+            await _page.GotoAsync(MonitorLinks.BuildUrl(first.Host.LocalUrl, roomId, token));
+            await Expect(Card("w-survivor")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("status-available"));
+
+            await first.DisposeAsync();
+            await worker.DisposeAsync();
+            await Expect(_page.Locator("#connection")).ToHaveAttributeAsync("data-state", "reconnecting");
+            await Expect(Card("w-survivor")).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("stale"));
+            await Expect(Card("w-survivor").Locator(".status-badge")).ToHaveTextAsync("offline");
+
+            // Same port, same room database: the room and its token survive the restart.
+            await using var second = await SignalingTestServer.StartAsync(port: port, databasePath: database);
+            await using var back = await second.RegisterWorkerAsync(roomId, token, "w-survivor", SignalingTestServer.WorkerProperties("NVIDIA L40S", 46068, "node-l40s"));
+            await Expect(_page.Locator("#connection")).ToHaveAttributeAsync("data-state", "live", new LocatorAssertionsToHaveAttributeOptions { Timeout = 15_000 });
+            await Expect(Card("w-survivor")).Not.ToHaveClassAsync(new System.Text.RegularExpressions.Regex("stale"));
+            await Expect(Card("w-survivor").Locator(".status-badge")).ToHaveTextAsync("available");
+        }
+        finally
+        {
+            foreach (var file in Directory.GetFiles(Path.GetTempPath(), Path.GetFileName(database) + "*")) File.Delete(file);
+        }
+    }
 }

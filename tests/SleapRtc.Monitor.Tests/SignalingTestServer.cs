@@ -26,13 +26,13 @@ public sealed class SignalingTestServer : IAsyncDisposable
     public HttpClient Http { get; }
     public Uri BaseAddress => Http.BaseAddress!;
 
-    public static async Task<SignalingTestServer> StartAsync(MonitorOptions? monitor = null)
+    public static async Task<SignalingTestServer> StartAsync(MonitorOptions? monitor = null, int port = 0, string databasePath = ":memory:")
     {
         var host = await SignalingServerHost.StartAsync(new SignalingServerOptions
         {
-            Port = 0,
+            Port = port,
             ListenAddress = "127.0.0.1",
-            DatabasePath = ":memory:",
+            DatabasePath = databasePath,
             EnableStun = false,
             Monitor = monitor ?? new MonitorOptions(),
         });
