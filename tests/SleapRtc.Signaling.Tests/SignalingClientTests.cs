@@ -72,11 +72,13 @@ public class SignalingClientTests
         await using var second = await JoinAsync(server.WsUrl, room, "client");
 
         var offers = new List<string>();
-        worker.OfferReceived += offer => { lock (offers) offers.Add(offer.Sender); };
+        var firstOffer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.OfferReceived += offer => { lock (offers) offers.Add(offer.Sender); firstOffer.TrySetResult(); };
         var busy = new TaskCompletionSource<SignalingError>(TaskCreationOptions.RunContinuationsAsynchronously);
         second.ErrorReceived += error => busy.TrySetResult(error);
 
         await first.SendOfferAsync(worker.PeerId!, "sdp-1");
+        await firstOffer.Task.WaitAsync(TestServer.Wait);
         await second.SendOfferAsync(worker.PeerId!, "sdp-2");
         var error = await busy.Task.WaitAsync(TestServer.Wait);
         Assert.True(error.IsWorkerBusy);
