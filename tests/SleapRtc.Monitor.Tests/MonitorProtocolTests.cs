@@ -316,4 +316,27 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         output.WriteLine($"update_metadata -> job_progress event: p50 {p50:F1} ms, p95 {p95:F1} ms, max {latencies[^1]:F1} ms over {Samples} updates");
         Assert.True(p95 < 1000, $"p95 {p95:F1} ms");
     }
+
+    [Fact]
+    public async Task Room_tokens_never_reach_the_server_log()
+    {
+        var log = new CapturingLogSink();
+        await using var server = await SignalingTestServer.StartAsync(log: log);
+        var (roomId, token) = await server.CreateRoomAsync();
+        await using var worker = await server.RegisterWorkerAsync(roomId, token, "w-logged", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        var wrongToken = "wrong-" + token;
+        using (var ok = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token))) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        using (var bad = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", wrongToken))) Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
+        using (var request = server.AuthorisedGet($"/api/rooms/{roomId}/events", token))
+        using (var stream = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+        {
+            await using var events = new EventStreamReader(await stream.Content.ReadAsStreamAsync());
+            Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+        }
+
+        var lines = log.Lines;
+        Assert.Contains(lines, line => line.Contains("monitor", StringComparison.Ordinal) && line.Contains("refused", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, line => line.Contains(token, StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, line => line.Contains(wrongToken, StringComparison.Ordinal));
+    }
 }

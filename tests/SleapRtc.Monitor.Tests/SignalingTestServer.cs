@@ -3,6 +3,7 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using SleapRtc.Protocol.Logging;
 using SleapRtc.Signaling.Monitor;
 using SleapRtc.Signaling.Server;
 
@@ -26,7 +27,7 @@ public sealed class SignalingTestServer : IAsyncDisposable
     public HttpClient Http { get; }
     public Uri BaseAddress => Http.BaseAddress!;
 
-    public static async Task<SignalingTestServer> StartAsync(MonitorOptions? monitor = null, int port = 0, string databasePath = ":memory:")
+    public static async Task<SignalingTestServer> StartAsync(MonitorOptions? monitor = null, int port = 0, string databasePath = ":memory:", ILogSink? log = null)
     {
         var host = await SignalingServerHost.StartAsync(new SignalingServerOptions
         {
@@ -35,6 +36,7 @@ public sealed class SignalingTestServer : IAsyncDisposable
             DatabasePath = databasePath,
             EnableStun = false,
             Monitor = monitor ?? new MonitorOptions(),
+            Log = log ?? Log.Null,
         });
         return new SignalingTestServer(host);
     }
@@ -228,5 +230,23 @@ public sealed class EventStreamReader(Stream stream) : IAsyncDisposable
     {
         _reader.Dispose();
         return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Keeps every line the server logs (all levels), so tests can check what reaches the logs.</summary>
+public sealed class CapturingLogSink : ILogSink
+{
+    private readonly List<string> _lines = [];
+
+    public bool IsEnabled(LogLevel level) => true;
+
+    public void Write(LogLevel level, string component, string message)
+    {
+        lock (_lines) _lines.Add($"{level} {component}: {message}");
+    }
+
+    public IReadOnlyList<string> Lines
+    {
+        get { lock (_lines) return _lines.ToList(); }
     }
 }
