@@ -339,4 +339,26 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         Assert.DoesNotContain(lines, line => line.Contains(token, StringComparison.Ordinal));
         Assert.DoesNotContain(lines, line => line.Contains(wrongToken, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task Deleting_the_room_ends_its_event_streams()
+    {
+        await using var server = await SignalingTestServer.StartAsync(new MonitorOptions { KeepAliveInterval = TimeSpan.FromMilliseconds(200) });
+        var (roomId, token) = await server.CreateRoomAsync();
+        await using var worker = await server.RegisterWorkerAsync(roomId, token, "w-doomed", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        using var request = server.AuthorisedGet($"/api/rooms/{roomId}/events", token);
+        using var response = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+        Assert.Equal("snapshot", (await events.NextAsync(SignalingTestServer.Timeout)).Name);
+
+        using var delete = await server.Http.PostAsync("/delete-peers-and-room",
+            new StringContent(new JsonObject { ["room_id"] = roomId, ["token"] = token }.ToJsonString(), Encoding.UTF8, "application/json"));
+        Assert.Equal(HttpStatusCode.OK, delete.StatusCode);
+
+        var left = await events.NextNamedAsync("worker_left", WithinOneSecond);
+        Assert.Equal("w-doomed", left.GetProperty("peer_id").GetString());
+        await Assert.ThrowsAsync<EndOfStreamException>(() => events.NextAsync(TimeSpan.FromSeconds(3)));
+        using var after = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token));
+        Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+    }
 }

@@ -82,7 +82,7 @@ public sealed class MonitorService : IAsyncDisposable
             await WriteErrorAsync(connection, 400, "Bad Request", "bad_request", "The room id is not valid.", cancellationToken).ConfigureAwait(false);
             return true;
         }
-        if (!await IsAuthorisedAsync(request, roomId, connection, cancellationToken).ConfigureAwait(false)) return true;
+        if (await AuthoriseAsync(request, roomId, connection, cancellationToken).ConfigureAwait(false) is not { } token) return true;
 
         if (endpoint == "state")
         {
@@ -92,14 +92,15 @@ public sealed class MonitorService : IAsyncDisposable
         }
         else
         {
-            await StreamEventsAsync(roomId, connection, cancellationToken).ConfigureAwait(false);
+            await StreamEventsAsync(roomId, token, connection, cancellationToken).ConfigureAwait(false);
         }
         return true;
     }
 
     public ValueTask DisposeAsync() => Hub.DisposeAsync();
 
-    private async Task<bool> IsAuthorisedAsync(MonitorHttpRequest request, string roomId, Stream connection, CancellationToken cancellationToken)
+    /// <summary>The presented token when it opens the room; otherwise writes the refusal and returns null.</summary>
+    private async Task<string?> AuthoriseAsync(MonitorHttpRequest request, string roomId, Stream connection, CancellationToken cancellationToken)
     {
         var presented = BearerToken(request.Header("Authorization"));
         if (presented is null)
@@ -107,7 +108,7 @@ public sealed class MonitorService : IAsyncDisposable
             _log.Write(LogLevel.Debug, Component, $"monitor request for room {roomId} without a bearer token");
             await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
                 "This room needs its token: send it as 'Authorization: Bearer <room token>'.", cancellationToken).ConfigureAwait(false);
-            return false;
+            return null;
         }
         var wait = _throttle.RetryAfter(request.RemoteAddress, DateTimeOffset.UtcNow);
         if (wait > TimeSpan.Zero)
@@ -116,7 +117,7 @@ public sealed class MonitorService : IAsyncDisposable
             await WriteErrorAsync(connection, 429, "Too Many Requests", "too_many_attempts",
                 $"Too many wrong tokens from this address; try again in {seconds} s.", cancellationToken,
                 $"Retry-After: {seconds.ToString(CultureInfo.InvariantCulture)}\r\n").ConfigureAwait(false);
-            return false;
+            return null;
         }
         var expected = await _directory.FindRoomTokenAsync(roomId, cancellationToken).ConfigureAwait(false);
         // An unknown room and a wrong token get the same answer, so the endpoint does not reveal which rooms exist.
@@ -126,9 +127,15 @@ public sealed class MonitorService : IAsyncDisposable
             _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token");
             await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
                 "Unknown room or wrong token.", cancellationToken).ConfigureAwait(false);
-            return false;
+            return null;
         }
-        return true;
+        return presented;
+    }
+
+    private async Task<bool> TokenStillOpensRoomAsync(string roomId, string token, CancellationToken cancellationToken)
+    {
+        var expected = await _directory.FindRoomTokenAsync(roomId, cancellationToken).ConfigureAwait(false);
+        return expected is not null && TokensMatch(token, expected);
     }
 
     /// <summary>
@@ -156,7 +163,7 @@ public sealed class MonitorService : IAsyncDisposable
 
     private static bool IsGet(MonitorHttpRequest request) => string.Equals(request.Method, "GET", StringComparison.Ordinal);
 
-    private async Task StreamEventsAsync(string roomId, Stream connection, CancellationToken cancellationToken)
+    private async Task StreamEventsAsync(string roomId, string token, Stream connection, CancellationToken cancellationToken)
     {
         if (Hub.ViewerCount(roomId) >= _options.MaxViewersPerRoom)
         {
@@ -188,6 +195,13 @@ public sealed class MonitorService : IAsyncDisposable
                 }
                 catch (OperationCanceledException) when (!streamEnd.IsCancellationRequested)
                 {
+                    // A deleted or expired room ends its streams: the token no longer opens it, and a room created
+                    // later under the same id must not be shown to viewers of the old one.
+                    if (!await TokenStillOpensRoomAsync(roomId, token, streamEnd.Token).ConfigureAwait(false))
+                    {
+                        _log.Write(LogLevel.Information, Component, $"event stream of room {roomId} closed: the room is gone or expired");
+                        break;
+                    }
                     await WriteTextAsync(connection, ": keep-alive\n\n", streamEnd.Token).ConfigureAwait(false);
                     continue;
                 }
