@@ -57,6 +57,7 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
             ["job"] = new JsonObject
             {
                 ["job_id"] = "job-7f3a", ["package"] = "mice_topdown.slp.training_job.zip", ["phase"] = "training",
+                ["started_at"] = DateTimeOffset.UtcNow.AddMinutes(-42).ToString("o"),
                 ["config_index"] = 2, ["config_count"] = 2, ["config_name"] = "centered_instance.json",
                 ["epoch"] = 37, ["epoch_count"] = 100, ["loss"] = 0.00412, ["val_loss"] = 0.00530,
                 ["loss_history"] = new JsonArray(0.091, 0.052, 0.034, 0.022, 0.017, 0.012, 0.0101, 0.0083, 0.0071, 0.0064, 0.0058, 0.0051, 0.0047, 0.0044, 0.00412),
@@ -85,6 +86,7 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
         await Expect(Card("w-t4").Locator(".job-package")).ToHaveTextAsync("mice_topdown.slp.training_job.zip");
         await Expect(Card("w-t4").Locator(".job-config")).ToHaveTextAsync("config 2 of 2 · centered_instance.json");
         await Expect(Card("w-t4").Locator(".job-epoch")).ToHaveTextAsync("epoch 37 of 100");
+        await Expect(Card("w-t4").Locator(".job-running")).ToHaveTextAsync("running 42 min");
         var sparkline = await Card("w-t4").Locator("polyline.spark").GetAttributeAsync("points");
         Assert.Equal(15, sparkline!.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length);
 

@@ -267,6 +267,13 @@
     return Math.floor(seconds / 86400) + " d ago";
   }
 
+  function formatRunning(iso) {
+    const at = new Date(iso || "");
+    if (isNaN(at.getTime())) return "";
+    const minutes = Math.max(0, Math.floor((Date.now() - at.getTime()) / 60000));
+    return minutes < 60 ? "running " + minutes + " min" : "running " + Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
   function formatLoss(value) {
     if (typeof value !== "number") return "";
     return Math.abs(value) >= 1e-4 || value === 0 ? String(Number(value.toPrecision(3))) : value.toExponential(2);
@@ -292,6 +299,9 @@
     if (!job) return;
     text(card, ".job-package", job.package || job.job_id || "training job");
     text(card, ".job-phase", job.phase ? "(" + job.phase + ")" : "");
+    const running = card.querySelector(".job-running");
+    running.dataset.since = job.started_at || "";
+    running.textContent = formatRunning(job.started_at);
     text(card, ".job-config", job.config_count ? "config " + (job.config_index || 0) + " of " + job.config_count + (job.config_name ? " · " + job.config_name : "") : "");
     const epochText = job.epoch_count ? "epoch " + (job.epoch || 0) + " of " + job.epoch_count : (job.epoch != null ? "epoch " + job.epoch : "");
     text(card, ".job-epoch", epochText);
@@ -343,6 +353,9 @@
   setInterval(() => {
     for (const node of document.querySelectorAll(".connected")) {
       if (node.dataset.at) node.textContent = formatSince(node.dataset.at);
+    }
+    for (const node of document.querySelectorAll(".job-running")) {
+      if (node.dataset.since) node.textContent = formatRunning(node.dataset.since);
     }
   }, 15000);
 
