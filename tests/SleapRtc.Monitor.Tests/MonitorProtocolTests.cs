@@ -276,6 +276,10 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
 
         using var post = await _server.Http.PostAsync($"/api/rooms/{_roomId}/state", new StringContent(""));
         Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+        Assert.Equal(["GET"], post.Content.Headers.Allow);
+        using var head = await _server.Http.SendAsync(new HttpRequestMessage(HttpMethod.Head, "/monitor"));
+        Assert.Equal(HttpStatusCode.OK, head.StatusCode);
+        Assert.Equal("text/html", head.Content.Headers.ContentType?.MediaType);
         using var badRoom = await _server.Http.SendAsync(_server.AuthorisedGet("/api/rooms/%3Cx%3E/state", _token));
         Assert.Equal(HttpStatusCode.BadRequest, badRoom.StatusCode);
         Assert.Equal(MonitorService.ContentSecurityPolicy, badRoom.Headers.GetValues("Content-Security-Policy").Single());
@@ -360,5 +364,51 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         await Assert.ThrowsAsync<EndOfStreamException>(() => events.NextAsync(TimeSpan.FromSeconds(3)));
         using var after = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token));
         Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task Every_viewer_of_a_busy_room_gets_every_change()
+    {
+        const int Workers = 60;
+        const int Viewers = 4;
+        var peers = new List<ClassicPeer>();
+        try
+        {
+            for (var i = 0; i < Workers; i++)
+            {
+                peers.Add(await _server.RegisterWorkerAsync(_roomId, _token, $"w-{i:D3}", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, $"node-{i:D3}")));
+            }
+            var streams = new List<(HttpResponseMessage Response, EventStreamReader Events)>();
+            for (var v = 0; v < Viewers; v++)
+            {
+                var response = await _server.Http.SendAsync(_server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token), HttpCompletionOption.ResponseHeadersRead);
+                var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
+                var (name, snapshot) = await events.NextAsync(SignalingTestServer.Timeout);
+                Assert.Equal("snapshot", name);
+                Assert.Equal(Workers, snapshot.GetProperty("workers").GetArrayLength());
+                streams.Add((response, events));
+            }
+
+            var clock = Stopwatch.StartNew();
+            await Task.WhenAll(peers.Select(p => p.UpdatePropertiesAsync(new JsonObject { ["status"] = "busy" })));
+            foreach (var (response, events) in streams)
+            {
+                var seen = new HashSet<string>();
+                while (seen.Count < Workers)
+                {
+                    var changed = await events.NextNamedAsync("status_changed", TimeSpan.FromSeconds(5));
+                    Assert.Equal("busy", changed.GetProperty("status").GetString());
+                    Assert.True(seen.Add(changed.GetProperty("peer_id").GetString()!));
+                }
+                await events.DisposeAsync();
+                response.Dispose();
+            }
+            output.WriteLine($"{Workers} status changes reached {Viewers} viewers in {clock.ElapsedMilliseconds} ms");
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            foreach (var peer in peers) await peer.DisposeAsync();
+        }
     }
 }

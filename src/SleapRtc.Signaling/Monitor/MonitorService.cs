@@ -59,7 +59,11 @@ public sealed class MonitorService : IAsyncDisposable
 
         if (MonitorAssets.Find(path) is { } asset)
         {
-            if (!IsGet(request)) await WriteMethodNotAllowedAsync(connection, cancellationToken).ConfigureAwait(false);
+            if (request.Method == "HEAD")
+            {
+                await WriteHeadAsync(connection, 200, "OK", asset.ContentType, asset.Content.Length, "no-cache", cancellationToken).ConfigureAwait(false);
+            }
+            else if (!IsGet(request)) await WriteMethodNotAllowedAsync(connection, "GET, HEAD", cancellationToken).ConfigureAwait(false);
             else await WriteResponseAsync(connection, 200, "OK", asset.ContentType, asset.Content, "no-cache", null, cancellationToken).ConfigureAwait(false);
             return true;
         }
@@ -73,7 +77,7 @@ public sealed class MonitorService : IAsyncDisposable
 
         if (!IsGet(request))
         {
-            await WriteMethodNotAllowedAsync(connection, cancellationToken).ConfigureAwait(false);
+            await WriteMethodNotAllowedAsync(connection, "GET", cancellationToken).ConfigureAwait(false);
             return true;
         }
         var roomId = Uri.UnescapeDataString(rest[..slash]);
@@ -247,8 +251,8 @@ public sealed class MonitorService : IAsyncDisposable
         }
     }
 
-    private static Task WriteMethodNotAllowedAsync(Stream connection, CancellationToken cancellationToken) =>
-        WriteErrorAsync(connection, 405, "Method Not Allowed", "method_not_allowed", "Only GET is supported here.", cancellationToken, "Allow: GET\r\n");
+    private static Task WriteMethodNotAllowedAsync(Stream connection, string allow, CancellationToken cancellationToken) =>
+        WriteErrorAsync(connection, 405, "Method Not Allowed", "method_not_allowed", $"Only {allow} is supported here.", cancellationToken, $"Allow: {allow}\r\n");
 
     private static Task WriteErrorAsync(Stream connection, int status, string reason, string error, string message,
         CancellationToken cancellationToken, string? extraHeaders = null)
