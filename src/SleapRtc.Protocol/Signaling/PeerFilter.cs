@@ -70,6 +70,8 @@ public static class PeerFilter
     public static bool ValuesEqual(JsonNode? left, JsonNode? right)
     {
         if (left is null || right is null) return left is null && right is null;
+        if (left is JsonValue ls && right is JsonValue rs && ls.TryGetValue<string>(out var a1) && rs.TryGetValue<string>(out var b1))
+            return string.Equals(a1, b1, StringComparison.Ordinal);
         if (TryNumber(left, out var a) && TryNumber(right, out var b)) return a == b;
         return JsonNode.DeepEquals(left, right);
     }
@@ -86,6 +88,16 @@ public static class PeerFilter
             return true;
         }
         if (kind != JsonValueKind.Number) return false;
+        if (value.TryGetValue<long>(out var integer))
+        {
+            number = integer;
+            return true;
+        }
+        if (value.TryGetValue<int>(out var small))
+        {
+            number = small;
+            return true;
+        }
         if (value.TryGetValue<decimal>(out number)) return true;
         if (value.TryGetValue<double>(out var d) && !double.IsNaN(d) && Math.Abs(d) < 7.9e28)
         {

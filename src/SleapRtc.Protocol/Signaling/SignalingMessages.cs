@@ -92,10 +92,49 @@ public static class SignalingJson
         return error;
     }
 
+    /// <summary>
+    /// A deep copy whose scalars are plain .NET values (string, long, decimal, double, bool) instead of
+    /// views over the parsed document: reading those allocates nothing, which keeps filtering a
+    /// thousand workers per discover_peers cheap. Serializes to the same JSON.
+    /// </summary>
+    public static JsonNode? Materialize(JsonNode? node)
+    {
+        switch (node)
+        {
+            case null:
+                return null;
+            case JsonObject obj:
+                var copy = new JsonObject();
+                foreach (var (key, value) in obj) copy[key] = Materialize(value);
+                return copy;
+            case JsonArray array:
+                var items = new JsonArray();
+                foreach (var item in array) items.Add(Materialize(item));
+                return items;
+            default:
+                var scalar = (JsonValue)node;
+                switch (scalar.GetValueKind())
+                {
+                    case JsonValueKind.String: return JsonValue.Create(scalar.GetValue<string>());
+                    case JsonValueKind.True: return JsonValue.Create(true);
+                    case JsonValueKind.False: return JsonValue.Create(false);
+                    case JsonValueKind.Number:
+                        if (scalar.TryGetValue<long>(out var integer)) return JsonValue.Create(integer);
+                        if (scalar.TryGetValue<decimal>(out var exact)) return JsonValue.Create(exact);
+                        if (scalar.TryGetValue<double>(out var real)) return JsonValue.Create(real);
+                        return scalar.DeepClone();
+                    default:
+                        return scalar.DeepClone();
+                }
+        }
+    }
+
     /// <summary>Deep copy through text: JsonNode instances cannot have two parents.</summary>
     public static JsonNode? Clone(JsonNode? node) => node?.DeepClone();
 
     public static string ToWire(JsonNode node) => node.ToJsonString(WireOptions);
+
+    public static byte[] ToUtf8(JsonNode node) => JsonSerializer.SerializeToUtf8Bytes(node, WireOptions);
 
     /// <summary>Compact output with non-ASCII kept readable; SDP contains only ASCII so escaping is irrelevant there.</summary>
     public static readonly JsonSerializerOptions WireOptions = new()

@@ -14,7 +14,7 @@ namespace SleapRtc.Signaling.Server;
 internal sealed class PeerSocket : IPeerLink
 {
     private readonly WebSocket _socket;
-    private readonly Channel<string> _outgoing;
+    private readonly Channel<OutgoingFrame> _outgoing;
     private readonly int _maxMessageBytes;
     private readonly CancellationTokenSource _closing = new();
     private int _closeRequested;
@@ -27,7 +27,7 @@ internal sealed class PeerSocket : IPeerLink
         _socket = socket;
         RemoteAddress = remoteAddress;
         _maxMessageBytes = maxMessageBytes;
-        _outgoing = Channel.CreateBounded<string>(new BoundedChannelOptions(maxQueued)
+        _outgoing = Channel.CreateBounded<OutgoingFrame>(new BoundedChannelOptions(maxQueued)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
@@ -44,9 +44,15 @@ internal sealed class PeerSocket : IPeerLink
     public string? RoomId { get; set; }
     public string? Role { get; set; }
 
-    public bool TrySend(string json)
+    public bool TrySend(string json) => TrySendUtf8(Encoding.UTF8.GetBytes(json));
+
+    public bool TrySendUtf8(byte[] utf8Json) => TrySendFrame(new OutgoingFrame(utf8Json, utf8Json.Length, Pooled: false));
+
+    /// <summary>Queues a frame; a pooled buffer goes back to <see cref="ArrayPool{T}.Shared"/> once sent or dropped.</summary>
+    public bool TrySendFrame(OutgoingFrame frame)
     {
-        if (_outgoing.Writer.TryWrite(json)) return true;
+        if (_outgoing.Writer.TryWrite(frame)) return true;
+        frame.Release();
         // Full queue: the peer stopped reading; dropping it beats growing memory without bound.
         Close(WebSocketCloseStatus.PolicyViolation, "Too many unread messages");
         return false;
@@ -131,16 +137,14 @@ internal sealed class PeerSocket : IPeerLink
 
     private async Task WriteLoopAsync(CancellationToken ct)
     {
-        var buffer = new ArrayBufferWriter<byte>(4096);
         try
         {
             while (await _outgoing.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                while (_outgoing.Reader.TryRead(out var json))
+                while (_outgoing.Reader.TryRead(out var frame))
                 {
-                    buffer.ResetWrittenCount();
-                    Encoding.UTF8.GetBytes(json, buffer);
-                    await _socket.SendAsync(buffer.WrittenMemory, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
+                    try { await _socket.SendAsync(frame.Buffer.AsMemory(0, frame.Length), WebSocketMessageType.Text, true, ct).ConfigureAwait(false); }
+                    finally { frame.Release(); }
                 }
             }
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
@@ -152,5 +156,14 @@ internal sealed class PeerSocket : IPeerLink
         {
             _closing.Cancel();
         }
+    }
+}
+
+/// <summary>One queued text frame. Large answers (peer lists) use pooled buffers so they do not churn the large-object heap.</summary>
+internal readonly record struct OutgoingFrame(byte[] Buffer, int Length, bool Pooled)
+{
+    public void Release()
+    {
+        if (Pooled) ArrayPool<byte>.Shared.Return(Buffer);
     }
 }

@@ -26,7 +26,7 @@ namespace SleapRtc.Signaling.Server;
 internal sealed class SignalingHub
 {
     private const string Component = "signaling";
-    private const string PingJson = """{"type":"ping"}""";
+    private static readonly byte[] PingJson = """{"type":"ping"}"""u8.ToArray();
     private static readonly UTF8Encoding Utf8 = new(false);
 
     private readonly IRoomStore _store;
@@ -50,7 +50,7 @@ internal sealed class SignalingHub
         _stunPort = stunPort;
     }
 
-    public static string Ping => PingJson;
+    public static byte[] Ping => PingJson;
 
     public async Task HandleAsync(PeerSocket peer, string text)
     {
@@ -164,7 +164,7 @@ internal sealed class SignalingHub
         if (message.GetBool("is_admin")) adminConflict = _peers.ClaimAdmin(roomId, peerId);
 
         _log.Write(LogLevel.Information, Component, $"Peer {peerId} registered in room {roomId} as {role} from {peer.RemoteAddress}");
-        peer.TrySend(BuildRegisteredAuth(peer, peerId, roomId, token));
+        peer.TrySendUtf8(BuildRegisteredAuth(peer, peerId, roomId, token));
         if (adminConflict is not null)
             Send(peer, new JsonObject { ["type"] = MessageTypes.AdminConflict, ["room_id"] = roomId, ["current_admin"] = adminConflict });
     }
@@ -181,7 +181,7 @@ internal sealed class SignalingHub
     private static bool TokensEqual(string expected, string given)
         => CryptographicOperations.FixedTimeEquals(Utf8.GetBytes(expected), Utf8.GetBytes(given));
 
-    private string BuildRegisteredAuth(PeerSocket peer, string peerId, string roomId, string token)
+    private byte[] BuildRegisteredAuth(PeerSocket peer, string peerId, string roomId, string token)
     {
         var others = _peers.PeersInRoom(roomId).Where(p => p.PeerId != peerId).ToList();
         using var buffer = new MemoryStream();
@@ -209,7 +209,7 @@ internal sealed class SignalingHub
             WriteIceServers(w, peer);
             w.WriteEndObject();
         }
-        return Utf8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+        return buffer.ToArray();
     }
 
     /// <summary>Our own STUN responder, at the host name the peer used to reach us.</summary>
@@ -234,28 +234,25 @@ internal sealed class SignalingHub
         // Scope is the registered room; a room_id inside filters (classic clients send one) is ignored.
         var filters = message.GetObject("filters");
         var found = _peers.Discover(room, self, filters);
-        using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = SignalingJson.WireOptions.Encoder, SkipValidation = true }))
+
+        // Written by hand into a pooled buffer: with a thousand workers the answer is hundreds of KiB,
+        // and the entries are ready-made JSON, so this is one copy per entry and no large-object garbage.
+        var head = Utf8.GetBytes($$"""{"type":"peer_list","to_peer_id":{{JsonSerializer.Serialize(self)}},"count":{{found.Count}},"peers":[""");
+        var length = head.Length + 2 + found.Sum(p => p.PeerListEntryUtf8.Length + 1);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        var offset = 0;
+        head.CopyTo(buffer, 0);
+        offset += head.Length;
+        for (var i = 0; i < found.Count; i++)
         {
-            w.WriteStartObject();
-            w.WriteString("type", MessageTypes.PeerList);
-            w.WriteString("to_peer_id", self);
-            w.WriteNumber("count", found.Count);
-            w.WriteStartArray("peers");
-            foreach (var p in found)
-            {
-                w.WriteStartObject();
-                w.WriteString("peer_id", p.PeerId);
-                w.WriteString("role", p.Role);
-                w.WritePropertyName("metadata");
-                w.WriteRawValue(p.MetadataJson, skipInputValidation: true);
-                w.WriteNumber("connected_at", p.ConnectedAt.ToUnixTimeMilliseconds() / 1000.0);
-                w.WriteEndObject();
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
+            if (i > 0) buffer[offset++] = (byte)',';
+            var entry = found[i].PeerListEntryUtf8;
+            entry.CopyTo(buffer, offset);
+            offset += entry.Length;
         }
-        peer.TrySend(Utf8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        buffer[offset++] = (byte)']';
+        buffer[offset++] = (byte)'}';
+        peer.TrySendFrame(new OutgoingFrame(buffer, offset, Pooled: true));
     }
 
     private void UpdateMetadata(PeerSocket peer, string self, JsonObject message)
@@ -300,7 +297,7 @@ internal sealed class SignalingHub
             return;
         }
         message["from_peer_id"] = self;
-        if (!target.Link.TrySend(SignalingJson.ToWire(message)))
+        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.PeerMessage));
     }
 
@@ -334,7 +331,7 @@ internal sealed class SignalingHub
         }
         var target = _peers.Get(targetId);
         message["sender"] = self;
-        if (target is null || !target.Link.TrySend(SignalingJson.ToWire(message)))
+        if (target is null || !target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
         {
             _peers.ReleaseReservationsHeldBy(self);
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.Offer));
@@ -358,7 +355,7 @@ internal sealed class SignalingHub
             return;
         }
         message["sender"] = self;
-        if (!target.Link.TrySend(SignalingJson.ToWire(message)))
+        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", type));
     }
 
@@ -377,7 +374,7 @@ internal sealed class SignalingHub
             return;
         }
         message["sender"] = self;
-        target.Link.TrySend(SignalingJson.ToWire(message));
+        target.Link.TrySendUtf8(SignalingJson.ToUtf8(message));
     }
 
     private void RelayMesh(PeerSocket peer, string self, string room, JsonObject message, string forwardedType, string payloadKey)
@@ -399,7 +396,7 @@ internal sealed class SignalingHub
             ["from_peer_id"] = self,
             [payloadKey] = message[payloadKey]?.DeepClone(),
         };
-        target.Link.TrySend(SignalingJson.ToWire(forwarded));
+        target.Link.TrySendUtf8(SignalingJson.ToUtf8(forwarded));
     }
 
     private static void SendPeerNotFound(PeerSocket peer, string targetId, string inReplyTo)
@@ -417,7 +414,7 @@ internal sealed class SignalingHub
             _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
     }
 
-    private static void Send(PeerSocket peer, JsonObject message) => peer.TrySend(SignalingJson.ToWire(message));
+    private static void Send(PeerSocket peer, JsonObject message) => peer.TrySendUtf8(SignalingJson.ToUtf8(message));
 
     /// <summary>Echoed identifiers are untrusted input: keep error texts short.</summary>
     private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";

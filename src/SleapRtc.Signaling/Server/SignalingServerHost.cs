@@ -190,7 +190,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     private void PingAll()
     {
-        foreach (var socket in _sockets.Values) socket.TrySend(SignalingHub.Ping);
+        foreach (var socket in _sockets.Values) socket.TrySendUtf8(SignalingHub.Ping);
     }
 
     private static async Task EveryAsync(TimeSpan interval, Action action, CancellationToken ct)

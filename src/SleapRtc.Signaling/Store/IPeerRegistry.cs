@@ -12,18 +12,24 @@ public interface IPeerLink
     /// <summary>Queues a JSON text frame; false when the connection is closed or too far behind.</summary>
     bool TrySend(string json);
 
+    /// <summary>Queues an already UTF-8 encoded JSON text frame (the buffer must not change afterwards).</summary>
+    bool TrySendUtf8(byte[] utf8Json);
+
     /// <summary>Closes the connection (used when a peer is deleted or displaced by a re-registration).</summary>
     void Close(WebSocketCloseStatus status, string description);
 }
 
-/// <summary>A live peer as discovery shows it. Snapshots are immutable copies; the registry owns the live entry.</summary>
+/// <summary>A live peer as discovery shows it. Snapshots are immutable copies; the registry owns the live entry.
+/// <see cref="PeerListEntryUtf8"/> is the peer's ready-made peer_list item ({peer_id, role, metadata, connected_at}),
+/// kept so discovery in a room of a thousand workers copies bytes instead of re-serializing metadata.</summary>
 public sealed record PeerSnapshot(
     string PeerId,
     string RoomId,
     string Role,
     string MetadataJson,
     DateTimeOffset ConnectedAt,
-    IPeerLink Link);
+    IPeerLink Link,
+    byte[] PeerListEntryUtf8);
 
 /// <summary>The outcome of asking to relay an offer to a worker.</summary>
 public enum ReservationOutcome

@@ -20,6 +20,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         public required string Role;
         public required JsonObject Metadata;
         public required string MetadataJson;
+        public byte[] PeerListEntryUtf8 = [];
         public required DateTimeOffset ConnectedAt;
         public required IPeerLink Link;
         /// <summary>The client whose offer reserved this worker, until the worker returns to available or the client leaves.</summary>
@@ -27,7 +28,23 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         /// <summary>True while "reserved" is a status the server wrote, not one the worker published.</summary>
         public bool StatusSetByServer;
 
-        public PeerSnapshot Snapshot() => new(PeerId, RoomId, Role, MetadataJson, ConnectedAt, Link);
+        public PeerSnapshot Snapshot() => new(PeerId, RoomId, Role, MetadataJson, ConnectedAt, Link, PeerListEntryUtf8);
+
+        public void RefreshEntry()
+        {
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(MetadataJson.Length + 128);
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Encoder = SignalingJson.WireOptions.Encoder, SkipValidation = true }))
+            {
+                w.WriteStartObject();
+                w.WriteString("peer_id", PeerId);
+                w.WriteString("role", Role);
+                w.WritePropertyName("metadata");
+                w.WriteRawValue(MetadataJson, skipInputValidation: true);
+                w.WriteNumber("connected_at", ConnectedAt.ToUnixTimeMilliseconds() / 1000.0);
+                w.WriteEndObject();
+            }
+            PeerListEntryUtf8 = buffer.WrittenSpan.ToArray();
+        }
     }
 
     private readonly object _gate = new();
@@ -39,9 +56,10 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
     {
         var entry = new Entry
         {
-            PeerId = peerId, RoomId = roomId, Role = role, Metadata = metadata,
+            PeerId = peerId, RoomId = roomId, Role = role, Metadata = (JsonObject)SignalingJson.Materialize(metadata)!,
             MetadataJson = SignalingJson.ToWire(metadata), ConnectedAt = connectedAt, Link = link,
         };
+        entry.RefreshEntry();
         lock (_gate)
         {
             var replaced = RemoveLocked(peerId);
@@ -99,6 +117,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate)
         {
             if (!_rooms.TryGetValue(roomId, out var room)) return [];
+            filters = SignalingJson.Materialize(filters) as JsonObject;
             var found = new List<PeerSnapshot>();
             foreach (var entry in room.Values)
             {
@@ -114,7 +133,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate)
         {
             if (!_peers.TryGetValue(peerId, out var entry)) return null;
-            var merged = MetadataMerge.Merge(entry.Metadata, update);
+            var merged = MetadataMerge.Merge(entry.Metadata, (JsonObject)SignalingJson.Materialize(update)!);
             SetMetadataLocked(entry, merged);
             if (update.GetObject("properties")?.GetString("status") is { } status)
             {
@@ -176,6 +195,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
     {
         entry.Metadata = metadata;
         entry.MetadataJson = SignalingJson.ToWire(metadata);
+        entry.RefreshEntry();
     }
 
     public int Count

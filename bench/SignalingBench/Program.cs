@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using SleapRtc.Signaling.Server;
+
+// Registers 1,000 workers in one room and 1,000 in other rooms on an in-process server over loopback,
+// then measures discover_peers round trips and peer_message relay throughput. Prints figures and targets.
+
+const int WorkersInRoom = 1000;
+const int WorkersElsewhere = 1000;
+const int OtherRooms = 10;
+const int DiscoverSamples = 1000;
+const int RelayPairs = 8;
+const int RelayWindow = 512;
+var relayDuration = TimeSpan.FromSeconds(5);
+var total = Stopwatch.StartNew();
+
+await using var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
+{
+    Port = 0,
+    ListenAddress = "127.0.0.1",
+    DatabasePath = ":memory:",
+    EnableStun = false,
+});
+var wsUrl = new Uri($"ws://127.0.0.1:{server.Port}/");
+using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/") };
+
+async Task<(string IdToken, string PeerId)> SignInAsync()
+{
+    using var response = await http.PostAsync("anonymous-signin", null);
+    var json = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+    return ((string)json["id_token"]!, (string)json["username"]!);
+}
+
+var mainRoom = await server.CreateRoomAsync("bench-main", null);
+var otherRooms = new List<SleapRtc.Signaling.Store.RoomRecord>();
+for (var i = 0; i < OtherRooms; i++) otherRooms.Add(await server.CreateRoomAsync($"bench-{i}", null));
+
+var peers = new List<BenchPeer>();
+var registerTimer = Stopwatch.StartNew();
+var random = new Random(42);
+async Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string role, JsonObject metadata)
+{
+    var (idToken, peerId) = await SignInAsync();
+    var peer = await BenchPeer.ConnectAsync(wsUrl, peerId);
+    var register = new JsonObject
+    {
+        ["type"] = "register", ["peer_id"] = peerId, ["room_id"] = room.RoomId, ["token"] = room.Token,
+        ["id_token"] = idToken, ["role"] = role, ["metadata"] = metadata,
+    };
+    await peer.SendAsync(register.ToJsonString());
+    // registered_auth lists every other peer's metadata: look at its head only, the client side is not what we measure.
+    var head = await peer.ReceiveHeadAsync();
+    if (!head.StartsWith("{\"type\":\"registered_auth\"", StringComparison.Ordinal)) throw new InvalidOperationException("registration failed: " + head);
+    return peer;
+}
+
+JsonObject WorkerMetadata(int index) => new()
+{
+    ["tags"] = new JsonArray("sleap-rtc", index % 2 == 0 ? "training-worker" : "inference-worker"),
+    ["properties"] = new JsonObject
+    {
+        ["gpu_memory_mb"] = new[] { 8192, 12288, 24576, 49152, 81920 }[index % 5],
+        ["gpu_model"] = "NVIDIA RTX A" + (4000 + index % 4 * 1000),
+        ["sleap_version"] = "1.4.1",
+        ["cuda_version"] = "12.4",
+        ["hostname"] = "gpu-node-" + index,
+        ["status"] = index % 10 == 0 ? "busy" : "available",
+        ["max_concurrent_jobs"] = 1,
+        ["supported_models"] = new JsonArray("base", "centroid", "topdown"),
+        ["supported_job_types"] = new JsonArray("training", "inference"),
+    },
+};
+
+// Register in parallel batches; every worker keeps draining its socket (pings) like a real worker.
+var jobs = Enumerable.Range(0, WorkersInRoom + WorkersElsewhere).ToList();
+foreach (var batch in jobs.Chunk(50))
+{
+    var joined = await Task.WhenAll(batch.Select(i => JoinAsync(i < WorkersInRoom ? mainRoom : otherRooms[i % OtherRooms], "worker", WorkerMetadata(i))));
+    foreach (var peer in joined) peer.StartDraining();
+    peers.AddRange(joined);
+}
+registerTimer.Stop();
+Console.WriteLine($"Registered {WorkersInRoom} workers in room {mainRoom.RoomId} and {WorkersElsewhere} in {OtherRooms} other rooms in {registerTimer.Elapsed.TotalSeconds:F1} s ({server.Peers.Count} live peers)");
+
+// discover_peers round trips from a client in the main room.
+var client = await JoinAsync(mainRoom, "client", new JsonObject());
+var discover = new JsonObject
+{
+    ["type"] = "discover_peers",
+    ["from_peer_id"] = client.PeerId,
+    ["filters"] = JsonNode.Parse("""{"role": "worker", "tags": ["sleap-rtc"], "properties": {"status": "available", "gpu_memory_mb": {"$gte": 12288}}}"""),
+}.ToJsonString();
+var samples = new List<double>();
+var matched = 0;
+var discoverCpuBefore = TimeSpan.Zero;
+for (var i = 0; i < DiscoverSamples + 50; i++)
+{
+    var started = Stopwatch.GetTimestamp();
+    await client.SendAsync(discover);
+    string head;
+    do head = await client.ReceiveHeadAsync(); while (!head.StartsWith("{\"type\":\"peer_list\"", StringComparison.Ordinal));
+    var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+    if (i >= 50) samples.Add(elapsed); // first 50 warm the JIT and caches
+    if (i == 49) discoverCpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+    var countAt = head.IndexOf("\"count\":", StringComparison.Ordinal) + 8;
+    matched = int.Parse(head.AsSpan(countAt, head.IndexOf(',', countAt) - countAt));
+}
+var discoverCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - discoverCpuBefore).TotalMilliseconds / DiscoverSamples;
+samples.Sort();
+// The same query straight against the registry (no sockets): the server's own share of a round trip.
+var filters = JsonNode.Parse(discover)!["filters"]!.AsObject();
+var inProcess = Stopwatch.StartNew();
+var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+for (var i = 0; i < 200; i++) server.Peers.Discover(mainRoom.RoomId, client.PeerId, filters);
+var registryMs = inProcess.Elapsed.TotalMilliseconds / 200;
+var registryCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds / 200;
+double Percentile(double p) => samples[Math.Min(samples.Count - 1, (int)Math.Ceiling(p * samples.Count) - 1)];
+var p50 = Percentile(0.50);
+var p99 = Percentile(0.99);
+Console.WriteLine($"registry filter alone: {registryMs:F2} ms wall, {registryCpuMs:F2} ms CPU per query (machine load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
+Console.WriteLine($"discover_peers: {samples.Count} round trips, {matched} of {WorkersInRoom} workers matched per answer: p50 {p50:F2} ms, p99 {p99:F2} ms, max {samples[^1]:F2} ms, CPU {discoverCpuMs:F2} ms per round trip (server + client)");
+
+// Relay throughput: pairs of peers in the main room exchanging small peer_messages with a bounded window.
+var senders = new List<BenchPeer>();
+var receivers = new List<BenchPeer>();
+for (var i = 0; i < RelayPairs; i++)
+{
+    senders.Add(await JoinAsync(mainRoom, "client", new JsonObject()));
+    receivers.Add(await JoinAsync(mainRoom, "client", new JsonObject()));
+}
+var relayed = 0L;
+using var stopRelay = new CancellationTokenSource();
+var relayTimer = Stopwatch.StartNew();
+var relayTasks = new List<Task>();
+for (var i = 0; i < RelayPairs; i++)
+{
+    var sender = senders[i];
+    var receiver = receivers[i];
+    var window = new SemaphoreSlim(RelayWindow, RelayWindow);
+    var message = new JsonObject
+    {
+        ["type"] = "peer_message", ["from_peer_id"] = sender.PeerId, ["to_peer_id"] = receiver.PeerId,
+        ["payload"] = new JsonObject { ["app_message_type"] = "progress", ["epoch"] = 3, ["loss"] = 0.0123 },
+    }.ToJsonString();
+    relayTasks.Add(Task.Run(async () =>
+    {
+        while (!stopRelay.IsCancellationRequested)
+        {
+            if (!await window.WaitAsync(TimeSpan.FromSeconds(5))) throw new TimeoutException("relay stalled");
+            await sender.SendAsync(message);
+        }
+    }));
+    relayTasks.Add(Task.Run(async () =>
+    {
+        while (!stopRelay.IsCancellationRequested)
+        {
+            var received = await receiver.ReceiveRawAsync(stopRelay.Token);
+            if (received < 0) return;
+            Interlocked.Increment(ref relayed);
+            window.Release();
+        }
+    }));
+}
+await Task.Delay(relayDuration);
+var relayedCount = Interlocked.Read(ref relayed);
+var relaySeconds = relayTimer.Elapsed.TotalSeconds;
+stopRelay.Cancel();
+try { await Task.WhenAll(relayTasks).WaitAsync(TimeSpan.FromSeconds(5)); }
+catch (Exception e) when (e is OperationCanceledException or TimeoutException or WebSocketException) { }
+var perSecond = relayedCount / relaySeconds;
+Console.WriteLine($"peer_message relay: {relayedCount:N0} messages in {relaySeconds:F1} s over {RelayPairs} pairs = {perSecond:N0} msgs/s");
+
+Console.WriteLine();
+Console.WriteLine($"{"figure",-38}{"measured",14}{"target",14}  result");
+Console.WriteLine($"{"discover_peers p99 (1,000 in room)",-38}{p99,11:F2} ms{"< 20 ms",14}  {(p99 < 20 ? "PASS" : "MISS")}");
+Console.WriteLine($"{"discover_peers p50",-38}{p50,11:F2} ms{"",14}");
+Console.WriteLine($"{"relayed messages per second",-38}{perSecond,14:N0}{">= 20,000",14}  {(perSecond >= 20_000 ? "PASS" : "MISS")}");
+Console.WriteLine($"{"registration of 2,000 workers",-38}{registerTimer.Elapsed.TotalSeconds,12:F1} s");
+Console.WriteLine($"total run {total.Elapsed.TotalSeconds:F1} s on {Environment.ProcessorCount} cores");
+
+foreach (var peer in peers.Concat(senders).Concat(receivers).Append(client)) peer.Abort();
+return 0;
+
+/// <summary>A raw WebSocket peer, as light as possible so the benchmark measures the server.</summary>
+sealed class BenchPeer
+{
+    private readonly ClientWebSocket _socket;
+    private readonly byte[] _buffer = new byte[1 << 20];
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+
+    private BenchPeer(ClientWebSocket socket, string peerId)
+    {
+        _socket = socket;
+        PeerId = peerId;
+    }
+
+    public string PeerId { get; }
+
+    public static async Task<BenchPeer> ConnectAsync(Uri url, string peerId)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.KeepAliveInterval = TimeSpan.Zero;
+        await socket.ConnectAsync(url, CancellationToken.None);
+        return new BenchPeer(socket, peerId);
+    }
+
+    public async Task SendAsync(string json)
+    {
+        await _sendLock.WaitAsync();
+        try { await _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None); }
+        finally { _sendLock.Release(); }
+    }
+
+    /// <summary>Receives one whole message; returns its length, or -1 when the socket closed.</summary>
+    public async Task<int> ReceiveRawAsync(CancellationToken ct)
+    {
+        var length = 0;
+        ValueWebSocketReceiveResult result;
+        do
+        {
+            result = await _socket.ReceiveAsync(_buffer.AsMemory(length), ct);
+            if (result.MessageType == WebSocketMessageType.Close) return -1;
+            length += result.Count;
+        } while (!result.EndOfMessage);
+        return length;
+    }
+
+    /// <summary>Receives one message and returns its first 200 characters.</summary>
+    public async Task<string> ReceiveHeadAsync()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var length = await ReceiveRawAsync(timeout.Token);
+        if (length < 0) throw new WebSocketException("closed");
+        return Encoding.UTF8.GetString(_buffer, 0, Math.Min(length, 200));
+    }
+
+    public void StartDraining() => _ = Task.Run(async () =>
+    {
+        try { while (await ReceiveRawAsync(CancellationToken.None) >= 0) { } }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException) { }
+    });
+
+    public void Abort() => _socket.Abort();
+}
