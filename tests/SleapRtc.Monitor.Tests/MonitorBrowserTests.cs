@@ -56,7 +56,7 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
         {
             ["job"] = new JsonObject
             {
-                ["job_id"] = "job-7f3a", ["package"] = "mice_topdown.slp.training_job.zip", ["phase"] = "training",
+                ["job_id"] = "job-7f3a", ["package_name"] = "mice_topdown.slp.training_job.zip", ["phase"] = "training",
                 ["started_at"] = DateTimeOffset.UtcNow.AddMinutes(-42).ToString("o"),
                 ["config_index"] = 2, ["config_count"] = 2, ["config_name"] = "centered_instance.json",
                 ["epoch"] = 37, ["epoch_count"] = 100, ["loss"] = 0.00412, ["val_loss"] = 0.00530,
@@ -155,7 +155,7 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
                 ["status"] = "busy",
                 ["job"] = new JsonObject
                 {
-                    ["job_id"] = "job-1", ["package"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 1,
+                    ["job_id"] = "job-1", ["package_name"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 1,
                     ["epoch"] = epoch, ["epoch_count"] = 3, ["loss"] = 1.0 / epoch, ["loss_history"] = losses.DeepClone(),
                 },
             });
@@ -199,7 +199,7 @@ public sealed class MonitorBrowserTests(BrowserFixture browser) : IAsyncLifetime
     {
         const string hostile = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\">";
         var properties = SignalingTestServer.WorkerProperties("<b>GPU</b>", 1024, "<i>host</i>", name: hostile);
-        properties["job"] = new JsonObject { ["package"] = "<svg onload=\"window.__pwned = 3\">", ["epoch"] = 1, ["epoch_count"] = 2 };
+        properties["job"] = new JsonObject { ["package_name"] = "<svg onload=\"window.__pwned = 3\">", ["epoch"] = 1, ["epoch_count"] = 2 };
         await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-xss", properties);
 
         await _page.GotoAsync(MonitorUrl(_token));

@@ -125,7 +125,7 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
             ["status"] = "busy",
             ["job"] = new JsonObject
             {
-                ["job_id"] = "job-1", ["package"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
+                ["job_id"] = "job-1", ["package_name"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
                 ["epoch"] = 3, ["epoch_count"] = 10, ["loss"] = 0.25, ["loss_history"] = new JsonArray(0.9, 0.5, 0.25),
             },
         });
@@ -133,13 +133,13 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal("busy", busy.GetProperty("status").GetString());
         var progress = await events.NextNamedAsync("job_progress", WithinOneSecond);
         Assert.Equal(3, progress.GetProperty("job").GetProperty("epoch").GetInt32());
-        Assert.Equal("flies.slp.training_job.zip", progress.GetProperty("job").GetProperty("package").GetString());
+        Assert.Equal("flies.slp.training_job.zip", progress.GetProperty("job").GetProperty("package_name").GetString());
 
         await second.UpdatePropertiesAsync(new JsonObject
         {
             ["job"] = new JsonObject
             {
-                ["job_id"] = "job-1", ["package"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
+                ["job_id"] = "job-1", ["package_name"] = "flies.slp.training_job.zip", ["config_index"] = 1, ["config_count"] = 2,
                 ["epoch"] = 4, ["epoch_count"] = 10, ["loss"] = 0.2, ["loss_history"] = new JsonArray(0.9, 0.5, 0.25, 0.2),
             },
         });

@@ -48,7 +48,7 @@ public sealed class MonitorWorkerViewTests
         Assert.Equal(snake.JobJson, pascal.JobJson);
         Assert.Equal(snake.JobJson, asString.JobJson);
         using var job = JsonDocument.Parse(snake.JobJson);
-        Assert.Equal("flies.zip", job.RootElement.GetProperty("package").GetString());
+        Assert.Equal("flies.zip", job.RootElement.GetProperty("package_name").GetString());
         Assert.Equal(4, job.RootElement.GetProperty("epoch").GetInt32());
         Assert.Equal(10, job.RootElement.GetProperty("epoch_count").GetInt32());
         Assert.Equal(3, job.RootElement.GetProperty("loss_history").GetArrayLength());

@@ -84,8 +84,9 @@ internal sealed class MonitorWorkerView
     }
 
     /// <summary>
-    /// Turns <c>properties.job</c> into the documented snake_case shape. Workers written against JobProgress may
-    /// send PascalCase or camelCase names, or the object as a JSON string; all of those are accepted.
+    /// Turns <c>properties.job</c> into the documented shape: <see cref="SleapRtc.JobProgress"/> in snake_case, as
+    /// our worker publishes it. PascalCase or camelCase names, <c>package</c> for <c>package_name</c>, and the
+    /// object sent as a JSON string are accepted too, for workers written differently.
     /// </summary>
     private static string NormaliseJob(JsonElement properties)
     {
@@ -112,7 +113,7 @@ internal sealed class MonitorWorkerView
             {
                 writer.WriteStartObject();
                 WriteStringOrNull(writer, "job_id", TextOf(fields, "jobid"));
-                WriteStringOrNull(writer, "package", TextOf(fields, "package") ?? TextOf(fields, "packagename"));
+                WriteStringOrNull(writer, "package_name", TextOf(fields, "packagename") ?? TextOf(fields, "package"));
                 WriteStringOrNull(writer, "phase", TextOf(fields, "phase"));
                 WriteNumberOrNull(writer, "config_index", NumberOf(fields, "configindex"));
                 WriteNumberOrNull(writer, "config_count", NumberOf(fields, "configcount"));

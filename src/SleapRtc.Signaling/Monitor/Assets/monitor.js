@@ -297,7 +297,7 @@
     card.querySelector(".job").hidden = !job;
     card.querySelector(".idle").hidden = !!job;
     if (!job) return;
-    text(card, ".job-package", job.package || job.job_id || "training job");
+    text(card, ".job-package", job.package_name || job.job_id || "training job");
     text(card, ".job-phase", job.phase ? "(" + job.phase + ")" : "");
     const running = card.querySelector(".job-running");
     running.dataset.since = job.started_at || "";
