@@ -1,0 +1,167 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SleapRtc.Client.Credentials;
+using SleapRtc.Protocol.Jobs;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Client;
+
+namespace SleapRtc.Client.Discovery;
+
+/// <summary>Which workers Get-SleapWorker returns.</summary>
+public sealed class WorkerFilter
+{
+    /// <summary>Only workers with at least this much GPU memory (0 = any).</summary>
+    public long MinGpuMemoryMB { get; init; }
+    /// <summary>Status to match; null or "*" = any status.</summary>
+    public string? Status { get; init; } = WorkerStatus.Available;
+    /// <summary>Match-any tags (classic semantics); empty = any.</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+
+    internal JsonObject ToWire() =>
+        PeerFilters.Workers(Status is null or "*" ? null : Status, MinGpuMemoryMB, Tags.Count == 0 ? null : Tags);
+}
+
+/// <summary>Options shared by discovery and submission for the client's signaling connection.</summary>
+public sealed class ClientConnectionOptions
+{
+    public ILogSink Log { get; init; } = Protocol.Logging.Log.Null;
+    public SignalingClientOptions? Signaling { get; init; }
+}
+
+/// <summary>Finds the workers of a room (Get-SleapWorker).</summary>
+public static class WorkerDiscovery
+{
+    /// <summary>
+    /// Joins the room as a client, runs discover_peers with the filter, and returns the workers with
+    /// Server and Token filled in so piped objects carry the credentials onward.
+    /// </summary>
+    /// <exception cref="InvalidRoomCredentialsException">The room id or token is wrong, or the room expired.</exception>
+    /// <exception cref="SignalingUnavailableException">The server cannot be reached.</exception>
+    public static async Task<IReadOnlyList<WorkerInfo>> DiscoverAsync(ResolvedRoom room, WorkerFilter? filter, ClientConnectionOptions? options, CancellationToken cancellationToken)
+    {
+        await using var connection = await ClientRoomConnection.ConnectAsync(room, options ?? new ClientConnectionOptions(), cancellationToken).ConfigureAwait(false);
+        return await connection.DiscoverWorkersAsync(filter ?? new WorkerFilter(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Maps one peer_list entry (classic metadata keys) to the public object.</summary>
+    public static WorkerInfo ToWorkerInfo(DiscoveredPeer peer, string roomId, string? server, string? token)
+    {
+        var properties = peer.Properties;
+        var dictionary = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (key, value) in properties) dictionary[key] = ToPlain(value);
+        return new WorkerInfo
+        {
+            PeerId = peer.PeerId,
+            RoomId = roomId,
+            GpuModel = Text(properties, "gpu_model") ?? "CPU",
+            GpuMemoryMB = Number(properties, "gpu_memory_mb"),
+            CudaVersion = Text(properties, "cuda_version"),
+            Hostname = Text(properties, "hostname"),
+            Status = Text(properties, "status") ?? WorkerStatus.Available,
+            SleapVersion = Text(properties, "sleap_version"),
+            ConnectedAt = peer.ConnectedAt,
+            Properties = dictionary,
+            Tags = peer.Tags.ToArray(),
+            Server = server,
+            Token = token,
+            Job = properties["job"] is JsonObject job ? JobExtensions.ParseProgress(job.ToJsonString()) : null,
+        };
+    }
+
+    private static string? Text(JsonObject properties, string key) => properties[key] switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        JsonNode n => n.ToJsonString(),
+    };
+
+    private static long Number(JsonObject properties, string key)
+    {
+        if (properties[key] is not JsonValue v) return 0;
+        if (v.TryGetValue<long>(out var l)) return l;
+        if (v.TryGetValue<double>(out var d)) return (long)d;
+        return v.TryGetValue<string>(out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
+    }
+
+    // Plain .NET values so PowerShell users see numbers and strings, not JSON nodes.
+    private static object? ToPlain(JsonNode? node) => node switch
+    {
+        null => null,
+        JsonValue v when v.TryGetValue<long>(out var l) => l,
+        JsonValue v when v.TryGetValue<double>(out var d) => d,
+        JsonValue v when v.TryGetValue<bool>(out var b) => b,
+        JsonValue v when v.TryGetValue<string>(out var s) => s,
+        JsonArray a => a.Select(ToPlain).ToArray(),
+        JsonObject o => o.ToDictionary(p => p.Key, p => ToPlain(p.Value)),
+        _ => node.ToJsonString(),
+    };
+}
+
+/// <summary>A client's registered signaling connection to one room (discovery, offers, answers).</summary>
+internal sealed class ClientRoomConnection : IAsyncDisposable
+{
+    private ClientRoomConnection(SignalingClient signaling, ResolvedRoom room, RegistrationResult registration)
+    {
+        Signaling = signaling;
+        Room = room;
+        Registration = registration;
+    }
+
+    public SignalingClient Signaling { get; }
+    public ResolvedRoom Room { get; }
+    public RegistrationResult Registration { get; }
+    public string Server => Signaling.Endpoints.WebSocket.ToString().TrimEnd('/');
+
+    public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(room.Server)) throw new ServerNotSpecifiedException();
+        SignalingClient signaling;
+        var signalingOptions = options.Signaling ?? new SignalingClientOptions { AutoReconnect = false };
+        if (ReferenceEquals(signalingOptions.Log, Protocol.Logging.Log.Null)) signalingOptions.Log = options.Log;
+        try { signaling = new SignalingClient(room.Server!, signalingOptions); }
+        catch (FormatException e) { throw new SignalingUnavailableException(room.Server!, e.Message, e); }
+        try
+        {
+            var signIn = await signaling.AnonymousSignInAsync(null, cancellationToken).ConfigureAwait(false);
+            var metadata = new JsonObject
+            {
+                ["tags"] = new JsonArray("sleap-rtc", "training-client"),
+                ["properties"] = new JsonObject
+                {
+                    ["sleap_version"] = "unknown",
+                    ["platform"] = Environment.OSVersion.Platform.ToString(),
+                    ["user_id"] = Environment.UserName,
+                },
+            };
+            var registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, room.RoomId, room.Token, signIn.IdToken, "client", metadata), cancellationToken).ConfigureAwait(false);
+            return new ClientRoomConnection(signaling, room, registration);
+        }
+        catch (SignalingException e) when (e.Reason is RegistrationReasons.InvalidToken or RegistrationReasons.RoomNotFound or RegistrationReasons.RoomExpired)
+        {
+            await signaling.DisposeAsync().ConfigureAwait(false);
+            throw new InvalidRoomCredentialsException(room.RoomId, e.Reason!);
+        }
+        catch (SignalingException e)
+        {
+            await signaling.DisposeAsync().ConfigureAwait(false);
+            throw new SignalingUnavailableException(room.Server!, e.Message, e);
+        }
+        catch
+        {
+            await signaling.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async Task<IReadOnlyList<WorkerInfo>> DiscoverWorkersAsync(WorkerFilter filter, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<DiscoveredPeer> peers;
+        try { peers = await Signaling.DiscoverAsync(filter.ToWire(), cancellationToken).ConfigureAwait(false); }
+        catch (SignalingException e) { throw new SignalingUnavailableException(Server, e.Message, e); }
+        return peers.Select(p => WorkerDiscovery.ToWorkerInfo(p, Room.RoomId, Server, Room.Token)).ToList();
+    }
+
+    public ValueTask DisposeAsync() => Signaling.DisposeAsync();
+}

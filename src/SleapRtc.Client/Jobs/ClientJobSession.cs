@@ -1,0 +1,408 @@
+using System.Diagnostics;
+using SleapRtc.Protocol.Jobs;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.WebRtc;
+
+namespace SleapRtc.Client.Jobs;
+
+/// <summary>How the client side of one job runs over an open data channel.</summary>
+public sealed class ClientJobOptions
+{
+    public int ChunkSize { get; init; } = FileSender.DefaultChunkSize;
+    public long HighWaterMark { get; init; } = FrameWriter.DefaultHighWaterMark;
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>A worker that sends nothing (not even KEEP_ALIVE) for this long is gone.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>How long a cancel waits for the worker to confirm before closing anyway.</summary>
+    public TimeSpan CancelGrace { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>OUTPUT_DIR sent to the worker: the folder inside the package the trainer writes to.</summary>
+    public string RemoteOutputDirectory { get; init; } = "models";
+}
+
+/// <summary>What the worker sent back.</summary>
+public sealed record ClientJobOutcome(IReadOnlyList<string> Configs, IReadOnlyList<string> FailedConfigs, IReadOnlyList<string> ExtractedFiles, string? ResultArchiveName, long UploadedBytes, double UploadMBps);
+
+/// <summary>
+/// The client side of a training job on an open data channel: classic vocabulary out (PACKAGE_TYPE, OUTPUT_DIR,
+/// FILE_META, chunks with back-pressure, END_OF_FILE, KEEP_ALIVE every 15 s), logs, progress and the result
+/// archive back; the archive is extracted safely under the output path. Extensions only with our workers.
+/// </summary>
+public sealed class ClientJobSession
+{
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(200);
+    private readonly IDataChannel _channel;
+    private readonly ClientJobOptions _options;
+    private readonly ILogSink _log;
+    private readonly FrameWriter _writer;
+    private readonly string _workerId;
+    private readonly bool _useExtensions;
+    private readonly TaskCompletionSource<FileReceiver> _resultsReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<string> _configs = new();
+    private readonly List<string> _failedConfigs = new();
+    private readonly JobProgress _job = new() { Phase = "upload" };
+    private readonly object _gate = new();
+    private FileReceiver? _results;
+    private string _resultsDirectory = "";
+    private bool _jobsDone;
+    private long _lastActivityTicks = Environment.TickCount64;
+    private long _lastProgressTicks;
+    private volatile SubmissionPhase _phase = SubmissionPhase.Uploading;
+
+    public ClientJobSession(IDataChannel channel, string workerId, bool useExtensions, ClientJobOptions? options = null, ILogSink? log = null)
+    {
+        _channel = channel;
+        _workerId = workerId;
+        _useExtensions = useExtensions;
+        _options = options ?? new ClientJobOptions();
+        _log = log ?? Log.Null;
+        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, _options.HighWaterMark);
+    }
+
+    public event Action<SubmissionProgress>? ProgressChanged;
+    /// <summary>A worker log line (trainer output, worker notes); progress-bar updates are not raised.</summary>
+    public event Action<string>? LogLine;
+
+    /// <summary>The job id our workers assign (from their welcome); null with classic workers.</summary>
+    public string? WorkerJobId { get; private set; }
+
+    public async Task<ClientJobOutcome> RunAsync(string packagePath, string outputPath, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(outputPath);
+        _resultsDirectory = outputPath;
+        using var failure = new CancellationTokenSource();
+        Exception? failureReason = null;
+        void FailWith(Exception e)
+        {
+            lock (_gate) failureReason ??= e;
+            _resultsReady.TrySetException(e);
+            try { failure.Cancel(); } catch (ObjectDisposedException) { }
+        }
+
+        Action<DataChannelMessage> onMessage = m => OnMessage(m, FailWith);
+        Action<Exception?> onClosed = _ => FailWith(new WorkerLostException(_workerId, PhaseName(), "the data channel closed"));
+        _channel.MessageReceived += onMessage;
+        _channel.Closed += onClosed;
+        using var loopStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var keepAlive = KeepAliveAndWatchdogAsync(FailWith, loopStop.Token);
+        try
+        {
+            if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
+            if (_useExtensions) _writer.SendText(JobExtensions.HelloMessage());
+            _writer.SendText(JobMessages.Format(JobMessages.PackageType, JobMessages.TrainPackage));
+            _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
+
+            using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
+            var (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
+            _phase = SubmissionPhase.Training;
+            _job.Phase = "training";
+            Report(force: true);
+
+            var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var extracted = PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken);
+            TryDelete(results.Path);
+            _phase = SubmissionPhase.Completed;
+            Report(force: true);
+            return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), extracted, results.Meta.Name, uploaded, mbps);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CancelOnWorkerAsync().ConfigureAwait(false);
+            throw;
+        }
+        catch (Exception) when (failureReason is not null)
+        {
+            throw failureReason;
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
+        {
+            // A send raced the close notification: the worker is gone either way.
+            throw new WorkerLostException(_workerId, PhaseName(), "the data channel closed");
+        }
+        finally
+        {
+            loopStop.Cancel();
+            await keepAlive.ConfigureAwait(false);
+            _channel.MessageReceived -= onMessage;
+            _channel.Closed -= onClosed;
+            lock (_gate)
+            {
+                if (_results is not null && !_resultsReady.Task.IsCompletedSuccessfully) _results.Abort();
+                _results?.Dispose();
+            }
+        }
+    }
+
+    private async Task<(long Bytes, double MBps)> UploadAsync(string packagePath, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(packagePath);
+        var meta = new FileMetaInfo(FileMetaInfo.WireSafeName(info.Name), info.Length, "False");
+        var chunk = Math.Max(1024, Math.Min(_options.ChunkSize, _channel.MaxMessageSize > 0 ? _channel.MaxMessageSize : _options.ChunkSize));
+        var clock = Stopwatch.StartNew();
+        var progress = new Progress(bytes =>
+        {
+            var seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
+            var rate = bytes / seconds;
+            ReportUpload(bytes, info.Length, rate, bytes >= info.Length);
+        });
+        await using (var source = new FileStream(packagePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous))
+        {
+            await FileSender.SendAsync(source, meta, _writer.SendText, _writer.SendBinaryAsync, chunk, _useExtensions, progress, cancellationToken).ConfigureAwait(false);
+        }
+        var total = clock.Elapsed.TotalSeconds;
+        var mbps = total > 0 ? info.Length / 1048576.0 / total : 0;
+        _log.Write(LogLevel.Information, "client-job", $"uploaded {info.Length / 1048576.0:F1} MB in {total:F2} s ({mbps:F1} MB/s)");
+        return (info.Length, mbps);
+    }
+
+    private void OnMessage(DataChannelMessage message, Action<Exception> fail)
+    {
+        Interlocked.Exchange(ref _lastActivityTicks, Environment.TickCount64);
+        try
+        {
+            if (message.IsText) OnText(message.Text!, fail);
+            else OnBinary(message.Binary.Span);
+        }
+        catch (FileChecksumException e)
+        {
+            fail(new JobFailedException(_workerId, JobErrorCodes.ChecksumMismatch, e.Message));
+        }
+        catch (IOException e)
+        {
+            fail(new JobFailedException(_workerId, JobErrorCodes.Internal, "Could not store the results: " + e.Message));
+        }
+    }
+
+    private void OnBinary(ReadOnlySpan<byte> frame)
+    {
+        if (JobMessages.IsKeepAlive(frame)) return;
+        lock (_gate)
+        {
+            if (_results is null || _resultsReady.Task.IsCompleted) return;
+            _results.Write(frame);
+        }
+        Report(force: false);
+    }
+
+    private void OnText(string text, Action<Exception> fail)
+    {
+        var (type, args) = JobMessages.Parse(text);
+        switch (type)
+        {
+            case JobMessages.Welcome:
+                WorkerJobId = JobExtensions.ParseHandshake(args[0])?.JobId;
+                _job.JobId = WorkerJobId;
+                return;
+            case JobMessages.TrainJobStart:
+                lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
+                _job.ConfigIndex = _configs.Count;
+                _job.ConfigName = args.FirstOrDefault();
+                _job.Epoch = 0;
+                _job.Loss = null;
+                Report(force: true);
+                LogLine?.Invoke($"Training started: {args.FirstOrDefault()}");
+                return;
+            case JobMessages.TrainJobEnd:
+                LogLine?.Invoke($"Training finished: {args.FirstOrDefault()}");
+                return;
+            case JobMessages.TrainJobError:
+                lock (_gate) _failedConfigs.Add(args.FirstOrDefault() ?? "");
+                LogLine?.Invoke($"Training failed: {args.FirstOrDefault()} (exit code {args.ElementAtOrDefault(1)})");
+                return;
+            case JobMessages.TrainingJobsDone:
+                _jobsDone = true;
+                _phase = SubmissionPhase.Downloading;
+                Report(force: true);
+                return;
+            case JobMessages.Progress:
+                if (JobExtensions.ParseProgress(args[0]) is not { } p) return;
+                // Epoch and config changes always show; loss-only updates are rate-limited.
+                var milestone = p.Epoch != _job.Epoch || p.ConfigIndex != _job.ConfigIndex;
+                CopyProgress(p);
+                Report(force: milestone);
+                return;
+            case JobMessages.FileMeta:
+                BeginResults(args[0], fail);
+                return;
+            case JobMessages.Sha256:
+                lock (_gate) _results?.ExpectSha256(args.FirstOrDefault() ?? "");
+                return;
+            case JobMessages.EndOfFile:
+                lock (_gate)
+                {
+                    if (_results is null || _resultsReady.Task.IsCompleted) return;
+                    _results.Complete();
+                    _resultsReady.TrySetResult(_results);
+                }
+                return;
+            case JobMessages.Error:
+                fail(new JobFailedException(_workerId, args.FirstOrDefault() ?? JobErrorCodes.Internal, args.ElementAtOrDefault(1) ?? "no detail"));
+                return;
+            case JobMessages.Cancelled:
+                LogLine?.Invoke("The worker cancelled the job.");
+                return;
+        }
+        OnLogText(text);
+    }
+
+    /// <summary>Classic log framing: "line\n" is a line, "\rtext" a progress-bar update.</summary>
+    private void OnLogText(string text)
+    {
+        if (text.StartsWith('\r'))
+        {
+            ParseTrainerLine(text.TrimStart('\r'));
+            return;
+        }
+        var line = text.TrimEnd('\n', '\r');
+        ParseTrainerLine(line);
+        LogLine?.Invoke(line);
+    }
+
+    // Classic workers send no structured progress; read it from the trainer's own lines.
+    private void ParseTrainerLine(string line)
+    {
+        if (_useExtensions) return;
+        var info = TrainerOutputParser.Parse(line);
+        if (info.IsEmpty) return;
+        if (info.Epoch is { } e) _job.Epoch = e;
+        if (info.EpochCount is { } n) _job.EpochCount = n;
+        if (info.Loss is { } l) _job.Loss = l;
+        if (info.ValLoss is { } v) _job.ValLoss = v;
+        Report(force: false);
+    }
+
+    private void CopyProgress(JobProgress p)
+    {
+        _job.JobId = p.JobId ?? _job.JobId;
+        _job.ConfigIndex = p.ConfigIndex;
+        _job.ConfigCount = p.ConfigCount;
+        _job.ConfigName = p.ConfigName;
+        _job.Epoch = p.Epoch;
+        _job.EpochCount = p.EpochCount;
+        _job.Loss = p.Loss;
+        _job.ValLoss = p.ValLoss;
+        _job.LossHistory = p.LossHistory;
+        _job.StartedAt = p.StartedAt;
+    }
+
+    private void BeginResults(string argument, Action<Exception> fail)
+    {
+        if (!FileMetaInfo.TryParse(argument, out var meta) || meta is null)
+        {
+            fail(new JobFailedException(_workerId, JobErrorCodes.Internal, "The worker's FILE_META could not be read."));
+            return;
+        }
+        lock (_gate)
+        {
+            if (_results is not null) return;
+            var name = FileMetaInfo.WireSafeName(meta.Name);
+            if (name.Length == 0 || name is "." or "..") name = "results.zip";
+            // Received next to the output, under a name no extracted file can clash with.
+            var path = Path.Combine(_resultsDirectory, "." + name + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".partial");
+            _results = new FileReceiver(meta with { Name = name }, path);
+        }
+        _phase = SubmissionPhase.Downloading;
+        Report(force: true);
+    }
+
+    private async Task KeepAliveAndWatchdogAsync(Action<Exception> fail, CancellationToken cancellationToken)
+    {
+        var tick = TimeSpan.FromMilliseconds(Math.Min(_options.KeepAliveInterval.TotalMilliseconds, Math.Max(50, _options.IdleTimeout.TotalMilliseconds / 4)));
+        var lastKeepAlive = Environment.TickCount64;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
+                var now = Environment.TickCount64;
+                if (now - lastKeepAlive >= _options.KeepAliveInterval.TotalMilliseconds)
+                {
+                    lastKeepAlive = now;
+                    TrySend(_writer.SendKeepAlive);
+                }
+                // While we upload, the worker may legitimately stay silent; only judge silence afterwards.
+                if (_phase != SubmissionPhase.Uploading && now - Interlocked.Read(ref _lastActivityTicks) > _options.IdleTimeout.TotalMilliseconds)
+                    fail(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_options.IdleTimeout.TotalSeconds:0} s"));
+            }
+        }
+        catch (OperationCanceledException) { }
+    }
+
+    private async Task CancelOnWorkerAsync()
+    {
+        if (_useExtensions) TrySend(() => _writer.SendText(JobMessages.Cancel));
+        var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
+        // Give the stop message time to leave before the caller closes the connection.
+        while (_channel.State == DataChannelState.Open && _channel.BufferedAmount > 0 && Environment.TickCount64 < deadline)
+            await Task.Delay(10).ConfigureAwait(false);
+    }
+
+    private void TrySend(Action send)
+    {
+        if (_channel.State != DataChannelState.Open) return;
+        try { send(); }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            _log.Write(LogLevel.Debug, "client-job", "send failed: " + e.GetType().Name);
+        }
+    }
+
+    private void ReportUpload(long done, long total, double bytesPerSecond, bool force)
+    {
+        if (!ShouldReport(force)) return;
+        var remaining = bytesPerSecond > 0 ? TimeSpan.FromSeconds((total - done) / bytesPerSecond) : (TimeSpan?)null;
+        ProgressChanged?.Invoke(new SubmissionProgress
+        {
+            Phase = SubmissionPhase.Uploading, WorkerId = _workerId, BytesDone = done, BytesTotal = total,
+            MegabytesPerSecond = bytesPerSecond / 1048576.0, EstimatedRemaining = remaining,
+        });
+    }
+
+    private void Report(bool force)
+    {
+        if (!ShouldReport(force)) return;
+        long done, total;
+        lock (_gate)
+        {
+            done = _results?.BytesReceived ?? 0;
+            total = _results?.Meta.Size ?? 0;
+        }
+        ProgressChanged?.Invoke(new SubmissionProgress
+        {
+            Phase = _phase, WorkerId = _workerId, BytesDone = done, BytesTotal = total,
+            Job = new JobProgress
+            {
+                JobId = _job.JobId, Phase = _job.Phase, ConfigIndex = _job.ConfigIndex, ConfigCount = _job.ConfigCount,
+                ConfigName = _job.ConfigName, Epoch = _job.Epoch, EpochCount = _job.EpochCount, Loss = _job.Loss,
+                ValLoss = _job.ValLoss, LossHistory = _job.LossHistory, StartedAt = _job.StartedAt,
+            },
+        });
+    }
+
+    private bool ShouldReport(bool force)
+    {
+        var now = Environment.TickCount64;
+        if (!force && now - Interlocked.Read(ref _lastProgressTicks) < ProgressInterval.TotalMilliseconds) return false;
+        Interlocked.Exchange(ref _lastProgressTicks, now);
+        return true;
+    }
+
+    private string PhaseName() => _phase switch
+    {
+        SubmissionPhase.Uploading => "upload",
+        SubmissionPhase.Training => _jobsDone ? "download" : "training",
+        SubmissionPhase.Downloading => "download",
+        _ => _phase.ToString().ToLowerInvariant(),
+    };
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private sealed class Progress : IProgress<long>
+    {
+        private readonly Action<long> _report;
+        public Progress(Action<long> report) => _report = report;
+        public void Report(long value) => _report(value);
+    }
+}

@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using SleapRtc.Client.Credentials;
+using SleapRtc.Client.Discovery;
+using SleapRtc.Protocol.Jobs;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Client;
+using SleapRtc.WebRtc;
+
+namespace SleapRtc.Client.Jobs;
+
+/// <summary>What Submit-SleapTraining can set. Give a <see cref="Worker"/>, or a session string, or room credentials.</summary>
+public sealed class SubmissionOptions
+{
+    public required string PackagePath { get; init; }
+    /// <summary>Where the returned models are extracted; default the current directory.</summary>
+    public string? OutputPath { get; init; }
+    /// <summary>A discovered worker (pipeline input); its Server/Token/RoomId are used unless given explicitly.</summary>
+    public WorkerInfo? Worker { get; init; }
+    public string? SessionString { get; init; }
+    public string? RoomId { get; init; }
+    public string? Token { get; init; }
+    public string? Server { get; init; }
+    public string? WorkerId { get; init; }
+    /// <summary>Pick the worker with the most GPU memory; a busy refusal moves on to the next best.</summary>
+    public bool AutoSelect { get; init; }
+    public long MinGpuMemoryMB { get; init; }
+    /// <summary>Asks the user when no worker, id or auto-selection is given; null makes that an error.</summary>
+    public IWorkerChooser? Chooser { get; init; }
+    public TimeSpan ChooserTimeout { get; init; } = WorkerSelection.DefaultPromptTimeout;
+    public CredentialStore? CredentialStore { get; init; }
+
+    public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
+    public PeerConnectionOptions? PeerConnection { get; init; }
+    public ClientConnectionOptions Connection { get; init; } = new();
+    public ClientJobOptions Job { get; init; } = new();
+    /// <summary>Offer to open channel: longer than this and the worker is unreachable.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// One Submit-SleapTraining: resolve the room, choose the worker, connect (offer, answer, channel
+/// "my-data-channel"), run the job and return the result. Busy refusals surface the worker's message;
+/// with AutoSelect the next best worker is tried. Cancellation stops the job on the worker.
+/// </summary>
+public sealed class TrainingSubmission
+{
+    public const string ChannelLabel = "my-data-channel";
+    private readonly SubmissionOptions _options;
+    private readonly ILogSink _log;
+
+    public TrainingSubmission(SubmissionOptions options)
+    {
+        _options = options ?? throw new ArgumentNullException(nameof(options));
+        _log = options.Connection.Log;
+    }
+
+    public event Action<SubmissionProgress>? ProgressChanged;
+    public event Action<string>? LogLine;
+    /// <summary>Decisions worth telling the user ("Selected worker ...", "Worker X is busy, trying Y").</summary>
+    public event Action<string>? StatusMessage;
+
+    /// <summary>From sending the offer to the data channel being open, for the last connection made.</summary>
+    public TimeSpan? ConnectTime { get; private set; }
+
+    public async Task<TrainingResult> RunAsync(CancellationToken cancellationToken)
+    {
+        var packagePath = Path.GetFullPath(_options.PackagePath);
+        if (!File.Exists(packagePath)) throw new PackageNotFoundException(_options.PackagePath);
+        var outputPath = Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory());
+        var clock = Stopwatch.StartNew();
+
+        var room = ResolveRoom();
+        Report(SubmissionPhase.Discovering, null);
+        await using var connection = await ClientRoomConnection.ConnectAsync(room, _options.Connection, cancellationToken).ConfigureAwait(false);
+        var candidates = await ChooseCandidatesAsync(connection, room, cancellationToken).ConfigureAwait(false);
+
+        WorkerBusyException? lastBusy = null;
+        foreach (var worker in candidates)
+        {
+            try
+            {
+                return await SubmitToAsync(connection, worker, packagePath, outputPath, clock, cancellationToken).ConfigureAwait(false);
+            }
+            catch (WorkerBusyException busy) when (_options.AutoSelect)
+            {
+                lastBusy = busy;
+                Tell($"Worker {worker.PeerId} is {busy.CurrentStatus}; trying the next best worker.");
+            }
+        }
+        throw lastBusy is null
+            ? new NoWorkersAvailableException(room.RoomId, "")
+            : new NoWorkersAvailableException(room.RoomId, $" (all {candidates.Count} candidate workers were busy or reserved)");
+    }
+
+    private ResolvedRoom ResolveRoom()
+    {
+        if (_options.Worker is { } w && string.IsNullOrEmpty(_options.SessionString))
+        {
+            return CredentialResolver.Resolve(_options.RoomId ?? w.RoomId, _options.Token ?? w.Token, _options.Server ?? w.Server, null, _options.CredentialStore);
+        }
+        return CredentialResolver.Resolve(_options.RoomId, _options.Token, _options.Server, _options.SessionString, _options.CredentialStore);
+    }
+
+    /// <summary>The worker(s) to try, best first: one for a direct target, the ranked room for AutoSelect.</summary>
+    private async Task<IReadOnlyList<WorkerInfo>> ChooseCandidatesAsync(ClientRoomConnection connection, ResolvedRoom room, CancellationToken cancellationToken)
+    {
+        var targetId = _options.Worker?.PeerId ?? _options.WorkerId ?? room.WorkerPeerId;
+        if (targetId is not null && !_options.AutoSelect)
+        {
+            // Direct: no selection, but read its metadata to know whether it speaks our extensions.
+            var everyone = await connection.DiscoverWorkersAsync(new WorkerFilter { Status = null }, cancellationToken).ConfigureAwait(false);
+            var known = everyone.FirstOrDefault(w => w.PeerId == targetId);
+            if (known is null && _options.WorkerId is not null) throw new WorkerNotFoundException(targetId, room.RoomId);
+            return new[] { known ?? new WorkerInfo { PeerId = targetId, RoomId = room.RoomId, Server = connection.Server, Token = room.Token } };
+        }
+
+        var filter = new WorkerFilter { MinGpuMemoryMB = _options.MinGpuMemoryMB };
+        var available = await connection.DiscoverWorkersAsync(filter, cancellationToken).ConfigureAwait(false);
+        if (_options.AutoSelect)
+        {
+            var ranked = WorkerSelection.RankByGpuMemory(available);
+            if (ranked.Count == 0) throw new NoWorkersAvailableException(room.RoomId, _options.MinGpuMemoryMB > 0 ? $" with at least {_options.MinGpuMemoryMB} MB of GPU memory" : "");
+            Tell($"Found {ranked.Count} available worker(s). Auto-selecting the one with the most GPU memory: {ranked[0].PeerId} ({ranked[0].GpuModel}, {ranked[0].GpuMemoryMB} MB)");
+            return ranked;
+        }
+        if (_options.Chooser is null)
+            throw new SleapRtcException("WorkerSelectionRequired", SleapRtcErrorKind.InvalidArgument,
+                "No worker was chosen and there is no interactive host to ask.",
+                "Use -AutoSelect to pick the worker with the most GPU memory, -WorkerId to name one, or pipe a worker from Get-SleapWorker.");
+        if (available.Count == 0) throw new NoWorkersAvailableException(room.RoomId, "");
+        IReadOnlyList<WorkerInfo> Refresh()
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(15));
+            return connection.DiscoverWorkersAsync(filter, timeout.Token).GetAwaiter().GetResult();
+        }
+        return new[] { WorkerSelection.SelectInteractive(_options.Chooser, available, Refresh, _options.ChooserTimeout, room.RoomId) };
+    }
+
+    private async Task<TrainingResult> SubmitToAsync(ClientRoomConnection connection, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        Report(SubmissionPhase.Connecting, worker.PeerId);
+        Tell($"Connecting to worker {worker.PeerId}...");
+        var template = _options.PeerConnection ?? new PeerConnectionOptions();
+        await using var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
+        {
+            StunServers = template.StunServers.Count > 0 ? template.StunServers : StunUrls(connection.Registration.IceServers),
+            IncludeLoopback = template.IncludeLoopback,
+            LocalAddresses = template.LocalAddresses,
+            MaxMessageSize = template.MaxMessageSize,
+        });
+        var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+        Tell("Connection established. Starting training job...");
+        try
+        {
+            var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
+            session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+            session.LogLine += l => LogLine?.Invoke(l);
+            var outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
+            var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
+            return new TrainingResult
+            {
+                JobId = session.WorkerJobId ?? "job_" + Guid.NewGuid().ToString("N").Substring(0, 12),
+                WorkerId = worker.PeerId,
+                Status = succeeded ? "Succeeded" : "Failed",
+                OutputPath = outputPath,
+                ModelPaths = TopLevelEntries(outputPath, outcome.ExtractedFiles),
+                Duration = clock.Elapsed,
+                Configs = outcome.Configs.ToArray(),
+                PackagePath = packagePath,
+                UploadedBytes = outcome.UploadedBytes,
+                UploadMBps = outcome.UploadMBps,
+                Error = succeeded ? null : outcome.Configs.Count == 0
+                    ? "The worker trained no config."
+                    : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
+            };
+        }
+        finally
+        {
+            try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+        }
+    }
+
+    /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>
+    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
+    {
+        var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
+        void OnError(SignalingError e)
+        {
+            if (e.IsWorkerBusy && (e.Sender == workerId || e.Sender is null))
+                answer.TrySetException(new WorkerBusyException(workerId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
+            else if (e.Code == ErrorCodes.PeerNotFound && e.InReplyTo is null or MessageTypes.Offer)
+                answer.TrySetException(new WorkerNotFoundException(workerId, signaling.RoomId ?? ""));
+        }
+        signaling.AnswerReceived += OnAnswer;
+        signaling.ErrorReceived += OnError;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            var offer = await peer.CreateOfferAsync(timeout.Token).ConfigureAwait(false);
+            clock.Restart();
+            await signaling.SendOfferAsync(workerId, offer, timeout.Token).ConfigureAwait(false);
+            var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+            await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
+            var channel = await peer.OpenDataChannelAsync(ChannelLabel, timeout.Token).ConfigureAwait(false);
+            ConnectTime = clock.Elapsed;
+            _log.Write(LogLevel.Information, "client", $"data channel to {workerId} open after {ConnectTime.Value.TotalMilliseconds:F0} ms");
+            return channel;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new WorkerUnreachableException(workerId, $"no connection within {_options.ConnectTimeout.TotalSeconds:0} s" +
+                (answer.Task.IsCompletedSuccessfully ? " (the worker answered; the peer-to-peer path failed)" : " (the worker never answered)"));
+        }
+        catch (SignalingException e)
+        {
+            throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
+        }
+        finally
+        {
+            signaling.AnswerReceived -= OnAnswer;
+            signaling.ErrorReceived -= OnError;
+        }
+    }
+
+    private static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>
+        files.Select(f => Path.GetRelativePath(outputPath, f).Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)[0])
+            .Distinct(StringComparer.Ordinal)
+            .Select(first => Path.Combine(outputPath, first))
+            .ToArray();
+
+    private static IReadOnlyList<string> StunUrls(JsonArray iceServers)
+    {
+        var urls = new List<string>();
+        foreach (var server in iceServers.OfType<JsonObject>())
+        {
+            var node = server["urls"] ?? server["url"];
+            var values = node is JsonArray array ? array.Select(n => n?.ToString()) : new[] { node?.ToString() };
+            urls.AddRange(values.OfType<string>().Where(u => u.StartsWith("stun:", StringComparison.OrdinalIgnoreCase)));
+        }
+        return urls;
+    }
+
+    private void Report(SubmissionPhase phase, string? workerId) => ProgressChanged?.Invoke(new SubmissionProgress { Phase = phase, WorkerId = workerId });
+
+    private void Tell(string message)
+    {
+        _log.Write(LogLevel.Information, "client", message);
+        StatusMessage?.Invoke(message);
+    }
+}

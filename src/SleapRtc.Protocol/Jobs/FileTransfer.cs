@@ -1,0 +1,136 @@
+using System.Security.Cryptography;
+
+namespace SleapRtc.Protocol.Jobs;
+
+/// <summary>
+/// Sends one binary frame and completes when the transport can take more (back-pressure). The frame's
+/// memory may be reused once the returned task completes.
+/// </summary>
+public delegate ValueTask BinaryFrameSender(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken);
+
+/// <summary>
+/// Streams a file the classic way: FILE_META, binary chunks, END_OF_FILE; with the extensions, the
+/// SHA-256 of the bytes is announced just before END_OF_FILE. Transport-agnostic so worker and client share it.
+/// </summary>
+public static class FileSender
+{
+    /// <summary>Classic clients send 64 KiB chunks (aiortc's max-message-size).</summary>
+    public const int DefaultChunkSize = 64 * 1024;
+
+    /// <returns>The SHA-256 (lower-case hex) of the bytes sent.</returns>
+    public static async Task<string> SendAsync(
+        Stream source, FileMetaInfo meta, Action<string> sendText, BinaryFrameSender sendBinary,
+        int chunkSize, bool announceSha256, IProgress<long>? bytesSent, CancellationToken cancellationToken)
+    {
+        if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize));
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        sendText(meta.ToMessage());
+        long total = 0;
+        var buffer = new byte[chunkSize];
+        while (true)
+        {
+            var read = await ReadFullAsync(source, buffer, cancellationToken).ConfigureAwait(false);
+            if (read == 0) break;
+            hash.AppendData(buffer, 0, read);
+            await sendBinary(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+            total += read;
+            bytesSent?.Report(total);
+        }
+        var digest = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
+        if (announceSha256) sendText(JobMessages.Format(JobMessages.Sha256, digest));
+        sendText(JobMessages.EndOfFile);
+        return digest;
+    }
+
+    private static async Task<int> ReadFullAsync(Stream source, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var filled = 0;
+        while (filled < buffer.Length)
+        {
+            var n = await source.ReadAsync(buffer.AsMemory(filled), cancellationToken).ConfigureAwait(false);
+            if (n == 0) break;
+            filled += n;
+        }
+        return filled;
+    }
+}
+
+/// <summary>The checksum announced for a file did not match the bytes received.</summary>
+public sealed class FileChecksumException : Exception
+{
+    public FileChecksumException(string fileName, string expected, string actual)
+        : base($"The SHA-256 of '{fileName}' does not match: expected {expected}, received {actual}. The transfer was corrupted; send it again.")
+    {
+        FileName = fileName;
+    }
+
+    public string FileName { get; }
+}
+
+/// <summary>
+/// Receives one file into a path on disk as its chunks arrive (memory stays flat whatever the size), hashing
+/// as it goes. Not thread-safe: the data channel raises messages in order on one thread.
+/// </summary>
+public sealed class FileReceiver : IDisposable
+{
+    private readonly FileStream _stream;
+    private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+    private string? _expectedSha256;
+    private bool _finished;
+
+    public FileReceiver(FileMetaInfo meta, string path)
+    {
+        Meta = meta;
+        Path = path;
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        _stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+    }
+
+    public FileMetaInfo Meta { get; }
+    public string Path { get; }
+    public long BytesReceived { get; private set; }
+    public string? Sha256 { get; private set; }
+
+    public void Write(ReadOnlySpan<byte> chunk)
+    {
+        if (_finished) throw new InvalidOperationException("The file is already complete.");
+        _stream.Write(chunk);
+        _hash.AppendData(chunk);
+        BytesReceived += chunk.Length;
+    }
+
+    public void ExpectSha256(string hex) => _expectedSha256 = hex.Trim().ToLowerInvariant();
+
+    /// <summary>Closes the file and checks the announced checksum; deletes the file when it does not match.</summary>
+    public void Complete()
+    {
+        _finished = true;
+        _stream.Flush();
+        _stream.Dispose();
+        Sha256 = Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
+        if (_expectedSha256 is not null && _expectedSha256 != Sha256)
+        {
+            TryDelete();
+            throw new FileChecksumException(Meta.Name, _expectedSha256, Sha256);
+        }
+    }
+
+    /// <summary>Stops receiving and removes the partial file.</summary>
+    public void Abort()
+    {
+        _finished = true;
+        _stream.Dispose();
+        TryDelete();
+    }
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _hash.Dispose();
+    }
+
+    private void TryDelete()
+    {
+        try { File.Delete(Path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}

@@ -1,0 +1,90 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace SleapRtc.Protocol.Jobs;
+
+/// <summary>
+/// How our peers agree on the extensions (SHA-256 per file, structured progress, cancel) without a classic
+/// peer ever seeing one: our worker advertises <see cref="MetadataProperty"/> in its registration
+/// properties; our client sends <see cref="JobMessages.Hello"/> first only to a worker that advertises it;
+/// our worker answers with <see cref="JobMessages.Welcome"/> and from then on may send extension messages.
+/// A classic worker never receives the hello (it lacks the property), and a classic client never says hello,
+/// so our worker never sends it an extension message.
+/// </summary>
+public static class JobExtensions
+{
+    /// <summary>Worker metadata property (integer protocol version) that announces the extensions.</summary>
+    public const string MetadataProperty = "sleaprtc_ext";
+    public const int Version = 1;
+
+    public const string FeatureSha256 = "sha256";
+    public const string FeatureProgress = "progress";
+    public const string FeatureCancel = "cancel";
+    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel };
+
+    private static readonly JsonSerializerOptions WireJson = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static string HelloMessage(string? jobId = null) =>
+        JobMessages.Hello + JobMessages.Separator + JsonSerializer.Serialize(new Handshake { Version = Version, Features = AllFeatures.ToArray(), JobId = jobId }, WireJson);
+
+    public static string WelcomeMessage(string jobId) =>
+        JobMessages.Welcome + JobMessages.Separator + JsonSerializer.Serialize(new Handshake { Version = Version, Features = AllFeatures.ToArray(), JobId = jobId }, WireJson);
+
+    /// <summary>Reads a hello or welcome argument; null when it is not valid JSON of the right shape.</summary>
+    public static Handshake? ParseHandshake(string argument)
+    {
+        try { return JsonSerializer.Deserialize<Handshake>(argument, WireJson); }
+        catch (JsonException) { return null; }
+    }
+
+    public static string ProgressMessage(JobProgress progress) =>
+        JobMessages.Progress + JobMessages.Separator + SerializeProgress(progress);
+
+    public static string SerializeProgress(JobProgress progress) => JsonSerializer.Serialize(progress, WireJson);
+
+    public static JobProgress? ParseProgress(string json)
+    {
+        try { return JsonSerializer.Deserialize<JobProgress>(json, WireJson); }
+        catch (JsonException) { return null; }
+    }
+
+    public static string ErrorMessage(string code, string message) =>
+        JobMessages.Format(JobMessages.Error, code, message.Replace(JobMessages.Separator, ": "));
+
+    /// <summary>True when worker metadata properties announce a compatible extension version.</summary>
+    public static bool IsAdvertised(IDictionary<string, object?> properties)
+    {
+        if (!properties.TryGetValue(MetadataProperty, out var value) || value is null) return false;
+        return value switch
+        {
+            int i => i >= 1,
+            long l => l >= 1,
+            double d => d >= 1,
+            JsonElement { ValueKind: JsonValueKind.Number } e => e.TryGetInt32(out var n) && n >= 1,
+            string s => int.TryParse(s, out var n) && n >= 1,
+            _ => false,
+        };
+    }
+
+    public sealed class Handshake
+    {
+        public int Version { get; set; }
+        public string[] Features { get; set; } = Array.Empty<string>();
+        public string? JobId { get; set; }
+    }
+}
+
+/// <summary>Error codes carried by SLEAPRTC_ERROR (stable; clients map them to typed exceptions).</summary>
+public static class JobErrorCodes
+{
+    public const string ChecksumMismatch = "checksum_mismatch";
+    public const string BadPackage = "bad_package";
+    public const string NoTrainScript = "no_train_script";
+    public const string TrainerNotFound = "trainer_not_found";
+    public const string Internal = "internal";
+}

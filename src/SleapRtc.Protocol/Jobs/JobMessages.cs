@@ -1,0 +1,73 @@
+using System.Text;
+
+namespace SleapRtc.Protocol.Jobs;
+
+/// <summary>
+/// The classic sleap-RTC data-channel vocabulary (text frames "TYPE" or "TYPE::arg::arg", binary file
+/// chunks, binary KEEP_ALIVE), plus our extensions. Extension messages all start with "SLEAPRTC_" and are
+/// only sent to a peer that announced them, so a classic peer never sees one.
+/// </summary>
+public static class JobMessages
+{
+    public const string Separator = "::";
+
+    // Client -> worker (classic).
+    public const string PackageType = "PACKAGE_TYPE";
+    public const string OutputDir = "OUTPUT_DIR";
+    public const string FileMeta = "FILE_META";
+    public const string EndOfFile = "END_OF_FILE";
+
+    // Worker -> client (classic).
+    public const string TrainJobStart = "TRAIN_JOB_START";
+    public const string TrainJobEnd = "TRAIN_JOB_END";
+    public const string TrainJobError = "TRAIN_JOB_ERROR";
+    public const string TrainingJobsDone = "TRAINING_JOBS_DONE";
+
+    // Cancel spellings of later upstream versions, accepted from any client.
+    public const string UpstreamJobCancel = "JOB_CANCEL";
+    public const string UpstreamJobStop = "JOB_STOP";
+
+    // Our extensions (negotiated, see JobExtensions).
+    public const string Hello = "SLEAPRTC_HELLO";
+    public const string Welcome = "SLEAPRTC_WELCOME";
+    public const string Sha256 = "SLEAPRTC_SHA256";
+    public const string Progress = "SLEAPRTC_PROGRESS";
+    public const string Cancel = "SLEAPRTC_CANCEL";
+    public const string Cancelled = "SLEAPRTC_CANCELLED";
+    public const string Error = "SLEAPRTC_ERROR";
+
+    public const string TrainPackage = "train";
+
+    private static readonly byte[] KeepAliveBytes = Encoding.ASCII.GetBytes("KEEP_ALIVE");
+
+    /// <summary>The binary keep-alive frame both sides send every 15 s; receivers drop it.</summary>
+    public static ReadOnlySpan<byte> KeepAlive => KeepAliveBytes;
+
+    public static bool IsKeepAlive(ReadOnlySpan<byte> frame) => frame.SequenceEqual(KeepAliveBytes);
+
+    public static string Format(string type, params string[] args) =>
+        args.Length == 0 ? type : type + Separator + string.Join(Separator, args);
+
+    /// <summary>
+    /// Splits "TYPE::a::b" into its type and arguments. FILE_META is the classic exception (single colons
+    /// inside); use <see cref="FileMetaInfo.TryParse"/> on its single argument.
+    /// </summary>
+    public static (string Type, string[] Args) Parse(string message)
+    {
+        var index = message.IndexOf(Separator, StringComparison.Ordinal);
+        if (index < 0) return (message.Trim(), Array.Empty<string>());
+        var type = message.Substring(0, index);
+        var rest = message.Substring(index + Separator.Length);
+        // FILE_META and log-like payloads keep their argument whole.
+        if (type == FileMeta || type == Progress || type == Hello || type == Welcome)
+            return (type, new[] { rest });
+        return (type, rest.Split(new[] { Separator }, StringSplitOptions.None));
+    }
+
+    /// <summary>The argument after "TYPE::", whole, or null when the message is not of that type.</summary>
+    public static string? ArgumentOf(string message, string type)
+    {
+        var prefix = type + Separator;
+        return message.StartsWith(prefix, StringComparison.Ordinal) ? message.Substring(prefix.Length) : null;
+    }
+}

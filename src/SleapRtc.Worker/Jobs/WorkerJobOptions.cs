@@ -1,0 +1,35 @@
+namespace SleapRtc.Worker.Jobs;
+
+/// <summary>How one job runs on a worker; WorkerHost fills it from WorkerOptions.</summary>
+public sealed class WorkerJobOptions
+{
+    /// <summary>Parent of the per-job temporary folders (removed when each job ends).</summary>
+    public required string JobsDirectory { get; init; }
+    /// <summary>The trainer executable; null when none was found (jobs then fail with a clear message).</summary>
+    public string? TrainerPath { get; init; }
+    /// <summary>Result chunks; classic workers send 32 KiB, clients accept up to 64 KiB.</summary>
+    public int ChunkSize { get; init; } = 32 * 1024;
+    public long HighWaterMark { get; init; } = Protocol.Jobs.FrameWriter.DefaultHighWaterMark;
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>A peer that sends nothing (not even KEEP_ALIVE) for this long is gone.</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>How long to wait for the client to close the channel after the results went out.</summary>
+    public TimeSpan ResultsDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>How a job on the worker ended.</summary>
+public enum WorkerJobEnd
+{
+    /// <summary>Every config trained and the results were sent.</summary>
+    Succeeded,
+    /// <summary>The package or a config failed; the client was told.</summary>
+    Failed,
+    /// <summary>The client asked to stop; the trainer was killed.</summary>
+    Cancelled,
+    /// <summary>The client vanished (channel closed or silent).</summary>
+    ClientGone,
+    /// <summary>The worker is shutting down.</summary>
+    Stopped,
+}
+
+public sealed record WorkerJobOutcome(string JobId, WorkerJobEnd End, IReadOnlyList<string> Configs, int FailedConfigs, string? Error);

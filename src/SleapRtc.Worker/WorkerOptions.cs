@@ -1,0 +1,42 @@
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Signaling.Client;
+using SleapRtc.WebRtc;
+
+namespace SleapRtc.Worker;
+
+/// <summary>Everything Start-SleapWorker can set. Only <see cref="Server"/> and <see cref="PeerConnectionFactory"/> are required.</summary>
+public sealed class WorkerOptions
+{
+    /// <summary>Signaling server URL (ws://, http://, host:port). The cmdlet starts an embedded server when the user gives none.</summary>
+    public required string Server { get; init; }
+    /// <summary>Room to join; null creates a new room on the server.</summary>
+    public string? RoomId { get; init; }
+    public string? Token { get; init; }
+    /// <summary>Readable worker name (advertised as worker_name; also names a newly created room).</summary>
+    public string? Name { get; init; }
+    /// <summary>Which GPU this worker advertises and trains on (nvidia-smi index).</summary>
+    public int GpuId { get; init; }
+    /// <summary>Parent folder of the per-job temporary folders; default &lt;temp&gt;/SleapRtc/worker-&lt;peer id&gt;.</summary>
+    public string? WorkingDirectory { get; init; }
+    /// <summary>nvidia-smi to query; else SLEAP_RTC_NVIDIA_SMI, else PATH.</summary>
+    public string? NvidiaSmiPath { get; init; }
+    /// <summary>The trainer; else SLEAP_RTC_SLEAP_NN, else sleap-nn on PATH.</summary>
+    public string? SleapNnPath { get; init; }
+    /// <summary>Tags added to the classic ones ("sleap-rtc", "training-worker").</summary>
+    public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+
+    public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
+    /// <summary>Template for peer connections (loopback candidates, local addresses); STUN servers come from the signaling server.</summary>
+    public PeerConnectionOptions? PeerConnection { get; init; }
+    public SignalingClientOptions? Signaling { get; init; }
+    public ILogSink Log { get; init; } = Protocol.Logging.Log.Null;
+
+    /// <summary>How long an accepted offer may take to open its data channel before the worker is available again.</summary>
+    public TimeSpan ReservationTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>A client that sends nothing for this long is gone; the job ends and the worker is available again.</summary>
+    public TimeSpan ClientIdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>Job progress is published to the server's metadata at most this often (the monitor reads it).</summary>
+    public TimeSpan ProgressPublishInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan GpuProbeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+}

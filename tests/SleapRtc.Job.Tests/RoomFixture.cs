@@ -1,0 +1,91 @@
+using SleapRtc.Client.Credentials;
+using SleapRtc.Protocol.Logging;
+using SleapRtc.Signaling.Client;
+using SleapRtc.Signaling.Server;
+using System.Net;
+using SleapRtc.WebRtc;
+using SleapRtc.WebRtc.PeerConnection;
+using SleapRtc.Worker;
+
+namespace SleapRtc.Job.Tests;
+
+/// <summary>A real signaling server on loopback plus helpers to start workers in one room.</summary>
+internal sealed class RoomFixture : IAsyncDisposable
+{
+    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly List<WorkerHost> _workers = new();
+
+    private RoomFixture(SignalingServerHost server, IPeerConnectionFactory transport, string root)
+    {
+        Server = server;
+        Transport = transport;
+        Root = root;
+    }
+
+    public SignalingServerHost Server { get; private set; }
+    /// <summary>The real managed WebRTC stack, restricted to loopback host candidates.</summary>
+    public IPeerConnectionFactory Transport { get; }
+    public static PeerConnectionOptions Loopback { get; } = new() { IncludeLoopback = true, LocalAddresses = new[] { IPAddress.Loopback } };
+    public string Root { get; }
+    public string Url => $"ws://127.0.0.1:{Server.Port}";
+
+    /// <summary>Set SLEAPRTC_TEST_LOG to a file path to get every component's log lines while debugging a test.</summary>
+    public static ILogSink Log { get; } = Environment.GetEnvironmentVariable("SLEAPRTC_TEST_LOG") is { Length: > 0 } path
+        ? new TextWriterLogSink(TextWriter.Synchronized(new StreamWriter(path, append: true) { AutoFlush = true }), LogLevel.Debug)
+        : Protocol.Logging.Log.Null;
+
+    public static async Task<RoomFixture> StartAsync(IPeerConnectionFactory? transport = null, string? databasePath = null)
+    {
+        Environment.SetEnvironmentVariable("SLEAP_NN_STANDIN_EPOCH_SECONDS", "0.02");
+        var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
+        {
+            Port = 0, ListenAddress = "127.0.0.1", DatabasePath = databasePath ?? ":memory:", EnableStun = false,
+        }, CancellationToken.None).WaitAsync(Wait);
+        return new RoomFixture(server, transport ?? new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
+    }
+
+    /// <summary>Stops the server and starts a new one on the same port and database (a server restart).</summary>
+    public async Task RestartServerAsync(string databasePath, TimeSpan downtime)
+    {
+        var port = Server.Port;
+        await Server.StopAsync();
+        await Task.Delay(downtime);
+        Server = await SignalingServerHost.StartAsync(new SignalingServerOptions
+        {
+            Port = port, ListenAddress = "127.0.0.1", DatabasePath = databasePath, EnableStun = false,
+        }, CancellationToken.None).WaitAsync(Wait);
+    }
+
+    public async Task<WorkerHost> StartWorkerAsync(string? roomId = null, string? token = null, int gpuId = 0, string? nvidiaSmi = null,
+        string? sleapNn = null, TimeSpan? clientIdle = null, SignalingClientOptions? signaling = null)
+    {
+        var worker = await WorkerHost.StartAsync(new WorkerOptions
+        {
+            Server = Url,
+            RoomId = roomId,
+            Token = token,
+            GpuId = gpuId,
+            NvidiaSmiPath = nvidiaSmi ?? "/nonexistent/nvidia-smi",
+            SleapNnPath = sleapNn ?? Fixtures.SleapNn,
+            WorkingDirectory = Path.Combine(Root, "worker-" + Guid.NewGuid().ToString("N").Substring(0, 6)),
+            PeerConnectionFactory = Transport,
+            PeerConnection = Loopback,
+            ClientIdleTimeout = clientIdle ?? TimeSpan.FromSeconds(25),
+            ProgressPublishInterval = TimeSpan.FromMilliseconds(100),
+            Signaling = signaling,
+            Log = Log,
+        }, CancellationToken.None).WaitAsync(Wait);
+        lock (_workers) _workers.Add(worker);
+        return worker;
+    }
+
+    public ResolvedRoom Room(WorkerHost worker) => new() { RoomId = worker.Session.RoomId, Token = worker.Session.Token, Server = Url };
+
+    public async ValueTask DisposeAsync()
+    {
+        List<WorkerHost> workers;
+        lock (_workers) workers = _workers.ToList();
+        await Task.WhenAll(workers.Select(w => w.StopAsync())).WaitAsync(Wait);
+        await Server.StopAsync();
+    }
+}
