@@ -279,4 +279,39 @@ public class ProtocolTests
         var list = await client.ReceiveAsync("peer_list");
         Assert.Equal(1, (int)list["peers"]![0]!["metadata"]!["properties"]!["gpu_memory_mb"]!);
     }
+
+    [Fact]
+    public async Task RepeatedDiscoveryFollowsEveryChangeInTheRoom()
+    {
+        await using var server = await TestServer.StartAsync();
+        var (roomId, token) = await server.NewRoomAsync();
+        await using var client = await server.JoinAsync(roomId, token, "client");
+        const string filter = """{"role": "worker", "properties": {"status": "available"} }""";
+        Assert.Empty(await DiscoverIdsAsync(client, filter));
+
+        var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
+        Assert.Equal([worker.PeerId], await DiscoverIdsAsync(client, filter));
+        Assert.Equal([worker.PeerId], await DiscoverIdsAsync(client, filter));
+
+        await worker.SendAsync($$"""{"type": "update_metadata", "peer_id": "{{worker.PeerId}}", "metadata": {"properties": {"status": "busy"} } }""");
+        await worker.ReceiveAsync("metadata_updated");
+        Assert.Empty(await DiscoverIdsAsync(client, filter));
+
+        await worker.SendAsync($$"""{"type": "update_metadata", "peer_id": "{{worker.PeerId}}", "metadata": {"properties": {"status": "available"} } }""");
+        await worker.ReceiveAsync("metadata_updated");
+        Assert.Equal([worker.PeerId], await DiscoverIdsAsync(client, filter));
+
+        // The server's own reservation changes what discovery shows, too.
+        await using var other = await server.JoinAsync(roomId, token, "client");
+        await other.SendAsync($$"""{"type": "offer", "target": "{{worker.PeerId}}", "sdp": "x"}""");
+        await worker.ReceiveAsync("offer");
+        Assert.Empty(await DiscoverIdsAsync(client, filter));
+
+        await worker.DisposeAsync();
+        var deadline = DateTime.UtcNow + TestServer.Wait;
+        while (server.Host.Peers.Get(worker.PeerId) is not null && DateTime.UtcNow < deadline) await Task.Delay(20);
+        Assert.Empty(await DiscoverIdsAsync(client, """{"role": "worker"}"""));
+        await using var second = await server.JoinAsync(roomId, token, "worker", Gpu8);
+        Assert.Equal([second.PeerId], await DiscoverIdsAsync(client, filter));
+    }
 }

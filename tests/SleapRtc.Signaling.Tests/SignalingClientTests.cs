@@ -125,4 +125,105 @@ public class SignalingClientTests
             foreach (var file in new[] { database, database + "-wal", database + "-shm" }) File.Delete(file);
         }
     }
+
+    [Fact]
+    public async Task ConnectFailsWithTheServersReason()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync();
+
+        await using var wrongToken = new SignalingClient(server.WsUrl, Fast());
+        var signIn = await wrongToken.AnonymousSignInAsync();
+        var refused = await Assert.ThrowsAsync<SignalingException>(() =>
+            wrongToken.ConnectAsync(new RegistrationRequest(signIn.Username, room.RoomId, "guess", signIn.IdToken, "client")));
+        Assert.Equal("Invalid token", refused.Reason);
+        Assert.DoesNotContain(signIn.IdToken, refused.ToString());
+
+        await using var noRoom = new SignalingClient(server.WsUrl, Fast());
+        signIn = await noRoom.AnonymousSignInAsync();
+        refused = await Assert.ThrowsAsync<SignalingException>(() =>
+            noRoom.ConnectAsync(new RegistrationRequest(signIn.Username, "deadbeef", room.Token, signIn.IdToken, "client")));
+        Assert.Equal("Room not found", refused.Reason);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => noRoom.DiscoverAsync());
+
+        await using var nobody = new SignalingClient("127.0.0.1:1", Fast());
+        await Assert.ThrowsAsync<SignalingException>(() => nobody.ConnectAsync(new RegistrationRequest("p", "r", "t", "i")));
+    }
+
+    [Fact]
+    public async Task PushedMessagesRaiseTypedEvents()
+    {
+        await using var server = await TestServer.StartAsync(o => o.PingInterval = TimeSpan.FromMilliseconds(200));
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync();
+        await using var worker = await JoinAsync(server.WsUrl, room, "worker", WorkerMetadata());
+        await using var client = await JoinAsync(server.WsUrl, room, "client");
+
+        var ping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.PingReceived += () => ping.TrySetResult();
+        var message = new TaskCompletionSource<PeerMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.PeerMessageReceived += m => message.TrySetResult(m);
+        var candidate = new TaskCompletionSource<CandidateMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.CandidateReceived += c => candidate.TrySetResult(c);
+        var refusal = new TaskCompletionSource<SignalingError>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.ErrorReceived += e => refusal.TrySetResult(e);
+        // A handler that throws must not break the reader loop.
+        worker.PeerMessageReceived += _ => throw new InvalidOperationException("handler bug");
+
+        await client.SendPeerMessageAsync(worker.PeerId!, new JsonObject { ["app_message_type"] = "hello" });
+        var received = await message.Task.WaitAsync(TestServer.Wait);
+        Assert.Equal(client.PeerId, received.FromPeerId);
+        Assert.Equal("hello", (string?)received.Payload!["app_message_type"]);
+
+        await client.SendCandidateAsync(worker.PeerId!, new JsonObject { ["candidate"] = "candidate:1", ["sdpMid"] = "0" });
+        Assert.Equal("candidate:1", (string?)(await candidate.Task.WaitAsync(TestServer.Wait)).Candidate!["candidate"]);
+
+        await worker.SendBusyRejectionAsync(client.PeerId!, "busy");
+        var error = await refusal.Task.WaitAsync(TestServer.Wait);
+        Assert.True(error.IsWorkerBusy);
+        Assert.Equal(worker.PeerId, error.Sender);
+        Assert.Equal("busy", error.CurrentStatus);
+
+        await ping.Task.WaitAsync(TestServer.Wait);
+        Assert.Single(await client.DiscoverAsync(PeerFilters.Workers()));
+    }
+
+    [Fact]
+    public async Task ConcurrentRequestsGetTheirOwnAnswers()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync();
+        await using var worker = await JoinAsync(server.WsUrl, room, "worker", WorkerMetadata());
+        await using var client = await JoinAsync(server.WsUrl, room, "client");
+
+        var discoveries = Enumerable.Range(0, 20).Select(i => client.DiscoverAsync(PeerFilters.Workers(null, i % 2 == 0 ? 1 : 999_999))).ToList();
+        var update = client.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["n"] = 1 } });
+        var failing = client.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["n"] = 2 } });
+        var results = await Task.WhenAll(discoveries);
+        for (var i = 0; i < results.Length; i++) Assert.Equal(i % 2 == 0 ? 1 : 0, results[i].Count);
+        Assert.Equal(1, (int)(await update)["properties"]!["n"]!);
+        Assert.Equal(2, (int)(await failing)["properties"]!["n"]!);
+    }
+
+    [Fact]
+    public async Task DeletingTheRoomDisconnectsItsPeers()
+    {
+        await using var server = await TestServer.StartAsync();
+        await using var admin = new SignalingClient(server.WsUrl, Fast());
+        var room = await admin.CreateRoomAsync("temp");
+        await using var worker = await JoinAsync(server.WsUrl, room, "worker", WorkerMetadata());
+        var disconnected = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.Disconnected += _ => disconnected.TrySetResult();
+
+        var refused = await Assert.ThrowsAsync<SignalingException>(() => admin.DeleteRoomAsync(room.RoomId, "guess"));
+        Assert.Contains("403", refused.Message);
+        await admin.DeleteRoomAsync(room.RoomId, room.Token);
+        await disconnected.Task.WaitAsync(TestServer.Wait);
+        Assert.False(worker.IsConnected);
+        Assert.Null(await server.Host.GetRoomAsync(room.RoomId));
+        var health = await admin.GetHealthAsync();
+        Assert.Equal("healthy", (string?)health["status"]);
+    }
 }

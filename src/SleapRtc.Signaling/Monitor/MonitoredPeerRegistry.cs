@@ -43,8 +43,10 @@ public sealed class MonitoredPeerRegistry(IPeerRegistry inner, MonitorService mo
 
     public IReadOnlyList<PeerSnapshot> PeersInRoom(string roomId) => inner.PeersInRoom(roomId);
 
-    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters) =>
-        inner.Discover(roomId, excludedPeerId, filters);
+    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion) =>
+        inner.Discover(roomId, excludedPeerId, filters, out roomVersion);
+
+    public long RoomVersion(string roomId) => inner.RoomVersion(roomId);
 
     public string? UpdateMetadata(string peerId, JsonObject update)
     {

@@ -14,7 +14,7 @@ namespace SleapRtc.Signaling.Server;
 internal sealed class PeerSocket : IPeerLink
 {
     private readonly WebSocket _socket;
-    private readonly Channel<OutgoingFrame> _outgoing;
+    private readonly Channel<byte[]> _outgoing;
     private readonly int _maxMessageBytes;
     private readonly CancellationTokenSource _closing = new();
     private int _closeRequested;
@@ -27,7 +27,7 @@ internal sealed class PeerSocket : IPeerLink
         _socket = socket;
         RemoteAddress = remoteAddress;
         _maxMessageBytes = maxMessageBytes;
-        _outgoing = Channel.CreateBounded<OutgoingFrame>(new BoundedChannelOptions(maxQueued)
+        _outgoing = Channel.CreateBounded<byte[]>(new BoundedChannelOptions(maxQueued)
         {
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
@@ -46,13 +46,10 @@ internal sealed class PeerSocket : IPeerLink
 
     public bool TrySend(string json) => TrySendUtf8(Encoding.UTF8.GetBytes(json));
 
-    public bool TrySendUtf8(byte[] utf8Json) => TrySendFrame(new OutgoingFrame(utf8Json, utf8Json.Length, Pooled: false));
-
-    /// <summary>Queues a frame; a pooled buffer goes back to <see cref="ArrayPool{T}.Shared"/> once sent or dropped.</summary>
-    public bool TrySendFrame(OutgoingFrame frame)
+    /// <summary>Queues UTF-8 JSON; the array may be shared between connections (e.g. a cached peer list) and is never modified.</summary>
+    public bool TrySendUtf8(byte[] utf8Json)
     {
-        if (_outgoing.Writer.TryWrite(frame)) return true;
-        frame.Release();
+        if (_outgoing.Writer.TryWrite(utf8Json)) return true;
         // Full queue: the peer stopped reading; dropping it beats growing memory without bound.
         Close(WebSocketCloseStatus.PolicyViolation, "Too many unread messages");
         return false;
@@ -141,11 +138,8 @@ internal sealed class PeerSocket : IPeerLink
         {
             while (await _outgoing.Reader.WaitToReadAsync(ct).ConfigureAwait(false))
             {
-                while (_outgoing.Reader.TryRead(out var frame))
-                {
-                    try { await _socket.SendAsync(frame.Buffer.AsMemory(0, frame.Length), WebSocketMessageType.Text, true, ct).ConfigureAwait(false); }
-                    finally { frame.Release(); }
-                }
+                while (_outgoing.Reader.TryRead(out var utf8Json))
+                    await _socket.SendAsync(utf8Json, WebSocketMessageType.Text, true, ct).ConfigureAwait(false);
             }
             if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                 await _socket.CloseOutputAsync(_closeStatus, _closeDescription, ct).ConfigureAwait(false);
@@ -156,14 +150,5 @@ internal sealed class PeerSocket : IPeerLink
         {
             _closing.Cancel();
         }
-    }
-}
-
-/// <summary>One queued text frame. Large answers (peer lists) use pooled buffers so they do not churn the large-object heap.</summary>
-internal readonly record struct OutgoingFrame(byte[] Buffer, int Length, bool Pooled)
-{
-    public void Release()
-    {
-        if (Pooled) ArrayPool<byte>.Shared.Return(Buffer);
     }
 }

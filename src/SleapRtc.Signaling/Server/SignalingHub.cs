@@ -36,6 +36,9 @@ internal sealed class SignalingHub
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
 
+    private const int MaxCachedDiscoveries = 1024;
+    private readonly Dictionary<(string Room, string Requester, string Filters), (long Version, byte[] Frame)> _discoveryCache = [];
+
     public long TotalMessages;
     public long TotalConnections;
     public long RoomsCreated;
@@ -233,26 +236,43 @@ internal sealed class SignalingHub
     {
         // Scope is the registered room; a room_id inside filters (classic clients send one) is ignored.
         var filters = message.GetObject("filters");
-        var found = _peers.Discover(room, self, filters);
+        // Clients poll discover_peers; while the room has not changed, the same requester asking the
+        // same question gets the same bytes, so a room of a thousand workers costs one filter pass per change.
+        var cacheKey = (room, self, filters is null ? "" : SignalingJson.ToWire(filters));
+        var version = _peers.RoomVersion(room);
+        lock (_discoveryCache)
+        {
+            if (version != 0 && _discoveryCache.TryGetValue(cacheKey, out var cached) && cached.Version == version)
+            {
+                peer.TrySendUtf8(cached.Frame);
+                return;
+            }
+        }
 
-        // Written by hand into a pooled buffer: with a thousand workers the answer is hundreds of KiB,
-        // and the entries are ready-made JSON, so this is one copy per entry and no large-object garbage.
+        var found = _peers.Discover(room, self, filters, out version);
+
+        // Written by hand: the entries are ready-made JSON, so this is one copy per entry.
         var head = Utf8.GetBytes($$"""{"type":"peer_list","to_peer_id":{{JsonSerializer.Serialize(self)}},"count":{{found.Count}},"peers":[""");
-        var length = head.Length + 2 + found.Sum(p => p.PeerListEntryUtf8.Length + 1);
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
-        var offset = 0;
-        head.CopyTo(buffer, 0);
-        offset += head.Length;
+        var frame = new byte[head.Length + 2 + found.Sum(p => p.PeerListEntryUtf8.Length) + Math.Max(0, found.Count - 1)];
+        head.CopyTo(frame, 0);
+        var offset = head.Length;
         for (var i = 0; i < found.Count; i++)
         {
-            if (i > 0) buffer[offset++] = (byte)',';
+            if (i > 0) frame[offset++] = (byte)',';
             var entry = found[i].PeerListEntryUtf8;
-            entry.CopyTo(buffer, offset);
+            entry.CopyTo(frame, offset);
             offset += entry.Length;
         }
-        buffer[offset++] = (byte)']';
-        buffer[offset++] = (byte)'}';
-        peer.TrySendFrame(new OutgoingFrame(buffer, offset, Pooled: true));
+        frame[offset++] = (byte)']';
+        frame[offset] = (byte)'}';
+        peer.TrySendUtf8(frame);
+
+        lock (_discoveryCache)
+        {
+            // Bounded: entries of departed requesters or stale versions are simply dropped wholesale.
+            if (_discoveryCache.Count >= MaxCachedDiscoveries) _discoveryCache.Clear();
+            _discoveryCache[cacheKey] = (version, frame);
+        }
     }
 
     private void UpdateMetadata(PeerSocket peer, string self, JsonObject message)

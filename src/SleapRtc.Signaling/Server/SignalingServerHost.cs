@@ -39,7 +39,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly ConcurrentDictionary<long, PeerSocket> _sockets = new();
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Task> _backgroundLoops = [];
+    private const int PingSlices = 8;
     private long _nextConnectionId;
+    private long _pingTick;
     private int _stopRequested;
 
     private SignalingServerHost(SignalingServerOptions options, TcpListener listener, IRoomStore store, bool ownsStore,
@@ -150,7 +152,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     {
         var ct = _stopping.Token;
         _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
-        _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PingInterval, PingAll, ct)));
+        _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PingInterval / PingSlices, PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
     }
@@ -188,9 +190,13 @@ public sealed class SignalingServerHost : IAsyncDisposable
         catch (OperationCanceledException) { }
     }
 
-    private void PingAll()
+    /// <summary>Each tick pings one slice of the connections, so every connection still gets a ping per
+    /// PingInterval but a server with thousands of peers never queues thousands of sends at once.</summary>
+    private void PingSlice()
     {
-        foreach (var socket in _sockets.Values) socket.TrySendUtf8(SignalingHub.Ping);
+        var slice = _pingTick++ % PingSlices;
+        foreach (var (id, socket) in _sockets)
+            if (id % PingSlices == slice) socket.TrySendUtf8(SignalingHub.Ping);
     }
 
     private static async Task EveryAsync(TimeSpan interval, Action action, CancellationToken ct)
@@ -244,6 +250,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
                     catch (HttpParseException e)
                     {
                         await WriteResponseAsync(stream, new HttpResponse(e.StatusCode, new System.Text.Json.Nodes.JsonObject { ["detail"] = e.Message }), false, false, ct).ConfigureAwait(false);
+                        await DrainBeforeCloseAsync(client, stream, ct).ConfigureAwait(false);
                         return;
                     }
                 }
@@ -279,6 +286,25 @@ public sealed class SignalingServerHost : IAsyncDisposable
             _connections.TryRemove(id, out _);
             client.Dispose();
         }
+    }
+
+    /// <summary>
+    /// After refusing a request early (e.g. 413) the client may still be sending its body; closing at once
+    /// would reset the connection before it reads our answer. Read and discard a bounded amount first.
+    /// </summary>
+    private static async Task DrainBeforeCloseAsync(TcpClient client, NetworkStream stream, CancellationToken ct)
+    {
+        client.Client.Shutdown(SocketShutdown.Send);
+        using var drain = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        drain.CancelAfter(TimeSpan.FromSeconds(2));
+        var buffer = new byte[16 * 1024];
+        long discarded = 0;
+        try
+        {
+            int read;
+            while (discarded < 8 * 1024 * 1024 && (read = await stream.ReadAsync(buffer, drain.Token).ConfigureAwait(false)) > 0) discarded += read;
+        }
+        catch (OperationCanceledException) { }
     }
 
     private async Task ServeWebSocketAsync(long id, NetworkStream stream, HttpRequestReader reader, HttpRequest request, string remoteAddress, CancellationToken ct)

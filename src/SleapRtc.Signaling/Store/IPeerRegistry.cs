@@ -63,8 +63,13 @@ public interface IPeerRegistry
 
     IReadOnlyList<PeerSnapshot> PeersInRoom(string roomId);
 
-    /// <summary>Peers of a room, except <paramref name="excludedPeerId"/>, whose role and metadata match the classic filters.</summary>
-    IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters);
+    /// <summary>Peers of a room, except <paramref name="excludedPeerId"/>, whose role and metadata match the classic filters;
+    /// <paramref name="roomVersion"/> is the room's version the answer reflects (see <see cref="RoomVersion"/>).</summary>
+    IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion);
+
+    /// <summary>Changes whenever a peer joins or leaves the room or any member's metadata changes; 0 for an empty room.
+    /// Lets the server reuse a discovery answer while nothing it depends on has changed.</summary>
+    long RoomVersion(string roomId);
 
     /// <summary>Applies the classic merge and returns the merged metadata as JSON text; null when the peer is unknown.
     /// A worker status of "available" ends any reservation held on it.</summary>

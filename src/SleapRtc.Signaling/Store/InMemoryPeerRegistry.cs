@@ -51,6 +51,8 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
     private readonly Dictionary<string, Entry> _peers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, Entry>> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _admins = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _roomVersions = new(StringComparer.Ordinal);
+    private long _lastVersion;
 
     public PeerSnapshot? Register(string peerId, string roomId, string role, JsonObject metadata, IPeerLink link, DateTimeOffset connectedAt)
     {
@@ -66,6 +68,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             _peers[peerId] = entry;
             if (!_rooms.TryGetValue(roomId, out var room)) _rooms[roomId] = room = new(StringComparer.Ordinal);
             room[peerId] = entry;
+            TouchLocked(roomId);
             return replaced?.Link == link ? null : replaced?.Snapshot();
         }
     }
@@ -94,6 +97,11 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (room.Count == 0)
             {
                 _rooms.Remove(entry.RoomId);
+                _roomVersions.Remove(entry.RoomId);
+            }
+            else
+            {
+                TouchLocked(entry.RoomId);
             }
         }
         if (_admins.TryGetValue(entry.RoomId, out var admin) && admin == peerId) _admins.Remove(entry.RoomId);
@@ -112,10 +120,11 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             return _rooms.TryGetValue(roomId, out var room) ? room.Values.Select(e => e.Snapshot()).ToList() : [];
     }
 
-    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters)
+    public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion)
     {
         lock (_gate)
         {
+            roomVersion = _roomVersions.GetValueOrDefault(roomId);
             if (!_rooms.TryGetValue(roomId, out var room)) return [];
             filters = SignalingJson.Materialize(filters) as JsonObject;
             var found = new List<PeerSnapshot>();
@@ -191,8 +200,17 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
 
     private static string? StatusOf(Entry entry) => entry.Metadata.GetObject("properties")?.GetString("status");
 
-    private static void SetMetadataLocked(Entry entry, JsonObject metadata)
+    public long RoomVersion(string roomId)
     {
+        lock (_gate) return _roomVersions.GetValueOrDefault(roomId);
+    }
+
+    /// <summary>A fresh, never reused number: a room emptied and filled again cannot repeat an old version.</summary>
+    private void TouchLocked(string roomId) => _roomVersions[roomId] = ++_lastVersion;
+
+    private void SetMetadataLocked(Entry entry, JsonObject metadata)
+    {
+        TouchLocked(entry.RoomId);
         entry.Metadata = metadata;
         entry.MetadataJson = SignalingJson.ToWire(metadata);
         entry.RefreshEntry();
