@@ -7,6 +7,7 @@ using System.Security.Cryptography;
 using System.Text;
 using SleapRtc.Protocol.Logging;
 using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Monitor;
 using SleapRtc.Signaling.Store;
 using SleapRtc.Signaling.Stun;
 
@@ -29,6 +30,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingResponder? _stun;
     private readonly SignalingHub _hub;
+    private readonly MonitorService _monitor;
     private readonly HttpEndpoints _http;
     private readonly RoomService _rooms;
     private readonly ILogSink _log;
@@ -51,7 +53,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
         _ownsStore = ownsStore;
         _stun = stun;
         _log = options.Log;
-        Peers = new InMemoryPeerRegistry();
+        // The live monitor (Monitor/): it reads the registry and the room store, and hears of every peer change.
+        var registry = new InMemoryPeerRegistry();
+        _monitor = new MonitorService(new RegistryMonitorDirectory(registry, store), options.Monitor, _log);
+        Peers = new MonitoredPeerRegistry(registry, _monitor);
         var throttle = new RegistrationThrottle(options.FreeFailedRegistrations, TimeSpan.FromMinutes(1), options.FailedRegistrationDelay, options.MaxFailedRegistrationDelay);
         _hub = new SignalingHub(store, Peers, idTokens, throttle, _log, () => StunPort);
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
@@ -92,6 +97,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>Live peers; exposed for diagnostics and tests.</summary>
     public IPeerRegistry Peers { get; }
+
+    /// <summary>The live monitor served on this port (page, room state, room events).</summary>
+    public MonitorService Monitor => _monitor;
 
     /// <summary>Starts listening. Throws <see cref="SocketException"/> (AddressAlreadyInUse) when the port is taken.</summary>
     public static async Task<SignalingServerHost> StartAsync(SignalingServerOptions options, CancellationToken ct = default)
@@ -254,6 +262,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
                     return;
                 }
 
+                // Monitor page, /api/rooms/{id}/state and /events; it answers with Connection: close.
+                if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers, remoteAddress), stream, ct).ConfigureAwait(false)) return;
+
                 HttpResponse response;
                 try { response = await _http.HandleAsync(request, ct).ConfigureAwait(false); }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -403,6 +414,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (TimeoutException) { }
+        await _monitor.DisposeAsync().ConfigureAwait(false);
         if (_stun is not null) await _stun.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();

@@ -47,6 +47,9 @@ public sealed class SignalingServerOptions
     /// <summary>Messages queued for one slow connection before the server drops it.</summary>
     public int MaxQueuedMessagesPerConnection { get; set; } = 8192;
 
+    /// <summary>Settings of the live monitor served on the same port (/monitor, /api/rooms/{id}/state|events).</summary>
+    public Monitor.MonitorOptions Monitor { get; set; } = new();
+
     public ILogSink Log { get; set; } = Protocol.Logging.Log.Null;
 
     /// <summary>&lt;LocalApplicationData&gt;/SleapRtc/rooms.db</summary>

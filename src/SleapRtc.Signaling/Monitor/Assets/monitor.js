@@ -1,0 +1,363 @@
+// SleapRtc live monitor. Reads the room's event stream with fetch() so the room token travels in the
+// Authorization header (EventSource cannot set headers and would put it in the URL). Every string that comes
+// from a worker is rendered with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "sleap-rtc-monitor-token:";
+  const MAX_RECONNECT_DELAY_MS = 10000;
+
+  const el = (id) => document.getElementById(id);
+  const state = {
+    roomId: null,
+    token: null,
+    workers: new Map(),      // peer_id -> worker object from the server
+    cards: new Map(),        // peer_id -> card element
+    abort: null,
+    reconnectDelay: 1000,
+    stopped: false,
+  };
+
+  function readFragment() {
+    const params = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+    return { room: params.get("room"), token: params.get("token") };
+  }
+
+  function start() {
+    const fragment = readFragment();
+    const roomId = fragment.room;
+    let token = fragment.token;
+    if (roomId && token) {
+      // Keep the token out of the address bar (screenshots, shoulder surfing); this tab remembers it for reloads.
+      sessionStorage.setItem(TOKEN_KEY + roomId, token);
+      history.replaceState(null, "", window.location.pathname + "#room=" + encodeURIComponent(roomId));
+    } else if (roomId) {
+      token = sessionStorage.getItem(TOKEN_KEY + roomId);
+    }
+    el("credentials").addEventListener("submit", onSubmit);
+    if (roomId && token) openRoom(roomId, token);
+    else showForm(roomId || "");
+  }
+
+  function onSubmit(event) {
+    event.preventDefault();
+    const roomId = el("room-input").value.trim();
+    const token = el("token-input").value.trim();
+    if (!roomId || !token) return;
+    sessionStorage.setItem(TOKEN_KEY + roomId, token);
+    history.replaceState(null, "", window.location.pathname + "#room=" + encodeURIComponent(roomId));
+    openRoom(roomId, token);
+  }
+
+  function showForm(roomId) {
+    el("credentials").hidden = false;
+    el("room-input").value = roomId;
+    el("token-input").value = "";
+    (roomId ? el("token-input") : el("room-input")).focus();
+  }
+
+  function openRoom(roomId, token) {
+    if (state.abort) state.abort.abort();
+    state.roomId = roomId;
+    state.token = token;
+    state.stopped = false;
+    state.reconnectDelay = 1000;
+    clearWorkers();
+    el("credentials").hidden = true;
+    hideError();
+    el("room-label").hidden = false;
+    el("room-label").textContent = "room " + roomId;
+    connect();
+  }
+
+  function setConnection(stateName, text) {
+    const node = el("connection");
+    node.dataset.state = stateName;
+    node.textContent = text;
+  }
+
+  function showError(text) {
+    const node = el("error");
+    node.textContent = text;
+    node.hidden = false;
+  }
+
+  function hideError() {
+    el("error").hidden = true;
+    el("error").textContent = "";
+  }
+
+  async function connect() {
+    const controller = new AbortController();
+    state.abort = controller;
+    setConnection(state.workers.size ? "reconnecting" : "connecting", state.workers.size ? "reconnecting…" : "connecting…");
+    let response;
+    try {
+      response = await fetch("/api/rooms/" + encodeURIComponent(state.roomId) + "/events", {
+        headers: { "Authorization": "Bearer " + state.token, "Accept": "text/event-stream" },
+        cache: "no-store",
+        credentials: "omit",
+        signal: controller.signal,
+      });
+    } catch (err) {
+      if (controller.signal.aborted) return;
+      return scheduleReconnect("The server cannot be reached.");
+    }
+    if (response.status === 401) {
+      // Wrong credentials: show nothing of the room, forget the token, ask again.
+      state.stopped = true;
+      sessionStorage.removeItem(TOKEN_KEY + state.roomId);
+      clearWorkers();
+      el("summary").hidden = true;
+      el("empty").hidden = true;
+      setConnection("failed", "not authorised");
+      showError("Access denied: the room id or token is wrong (or the room has expired). Check the credentials printed by Start-SleapWorker or New-SleapRoom.");
+      showForm(state.roomId);
+      return;
+    }
+    if (!response.ok || !response.body) {
+      let message = "The server answered " + response.status + ".";
+      try { const body = await response.json(); if (body && body.message) message = body.message; } catch (e) { /* not JSON */ }
+      return scheduleReconnect(message);
+    }
+    hideError();
+    try {
+      await readEvents(response.body, controller.signal);
+    } catch (err) {
+      if (controller.signal.aborted) return;
+    }
+    if (!controller.signal.aborted) scheduleReconnect("The live connection was lost.");
+  }
+
+  function scheduleReconnect(reason) {
+    if (state.stopped) return;
+    markStale();
+    const delay = state.reconnectDelay;
+    state.reconnectDelay = Math.min(state.reconnectDelay * 2, MAX_RECONNECT_DELAY_MS);
+    setConnection("reconnecting", reason + " Retrying in " + Math.round(delay / 1000) + " s…");
+    setTimeout(() => { if (!state.stopped) connect(); }, delay);
+  }
+
+  // Minimal server-sent-events reader: blank-line separated blocks of "field: value" lines.
+  async function readEvents(body, signal) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    while (!signal.aborted) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        dispatchBlock(block);
+      }
+    }
+  }
+
+  function dispatchBlock(block) {
+    let name = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (!line || line.startsWith(":")) continue;
+      const colon = line.indexOf(":");
+      const field = colon < 0 ? line : line.slice(0, colon);
+      let value = colon < 0 ? "" : line.slice(colon + 1);
+      if (value.startsWith(" ")) value = value.slice(1);
+      if (field === "event") name = value;
+      else if (field === "data") data.push(value);
+    }
+    if (!data.length) return;
+    let payload;
+    try { payload = JSON.parse(data.join("\n")); } catch (e) { return; }
+    handleEvent(name, payload);
+  }
+
+  function handleEvent(name, payload) {
+    switch (name) {
+      case "snapshot":
+        state.reconnectDelay = 1000;
+        setConnection("live", "live");
+        clearWorkers();
+        for (const worker of payload.workers || []) upsertWorker(worker);
+        break;
+      case "worker_joined":
+      case "status_changed":
+      case "job_progress":
+      case "worker_updated":
+        if (payload.worker) upsertWorker(payload.worker);
+        break;
+      case "worker_left":
+        removeWorker(payload.peer_id);
+        break;
+      default:
+        return;
+    }
+    renderSummary();
+  }
+
+  function clearWorkers() {
+    state.workers.clear();
+    for (const card of state.cards.values()) card.remove();
+    state.cards.clear();
+    renderSummary();
+  }
+
+  function markStale() {
+    for (const card of state.cards.values()) {
+      card.classList.add("stale");
+      card.querySelector(".status-badge").textContent = "offline";
+    }
+  }
+
+  function displayName(worker) {
+    return worker.name || worker.peer_id;
+  }
+
+  function upsertWorker(worker) {
+    state.workers.set(worker.peer_id, worker);
+    let card = state.cards.get(worker.peer_id);
+    if (!card) {
+      card = el("card-template").content.firstElementChild.cloneNode(true);
+      card.dataset.peerId = worker.peer_id;
+      state.cards.set(worker.peer_id, card);
+    }
+    fillCard(card, worker);
+    placeCard(card, worker);
+  }
+
+  function placeCard(card, worker) {
+    // Cards stay in name order so they do not jump around when a status changes.
+    const container = el("workers");
+    const key = displayName(worker).toLowerCase() + "\u0000" + worker.peer_id;
+    let before = null;
+    for (const other of container.children) {
+      if (other === card) continue;
+      const otherWorker = state.workers.get(other.dataset.peerId);
+      if (!otherWorker) continue;
+      const otherKey = displayName(otherWorker).toLowerCase() + "\u0000" + otherWorker.peer_id;
+      if (otherKey > key) { before = other; break; }
+    }
+    if (card.parentNode !== container || card.nextElementSibling !== before) container.insertBefore(card, before);
+  }
+
+  function removeWorker(peerId) {
+    state.workers.delete(peerId);
+    const card = state.cards.get(peerId);
+    if (card) card.remove();
+    state.cards.delete(peerId);
+  }
+
+  function text(card, selector, value) {
+    card.querySelector(selector).textContent = value == null ? "" : String(value);
+  }
+
+  function formatMemory(mb) {
+    if (typeof mb !== "number" || mb <= 0) return "";
+    return mb >= 1024 ? (mb / 1024).toFixed(1).replace(/\.0$/, "") + " GB" : mb + " MB";
+  }
+
+  function formatSince(iso) {
+    const at = new Date(iso);
+    if (isNaN(at.getTime())) return "";
+    const seconds = Math.max(0, Math.round((Date.now() - at.getTime()) / 1000));
+    if (seconds < 60) return "just now";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min ago";
+    return Math.floor(seconds / 86400) + " d ago";
+  }
+
+  function formatRunning(iso) {
+    const at = new Date(iso || "");
+    if (isNaN(at.getTime())) return "";
+    const minutes = Math.max(0, Math.floor((Date.now() - at.getTime()) / 60000));
+    return minutes < 60 ? "running " + minutes + " min" : "running " + Math.floor(minutes / 60) + " h " + (minutes % 60) + " min";
+  }
+
+  function formatLoss(value) {
+    if (typeof value !== "number") return "";
+    return Math.abs(value) >= 1e-4 || value === 0 ? String(Number(value.toPrecision(3))) : value.toExponential(2);
+  }
+
+  function fillCard(card, worker) {
+    const status = String(worker.status || "unknown").toLowerCase();
+    card.className = "card status-" + (/^[a-z]+$/.test(status) ? status : "unknown");
+    text(card, ".name", displayName(worker));
+    text(card, ".status-badge", status);
+    text(card, ".peer-id", worker.peer_id);
+    text(card, ".hostname", worker.hostname || "—");
+    text(card, ".gpu-model", worker.gpu_model || "—");
+    text(card, ".gpu-memory", formatMemory(worker.gpu_memory_mb));
+    const connected = card.querySelector(".connected");
+    connected.textContent = formatSince(worker.connected_at);
+    connected.title = worker.connected_at || "";
+    connected.dataset.at = worker.connected_at || "";
+
+    const job = worker.job;
+    card.querySelector(".job").hidden = !job;
+    card.querySelector(".idle").hidden = !!job;
+    if (!job) return;
+    text(card, ".job-package", job.package_name || job.job_id || "training job");
+    text(card, ".job-phase", job.phase ? "(" + job.phase + ")" : "");
+    const running = card.querySelector(".job-running");
+    running.dataset.since = job.started_at || "";
+    running.textContent = formatRunning(job.started_at);
+    text(card, ".job-config", job.config_count ? "config " + (job.config_index || 0) + " of " + job.config_count + (job.config_name ? " · " + job.config_name : "") : "");
+    const epochText = job.epoch_count ? "epoch " + (job.epoch || 0) + " of " + job.epoch_count : (job.epoch != null ? "epoch " + job.epoch : "");
+    text(card, ".job-epoch", epochText);
+    const bar = card.querySelector(".job-progress");
+    bar.hidden = !job.epoch_count;
+    bar.value = job.epoch_count ? Math.min(1, (job.epoch || 0) / job.epoch_count) : 0;
+    const lossParts = [];
+    if (typeof job.loss === "number") lossParts.push("loss " + formatLoss(job.loss));
+    if (typeof job.val_loss === "number") lossParts.push("val " + formatLoss(job.val_loss));
+    text(card, ".job-loss", lossParts.join(" · "));
+    drawSparkline(card.querySelector(".spark"), Array.isArray(job.loss_history) ? job.loss_history : []);
+  }
+
+  function drawSparkline(polyline, values) {
+    const points = values.filter((v) => typeof v === "number" && isFinite(v));
+    if (points.length < 2) { polyline.setAttribute("points", ""); return; }
+    const min = Math.min(...points), max = Math.max(...points);
+    const span = max - min || 1;
+    const step = 120 / (points.length - 1);
+    polyline.setAttribute("points", points.map((v, i) =>
+      (i * step).toFixed(1) + "," + (26 - ((v - min) / span) * 24).toFixed(1)).join(" "));
+  }
+
+  function renderSummary() {
+    const summary = el("summary");
+    const workers = [...state.workers.values()];
+    el("empty").hidden = !(state.roomId && !state.stopped && workers.length === 0 && el("connection").dataset.state === "live");
+    summary.hidden = workers.length === 0;
+    summary.replaceChildren();
+    const counts = {};
+    let memory = 0;
+    for (const w of workers) {
+      counts[w.status] = (counts[w.status] || 0) + 1;
+      if (typeof w.gpu_memory_mb === "number") memory += w.gpu_memory_mb;
+    }
+    const add = (label, value) => {
+      const span = document.createElement("span");
+      const strong = document.createElement("strong");
+      strong.textContent = String(value);
+      span.append(strong, " " + label);
+      summary.append(span);
+    };
+    add(workers.length === 1 ? "worker" : "workers", workers.length);
+    for (const status of Object.keys(counts).sort()) add(status, counts[status]);
+    if (memory > 0) add("GPU memory", formatMemory(memory));
+  }
+
+  // "Connected 5 min ago" ages without any server traffic.
+  setInterval(() => {
+    for (const node of document.querySelectorAll(".connected")) {
+      if (node.dataset.at) node.textContent = formatSince(node.dataset.at);
+    }
+    for (const node of document.querySelectorAll(".job-running")) {
+      if (node.dataset.since) node.textContent = formatRunning(node.dataset.since);
+    }
+  }, 15000);
+
+  document.addEventListener("DOMContentLoaded", start);
+})();
