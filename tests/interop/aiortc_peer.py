@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -221,7 +222,8 @@ class FixturePeer:
             index += 1
         await self.wait_low(channel, 0)
         emit({"ev": "sent", "bytes": sent, "messages": index, "sha256": hasher.hexdigest() if hasher else None,
-              "ms": round(now_ms() - started)})
+              "ms": round(now_ms() - started),
+              "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
 
     async def send_texts(self, command):
         channel = self.require_open()

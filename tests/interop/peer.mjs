@@ -87,6 +87,7 @@ const peer = new FixturePeer({
   filterSdp,
   toSendable: engine === 'werift' ? (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) : (bytes) => bytes,
   exit: (code) => process.exit(code),
+  peakRssMB: () => +(process.resourceUsage().maxRSS / 1024).toFixed(1),
 });
 
 // Commands run one after another, in arrival order, so a test can rely on sequencing.

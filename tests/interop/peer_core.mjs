@@ -233,7 +233,7 @@ export class FixturePeer {
     await this.drain(channel);
     const ms = this.env.now() - started;
     this.emit({ ev: 'sent', bytes: sent, messages: index, sha256: hasher ? await hasher.digest() : null,
-      ms: Math.round(ms) });
+      ms: Math.round(ms), peakRssMB: this.env.peakRssMB?.() ?? null });
   }
 
   async sendTexts(command) {
