@@ -21,4 +21,8 @@ public sealed class ReferencePeerTests(ITestOutputHelper log)
     [Fact]
     public Task Aiortc_offerer_with_libwebrtc_answerer() =>
         InteropScenario.RunAsync(FixtureCatalog.Aiortc(), FixtureCatalog.Node("wrtc"), log);
+
+    [Fact]
+    public Task Chromium_offerer_with_libwebrtc_answerer() =>
+        InteropScenario.RunAsync(FixtureCatalog.Chromium(), FixtureCatalog.Node("wrtc"), log);
 }
