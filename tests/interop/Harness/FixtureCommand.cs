@@ -11,6 +11,16 @@ public sealed class FixtureCommand
     /// <summary>Files that must exist; a missing one means "not installed".</summary>
     public IReadOnlyList<string> RequiredPaths { get; init; } = Array.Empty<string>();
 
+    public FixtureCommand WithEnvironment(string key, string value)
+    {
+        var environment = new Dictionary<string, string>(Environment) { [key] = value };
+        return new FixtureCommand
+        {
+            Name = Name, FileName = FileName, Arguments = Arguments, WorkingDirectory = WorkingDirectory,
+            Environment = environment, RequiredPaths = RequiredPaths,
+        };
+    }
+
     public void EnsureAvailable()
     {
         foreach (var path in RequiredPaths)

@@ -63,14 +63,15 @@ public sealed class PeerPair : IAsyncDisposable
         }
     }
 
-    public async Task ConnectAsync()
+    /// <summary>Relays offer and answer (optionally rewritten, e.g. to route through a relay) and waits for both opens.</summary>
+    public async Task ConnectAsync(Func<string, string>? rewriteOffer = null, Func<string, string>? rewriteAnswer = null)
     {
         var clock = Stopwatch.StartNew();
         Offerer.Send(new { cmd = "start" });
-        var offer = await Offerer.WaitForAsync("sdp", StepTimeout).ConfigureAwait(false);
-        Answerer.Send(new { cmd = "sdp", type = "offer", sdp = (string?)offer["sdp"] });
-        var answer = await Answerer.WaitForAsync("sdp", StepTimeout).ConfigureAwait(false);
-        Offerer.Send(new { cmd = "sdp", type = "answer", sdp = (string?)answer["sdp"] });
+        var offer = (string?)(await Offerer.WaitForAsync("sdp", StepTimeout).ConfigureAwait(false))["sdp"] ?? "";
+        Answerer.Send(new { cmd = "sdp", type = "offer", sdp = rewriteOffer is null ? offer : rewriteOffer(offer) });
+        var answer = (string?)(await Answerer.WaitForAsync("sdp", StepTimeout).ConfigureAwait(false))["sdp"] ?? "";
+        Offerer.Send(new { cmd = "sdp", type = "answer", sdp = rewriteAnswer is null ? answer : rewriteAnswer(answer) });
         await Task.WhenAll(Offerer.WaitForAsync("open", StepTimeout), Answerer.WaitForAsync("open", StepTimeout)).ConfigureAwait(false);
         ConnectTime = clock.Elapsed;
     }
