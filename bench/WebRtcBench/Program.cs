@@ -6,6 +6,7 @@ using SleapRtc.Interop;
 // separate processes inside a private network namespace), raw UDP ceiling, connect time p50, sender RSS.
 //   dotnet run -c Release --project bench/WebRtcBench -- [--size MiB] [--runs N] [--pairs a>b,c>d] [--skip-connect]
 var sizeMiB = 1024L;
+var aiortcSizeMiB = 64L; // aiortc moves ~1–10 MB/s here: 1 GiB would take many minutes; its rate does not depend on size
 var connectRuns = 50;
 var pairs = new List<string> { "ours>ours", "wrtc>wrtc", "ndc>ndc", "aiortc>aiortc", "ours>wrtc", "wrtc>ours" };
 var connectKinds = new List<string> { "ours", "wrtc", "ndc", "aiortc" };
@@ -14,12 +15,13 @@ for (var i = 0; i < args.Length; i++)
     switch (args[i])
     {
         case "--size": sizeMiB = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
+        case "--aiortc-size": aiortcSizeMiB = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--runs": connectRuns = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--pairs": pairs = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList(); break;
         case "--connect": connectKinds = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList(); break;
         case "--skip-connect": connectRuns = 0; break;
         default:
-            Console.Error.WriteLine("usage: WebRtcBench [--size MiB (default 1024)] [--runs N (default 50)] " +
+            Console.Error.WriteLine("usage: WebRtcBench [--size MiB (default 1024)] [--aiortc-size MiB (default 64)] [--runs N (default 50)] " +
                 "[--pairs ours>ours,wrtc>wrtc,...] [--connect ours,wrtc,...] [--skip-connect]");
             return 2;
     }
@@ -29,6 +31,7 @@ var bytes = sizeMiB * 1048576;
 Console.WriteLine($"WebRtcBench: {sizeMiB} MiB per transfer, 64 KiB messages, high/low water 1 MiB/256 KiB, " +
     $"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine("MB = 10^6 bytes; throughput = bytes / (send command -> last byte reported by the receiver).");
+Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on the box skews every figure)");
 
 var (udpMBps, udpLost) = UdpCeiling.Measure(Math.Min(bytes, 512L << 20));
 Console.WriteLine($"raw loopback UDP, 1200-byte datagrams: {udpMBps:0} MB/s ({udpLost} lost)");
@@ -52,9 +55,11 @@ foreach (var pairName in pairs)
     {
         await using var pair = await PeerPair.StartAsync(Fixture(parts[0]), Fixture(parts[1]));
         await pair.ConnectAsync();
-        var outcome = await PeerPair.TransferAsync(pair.Offerer, pair.Answerer, bytes,
-            TimeSpan.FromSeconds(60 + bytes / 1_000_000), hash: false, dataSource: "pool");
-        var note = outcome.ReceivedBytes == bytes ? "" : $"received {outcome.ReceivedBytes} of {bytes}";
+        var pairBytes = parts.Contains("aiortc") ? Math.Min(bytes, aiortcSizeMiB * 1048576) : bytes;
+        var outcome = await PeerPair.TransferAsync(pair.Offerer, pair.Answerer, pairBytes,
+            TimeSpan.FromSeconds(60 + pairBytes / 500_000), hash: false, dataSource: "pool");
+        var note = outcome.ReceivedBytes != pairBytes ? $"received {outcome.ReceivedBytes} of {pairBytes}"
+            : pairBytes != bytes ? $"{pairBytes / 1048576} MiB (--aiortc-size)" : "";
         throughput[pairName] = outcome.MBps;
         Console.WriteLine($"| {parts[0]} -> {parts[1]} | {outcome.MBps:0.0} | {outcome.Elapsed.TotalSeconds:0.0} | " +
             $"{outcome.SenderPeakRssMB?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} | {note} |");
@@ -94,6 +99,9 @@ if (connectRuns > 0)
                 await pair.ConnectAsync();
                 if (run > 0) samples.Add(pair.ConnectTime.TotalMilliseconds); // run 0 warms up JIT/caches
                 await pair.CloseFromAsync(pair.Offerer);
+                // Tear the answerer's connection down too, so closing it is not timed in the next run.
+                pair.Answerer.Send(new { cmd = "close" });
+                await pair.Answerer.WaitForAsync("pcClosed", PeerPair.StepTimeout);
             }
             samples.Sort();
             Console.WriteLine($"| {kind} <-> {kind} | {Percentile(samples, 0.5):0.0} | {Percentile(samples, 0.9):0.0} | {samples[0]:0.0} |");
