@@ -1,0 +1,175 @@
+using Org.BouncyCastle.Security;
+using Org.BouncyCastle.Tls;
+using Org.BouncyCastle.Tls.Crypto.Impl.BC;
+
+namespace SleapRtc.WebRtc.Dtls;
+
+public enum DtlsRole { Client, Server }
+
+/// <summary>
+/// One DTLS 1.2 association over an ICE path (BouncyCastle underneath). Created before the handshake so
+/// that early datagrams (a ClientHello racing the ICE nomination) are queued, not lost. After the
+/// handshake it is the <see cref="IDatagramTransport"/> SCTP sends through, and a dedicated receive
+/// thread feeds decrypted records to the <see cref="IDatagramSink"/>.
+/// </summary>
+public sealed class DtlsSession : IDatagramTransport, IDisposable
+{
+    private readonly DatagramAdapter _adapter;
+    private readonly DtlsCertificate _certificate;
+    private readonly object _sendLock = new();
+    private DtlsTransport? _transport;
+    private Thread? _receiveThread;
+    private IDatagramSink? _sink;
+    private Func<bool>? _peerClosed;
+    private volatile bool _disposed;
+    private int _closedReported;
+
+    public DtlsSession(DtlsCertificate certificate, SpanAction sendToNetwork)
+    {
+        _certificate = certificate;
+        _adapter = new DatagramAdapter(sendToNetwork);
+    }
+
+    /// <summary>
+    /// Called after the last record of a drained burst was delivered (the inbound queue is empty), so SCTP
+    /// can answer a whole burst with one SACK (SctpAssociation.OnDatagramBatchEnd).
+    /// </summary>
+    public Action? BatchEnd { get; set; }
+
+    /// <summary>Negotiated cipher suite (e.g. 0xC02B), valid after the handshake.</summary>
+    public int CipherSuite { get; private set; }
+
+    public bool IsEstablished => _transport is not null;
+
+    /// <summary>Plaintext bytes one record carries (≈1163 with 1200-byte datagrams).</summary>
+    public int MaxDatagramSize => _transport?.GetSendLimit() ?? DatagramAdapter.SendLimit;
+
+    /// <summary>Hands a datagram from the network (first byte 20–63) to DTLS; never throws.</summary>
+    public void DeliverFromNetwork(ReadOnlySpan<byte> datagram) => _adapter.Enqueue(datagram);
+
+    /// <summary>
+    /// Runs the handshake on a dedicated thread (BouncyCastle's API is blocking) and verifies that the
+    /// peer's certificate matches <paramref name="remoteFingerprint"/>.
+    /// </summary>
+    public Task HandshakeAsync(DtlsRole role, byte[] remoteFingerprint, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var completion = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var registration = cancellationToken.Register(() => _adapter.Close());
+        var thread = new Thread(() =>
+        {
+            var crypto = new BcTlsCrypto(new SecureRandom());
+            var timeoutMs = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
+            WebRtcDtlsClient? client = null;
+            WebRtcDtlsServer? server = null;
+            try
+            {
+                if (role == DtlsRole.Client)
+                {
+                    client = new WebRtcDtlsClient(crypto, _certificate, remoteFingerprint, timeoutMs);
+                    _transport = new DtlsClientProtocol().Connect(client, _adapter);
+                    CipherSuite = client.NegotiatedCipherSuite;
+                    _peerClosed = () => client.PeerClosed;
+                }
+                else
+                {
+                    server = new WebRtcDtlsServer(crypto, _certificate, remoteFingerprint, timeoutMs);
+                    _transport = new DtlsServerProtocol().Accept(server, _adapter);
+                    CipherSuite = server.NegotiatedCipherSuite;
+                    _peerClosed = () => server.PeerClosed;
+                }
+                completion.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                if (client?.FingerprintMismatch == true || server?.FingerprintMismatch == true)
+                    completion.TrySetException(new DtlsFingerprintMismatchException());
+                else if (cancellationToken.IsCancellationRequested)
+                    completion.TrySetCanceled(cancellationToken);
+                else
+                    completion.TrySetException(new IOException($"DTLS handshake failed: {ex.Message}", ex));
+            }
+            finally
+            {
+                registration.Dispose();
+            }
+        })
+        { IsBackground = true, Name = "dtls-handshake" };
+        thread.Start();
+        return completion.Task;
+    }
+
+    /// <summary>Starts delivering decrypted records to <paramref name="sink"/> on a dedicated thread.</summary>
+    public void StartReceiving(IDatagramSink sink)
+    {
+        var transport = _transport ?? throw new InvalidOperationException("handshake not complete");
+        _sink = sink;
+        _receiveThread = new Thread(() => ReceiveLoop(transport, sink)) { IsBackground = true, Name = "dtls-receive" };
+        _receiveThread.Start();
+    }
+
+    private void ReceiveLoop(DtlsTransport transport, IDatagramSink sink)
+    {
+        var buffer = new byte[transport.GetReceiveLimit()];
+        Exception? error = null;
+        try
+        {
+            while (!_disposed)
+            {
+                // A short wait bounds how long a silent close goes unnoticed; BC returns -1 on timeout.
+                var received = transport.Receive(buffer, 0, buffer.Length, 250);
+                if (received >= 0)
+                {
+                    sink.OnDatagram(buffer.AsSpan(0, received));
+                    if (_adapter.PendingCount == 0) BatchEnd?.Invoke();
+                }
+                else if (_peerClosed?.Invoke() == true) break;
+            }
+        }
+        catch (Exception ex) when (!_disposed)
+        {
+            error = _peerClosed?.Invoke() == true ? null : ex;
+        }
+        catch (Exception)
+        {
+            // Closed locally: the owner already knows.
+        }
+        ReportClosed(error);
+    }
+
+    /// <summary>Also used by the owner when the path below is gone (ICE consent lost).</summary>
+    internal void ReportClosed(Exception? error)
+    {
+        if (Interlocked.Exchange(ref _closedReported, 1) == 0) _sink?.OnTransportClosed(error);
+    }
+
+    public void Send(ReadOnlySpan<byte> datagram)
+    {
+        var transport = _transport;
+        if (transport is null || _disposed) return;
+        try
+        {
+            lock (_sendLock) transport.Send(datagram);
+        }
+        catch (Exception) when (_disposed)
+        {
+            // Racing a close: the packet is dropped like any datagram would be.
+        }
+    }
+
+    /// <summary>Sends close_notify (when established) and stops the receive thread.</summary>
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        try
+        {
+            lock (_sendLock) _transport?.Close();
+        }
+        catch (Exception)
+        {
+            // close_notify is best effort.
+        }
+        _adapter.Close();
+        if (_receiveThread is not null && _receiveThread != Thread.CurrentThread) _receiveThread.Join(TimeSpan.FromSeconds(2));
+    }
+}

@@ -1,0 +1,345 @@
+using System.Buffers.Binary;
+
+namespace SleapRtc.WebRtc.Sctp;
+
+// HEARTBEAT, ABORT, graceful SHUTDOWN (RFC 9260 §8.3, §9) and outgoing stream reset (RFC 6525) used to
+// close data channels (RFC 8831 §6.7).
+public sealed partial class SctpAssociation
+{
+    private long _lastReceiveTicks;
+    private bool _heartbeatOutstanding;
+    private long _heartbeatNonce;
+    private long _heartbeatSentAt;
+
+    private uint _nextReconfigRequestSeq;
+    private uint _peerNextReconfigRequestSeq;
+    private readonly List<ushort> _streamsAwaitingReset = new();
+    private ushort[]? _resetInFlight;
+    private uint _resetInFlightSeq;
+    private uint _resetInFlightLastTsn;
+    private byte[]? _lastReconfigResponse;
+
+    private void OnHeartbeatTimer(long now)
+    {
+        _heartbeatDeadline = long.MaxValue;
+        if (_state != SctpAssociationState.Established && _state != SctpAssociationState.ShutdownPending) return;
+        if (_heartbeatOutstanding)
+        {
+            if (++_errorCount > _options.MaxRetransmissions)
+            {
+                Fail(new SctpAssociationException("the peer stopped answering heartbeats"), sendAbort: true);
+                return;
+            }
+        }
+        else
+        {
+            long idleDeadline = _lastReceiveTicks + MsToTicks(_options.HeartbeatInterval.TotalMilliseconds);
+            if (idleDeadline > now || _t3Deadline != long.MaxValue)
+            {
+                // Traffic flows (or T3 watches it): the peer is evidently there.
+                _heartbeatDeadline = Math.Max(idleDeadline, now + MsToTicks(10));
+                return;
+            }
+        }
+        _heartbeatNonce = Random.Shared.NextInt64();
+        _heartbeatSentAt = now;
+        _heartbeatOutstanding = true;
+        BeginPacket();
+        var value = _writer.AddChunk(ChunkType.Heartbeat, 0, 20);
+        BinaryPrimitives.WriteUInt16BigEndian(value, ParameterType.HeartbeatInfo);
+        BinaryPrimitives.WriteUInt16BigEndian(value[2..], 20);
+        BinaryPrimitives.WriteInt64BigEndian(value[4..], _heartbeatNonce);
+        BinaryPrimitives.WriteInt64BigEndian(value[12..], now);
+        SendPacket();
+        _heartbeatsSent++;
+        double rto = _sender?.RtoMs ?? _options.RtoInitial.TotalMilliseconds;
+        _heartbeatDeadline = now + MsToTicks(rto);
+    }
+
+    private void HandleHeartbeat(ReadOnlySpan<byte> value)
+    {
+        if (_peerTag == 0 || value.Length < 4 || value.Length > _writer.MaxPacketSize - 16) return;
+        BeginPacket();
+        _writer.AddChunkWithValue(ChunkType.HeartbeatAck, 0, value);
+        SendPacket();
+    }
+
+    private void HandleHeartbeatAck(ReadOnlySpan<byte> value)
+    {
+        if (value.Length < 20 || !_heartbeatOutstanding) return;
+        long nonce = BinaryPrimitives.ReadInt64BigEndian(value[4..]);
+        if (nonce != _heartbeatNonce) return;
+        _heartbeatOutstanding = false;
+        _errorCount = 0;
+        long now = Now;
+        _lastReceiveTicks = now;
+        _sender?.AddRttSample((now - _heartbeatSentAt) * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
+        _heartbeatDeadline = now + MsToTicks(_options.HeartbeatInterval.TotalMilliseconds);
+    }
+
+    private void SendAbortChunk(ushort cause)
+    {
+        try
+        {
+            BeginPacket();
+            var value = _writer.AddChunk(ChunkType.Abort, 0, 4);
+            BinaryPrimitives.WriteUInt16BigEndian(value, cause);
+            BinaryPrimitives.WriteUInt16BigEndian(value[2..], 4);
+            var packet = _writer.Finish();
+            _packetsSent++;
+            _transport.Send(packet);
+        }
+        catch (Exception error) when (error is ObjectDisposedException or InvalidOperationException or IOException)
+        {
+            // The transport is already gone; the peer will notice by itself.
+        }
+    }
+
+    private void HandleAbort(ReadOnlySpan<byte> value)
+    {
+        string cause = value.Length >= 2 ? $" (cause {BinaryPrimitives.ReadUInt16BigEndian(value)})" : string.Empty;
+        CloseInternal(new SctpAssociationException("the peer aborted the SCTP association" + cause));
+    }
+
+    /// <summary>Moves a local or remote shutdown forward once everything we sent is acknowledged.</summary>
+    private void TryProgressShutdown()
+    {
+        if (_sender is null || !_sender.IsDrained) return;
+        if (_state == SctpAssociationState.ShutdownPending)
+        {
+            SetState(SctpAssociationState.ShutdownSent);
+            _t2Retransmissions = 0;
+            SendShutdown();
+        }
+        else if (_state == SctpAssociationState.ShutdownReceived)
+        {
+            SetState(SctpAssociationState.ShutdownAckSent);
+            _t2Retransmissions = 0;
+            SendShutdownAck();
+        }
+    }
+
+    private int _t2Retransmissions;
+
+    private void SendShutdown()
+    {
+        BeginPacket();
+        _writer.AddUInt32Chunk(ChunkType.Shutdown, _receiver!.CumulativeTsn);
+        SendPacket();
+        _t2Deadline = Now + MsToTicks(_sender!.RtoMs);
+        ArmTimer();
+    }
+
+    private void SendShutdownAck()
+    {
+        BeginPacket();
+        _writer.AddEmptyChunk(ChunkType.ShutdownAck);
+        SendPacket();
+        _t2Deadline = Now + MsToTicks(_sender!.RtoMs);
+        ArmTimer();
+    }
+
+    private void OnT2Expired(long now)
+    {
+        _t2Deadline = long.MaxValue;
+        if (++_t2Retransmissions > _options.MaxRetransmissions)
+        {
+            Fail(new SctpAssociationException("the peer did not complete the SCTP shutdown"), sendAbort: true);
+            return;
+        }
+        if (_state == SctpAssociationState.ShutdownSent) SendShutdown();
+        else if (_state == SctpAssociationState.ShutdownAckSent) SendShutdownAck();
+    }
+
+    private void HandleShutdown(ReadOnlySpan<byte> value)
+    {
+        if (_sender is null || value.Length < 4) return;
+        // SHUTDOWN carries a cumulative TSN ack, like a SACK without gaps.
+        Span<byte> sack = stackalloc byte[12];
+        value[..4].CopyTo(sack);
+        BinaryPrimitives.WriteUInt32BigEndian(sack[4..], (uint)_options.ReceiveWindow);
+        HandleSack(sack);
+        switch (_state)
+        {
+            case SctpAssociationState.Established:
+            case SctpAssociationState.ShutdownPending:
+                SetState(SctpAssociationState.ShutdownReceived);
+                TryProgressShutdown();
+                break;
+            case SctpAssociationState.ShutdownSent:
+                SetState(SctpAssociationState.ShutdownAckSent);
+                SendShutdownAck();
+                break;
+        }
+    }
+
+    private void HandleShutdownAck()
+    {
+        if (_state is not (SctpAssociationState.ShutdownSent or SctpAssociationState.ShutdownAckSent)) return;
+        BeginPacket();
+        _writer.AddEmptyChunk(ChunkType.ShutdownComplete);
+        SendPacket();
+        CloseInternal(null);
+    }
+
+    private void HandleShutdownComplete()
+    {
+        if (_state != SctpAssociationState.ShutdownAckSent) return;
+        CloseInternal(null);
+    }
+
+    /// <summary>Runs after every SACK that advanced the cumulative ack point.</summary>
+    private void OnCumulativeAckAdvanced()
+    {
+        if (_state is SctpAssociationState.ShutdownPending or SctpAssociationState.ShutdownReceived) TryProgressShutdown();
+        if (_streamsAwaitingReset.Count > 0 && _resetInFlight is null) TrySendOutgoingReset();
+    }
+
+    /// <summary>Asks for an outgoing reset of a stream once its queued messages have TSNs (RFC 6525 §5.1.2).</summary>
+    internal void RequestOutgoingReset(ushort streamId)
+    {
+        if (!_streamsAwaitingReset.Contains(streamId)) _streamsAwaitingReset.Add(streamId);
+        TrySendOutgoingReset();
+    }
+
+    private void TrySendOutgoingReset()
+    {
+        if (_resetInFlight is not null || _sender is null || _closed || !CanSendData) return;
+        if (!_peer.SupportsReconfig)
+        {
+            // Without RE-CONFIG the channel can only close locally.
+            foreach (ushort stream in _streamsAwaitingReset) OnOutgoingStreamReset(stream);
+            _streamsAwaitingReset.Clear();
+            return;
+        }
+        int ready = 0;
+        Span<ushort> streams = stackalloc ushort[Math.Min(_streamsAwaitingReset.Count, 64)];
+        foreach (ushort stream in _streamsAwaitingReset)
+        {
+            if (ready == streams.Length) break;
+            if (!_sender.HasUnassignedDataFor(stream)) streams[ready++] = stream;
+        }
+        if (ready == 0) return;
+        _resetInFlight = streams[..ready].ToArray();
+        foreach (ushort stream in _resetInFlight) _streamsAwaitingReset.Remove(stream);
+        _resetInFlightSeq = _nextReconfigRequestSeq++;
+        _resetInFlightLastTsn = _sender.LastAssignedTsn;
+        SendOutgoingResetRequest();
+    }
+
+    private void SendOutgoingResetRequest()
+    {
+        var streams = _resetInFlight!;
+        int parameterLength = 16 + 2 * streams.Length;
+        BeginPacket();
+        var value = _writer.AddChunk(ChunkType.ReConfig, 0, (parameterLength + 3) & ~3);
+        value.Clear();
+        BinaryPrimitives.WriteUInt16BigEndian(value, ParameterType.OutgoingSsnResetRequest);
+        BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)parameterLength);
+        BinaryPrimitives.WriteUInt32BigEndian(value[4..], _resetInFlightSeq);
+        BinaryPrimitives.WriteUInt32BigEndian(value[8..], _peerNextReconfigRequestSeq - 1);
+        BinaryPrimitives.WriteUInt32BigEndian(value[12..], _resetInFlightLastTsn);
+        for (int i = 0; i < streams.Length; i++) BinaryPrimitives.WriteUInt16BigEndian(value[(16 + 2 * i)..], streams[i]);
+        SendPacket();
+        _reconfigDeadline = Now + MsToTicks(_sender!.RtoMs);
+        ArmTimer();
+    }
+
+    private void OnReconfigTimer(long now)
+    {
+        _reconfigDeadline = long.MaxValue;
+        if (_resetInFlight is not null) SendOutgoingResetRequest();
+    }
+
+    private void HandleReconfig(ReadOnlySpan<byte> value)
+    {
+        if (_receiver is null || _sender is null) return;
+        var reader = new SctpParameterReader(value);
+        while (reader.TryRead(out ushort type, out var parameter, out _))
+        {
+            switch (type)
+            {
+                case ParameterType.OutgoingSsnResetRequest when parameter.Length >= 12:
+                    HandleIncomingStreamReset(parameter);
+                    break;
+                case ParameterType.ReconfigResponse when parameter.Length >= 8:
+                    HandleReconfigResponse(parameter);
+                    break;
+                case ParameterType.IncomingSsnResetRequest when parameter.Length >= 4:
+                case ParameterType.SsnTsnResetRequest when parameter.Length >= 4:
+                case ParameterType.AddOutgoingStreams when parameter.Length >= 4:
+                case ParameterType.AddIncomingStreams when parameter.Length >= 4:
+                    uint seq = BinaryPrimitives.ReadUInt32BigEndian(parameter);
+                    if (seq == _peerNextReconfigRequestSeq) _peerNextReconfigRequestSeq++;
+                    SendReconfigResponse(seq, ReconfigResult.Denied);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The peer reset its outgoing streams (it closed channels): reset our incoming side once all its data arrived.</summary>
+    private void HandleIncomingStreamReset(ReadOnlySpan<byte> parameter)
+    {
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(parameter);
+        uint lastTsn = BinaryPrimitives.ReadUInt32BigEndian(parameter[8..]);
+        if (seq == _peerNextReconfigRequestSeq - 1 && _lastReconfigResponse is not null)
+        {
+            BeginPacket();
+            _writer.AddChunkWithValue(ChunkType.ReConfig, 0, _lastReconfigResponse);
+            SendPacket();
+            return;
+        }
+        if (seq != _peerNextReconfigRequestSeq)
+        {
+            SendReconfigResponse(seq, ReconfigResult.ErrorBadSequenceNumber);
+            return;
+        }
+        var streamBytes = parameter[12..];
+        var streams = new ushort[streamBytes.Length / 2];
+        for (int i = 0; i < streams.Length; i++) streams[i] = BinaryPrimitives.ReadUInt16BigEndian(streamBytes[(2 * i)..]);
+        if (Serial.Gt(lastTsn, _receiver!.CumulativeTsn))
+        {
+            // Deferred reset (RFC 6525 §5.2.2): the peer retries after "in progress".
+            SendReconfigResponse(seq, ReconfigResult.InProgress);
+            return;
+        }
+        _peerNextReconfigRequestSeq++;
+        SendReconfigResponse(seq, ReconfigResult.SuccessPerformed);
+        foreach (ushort stream in streams) OnIncomingStreamReset(stream);
+    }
+
+    private void SendReconfigResponse(uint seq, uint result)
+    {
+        var response = new byte[12];
+        BinaryPrimitives.WriteUInt16BigEndian(response, ParameterType.ReconfigResponse);
+        BinaryPrimitives.WriteUInt16BigEndian(response.AsSpan(2), 12);
+        BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(4), seq);
+        BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(8), result);
+        if (result == ReconfigResult.SuccessPerformed) _lastReconfigResponse = response;
+        BeginPacket();
+        _writer.AddChunkWithValue(ChunkType.ReConfig, 0, response);
+        SendPacket();
+    }
+
+    private void HandleReconfigResponse(ReadOnlySpan<byte> parameter)
+    {
+        uint seq = BinaryPrimitives.ReadUInt32BigEndian(parameter);
+        uint result = BinaryPrimitives.ReadUInt32BigEndian(parameter[4..]);
+        if (_resetInFlight is null || seq != _resetInFlightSeq) return;
+        if (result == ReconfigResult.InProgress)
+        {
+            _reconfigDeadline = Now + MsToTicks(_sender!.RtoMs);
+            ArmTimer();
+            return;
+        }
+        var streams = _resetInFlight;
+        _resetInFlight = null;
+        _reconfigDeadline = long.MaxValue;
+        foreach (ushort stream in streams)
+        {
+            _sender!.ResetStreamSequence(stream);
+            OnOutgoingStreamReset(stream);
+        }
+        if (_streamsAwaitingReset.Count > 0) TrySendOutgoingReset();
+    }
+}

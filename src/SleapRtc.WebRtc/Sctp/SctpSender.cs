@@ -1,0 +1,373 @@
+using System.Buffers;
+
+namespace SleapRtc.WebRtc.Sctp;
+
+/// <summary>Told how many bytes of its messages the peer has acknowledged (a data channel's BufferedAmount).</summary>
+internal interface ISctpSendOwner
+{
+    void OnBytesAcknowledged(int count);
+}
+
+/// <summary>A user message waiting to be fragmented; its pooled buffer returns once the last fragment is acknowledged.</summary>
+internal sealed class OutboundMessage
+{
+    public ushort StreamId;
+    public ushort Ssn;
+    public uint Ppid;
+    public bool Unordered;
+    public byte[] Buffer = Array.Empty<byte>();
+    public int Length;
+    public int NextOffset;
+    public ISctpSendOwner? Owner;
+}
+
+internal readonly record struct SackOutcome(bool Accepted, bool CumulativeAdvanced, long BytesAcked, bool FastRetransmitStarted);
+
+/// <summary>
+/// Outbound DATA: fragmentation, TSN assignment, retransmission bookkeeping, RTO estimation and
+/// congestion control (RFC 9260 §6.3, §7). Sent chunks live in a ring indexed by TSN so SACK handling
+/// needs no lookups or allocations. Not thread-safe: used under the association lock.
+/// </summary>
+internal sealed class SctpSender
+{
+    private const byte SlotEmpty = 0;
+    private const byte SlotInFlight = 1;
+    private const byte SlotNeedsRetransmit = 2;
+    private const byte SlotAcked = 3;
+    private const int MissIndicationsForFastRetransmit = 3;
+
+    private struct SentChunk
+    {
+        public OutboundMessage? Message;
+        public int Offset;
+        public int Length;
+        public byte Flags;
+        public byte State;
+        public byte Misses;
+        public bool Retransmitted;
+    }
+
+    private readonly Queue<OutboundMessage> _queue = new();
+    private readonly Dictionary<ushort, ushort> _nextSsn = new();
+    private readonly int _mtu;
+    private readonly double _rtoMinMs;
+    private readonly double _rtoMaxMs;
+    private SentChunk[] _ring = new SentChunk[1024];
+    private uint _nextTsn;
+    private uint _cumAck;
+    private long _flight;
+    private long _partialBytesAcked;
+    private long _peerRwnd;
+    private bool _inFastRecovery;
+    private uint _recoverTsn;
+    private int _toRetransmit;
+    private bool _hasRtt;
+    private bool _timing;
+    private uint _timedTsn;
+    private long _timedAt;
+
+    public SctpSender(uint initialTsn, int mtu, int initialCwndPackets, uint peerWindow, SctpAssociationOptions options)
+    {
+        _nextTsn = initialTsn;
+        _cumAck = initialTsn - 1;
+        _mtu = mtu;
+        Cwnd = (long)initialCwndPackets * mtu;
+        Ssthresh = peerWindow;
+        _peerRwnd = peerWindow;
+        _rtoMinMs = options.RtoMin.TotalMilliseconds;
+        _rtoMaxMs = options.RtoMax.TotalMilliseconds;
+        RtoMs = Math.Clamp(options.RtoInitial.TotalMilliseconds, _rtoMinMs, _rtoMaxMs);
+    }
+
+    public long Cwnd { get; private set; }
+    public long Ssthresh { get; private set; }
+    public double SmoothedRttMs { get; private set; }
+    public double RttVarianceMs { get; private set; }
+    public double RtoMs { get; private set; }
+    public long FlightSize => _flight;
+    public long QueuedBytes { get; private set; }
+    public long ChunksSent { get; private set; }
+    public long ChunksRetransmitted { get; private set; }
+    public long FastRetransmits { get; private set; }
+    public uint NextTsn => _nextTsn;
+    public uint LastAssignedTsn => _nextTsn - 1;
+    /// <summary>Some sent DATA is not yet acknowledged cumulatively.</summary>
+    public bool HasOutstanding => _cumAck != _nextTsn - 1;
+    public bool HasRetransmissionsPending => _toRetransmit > 0;
+    public bool IsDrained => !HasOutstanding && _queue.Count == 0;
+    public bool HasSendableData => _toRetransmit > 0 || _queue.Count > 0;
+
+    public void Enqueue(OutboundMessage message)
+    {
+        if (message.Length <= 0) throw new ArgumentException("SCTP cannot carry an empty user message", nameof(message));
+        if (!message.Unordered)
+        {
+            _nextSsn.TryGetValue(message.StreamId, out ushort ssn);
+            message.Ssn = ssn;
+            _nextSsn[message.StreamId] = (ushort)(ssn + 1);
+        }
+        _queue.Enqueue(message);
+        QueuedBytes += message.Length;
+    }
+
+    /// <summary>True while a message of this stream still waits for TSNs (an outgoing reset must wait).</summary>
+    public bool HasUnassignedDataFor(ushort streamId)
+    {
+        foreach (var message in _queue)
+        {
+            if (message.StreamId == streamId) return true;
+        }
+        return false;
+    }
+
+    /// <summary>After an outgoing stream reset the stream's SSNs start again at 0 (RFC 6525 §5.2.2).</summary>
+    public void ResetStreamSequence(ushort streamId) => _nextSsn.Remove(streamId);
+
+    private ref SentChunk Slot(uint tsn) => ref _ring[tsn & (uint)(_ring.Length - 1)];
+
+    private void EnsureRingCapacity()
+    {
+        uint used = _nextTsn - _cumAck;
+        if (used < (uint)_ring.Length) return;
+        var grown = new SentChunk[_ring.Length * 2];
+        for (uint tsn = _cumAck + 1; tsn != _nextTsn; tsn++)
+        {
+            grown[tsn & (uint)(grown.Length - 1)] = Slot(tsn);
+        }
+        _ring = grown;
+    }
+
+    /// <summary>
+    /// Adds retransmissions, then new fragments, to the packet while cwnd and the peer's window allow.
+    /// Returns the number of DATA chunks added.
+    /// </summary>
+    public int FillPacket(SctpPacketWriter writer, long now, bool ignoreCwndForRetransmissions)
+    {
+        int added = 0;
+        if (_toRetransmit > 0)
+        {
+            for (uint tsn = _cumAck + 1; _toRetransmit > 0 && tsn != _nextTsn; tsn++)
+            {
+                ref var chunk = ref Slot(tsn);
+                if (chunk.State != SlotNeedsRetransmit) continue;
+                if (SctpPacketWriter.PaddedChunkSize(12 + chunk.Length) > writer.Remaining) return added;
+                if (!ignoreCwndForRetransmissions && _flight > 0 && _flight + chunk.Length > Cwnd) return added;
+                var message = chunk.Message!;
+                writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, chunk.Flags, message.Buffer.AsSpan(chunk.Offset, chunk.Length));
+                chunk.State = SlotInFlight;
+                chunk.Retransmitted = true;
+                chunk.Misses = 0;
+                _flight += chunk.Length;
+                _toRetransmit--;
+                if (_timing && _timedTsn == tsn) _timing = false;
+                ChunksSent++;
+                ChunksRetransmitted++;
+                added++;
+            }
+        }
+        while (_queue.Count > 0)
+        {
+            var message = _queue.Peek();
+            int remaining = message.Length - message.NextOffset;
+            int room = (writer.Remaining - SctpPacketWriter.DataChunkHeaderSize) & ~3;
+            if (room <= 0) break;
+            // Do not split a message into a sliver just to top up a packet that already carries data.
+            if (remaining > room && room < 512 && writer.ChunkCount > 0) break;
+            int length = Math.Min(remaining, room);
+            if (_flight > 0 && (_flight + length > Cwnd || length > _peerRwnd)) break;
+            EnsureRingCapacity();
+            byte flags = 0;
+            if (message.NextOffset == 0) flags |= DataFlags.Begin;
+            if (length == remaining) flags |= DataFlags.End;
+            if (message.Unordered) flags |= DataFlags.Unordered;
+            uint tsn = _nextTsn++;
+            ref var chunk = ref Slot(tsn);
+            chunk.Message = message;
+            chunk.Offset = message.NextOffset;
+            chunk.Length = length;
+            chunk.Flags = flags;
+            chunk.State = SlotInFlight;
+            chunk.Misses = 0;
+            chunk.Retransmitted = false;
+            writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, flags, message.Buffer.AsSpan(message.NextOffset, length));
+            message.NextOffset += length;
+            _flight += length;
+            _peerRwnd -= length;
+            QueuedBytes -= length;
+            if (message.NextOffset == message.Length) _queue.Dequeue();
+            if (!_timing)
+            {
+                _timing = true;
+                _timedTsn = tsn;
+                _timedAt = now;
+            }
+            ChunksSent++;
+            added++;
+        }
+        return added;
+    }
+
+    /// <summary>Applies a SACK (RFC 9260 §6.2.1, §7.2); <paramref name="gapBlocks"/> holds the raw (start,end) pairs.</summary>
+    public SackOutcome OnSack(uint cumulativeTsn, uint advertisedWindow, ReadOnlySpan<byte> gapBlocks, int gapBlockCount, long now)
+    {
+        if (Serial.Lt(cumulativeTsn, _cumAck) || Serial.Ge(cumulativeTsn, _nextTsn)) return default;
+        long flightBefore = _flight;
+        long acked = 0;
+        bool cumulativeAdvanced = cumulativeTsn != _cumAck;
+        uint highestNewlyAcked = _cumAck;
+        bool anyNewlyAcked = false;
+        for (uint tsn = _cumAck + 1; tsn != cumulativeTsn + 1; tsn++)
+        {
+            ref var chunk = ref Slot(tsn);
+            if (chunk.State != SlotAcked)
+            {
+                acked += chunk.Length;
+                chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
+                highestNewlyAcked = tsn;
+                anyNewlyAcked = true;
+                MeasureRtt(tsn, chunk.Retransmitted, now);
+            }
+            if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+            else if (chunk.State == SlotNeedsRetransmit) _toRetransmit--;
+            if ((chunk.Flags & DataFlags.End) != 0)
+            {
+                var message = chunk.Message!;
+                if (message.Buffer.Length > 0) ArrayPool<byte>.Shared.Return(message.Buffer);
+                message.Buffer = Array.Empty<byte>();
+            }
+            chunk = default;
+        }
+        _cumAck = cumulativeTsn;
+
+        bool fastRetransmitStarted = false;
+        if (gapBlockCount > 0)
+        {
+            uint highestGapAcked = _cumAck;
+            for (int i = 0; i < gapBlockCount; i++)
+            {
+                int start = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4)..]);
+                int end = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4 + 2)..]);
+                if (start == 0 || end < start) continue;
+                uint first = _cumAck + (uint)start;
+                uint last = _cumAck + (uint)end;
+                if (Serial.Ge(last, _nextTsn)) continue;
+                for (uint tsn = first; tsn != last + 1; tsn++)
+                {
+                    ref var chunk = ref Slot(tsn);
+                    if (chunk.State == SlotAcked || chunk.State == SlotEmpty) continue;
+                    if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+                    else _toRetransmit--;
+                    chunk.State = SlotAcked;
+                    acked += chunk.Length;
+                    chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
+                    MeasureRtt(tsn, chunk.Retransmitted, now);
+                    if (!anyNewlyAcked || Serial.Gt(tsn, highestNewlyAcked)) highestNewlyAcked = tsn;
+                    anyNewlyAcked = true;
+                }
+                if (Serial.Gt(last, highestGapAcked)) highestGapAcked = last;
+            }
+            // HTNA (RFC 9260 §7.2.4): only TSNs below the highest newly acknowledged one get a miss indication.
+            if (anyNewlyAcked)
+            {
+                for (uint tsn = _cumAck + 1; tsn != highestNewlyAcked; tsn++)
+                {
+                    ref var chunk = ref Slot(tsn);
+                    if (chunk.State != SlotInFlight) continue;
+                    if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
+                    chunk.State = SlotNeedsRetransmit;
+                    chunk.Misses = 0;
+                    _flight -= chunk.Length;
+                    _toRetransmit++;
+                    if (_timing && _timedTsn == tsn) _timing = false;
+                    if (!_inFastRecovery)
+                    {
+                        _inFastRecovery = true;
+                        _recoverTsn = _nextTsn - 1;
+                        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
+                        Cwnd = Ssthresh;
+                        _partialBytesAcked = 0;
+                        FastRetransmits++;
+                        fastRetransmitStarted = true;
+                    }
+                }
+            }
+        }
+
+        if (_inFastRecovery && Serial.Ge(_cumAck, _recoverTsn)) _inFastRecovery = false;
+        if (cumulativeAdvanced && !_inFastRecovery && acked > 0)
+        {
+            bool windowWasFull = flightBefore + _mtu > Cwnd;
+            if (Cwnd <= Ssthresh)
+            {
+                if (windowWasFull) Cwnd += Math.Min(acked, _mtu);
+            }
+            else
+            {
+                _partialBytesAcked += acked;
+                if (_partialBytesAcked >= Cwnd && windowWasFull)
+                {
+                    _partialBytesAcked -= Cwnd;
+                    Cwnd += _mtu;
+                }
+            }
+        }
+        if (_flight == 0) _partialBytesAcked = 0;
+        _peerRwnd = Math.Max(0, (long)advertisedWindow - _flight);
+        return new SackOutcome(true, cumulativeAdvanced, acked, fastRetransmitStarted);
+    }
+
+    private void MeasureRtt(uint tsn, bool retransmitted, long now)
+    {
+        if (!_timing || tsn != _timedTsn) return;
+        _timing = false;
+        if (retransmitted) return; // Karn's rule
+        double sample = (now - _timedAt) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+        AddRttSample(sample);
+    }
+
+    public void AddRttSample(double sampleMs)
+    {
+        if (!_hasRtt)
+        {
+            SmoothedRttMs = sampleMs;
+            RttVarianceMs = sampleMs / 2;
+            _hasRtt = true;
+        }
+        else
+        {
+            RttVarianceMs = 0.75 * RttVarianceMs + 0.25 * Math.Abs(SmoothedRttMs - sampleMs);
+            SmoothedRttMs = 0.875 * SmoothedRttMs + 0.125 * sampleMs;
+        }
+        RtoMs = Math.Clamp(SmoothedRttMs + Math.Max(1.0, 4 * RttVarianceMs), _rtoMinMs, _rtoMaxMs);
+    }
+
+    /// <summary>T3-rtx expired (RFC 9260 §6.3.3, §7.2.3): collapse cwnd, back off the RTO, resend everything outstanding.</summary>
+    public void OnRetransmissionTimeout()
+    {
+        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
+        Cwnd = _mtu;
+        _partialBytesAcked = 0;
+        _inFastRecovery = false;
+        _timing = false;
+        RtoMs = Math.Min(RtoMs * 2, _rtoMaxMs);
+        for (uint tsn = _cumAck + 1; tsn != _nextTsn; tsn++)
+        {
+            ref var chunk = ref Slot(tsn);
+            if (chunk.State != SlotInFlight) continue;
+            chunk.State = SlotNeedsRetransmit;
+            chunk.Misses = 0;
+            _flight -= chunk.Length;
+            _toRetransmit++;
+        }
+    }
+
+    /// <summary>Drops all queued and outstanding data; pooled buffers are left to the GC.</summary>
+    public void Release()
+    {
+        _queue.Clear();
+        Array.Clear(_ring);
+        _flight = 0;
+        _toRetransmit = 0;
+        QueuedBytes = 0;
+    }
+}
