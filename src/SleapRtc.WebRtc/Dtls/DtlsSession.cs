@@ -23,6 +23,7 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
     private Func<bool>? _peerClosed;
     private volatile bool _disposed;
     private int _closedReported;
+    private volatile int _minimumCiphertextLength;
 
     public DtlsSession(DtlsCertificate certificate, SpanAction sendToNetwork)
     {
@@ -45,7 +46,12 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
     public int MaxDatagramSize => _transport?.GetSendLimit() ?? DatagramAdapter.SendLimit;
 
     /// <summary>Hands a datagram from the network (first byte 20–63) to DTLS; never throws.</summary>
-    public void DeliverFromNetwork(ReadOnlySpan<byte> datagram) => _adapter.Enqueue(datagram);
+    public void DeliverFromNetwork(ReadOnlySpan<byte> datagram)
+    {
+        var minimumCiphertext = _minimumCiphertextLength;
+        if (minimumCiphertext > 0 && !DtlsRecordFilter.IsAcceptable(datagram, minimumCiphertext)) return;
+        _adapter.Enqueue(datagram);
+    }
 
     /// <summary>
     /// Runs the handshake on a dedicated thread (BouncyCastle's API is blocking) and verifies that the
@@ -77,6 +83,7 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
                     CipherSuite = server.NegotiatedCipherSuite;
                     _peerClosed = () => server.PeerClosed;
                 }
+                _minimumCiphertextLength = DtlsRecordFilter.MinimumCiphertextLength(CipherSuite);
                 completion.TrySetResult();
             }
             catch (Exception ex)
