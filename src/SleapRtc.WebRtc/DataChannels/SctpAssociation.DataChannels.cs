@@ -42,13 +42,32 @@ public sealed partial class SctpAssociation
         return channel;
     }
 
+    /// <summary>
+    /// A pre-negotiated channel (RFC 8831 §6.5, "negotiated: true"): both sides create it with the same stream
+    /// id out of band and no DCEP is exchanged. Usable once the association is established.
+    /// </summary>
+    public IDataChannel CreateNegotiatedChannel(string label, ushort streamId)
+    {
+        ArgumentNullException.ThrowIfNull(label);
+        lock (_gate)
+        {
+            if (_closed) throw new SctpAssociationException("the SCTP association is closed", _closeError);
+            if (_channels.ContainsKey(streamId)) throw new InvalidOperationException($"stream {streamId} already carries a data channel");
+            var channel = new RtcDataChannel(this, streamId, label, string.Empty, RemoteMaxMessageSize, DataChannelState.Open);
+            _channels[streamId] = channel;
+            return channel;
+        }
+    }
+
     private ushort AllocateStreamId()
     {
+        // Ids must stay below the streams both sides negotiated (libdatachannel offers 1024).
+        int limit = _peer.InboundStreams == 0 ? StreamCount : Math.Min((int)StreamCount, (int)_peer.InboundStreams);
         for (int attempt = 0; attempt < 32768; attempt++)
         {
+            if (_nextStreamId >= limit) _nextStreamId = _options.IsDtlsClient ? (ushort)0 : (ushort)1;
             ushort candidate = _nextStreamId;
             _nextStreamId = (ushort)(_nextStreamId + 2);
-            if (_nextStreamId >= 65534) _nextStreamId = _options.IsDtlsClient ? (ushort)0 : (ushort)1;
             if (!_channels.ContainsKey(candidate)) return candidate;
         }
         throw new InvalidOperationException("no free SCTP stream for another data channel");
@@ -124,7 +143,9 @@ public sealed partial class SctpAssociation
         lock (_gate)
         {
             if (_closed) throw new InvalidOperationException("the SCTP association is closed", _closeError);
-            if (channel.State != DataChannelState.Open || !CanSendData) throw new InvalidOperationException($"the data channel is {channel.State}");
+            if (channel.State != DataChannelState.Open) throw new InvalidOperationException($"the data channel is {channel.State}");
+            // RFC 9260 §9.2: once a shutdown has begun no new user data is accepted.
+            if (_state != SctpAssociationState.Established) throw new InvalidOperationException($"the SCTP association is shutting down ({_state})");
             channel.AddBuffered(length);
             EnqueueMessage(new OutboundMessage { StreamId = channel.StreamId, Ppid = ppid, Buffer = buffer, Length = length, Owner = channel });
         }

@@ -75,6 +75,7 @@ public sealed partial class SctpAssociation
         _lastReceiveTicks = now;
         _sender?.AddRttSample((now - _heartbeatSentAt) * 1000.0 / System.Diagnostics.Stopwatch.Frequency);
         _heartbeatDeadline = now + MsToTicks(_options.HeartbeatInterval.TotalMilliseconds);
+        ArmTimer();
     }
 
     private void SendAbortChunk(ushort cause)
@@ -93,6 +94,22 @@ public sealed partial class SctpAssociation
         {
             // The transport is already gone; the peer will notice by itself.
         }
+    }
+
+    /// <summary>ERROR with an "Unrecognized Chunk Type" cause (RFC 9260 §3.3.10.6) carrying the chunk, truncated to fit.</summary>
+    private void ReportUnrecognizedChunk(in SctpChunk chunk)
+    {
+        if (_peerTag == 0) return;
+        int copied = Math.Min(chunk.Value.Length, 256);
+        BeginPacket();
+        var value = _writer.AddChunk(ChunkType.Error, 0, 4 + 4 + copied);
+        BinaryPrimitives.WriteUInt16BigEndian(value, ErrorCause.UnrecognizedChunkType);
+        BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)(8 + copied));
+        value[4] = chunk.Type;
+        value[5] = chunk.Flags;
+        BinaryPrimitives.WriteUInt16BigEndian(value[6..], (ushort)(4 + copied));
+        chunk.Value[..copied].CopyTo(value[8..]);
+        SendPacket();
     }
 
     private void HandleAbort(ReadOnlySpan<byte> value)

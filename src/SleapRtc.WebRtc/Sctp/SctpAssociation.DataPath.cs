@@ -61,7 +61,11 @@ public sealed partial class SctpAssociation : ISctpMessageSink
         if (outcome.BytesAcked > 0) _errorCount = 0;
         if (outcome.FastRetransmitStarted) _fastRetransmitPending = true;
         if (!_sender.HasOutstanding) _t3Deadline = long.MaxValue;
-        else if (outcome.CumulativeAdvanced) _t3Deadline = now + MsToTicks(_sender.RtoMs);
+        else if (outcome.CumulativeAdvanced)
+        {
+            _t3Deadline = now + MsToTicks(_sender.RtoMs);
+            ArmTimer();
+        }
         int ackedPackets = (int)(outcome.BytesAcked / Math.Max(1, _writer.MaxPacketSize - 28));
         _sendBudget += ackedPackets + _options.MaxBurst;
         if (outcome.CumulativeAdvanced) OnCumulativeAckAdvanced();
@@ -82,7 +86,8 @@ public sealed partial class SctpAssociation : ISctpMessageSink
             if (_writer.ChunkCount == 0) break;
             if (dataChunks > 0)
             {
-                if (_sender!.IsDrained || !_sender.HasSendableData) _writer.SetLastChunkFlag(DataFlags.Immediate);
+                // Ask for an immediate SACK when nothing (or only a held partial packet) follows, so the tail is not delayed.
+                if (!_sender!.HasSendableData || _sender.HoldsPartialPacket) _writer.SetLastChunkFlag(DataFlags.Immediate);
                 if (_t3Deadline == long.MaxValue)
                 {
                     _t3Deadline = now + MsToTicks(_sender.RtoMs);

@@ -14,7 +14,6 @@ namespace SleapRtc.WebRtc.Sctp;
 public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
 {
     private readonly object _gate = new();
-    private readonly object _eventGate = new();
     private readonly IDatagramTransport _transport;
     private readonly SctpAssociationOptions _options;
     private readonly SctpPacketWriter _writer;
@@ -47,6 +46,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     private double _t1RtoMs;
     private byte[]? _cookieToEcho;
     private int _errorCount;
+    private bool _unrecognizedReported;
 
     // Receive-side SACK policy.
     private bool _sackPending;
@@ -307,6 +307,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
         }
         var reader = new SctpChunkReader(chunks);
         bool packetHadData = false;
+        _unrecognizedReported = false;
         while (!_closed && reader.TryRead(out var chunk))
         {
             switch (chunk.Type)
@@ -351,7 +352,12 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
                 case ChunkType.Error:
                     break;
                 default:
-                    // RFC 9260 §3.2: the two high bits of an unknown type say stop (00, 01) or skip (10, 11).
+                    // RFC 9260 §3.2: the two high bits of an unknown type say report (x1) and stop (0x) or skip (1x).
+                    if ((chunk.Type & 0x40) != 0 && !_unrecognizedReported)
+                    {
+                        _unrecognizedReported = true; // one report per packet: no amplification
+                        ReportUnrecognizedChunk(chunk);
+                    }
                     if ((chunk.Type & 0x80) == 0) return;
                     break;
             }
@@ -385,23 +391,34 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     internal void QueueEvent(in PendingEvent pendingEvent) => _pendingEvents.Add(pendingEvent);
 
     private List<PendingEvent> _pendingEvents = new();
-    private List<PendingEvent> _raisingEvents = new();
+    private List<PendingEvent> _eventsBeingRaised = new();
+    private bool _raisingEvents;
 
-    /// <summary>Raises queued user events outside the protocol lock, preserving their order.</summary>
+    /// <summary>
+    /// Raises queued user events outside the protocol lock, in order and never concurrently. Whichever thread
+    /// finds events queued and nobody raising becomes the raiser (normally the receive thread); a thread that
+    /// finds a raiser at work leaves its events to it, so a slow handler never blocks Send.
+    /// </summary>
     private void RaisePendingEvents()
     {
-        lock (_eventGate)
+        lock (_gate)
         {
-            while (true)
+            if (_raisingEvents || _pendingEvents.Count == 0) return;
+            _raisingEvents = true;
+        }
+        while (true)
+        {
+            lock (_gate)
             {
-                lock (_gate)
+                if (_pendingEvents.Count == 0)
                 {
-                    if (_pendingEvents.Count == 0) return;
-                    (_pendingEvents, _raisingEvents) = (_raisingEvents, _pendingEvents);
+                    _raisingEvents = false;
+                    return;
                 }
-                foreach (var pending in _raisingEvents) RaiseEvent(pending);
-                _raisingEvents.Clear();
+                (_pendingEvents, _eventsBeingRaised) = (_eventsBeingRaised, _pendingEvents);
             }
+            foreach (var pending in _eventsBeingRaised) RaiseEvent(pending);
+            _eventsBeingRaised.Clear();
         }
     }
 

@@ -45,6 +45,8 @@ internal sealed class SctpSender
         public byte State;
         public byte Misses;
         public bool Retransmitted;
+        /// <summary>Transmission order of the latest send; miss indications compare it, not the TSN.</summary>
+        public uint SentSeq;
     }
 
     private readonly Queue<OutboundMessage> _queue = new();
@@ -61,6 +63,7 @@ internal sealed class SctpSender
     private bool _inFastRecovery;
     private uint _recoverTsn;
     private int _toRetransmit;
+    private uint _sendSeq;
     private bool _hasRtt;
     private bool _timing;
     private uint _timedTsn;
@@ -123,6 +126,15 @@ internal sealed class SctpSender
     /// <summary>After an outgoing stream reset the stream's SSNs start again at 0 (RFC 6525 §5.2.2).</summary>
     public void ResetStreamSequence(ushort streamId) => _nextSsn.Remove(streamId);
 
+    /// <summary>Bytes a chunk occupies on the wire; flight and cwnd count these so tiny messages cannot burst thousands of packets.</summary>
+    private static int Charge(int payloadLength) => (SctpPacketWriter.DataChunkHeaderSize + payloadLength + 3) & ~3;
+
+    /// <summary>
+    /// Nagle (RFC 9260 §6.1 allows it): while data is in flight, a queue that cannot fill a packet waits for
+    /// the next SACK so small messages bundle instead of each taking a packet.
+    /// </summary>
+    public bool HoldsPartialPacket => _toRetransmit == 0 && _queue.Count > 0 && _flight > 0 && QueuedBytes < _mtu - 64;
+
     private ref SentChunk Slot(uint tsn) => ref _ring[tsn & (uint)(_ring.Length - 1)];
 
     private void EnsureRingCapacity()
@@ -151,13 +163,14 @@ internal sealed class SctpSender
                 ref var chunk = ref Slot(tsn);
                 if (chunk.State != SlotNeedsRetransmit) continue;
                 if (SctpPacketWriter.PaddedChunkSize(12 + chunk.Length) > writer.Remaining) return added;
-                if (!ignoreCwndForRetransmissions && _flight > 0 && _flight + chunk.Length > Cwnd) return added;
+                if (!ignoreCwndForRetransmissions && _flight > 0 && _flight + Charge(chunk.Length) > Cwnd) return added;
                 var message = chunk.Message!;
                 writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, chunk.Flags, message.Buffer.AsSpan(chunk.Offset, chunk.Length));
                 chunk.State = SlotInFlight;
+                chunk.SentSeq = ++_sendSeq;
                 chunk.Retransmitted = true;
                 chunk.Misses = 0;
-                _flight += chunk.Length;
+                _flight += Charge(chunk.Length);
                 _toRetransmit--;
                 if (_timing && _timedTsn == tsn) _timing = false;
                 ChunksSent++;
@@ -167,6 +180,7 @@ internal sealed class SctpSender
         }
         while (_queue.Count > 0)
         {
+            if (HoldsPartialPacket && writer.ChunkCount == 0) break;
             var message = _queue.Peek();
             int remaining = message.Length - message.NextOffset;
             int room = (writer.Remaining - SctpPacketWriter.DataChunkHeaderSize) & ~3;
@@ -174,7 +188,7 @@ internal sealed class SctpSender
             // Do not split a message into a sliver just to top up a packet that already carries data.
             if (remaining > room && room < 512 && writer.ChunkCount > 0) break;
             int length = Math.Min(remaining, room);
-            if (_flight > 0 && (_flight + length > Cwnd || length > _peerRwnd)) break;
+            if (_flight > 0 && (_flight + Charge(length) > Cwnd || length > _peerRwnd)) break;
             EnsureRingCapacity();
             byte flags = 0;
             if (message.NextOffset == 0) flags |= DataFlags.Begin;
@@ -187,12 +201,13 @@ internal sealed class SctpSender
             chunk.Length = length;
             chunk.Flags = flags;
             chunk.State = SlotInFlight;
+            chunk.SentSeq = ++_sendSeq;
             chunk.Misses = 0;
             chunk.Retransmitted = false;
             writer.AddData(tsn, message.StreamId, message.Ssn, message.Ppid, flags, message.Buffer.AsSpan(message.NextOffset, length));
             message.NextOffset += length;
-            _flight += length;
-            _peerRwnd -= length;
+            _flight += Charge(length);
+            _peerRwnd -= Charge(length);
             QueuedBytes -= length;
             if (message.NextOffset == message.Length) _queue.Dequeue();
             if (!_timing)
@@ -216,18 +231,20 @@ internal sealed class SctpSender
         bool cumulativeAdvanced = cumulativeTsn != _cumAck;
         uint highestNewlyAcked = _cumAck;
         bool anyNewlyAcked = false;
+        uint latestAckedSend = 0;
         for (uint tsn = _cumAck + 1; tsn != cumulativeTsn + 1; tsn++)
         {
             ref var chunk = ref Slot(tsn);
             if (chunk.State != SlotAcked)
             {
-                acked += chunk.Length;
+                acked += Charge(chunk.Length);
                 chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                 highestNewlyAcked = tsn;
+                if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
                 anyNewlyAcked = true;
                 MeasureRtt(tsn, chunk.Retransmitted, now);
             }
-            if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+            if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
             else if (chunk.State == SlotNeedsRetransmit) _toRetransmit--;
             if ((chunk.Flags & DataFlags.End) != 0)
             {
@@ -255,28 +272,32 @@ internal sealed class SctpSender
                 {
                     ref var chunk = ref Slot(tsn);
                     if (chunk.State == SlotAcked || chunk.State == SlotEmpty) continue;
-                    if (chunk.State == SlotInFlight) _flight -= chunk.Length;
+                    if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
                     else _toRetransmit--;
                     chunk.State = SlotAcked;
-                    acked += chunk.Length;
+                    acked += Charge(chunk.Length);
                     chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
                     MeasureRtt(tsn, chunk.Retransmitted, now);
                     if (!anyNewlyAcked || Serial.Gt(tsn, highestNewlyAcked)) highestNewlyAcked = tsn;
+                    if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
                     anyNewlyAcked = true;
                 }
                 if (Serial.Gt(last, highestGapAcked)) highestGapAcked = last;
             }
-            // HTNA (RFC 9260 §7.2.4): only TSNs below the highest newly acknowledged one get a miss indication.
+            // HTNA (RFC 9260 §7.2.4) in transmission order: a chunk gets a miss indication only when something
+            // sent after it was newly acknowledged. For first transmissions that is exactly "TSN below the highest
+            // newly acked TSN"; a retransmission is not blamed for acks of packets that left before it, and a lost
+            // retransmission can be fast-retransmitted again instead of waiting for T3.
             if (anyNewlyAcked)
             {
-                for (uint tsn = _cumAck + 1; tsn != highestNewlyAcked; tsn++)
+                for (uint tsn = _cumAck + 1; Serial.Lt(tsn, highestNewlyAcked); tsn++)
                 {
                     ref var chunk = ref Slot(tsn);
-                    if (chunk.State != SlotInFlight) continue;
+                    if (chunk.State != SlotInFlight || !Serial.Lt(chunk.SentSeq, latestAckedSend)) continue;
                     if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
                     chunk.State = SlotNeedsRetransmit;
                     chunk.Misses = 0;
-                    _flight -= chunk.Length;
+                    _flight -= Charge(chunk.Length);
                     _toRetransmit++;
                     if (_timing && _timedTsn == tsn) _timing = false;
                     if (!_inFastRecovery)
@@ -356,7 +377,7 @@ internal sealed class SctpSender
             if (chunk.State != SlotInFlight) continue;
             chunk.State = SlotNeedsRetransmit;
             chunk.Misses = 0;
-            _flight -= chunk.Length;
+            _flight -= Charge(chunk.Length);
             _toRetransmit++;
         }
     }

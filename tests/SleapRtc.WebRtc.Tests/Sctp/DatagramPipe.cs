@@ -36,7 +36,7 @@ public sealed class DatagramPipe : IDatagramTransport, IDisposable
     private long _lastDue;
     private bool _disposed;
     private volatile bool _cut;
-    private Func<int, bool>? _dropFilter;
+    private DropRule? _dropFilter;
     private int _sentCount;
 
     public DatagramPipe(int maxDatagramSize, PipeImpairments impairments, string name)
@@ -60,8 +60,14 @@ public sealed class DatagramPipe : IDatagramTransport, IDisposable
     /// <summary>From now on every packet is lost (the peer vanished).</summary>
     public void Cut() => _cut = true;
 
-    /// <summary>Drops the packets whose 0-based send index makes the filter return true.</summary>
-    public void DropWhen(Func<int, bool> filter) => _dropFilter = filter;
+    /// <summary>Drops the packets for which the rule (0-based send index, packet bytes) returns true.</summary>
+    public void DropWhen(DropRule rule) => _dropFilter = rule;
+
+    public delegate bool DropRule(int index, ReadOnlySpan<byte> packet);
+
+    /// <summary>True for a packet whose first chunk is DATA carrying at least <paramref name="minimumPayload"/> bytes.</summary>
+    public static bool IsBulkData(ReadOnlySpan<byte> packet, int minimumPayload = 1000) =>
+        packet.Length >= 28 + minimumPayload && packet[12] == 0;
 
     public void Send(ReadOnlySpan<byte> datagram)
     {
@@ -71,7 +77,7 @@ public sealed class DatagramPipe : IDatagramTransport, IDisposable
         {
             if (_disposed) return;
             int index = _sentCount++;
-            if (_cut || (_dropFilter?.Invoke(index) ?? false) || (_impairments.LossRate > 0 && _random.NextDouble() < _impairments.LossRate))
+            if (_cut || (_dropFilter?.Invoke(index, datagram) ?? false) || (_impairments.LossRate > 0 && _random.NextDouble() < _impairments.LossRate))
             {
                 Dropped++;
                 return;

@@ -38,8 +38,8 @@ public class SctpAssociationTests
     {
         var fast = new SctpAssociationOptions { IsDtlsClient = true, RtoInitial = TimeSpan.FromMilliseconds(50) };
         await using var pair = new SctpTestPair(fast, new SctpAssociationOptions { RtoInitial = TimeSpan.FromMilliseconds(50) });
-        pair.AToB.DropWhen(index => index < 2); // first INIT and the first COOKIE ECHO / INIT ACK
-        pair.BToA.DropWhen(index => index < 1);
+        pair.AToB.DropWhen((index, _) => index < 2); // first INIT and the first COOKIE ECHO / INIT ACK
+        pair.BToA.DropWhen((index, _) => index < 1);
         await pair.ConnectBothAsync(Timeout);
         await OpenAndCheck(pair);
     }
@@ -86,7 +86,14 @@ public class SctpAssociationTests
             int length = Math.Min(chunk, totalBytes - offset);
             await from.SendAsync(data.AsMemory(offset, length), 1 << 20, cts.Token);
         }
-        await done.Task.WaitAsync(cts.Token);
+        try
+        {
+            await done.Task.WaitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"transfer stalled: {Interlocked.Read(ref received)} of {totalBytes} bytes arrived, {from.BufferedAmount} buffered at the sender");
+        }
         watch.Stop();
         Assert.Equal(totalBytes, received);
         Assert.Equal(expected, hash.GetHashAndReset());
