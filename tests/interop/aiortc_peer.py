@@ -253,6 +253,12 @@ async def main():
     reader = asyncio.StreamReader(limit=1 << 24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     peer = FixturePeer()
+    if os.environ.get("PEER_TRACE") == "1":
+        async def trace():
+            while True:
+                await asyncio.sleep(1)
+                sys.stderr.write(f"trace: rx {peer.rx['bytes']} bytes {peer.rx['messages']} messages\n")
+        asyncio.ensure_future(trace())
     emit({"ev": "ready", "engine": "aiortc", "version": getattr(aiortc, "__version__", "?"), "pid": os.getpid()})
     while True:
         line = await reader.readline()

@@ -19,7 +19,7 @@ try
 {
     factory = ManagedStack.CreateFactory();
 }
-catch (InvalidOperationException error)
+catch (Exception error)
 {
     Emit(new { ev = "error", cmd = "load", message = error.Message });
     return 2;
@@ -60,10 +60,12 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
     private (int Count, string Prefix)? _textTarget;
 
     private double Now => _clock.Elapsed.TotalMilliseconds;
+    private static readonly bool Tracing = Environment.GetEnvironmentVariable("PEER_TRACE") == "1";
 
     public async Task<bool> HandleAsync(JsonObject command)
     {
         var name = (string?)command["cmd"];
+        if (Tracing) Console.Error.WriteLine($"trace: command {name} at {Now:0} ms");
         try
         {
             switch (name)
@@ -240,6 +242,10 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
         var started = Now;
         long sent = 0;
         var index = 0;
+        // PEER_TRACE=1: one progress line a second on stderr (the harness shows stderr tails on failure).
+        using var trace = Tracing
+            ? new Timer(_ => Console.Error.WriteLine($"trace: sent {Interlocked.Read(ref sent)} buffered {channel.BufferedAmount} state {channel.State} {SctpStatistics(channel)}"), null, 1000, 1000)
+            : null;
         while (sent < total)
         {
             var size = (int)Math.Min(chunk, total - sent);
@@ -252,7 +258,7 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
             }
             hash?.AppendData(message.Span);
             await channel.SendAsync(message, high, cts.Token).ConfigureAwait(false);
-            sent += size;
+            Interlocked.Add(ref sent, size);
             index++;
         }
         await DrainAsync(channel, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
@@ -292,6 +298,13 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
         if (_pc is not null) await _pc.DisposeAsync().ConfigureAwait(false);
         _pc = null;
         emit(new { ev = "pcClosed" });
+    }
+
+    // Diagnostics only: the association's counters are not on the public seam, so read them by reflection.
+    private static string SctpStatistics(IDataChannel channel)
+    {
+        var association = channel.GetType().GetField("_association", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)?.GetValue(channel);
+        return association?.GetType().GetMethod("GetStatistics")?.Invoke(association, null)?.ToString() ?? "";
     }
 
     private static double? PeakRssMB()
