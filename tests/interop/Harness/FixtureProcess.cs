@@ -152,6 +152,9 @@ public sealed class FixtureProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The last lines the fixture wrote to stderr, for failure messages about its partner.</summary>
+    public string StderrTail => Diagnostics();
+
     private string Diagnostics()
     {
         lock (_gate)

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Diagnostics;
 
 namespace SleapRtc.Interop;
@@ -86,7 +87,16 @@ public sealed class PeerPair : IAsyncDisposable
         source.Send(new { cmd = "send", bytes, hash, source = dataSource });
         var sentTask = source.WaitForAsync("sent", timeout);
         var receivedTask = sink.WaitForAsync("received", timeout);
-        var received = await receivedTask.ConfigureAwait(false);
+        JsonObject received;
+        try
+        {
+            received = await receivedTask.ConfigureAwait(false);
+        }
+        catch (FixtureFailedException error)
+        {
+            // The sender's side of the story (its trace lines, errors) belongs in the same message.
+            throw new FixtureFailedException(error.Message + source.StderrTail);
+        }
         var elapsed = clock.Elapsed;
         var sent = await sentTask.ConfigureAwait(false);
         return new TransferOutcome((long?)sent["bytes"] ?? -1, (long?)received["bytes"] ?? -1,
