@@ -17,7 +17,7 @@ for (var i = 0; i < args.Length; i++)
         case "--size": sizeMiB = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--aiortc-size": aiortcSizeMiB = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--runs": connectRuns = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--pairs": pairs = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList(); break;
+        case "--pairs": pairs = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).Where(p => p.Contains('>')).ToList(); break;
         case "--connect": connectKinds = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).ToList(); break;
         case "--skip-connect": connectRuns = 0; break;
         default:
@@ -85,14 +85,17 @@ Ratio("wrtc>ours", "wrtc>wrtc");
 if (connectRuns > 0)
 {
     Console.WriteLine();
-    Console.WriteLine($"connect time (offer requested -> channel open on both sides), {connectRuns} runs, warm processes:");
+    Console.WriteLine($"connect time (offer requested -> channel open on both sides), {connectRuns} runs, warm processes (offerer -> answerer):");
     Console.WriteLine("| pair | p50 ms | p90 ms | min ms |");
     Console.WriteLine("|---|---|---|---|");
     foreach (var kind in connectKinds)
     {
+        // "ours" means ours<>ours; "ours<>chromium" names offerer and answerer.
+        var ends = kind.Split("<>");
+        var (offererKind, answererKind) = (ends[0], ends.Length > 1 ? ends[1] : ends[0]);
         try
         {
-            await using var pair = await PeerPair.StartAsync(Fixture(kind), Fixture(kind));
+            await using var pair = await PeerPair.StartAsync(Fixture(offererKind), Fixture(answererKind));
             var samples = new List<double>();
             for (var run = 0; run < connectRuns + 1; run++)
             {
@@ -104,11 +107,11 @@ if (connectRuns > 0)
                 await pair.Answerer.WaitForAsync("pcClosed", PeerPair.StepTimeout);
             }
             samples.Sort();
-            Console.WriteLine($"| {kind} <-> {kind} | {Percentile(samples, 0.5):0.0} | {Percentile(samples, 0.9):0.0} | {samples[0]:0.0} |");
+            Console.WriteLine($"| {offererKind} -> {answererKind} | {Percentile(samples, 0.5):0.0} | {Percentile(samples, 0.9):0.0} | {samples[0]:0.0} |");
         }
         catch (Exception error) when (error is FixtureUnavailableException or FixtureFailedException)
         {
-            Console.WriteLine($"| {kind} <-> {kind} | n/a | | {FirstLine(error.Message)} |");
+            Console.WriteLine($"| {offererKind} -> {answererKind} | n/a | | {FirstLine(error.Message)} |");
         }
     }
 }
