@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Installs the real components the tests use. Idempotent: skips what is already there.
+# Installs the real components the tests use, on a fresh Debian machine. Idempotent and quiet: skips what is
+# already there (apt packages by dpkg status, node modules by a stamp of package-lock.json).
+#   apt: redis-server (signaling tests), chromium + python3-aiortc (interop peers), iproute2 + util-linux
+#        (private network namespaces: ip, unshare, nsenter), nodejs + npm when node is missing.
+#   npm: tests/interop (npm ci from the committed package-lock.json: @roamhq/wrtc, node-datachannel, werift, ws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in redis-server chromium python3-aiortc iproute2; do
+  for pkg in redis-server chromium python3-aiortc iproute2 util-linux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
+  command -v node >/dev/null || need+=(nodejs)
+  command -v npm >/dev/null || need+=(npm)
   if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
-if [ -f tests/interop/package.json ] && [ ! -d tests/interop/node_modules ]; then
-  (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
+if [ -f tests/interop/package-lock.json ]; then
+  stamp=tests/interop/node_modules/.installed-lock.sha256
+  want=$(sha256sum tests/interop/package-lock.json | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$want" > "$stamp"
+  fi
 fi
-dotnet restore SleapRtc.sln
+dotnet restore SleapRtc.sln --verbosity quiet
