@@ -116,6 +116,8 @@ public sealed partial class WorkerJobSession
         }
         finally
         {
+            // The outcome is decided; stop the keep-alive loop before waiting for it.
+            Abort(WorkerJobEnd.Stopped);
             await keepAlive.ConfigureAwait(false);
             Abandon();
         }
