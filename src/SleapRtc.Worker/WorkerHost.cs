@@ -56,7 +56,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
-        StunServers = StunUrls(registration.IceServers);
+        StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
     /// <summary>The public description (Start-SleapWorker output); Status follows the lifecycle.</summary>
@@ -222,15 +222,4 @@ public sealed partial class WorkerHost : IAsyncDisposable
         return options;
     }
 
-    private static IReadOnlyList<string> StunUrls(JsonArray iceServers)
-    {
-        var urls = new List<string>();
-        foreach (var server in iceServers.OfType<JsonObject>())
-        {
-            var node = server["urls"] ?? server["url"];
-            var values = node is JsonArray array ? array.Select(n => n?.ToString()) : new[] { node?.ToString() };
-            urls.AddRange(values.OfType<string>().Where(u => u.StartsWith("stun:", StringComparison.OrdinalIgnoreCase)));
-        }
-        return urls;
-    }
 }

@@ -40,7 +40,7 @@ public sealed class FaultTests
 
         var outcome = await jobEnded.Task.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(Worker.Jobs.WorkerJobEnd.ClientGone, outcome.End);
-        await WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30));
         Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
         var available = await WorkerDiscovery.DiscoverAsync(room.Room(worker), null, null, CancellationToken.None);
@@ -64,7 +64,7 @@ public sealed class FaultTests
         var clock = Stopwatch.StartNew();
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => submission.RunAsync(cancel.Token).WaitAsync(Wait));
         Assert.Equal(Worker.Jobs.WorkerJobEnd.Cancelled, (await outcome.Task.WaitAsync(Wait)).End);
-        await WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
         Assert.True(clock.Elapsed < Wait);
     }
 
@@ -79,7 +79,7 @@ public sealed class FaultTests
             PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback, SessionString = worker.Session.SessionString,
         });
         var run = submission.RunAsync(CancellationToken.None);
-        await WaitUntilAsync(() => worker.Status == WorkerStatus.Busy);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Busy);
         var clock = Stopwatch.StartNew();
         await worker.StopAsync();
         var lost = await Assert.ThrowsAsync<WorkerLostException>(() => run.WaitAsync(TimeSpan.FromSeconds(30)));
@@ -113,13 +113,4 @@ public sealed class FaultTests
         Assert.Equal("Succeeded", result.Status);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
-            await Task.Delay(20);
-        }
-    }
 }

@@ -40,6 +40,17 @@ internal static class Fixtures
         return zipPath;
     }
 
+    /// <summary>Polls until the condition holds; throws after the room fixture's wait so no test hangs.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + RoomFixture.Wait;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
+            await Task.Delay(20);
+        }
+    }
+
     public static string Config(int epochs) => "{\"trainer_config\": {\"max_epochs\": " + epochs + "}}";
 
     private static void Write(ZipArchive zip, string name, byte[] content, CompressionLevel level = CompressionLevel.Fastest)

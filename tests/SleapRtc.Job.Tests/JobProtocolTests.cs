@@ -112,7 +112,12 @@ public sealed class JobProtocolTests
         var dir = Fixtures.NewTempDirectory("classic");
         var package = Fixtures.BuildPackage(dir, "labels.v002", new Dictionary<string, string> { ["single_instance.json"] = Fixtures.Config(2) }, scriptCommand: "sleap-train");
         await using var pair = new InProcessChannelPair();
-        var worker = new WorkerJobSession(pair.Worker, WorkerOptions(Path.Combine(dir, "jobs")));
+        // Classic clients never close the channel after the results: the worker must end the job by itself.
+        var options = WorkerOptions(Path.Combine(dir, "jobs"));
+        var worker = new WorkerJobSession(pair.Worker, new WorkerJobOptions
+        {
+            JobsDirectory = options.JobsDirectory, TrainerPath = options.TrainerPath, ResultsDrainTimeout = TimeSpan.FromSeconds(1),
+        });
         using var cts = new CancellationTokenSource(TestTimeout);
         var workerRun = worker.RunAsync(cts.Token);
 
@@ -141,8 +146,7 @@ public sealed class JobProtocolTests
         pair.Client.Send("END_OF_FILE");
 
         var meta = await resultDone.Task.WaitAsync(TestTimeout);
-        await pair.Client.CloseAsync(CancellationToken.None);
-        var workerOutcome = await workerRun;
+        var workerOutcome = await workerRun.WaitAsync(TimeSpan.FromSeconds(10));
 
         Assert.Equal(WorkerJobEnd.Succeeded, workerOutcome.End);
         Assert.False(worker.ExtensionsEnabled);

@@ -161,7 +161,7 @@ public sealed class ScenarioTests
         Assert.True(result.UploadedBytes > 0);
         Assert.NotNull(submission.ConnectTime);
         Assert.Contains(progress, p => p.Phase == SubmissionPhase.Training && p.Job is { Epoch: 2, EpochCount: 2 });
-        await WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
         Assert.Equal(new[] { WorkerStatus.Reserved, WorkerStatus.Busy, WorkerStatus.Available }, statuses.Take(3));
     }
 
@@ -185,14 +185,14 @@ public sealed class ScenarioTests
                 await Task.Delay(30);
             }
         });
-        await WaitUntilAsync(() => seen.Count > 0);
+        await Fixtures.WaitUntilAsync(() => seen.Count > 0);
         var submission = new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = Package(room, epochs: 15), OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
             SessionString = worker.Session.SessionString,
         });
         await submission.RunAsync(CancellationToken.None).WaitAsync(Wait);
-        await WaitUntilAsync(() => seen.LastOrDefault() == WorkerStatus.Available && seen.Count >= 3);
+        await Fixtures.WaitUntilAsync(() => seen.LastOrDefault() == WorkerStatus.Available && seen.Count >= 3);
         stop.Cancel();
         await watcher;
         var sequence = seen.ToList();
@@ -270,7 +270,7 @@ public sealed class ScenarioTests
             SessionString = worker.Session.SessionString,
         });
         var firstRun = first.RunAsync(CancellationToken.None);
-        await WaitUntilAsync(() => worker.Status == WorkerStatus.Busy);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Busy);
 
         var rejections = await Task.WhenAll(Enumerable.Range(0, 2).Select(i => Assert.ThrowsAsync<WorkerBusyException>(() =>
             new TrainingSubmission(new SubmissionOptions
@@ -307,7 +307,7 @@ public sealed class ScenarioTests
             PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback, SessionString = best.Session.SessionString,
         });
         var blockerRun = blocker.RunAsync(CancellationToken.None);
-        await WaitUntilAsync(() => best.Status == WorkerStatus.Busy || blockerRun.IsCompleted);
+        await Fixtures.WaitUntilAsync(() => best.Status == WorkerStatus.Busy || blockerRun.IsCompleted);
         if (blockerRun.IsFaulted) await blockerRun;
 
         var auto = new TrainingSubmission(new SubmissionOptions
@@ -370,15 +370,6 @@ public sealed class ScenarioTests
         Assert.Equal(0, overlap);
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not met in time");
-            await Task.Delay(20);
-        }
-    }
 
     private sealed class ScriptedChooser : IWorkerChooser
     {

@@ -44,7 +44,7 @@ public sealed class ClientJobSession
     private FileReceiver? _results;
     private string _resultsDirectory = "";
     private bool _jobsDone;
-    private long _lastActivityTicks = Environment.TickCount64;
+    private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
     private volatile SubmissionPhase _phase = SubmissionPhase.Uploading;
 
@@ -55,7 +55,9 @@ public sealed class ClientJobSession
         _useExtensions = useExtensions;
         _options = options ?? new ClientJobOptions();
         _log = log ?? Log.Null;
-        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, _options.HighWaterMark);
+        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, _options.HighWaterMark,
+            () => channel.State == DataChannelState.Open);
+        _liveness = new ChannelLiveness(_options.KeepAliveInterval, _options.IdleTimeout);
     }
 
     public event Action<SubmissionProgress>? ProgressChanged;
@@ -83,7 +85,10 @@ public sealed class ClientJobSession
         _channel.MessageReceived += onMessage;
         _channel.Closed += onClosed;
         using var loopStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var keepAlive = KeepAliveAndWatchdogAsync(FailWith, loopStop.Token);
+        // While we upload, the worker may legitimately stay silent; only judge silence afterwards.
+        var keepAlive = _liveness.RunAsync(() => _writer.TrySendKeepAlive(), () => _phase != SubmissionPhase.Uploading,
+            () => FailWith(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_options.IdleTimeout.TotalSeconds:0} s")),
+            loopStop.Token);
         try
         {
             if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
@@ -156,7 +161,7 @@ public sealed class ClientJobSession
 
     private void OnMessage(DataChannelMessage message, Action<Exception> fail)
     {
-        Interlocked.Exchange(ref _lastActivityTicks, Environment.TickCount64);
+        _liveness.Heard();
         try
         {
             if (message.IsText) OnText(message.Text!, fail);
@@ -304,47 +309,16 @@ public sealed class ClientJobSession
         Report(force: true);
     }
 
-    private async Task KeepAliveAndWatchdogAsync(Action<Exception> fail, CancellationToken cancellationToken)
-    {
-        var tick = TimeSpan.FromMilliseconds(Math.Min(_options.KeepAliveInterval.TotalMilliseconds, Math.Max(50, _options.IdleTimeout.TotalMilliseconds / 4)));
-        var lastKeepAlive = Environment.TickCount64;
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
-                var now = Environment.TickCount64;
-                if (now - lastKeepAlive >= _options.KeepAliveInterval.TotalMilliseconds)
-                {
-                    lastKeepAlive = now;
-                    TrySend(_writer.SendKeepAlive);
-                }
-                // While we upload, the worker may legitimately stay silent; only judge silence afterwards.
-                if (_phase != SubmissionPhase.Uploading && now - Interlocked.Read(ref _lastActivityTicks) > _options.IdleTimeout.TotalMilliseconds)
-                    fail(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_options.IdleTimeout.TotalSeconds:0} s"));
-            }
-        }
-        catch (OperationCanceledException) { }
-    }
 
     private async Task CancelOnWorkerAsync()
     {
-        if (_useExtensions) TrySend(() => _writer.SendText(JobMessages.Cancel));
+        if (_useExtensions) _writer.TrySendText(JobMessages.Cancel);
         var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
         // Give the stop message time to leave before the caller closes the connection.
         while (_channel.State == DataChannelState.Open && _channel.BufferedAmount > 0 && Environment.TickCount64 < deadline)
             await Task.Delay(10).ConfigureAwait(false);
     }
 
-    private void TrySend(Action send)
-    {
-        if (_channel.State != DataChannelState.Open) return;
-        try { send(); }
-        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
-        {
-            _log.Write(LogLevel.Debug, "client-job", "send failed: " + e.GetType().Name);
-        }
-    }
 
     private void ReportUpload(long done, long total, double bytesPerSecond, bool force)
     {

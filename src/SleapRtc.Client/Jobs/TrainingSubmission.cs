@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
 using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Discovery;
 using SleapRtc.Protocol.Jobs;
@@ -149,7 +148,7 @@ public sealed class TrainingSubmission
         var template = _options.PeerConnection ?? new PeerConnectionOptions();
         await using var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : StunUrls(connection.Registration.IceServers),
+            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
@@ -239,17 +238,6 @@ public sealed class TrainingSubmission
             .Select(first => Path.Combine(outputPath, first))
             .ToArray();
 
-    private static IReadOnlyList<string> StunUrls(JsonArray iceServers)
-    {
-        var urls = new List<string>();
-        foreach (var server in iceServers.OfType<JsonObject>())
-        {
-            var node = server["urls"] ?? server["url"];
-            var values = node is JsonArray array ? array.Select(n => n?.ToString()) : new[] { node?.ToString() };
-            urls.AddRange(values.OfType<string>().Where(u => u.StartsWith("stun:", StringComparison.OrdinalIgnoreCase)));
-        }
-        return urls;
-    }
 
     private void Report(SubmissionPhase phase, string? workerId) => ProgressChanged?.Invoke(new SubmissionProgress { Phase = phase, WorkerId = workerId });
 

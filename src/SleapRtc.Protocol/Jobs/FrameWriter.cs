@@ -15,13 +15,16 @@ public sealed class FrameWriter
     private readonly Action<string> _sendText;
     private readonly BinaryFrameAction _sendBinary;
     private readonly Func<long> _bufferedAmount;
+    private readonly Func<bool> _isOpen;
     private readonly object _gate = new();
 
-    public FrameWriter(Action<string> sendText, BinaryFrameAction sendBinary, Func<long> bufferedAmount, long highWaterMark = DefaultHighWaterMark)
+    public FrameWriter(Action<string> sendText, BinaryFrameAction sendBinary, Func<long> bufferedAmount,
+        long highWaterMark = DefaultHighWaterMark, Func<bool>? isOpen = null)
     {
         _sendText = sendText;
         _sendBinary = sendBinary;
         _bufferedAmount = bufferedAmount;
+        _isOpen = isOpen ?? (() => true);
         HighWaterMark = highWaterMark;
     }
 
@@ -35,6 +38,28 @@ public sealed class FrameWriter
     public void SendKeepAlive()
     {
         lock (_gate) _sendBinary(JobMessages.KeepAlive);
+    }
+
+    /// <summary>
+    /// For messages that may race the channel closing (keep-alives, log lines, last words): sends when the
+    /// channel is open and reports whether it did, instead of throwing.
+    /// </summary>
+    public bool TrySendText(string text) => Try(() => SendText(text));
+
+    public bool TrySendKeepAlive() => Try(SendKeepAlive);
+
+    private bool Try(Action send)
+    {
+        if (!_isOpen()) return false;
+        try
+        {
+            send();
+            return true;
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Sends the frame (copied before this returns) and then waits until the backlog is below the mark.</summary>

@@ -125,7 +125,7 @@ public sealed partial class WorkerJobSession
     private void OnTrainerOutput(TrainerOutput output)
     {
         // Classic framing: whole lines end with '\n', progress-bar updates start with '\r'.
-        TrySend(() => _writer.SendText(output.IsCarriageReturnUpdate ? "\r" + output.Text : output.Text + "\n"));
+        _writer.TrySendText(output.IsCarriageReturnUpdate ? "\r" + output.Text : output.Text + "\n");
         if (!output.IsCarriageReturnUpdate) LogLine?.Invoke(output.Text);
 
         var info = TrainerOutputParser.Parse(output.Text);
@@ -151,7 +151,7 @@ public sealed partial class WorkerJobSession
         var now = Environment.TickCount64;
         if (!force && now - Interlocked.Read(ref _lastProgressTicks) < ProgressInterval.TotalMilliseconds) return;
         Interlocked.Exchange(ref _lastProgressTicks, now);
-        if (_extensions) TrySend(() => _writer.SendText(JobExtensions.ProgressMessage(Progress)));
+        if (_extensions) _writer.TrySendText(JobExtensions.ProgressMessage(Progress));
         ProgressChanged?.Invoke(Progress);
     }
 

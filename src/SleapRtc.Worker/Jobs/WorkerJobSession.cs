@@ -23,7 +23,7 @@ public sealed partial class WorkerJobSession
     private string _outputDirectory = "models";
     private string? _packageType;
     private volatile bool _extensions;
-    private long _lastActivityTicks = Environment.TickCount64;
+    private readonly ChannelLiveness _liveness;
     private WorkerJobEnd? _abortReason;
     private readonly string _jobDirectory;
 
@@ -35,7 +35,9 @@ public sealed partial class WorkerJobSession
         _log = log ?? Log.Null;
         JobId = "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
-        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, options.HighWaterMark);
+        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, options.HighWaterMark,
+            () => channel.State == DataChannelState.Open);
+        _liveness = new ChannelLiveness(options.KeepAliveInterval, options.IdleTimeout);
         Progress = new JobProgress { JobId = JobId, Phase = "upload" };
         // Listen from the moment the channel exists: the client starts sending as soon as it is open,
         // possibly before RunAsync is called, and a message with no listener is lost.
@@ -63,7 +65,11 @@ public sealed partial class WorkerJobSession
     public async Task<WorkerJobOutcome> RunAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
-        var keepAlive = KeepAliveAndWatchdogAsync(linked.Token);
+        var keepAlive = _liveness.RunAsync(() => _writer.TrySendKeepAlive(), () => true, () =>
+        {
+            Emit("The client sent nothing (not even KEEP_ALIVE) for too long; ending the job.");
+            Abort(WorkerJobEnd.ClientGone);
+        }, linked.Token);
         var configs = new List<string>();
         var failed = 0;
         try
@@ -84,7 +90,7 @@ public sealed partial class WorkerJobSession
         catch (OperationCanceledException)
         {
             var reason = _abortReason ?? WorkerJobEnd.Stopped;
-            if (reason == WorkerJobEnd.Cancelled) TrySend(() => ReportCancelled());
+            if (reason == WorkerJobEnd.Cancelled) _writer.TrySendText(_extensions ? JobMessages.Cancelled : "Job cancelled.\n");
             SetPhase(reason == WorkerJobEnd.Cancelled ? "cancelled" : "failed");
             return new WorkerJobOutcome(JobId, reason, configs, failed, reason switch
             {
@@ -103,13 +109,15 @@ public sealed partial class WorkerJobSession
         catch (JobFailureException failure)
         {
             Emit($"ERROR: {failure.Message}");
-            TrySend(() => { if (_extensions) _writer.SendText(JobExtensions.ErrorMessage(failure.Code, failure.Message)); });
+            if (_extensions) _writer.TrySendText(JobExtensions.ErrorMessage(failure.Code, failure.Message));
             SetPhase("failed");
             await WaitForClientToFinishAsync(linked.Token).ConfigureAwait(false);
             return new WorkerJobOutcome(JobId, WorkerJobEnd.Failed, configs, failed, failure.Message);
         }
         finally
         {
+            // The outcome is decided; stop the keep-alive loop before waiting for it.
+            Abort(WorkerJobEnd.Stopped);
             await keepAlive.ConfigureAwait(false);
             Abandon();
         }
@@ -127,7 +135,7 @@ public sealed partial class WorkerJobSession
 
     private void OnMessage(DataChannelMessage message)
     {
-        Interlocked.Exchange(ref _lastActivityTicks, Environment.TickCount64);
+        _liveness.Heard();
         try
         {
             if (message.IsText) OnText(message.Text!);
@@ -226,46 +234,8 @@ public sealed partial class WorkerJobSession
         _packageReady.TrySetException(new JobFailureException(code, message));
     }
 
-    private async Task KeepAliveAndWatchdogAsync(CancellationToken cancellationToken)
-    {
-        var tick = TimeSpan.FromMilliseconds(Math.Min(_options.KeepAliveInterval.TotalMilliseconds, Math.Max(50, _options.IdleTimeout.TotalMilliseconds / 4)));
-        var lastKeepAlive = Environment.TickCount64;
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
-                var now = Environment.TickCount64;
-                if (now - lastKeepAlive >= _options.KeepAliveInterval.TotalMilliseconds)
-                {
-                    lastKeepAlive = now;
-                    TrySend(_writer.SendKeepAlive);
-                }
-                if (now - Interlocked.Read(ref _lastActivityTicks) > _options.IdleTimeout.TotalMilliseconds)
-                {
-                    Emit("The client sent nothing (not even KEEP_ALIVE) for too long; ending the job.");
-                    Abort(WorkerJobEnd.ClientGone);
-                }
-            }
-        }
-        catch (OperationCanceledException) { }
-    }
 
-    private void TrySend(Action send)
-    {
-        if (_channel.State != DataChannelState.Open) return;
-        try { send(); }
-        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException)
-        {
-            _log.Write(LogLevel.Debug, "worker-job", "send failed: " + e.GetType().Name);
-        }
-    }
 
-    private void ReportCancelled()
-    {
-        if (_extensions) _writer.SendText(JobMessages.Cancelled);
-        else _writer.SendText("Job cancelled.\n");
-    }
 
     private void Emit(string line)
     {
