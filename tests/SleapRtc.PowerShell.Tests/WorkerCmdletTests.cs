@@ -238,6 +238,68 @@ public sealed class WorkerCmdletTests : IDisposable
         WaitForStatus("available", TimeSpan.FromSeconds(30));
     }
 
+    [Fact]
+    public void Scenario06_status_lifecycle_and_the_Job_view_show_a_running_job_advancing()
+    {
+        var worker = StartWorker(0);
+        var peerId = worker.Text("PeerId")!;
+        var package = TestEnvironment.BuildPackage(_work, "viewed", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["worker"] = worker.BaseObject, ["package"] = package, ["out"] = Path.Combine(_work, "viewed-out") };
+        // Format-Table is not part of the hosted engine, so evaluate the "Job" view's own columns on the live object.
+        var row = "@(" + string.Join(", ", JobViewColumns().Select(c => "$(" + c + ")")) + ") -join ' | '";
+        var statuses = new List<string> { ReadStatus() };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            var epochs = new List<int>();
+            while (epochs.Count < 2 || epochs[^1] <= epochs[0])
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"No advancing job seen (statuses: {string.Join(", ", statuses)}; epochs: {string.Join(", ", epochs)}).");
+                var status = ReadStatus();
+                if (statuses[^1] != status) statuses.Add(status);
+                // Discovery fills WorkerInfo.Job from the worker's published properties.job.
+                var rows = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | Where-Object { $_.Job -and $_.Job.Epoch -gt 0 } | ForEach-Object { " + row + " }").ThrowOnError()
+                    .Output.Select(o => o.ToString()).ToList();
+                if (rows.Count == 1)
+                {
+                    var cells = rows[0].Split(" | ");
+                    Assert.Equal(peerId, cells[0]);
+                    Assert.Equal("busy", cells[1]);
+                    Assert.Equal("1/1", cells[3]); // config i of n
+                    Assert.Matches(@"^\d+/400$", cells[4]); // epoch e of E
+                    epochs.Add(int.Parse(cells[4].Split('/')[0], System.Globalization.CultureInfo.InvariantCulture));
+                }
+                Thread.Sleep(150);
+            }
+        }
+        finally
+        {
+            _ps.Run("Stop-Job $job").ThrowOnError();
+        }
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+        statuses.Add("available");
+        // Seen in order: available, (reserved: brief, may fall between two polls), busy, available.
+        var distinct = statuses.Where((s, i) => i == 0 || statuses[i - 1] != s).ToList();
+        Assert.Equal("available", distinct[0]);
+        Assert.Equal("available", distinct[^1]);
+        Assert.Contains("busy", distinct);
+        Assert.True(distinct.SequenceEqual(new[] { "available", "reserved", "busy", "available" }) || distinct.SequenceEqual(new[] { "available", "busy", "available" }),
+            "status sequence: " + string.Join(" -> ", distinct));
+    }
+
+    private string ReadStatus() =>
+        _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Single().ToString();
+
+    private static List<string> JobViewColumns()
+    {
+        var format = System.Xml.Linq.XDocument.Load(Path.Combine(RepoPaths.Root, "bin", "SleapRtc.format.ps1xml"));
+        var view = format.Descendants("View").Single(v => (string?)v.Element("Name") == "Job");
+        Assert.Equal(new[] { "PeerId", "Status", "Package", "Config", "Epoch", "Loss" }, view.Descendants("Label").Select(l => l.Value));
+        return view.Descendants("TableColumnItem").Select(item => item.Element("PropertyName") is { } property
+            ? "$_." + property.Value : item.Element("ScriptBlock")!.Value).ToList();
+    }
+
     private void WaitForStatus(string status, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
