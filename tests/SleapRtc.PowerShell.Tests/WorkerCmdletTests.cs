@@ -29,7 +29,7 @@ public sealed class WorkerCmdletTests : IDisposable
             .Output.Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
 
     [Fact]
-    public void Start_prints_the_banner_and_workers_of_one_room_are_discovered_with_their_GPUs()
+    public void Scenario01_02_Start_prints_the_banner_and_workers_of_one_room_are_discovered_with_their_GPUs()
     {
         var started = _ps.Run($"$room | Start-SleapWorker -GpuId 1 -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();
         var session = started.SingleOf("SleapRtc.WorkerSession");
@@ -113,7 +113,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Auto_selection_picks_the_most_GPU_memory_and_says_which()
+    public void Scenario04_Auto_selection_picks_the_most_GPU_memory_and_says_which()
     {
         StartWorker(2);
         var best = StartWorker(1);
@@ -124,7 +124,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Interactive_selection_lists_workers_refreshes_on_r_and_takes_a_number()
+    public void Scenario03_Interactive_selection_lists_workers_refreshes_on_r_and_takes_a_number()
     {
         StartWorker(0);
         _ps.Host.TestUI.Answers.Enqueue("r");
@@ -151,7 +151,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void An_empty_room_gives_a_clear_no_workers_error()
+    public void Scenario08_An_empty_room_gives_a_clear_no_workers_error()
     {
         var error = _ps.Run("Select-SleapWorker -RoomId $room.RoomId -Auto").FirstError;
         Assert.NotNull(error);
@@ -160,7 +160,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Invalid_credentials_are_reported_without_the_token()
+    public void Scenario08_Invalid_credentials_are_reported_without_the_token()
     {
         var result = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Token not-the-token -Server $server.Url");
         var error = Assert.Single(result.Errors);
@@ -200,7 +200,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
+    public void Scenario09_10_Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
     {
         var worker = StartWorker(0);
         var package = TestEnvironment.BuildPackage(_work, "long", ("config.json", 400));
@@ -290,6 +290,38 @@ public sealed class WorkerCmdletTests : IDisposable
 
     private string ReadStatus() =>
         _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Single().ToString();
+
+    [Fact]
+    public void Scenario07_10_11_WorkerId_of_a_busy_worker_is_refused_its_job_is_untouched_and_AutoSelect_takes_the_next_best()
+    {
+        var best = StartWorker(1);
+        var next = StartWorker(2);
+        var longPackage = TestEnvironment.BuildPackage(_work, "occupying", ("config.json", 400));
+        var shortPackage = TestEnvironment.BuildPackage(_work, "quick", ("config.json", 2));
+        var variables = new Dictionary<string, object?> { ["best"] = best.BaseObject, ["long"] = longPackage, ["short"] = shortPackage, ["out"] = Path.Combine(_work, "s11-out") };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $long -SessionString $best.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        try
+        {
+            WaitForStatus("busy", TimeSpan.FromSeconds(30));
+
+            // Scenario 7/9: naming the busy worker explicitly is refused with the busy error, not queued.
+            var refused = _ps.Run("Submit-SleapTraining -PackagePath $short -RoomId $room.RoomId -WorkerId $best.PeerId -OutputPath $out", JobTimeout, variables);
+            Assert.StartsWith("WorkerBusy,", refused.FirstError?.FullyQualifiedErrorId);
+
+            // Scenario 11: -AutoSelect skips the busy (bigger) GPU and trains on the next best worker.
+            var result = _ps.Run("Submit-SleapTraining -PackagePath $short -RoomId $room.RoomId -AutoSelect -OutputPath $out", JobTimeout, variables)
+                .ThrowOnError().SingleOf("SleapRtc.TrainingResult");
+            Assert.Equal(next.Text("PeerId"), result.Text("WorkerId"));
+
+            // Scenario 10: the first job was never disturbed.
+            Assert.Equal("Running", _ps.Run("$job.State.ToString()").Single<string>());
+            Assert.Equal("busy", _ps.Run("(Get-SleapWorker -RoomId $room.RoomId -Status * | Where-Object PeerId -eq $best.PeerId).Status", variables: variables).Single<string>());
+        }
+        finally
+        {
+            _ps.Run("Stop-Job $job").ThrowOnError();
+        }
+    }
 
     private static List<string> JobViewColumns()
     {
