@@ -323,6 +323,51 @@ public sealed class WorkerCmdletTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Scenario12_twenty_clients_at_once_against_three_workers_run_exactly_three_jobs()
+    {
+        var workers = new[] { StartWorker(0), StartWorker(1), StartWorker(2) };
+        var package = TestEnvironment.BuildPackage(_work, "race", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["package"] = package, ["out"] = Path.Combine(_work, "race-out") };
+        // All 20 submissions start together as background jobs, each choosing a worker by itself.
+        _ps.Run("$racers = 1..20 | ForEach-Object { Submit-SleapTraining -PackagePath $package -RoomId $room.RoomId -AutoSelect -OutputPath ($out + '/' + $_) -AsJob }", variables: variables).ThrowOnError();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            int finished;
+            while ((finished = _ps.Run("@($racers | Where-Object { $_.State.ToString() -ne 'Running' }).Count").Single<int>()) < 17)
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"Only {finished} of the 17 losing clients finished within 60 s.");
+                Thread.Sleep(200);
+            }
+            Assert.Equal(3, _ps.Run("@($racers | Where-Object { $_.State.ToString() -eq 'Running' }).Count").Single<int>());
+            // Every worker is busy with exactly one of them (a worker refuses a second offer while busy).
+            List<string> statuses;
+            while ((statuses = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Select(o => o.ToString()).ToList())
+                   .Any(s => s == "reserved") && DateTime.UtcNow < deadline)
+                Thread.Sleep(100); // the three winners are still uploading
+            Assert.Equal(new[] { "busy", "busy", "busy" }, statuses);
+            Assert.Equal(3, _ps.Run("@($racers | Where-Object { $_.State.ToString() -eq 'Running' }).Count").Single<int>());
+
+            // Every loser got a clear busy / no-worker error, not a hang or a half-run job.
+            var losers = _ps.Run("""
+                $racers | Where-Object { $_.State.ToString() -ne 'Running' } | ForEach-Object {
+                    $errors = $null
+                    $null = Receive-Job $_ -ErrorVariable errors -ErrorAction SilentlyContinue
+                    '{0}|{1}' -f $_.State, (@($errors | ForEach-Object FullyQualifiedErrorId) -join ',')
+                }
+                """).ThrowOnError().Output.Select(o => o.ToString()).ToList();
+            Assert.Equal(17, losers.Count);
+            foreach (var loser in losers)
+                Assert.Matches(@"^\w+\|(WorkerBusy|NoWorkersAvailable|NoWorkers\w*)", loser);
+        }
+        finally
+        {
+            _ps.Run("$racers | Stop-Job").ThrowOnError();
+        }
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
     private static List<string> JobViewColumns()
     {
         var format = System.Xml.Linq.XDocument.Load(Path.Combine(RepoPaths.Root, "bin", "SleapRtc.format.ps1xml"));
