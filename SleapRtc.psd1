@@ -26,6 +26,7 @@
         'New-SleapRoom'
         'Remove-SleapRoom'
         'Select-SleapWorker'
+        'Show-SleapMonitor'
         'Start-SleapSignalingServer'
         'Start-SleapWorker'
         'Stop-SleapSignalingServer'

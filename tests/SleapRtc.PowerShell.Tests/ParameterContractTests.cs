@@ -16,6 +16,7 @@ public static class ModuleCommands
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
         ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
         ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },
+        ["Show-SleapMonitor"] = new[] { "RoomId", "Token", "Server", "NoBrowser", "PassThru" },
         ["Submit-SleapTraining"] = new[] { "PackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob" },
     };
 

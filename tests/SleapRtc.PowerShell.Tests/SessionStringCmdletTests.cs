@@ -16,7 +16,7 @@ public sealed class SessionStringCmdletTests : IClassFixture<SharedSession>
     }
 
     [Fact]
-    public void Round_trip_through_the_pipeline_keeps_every_field()
+    public void Scenario05_Round_trip_through_the_pipeline_keeps_every_field()
     {
         var info = _ps.Run("ConvertTo-SleapSessionString r1 t1 p1 -Server http://lab:8080 | ConvertFrom-SleapSessionString").SingleOf("SleapRtc.SessionInfo");
         Assert.Equal(("r1", "t1", "p1", "http://lab:8080"), (info.Text("RoomId"), info.Text("Token"), info.Text("PeerId"), info.Text("Server")));

@@ -29,7 +29,7 @@ public sealed class WorkerCmdletTests : IDisposable
             .Output.Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
 
     [Fact]
-    public void Start_prints_the_banner_and_workers_of_one_room_are_discovered_with_their_GPUs()
+    public void Scenario01_02_Start_prints_the_banner_and_workers_of_one_room_are_discovered_with_their_GPUs()
     {
         var started = _ps.Run($"$room | Start-SleapWorker -GpuId 1 -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();
         var session = started.SingleOf("SleapRtc.WorkerSession");
@@ -113,7 +113,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Auto_selection_picks_the_most_GPU_memory_and_says_which()
+    public void Scenario04_Auto_selection_picks_the_most_GPU_memory_and_says_which()
     {
         StartWorker(2);
         var best = StartWorker(1);
@@ -124,7 +124,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Interactive_selection_lists_workers_refreshes_on_r_and_takes_a_number()
+    public void Scenario03_Interactive_selection_lists_workers_refreshes_on_r_and_takes_a_number()
     {
         StartWorker(0);
         _ps.Host.TestUI.Answers.Enqueue("r");
@@ -151,7 +151,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void An_empty_room_gives_a_clear_no_workers_error()
+    public void Scenario08_An_empty_room_gives_a_clear_no_workers_error()
     {
         var error = _ps.Run("Select-SleapWorker -RoomId $room.RoomId -Auto").FirstError;
         Assert.NotNull(error);
@@ -160,7 +160,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Invalid_credentials_are_reported_without_the_token()
+    public void Scenario08_Invalid_credentials_are_reported_without_the_token()
     {
         var result = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Token not-the-token -Server $server.Url");
         var error = Assert.Single(result.Errors);
@@ -200,7 +200,7 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
-    public void Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
+    public void Scenario09_10_Status_goes_busy_during_a_job_a_second_client_is_refused_and_Stop_Job_frees_the_worker()
     {
         var worker = StartWorker(0);
         var package = TestEnvironment.BuildPackage(_work, "long", ("config.json", 400));
@@ -236,6 +236,145 @@ public sealed class WorkerCmdletTests : IDisposable
         var took = running.Stop(TimeSpan.FromSeconds(10));
         Assert.True(took < TimeSpan.FromSeconds(3), $"Ctrl+C took {took.TotalMilliseconds} ms");
         WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public void Scenario06_status_lifecycle_and_the_Job_view_show_a_running_job_advancing()
+    {
+        var worker = StartWorker(0);
+        var peerId = worker.Text("PeerId")!;
+        var package = TestEnvironment.BuildPackage(_work, "viewed", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["worker"] = worker.BaseObject, ["package"] = package, ["out"] = Path.Combine(_work, "viewed-out") };
+        // Format-Table is not part of the hosted engine, so evaluate the "Job" view's own columns on the live object.
+        var row = "@(" + string.Join(", ", JobViewColumns().Select(c => "$(" + c + ")")) + ") -join ' | '";
+        var statuses = new List<string> { ReadStatus() };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+            var epochs = new List<int>();
+            while (epochs.Count < 2 || epochs[^1] <= epochs[0])
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"No advancing job seen (statuses: {string.Join(", ", statuses)}; epochs: {string.Join(", ", epochs)}).");
+                var status = ReadStatus();
+                if (statuses[^1] != status) statuses.Add(status);
+                // Discovery fills WorkerInfo.Job from the worker's published properties.job.
+                var rows = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | Where-Object { $_.Job -and $_.Job.Epoch -gt 0 } | ForEach-Object { " + row + " }").ThrowOnError()
+                    .Output.Select(o => o.ToString()).ToList();
+                if (rows.Count == 1)
+                {
+                    var cells = rows[0].Split(" | ");
+                    Assert.Equal(peerId, cells[0]);
+                    Assert.Equal("busy", cells[1]);
+                    Assert.Equal("1/1", cells[3]); // config i of n
+                    Assert.Matches(@"^\d+/400$", cells[4]); // epoch e of E
+                    epochs.Add(int.Parse(cells[4].Split('/')[0], System.Globalization.CultureInfo.InvariantCulture));
+                }
+                Thread.Sleep(150);
+            }
+        }
+        finally
+        {
+            _ps.Run("Stop-Job $job").ThrowOnError();
+        }
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+        statuses.Add("available");
+        // Seen in order: available, (reserved: brief, may fall between two polls), busy, available.
+        var distinct = statuses.Where((s, i) => i == 0 || statuses[i - 1] != s).ToList();
+        Assert.Equal("available", distinct[0]);
+        Assert.Equal("available", distinct[^1]);
+        Assert.Contains("busy", distinct);
+        Assert.True(distinct.SequenceEqual(new[] { "available", "reserved", "busy", "available" }) || distinct.SequenceEqual(new[] { "available", "busy", "available" }),
+            "status sequence: " + string.Join(" -> ", distinct));
+    }
+
+    private string ReadStatus() =>
+        _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Single().ToString();
+
+    [Fact]
+    public void Scenario07_10_11_WorkerId_of_a_busy_worker_is_refused_its_job_is_untouched_and_AutoSelect_takes_the_next_best()
+    {
+        var best = StartWorker(1);
+        var next = StartWorker(2);
+        var longPackage = TestEnvironment.BuildPackage(_work, "occupying", ("config.json", 400));
+        var shortPackage = TestEnvironment.BuildPackage(_work, "quick", ("config.json", 2));
+        var variables = new Dictionary<string, object?> { ["best"] = best.BaseObject, ["long"] = longPackage, ["short"] = shortPackage, ["out"] = Path.Combine(_work, "s11-out") };
+        _ps.Run("$job = Submit-SleapTraining -PackagePath $long -SessionString $best.SessionString -OutputPath $out -AsJob", variables: variables).ThrowOnError();
+        try
+        {
+            WaitForStatus("busy", TimeSpan.FromSeconds(30));
+
+            // Scenario 7/9: naming the busy worker explicitly is refused with the busy error, not queued.
+            var refused = _ps.Run("Submit-SleapTraining -PackagePath $short -RoomId $room.RoomId -WorkerId $best.PeerId -OutputPath $out", JobTimeout, variables);
+            Assert.StartsWith("WorkerBusy,", refused.FirstError?.FullyQualifiedErrorId);
+
+            // Scenario 11: -AutoSelect skips the busy (bigger) GPU and trains on the next best worker.
+            var result = _ps.Run("Submit-SleapTraining -PackagePath $short -RoomId $room.RoomId -AutoSelect -OutputPath $out", JobTimeout, variables)
+                .ThrowOnError().SingleOf("SleapRtc.TrainingResult");
+            Assert.Equal(next.Text("PeerId"), result.Text("WorkerId"));
+
+            // Scenario 10: the first job was never disturbed.
+            Assert.Equal("Running", _ps.Run("$job.State.ToString()").Single<string>());
+            Assert.Equal("busy", _ps.Run("(Get-SleapWorker -RoomId $room.RoomId -Status * | Where-Object PeerId -eq $best.PeerId).Status", variables: variables).Single<string>());
+        }
+        finally
+        {
+            _ps.Run("Stop-Job $job").ThrowOnError();
+        }
+    }
+
+    [Fact]
+    public void Scenario12_twenty_clients_at_once_against_three_workers_run_exactly_three_jobs()
+    {
+        var workers = new[] { StartWorker(0), StartWorker(1), StartWorker(2) };
+        var package = TestEnvironment.BuildPackage(_work, "race", ("config.json", 400));
+        var variables = new Dictionary<string, object?> { ["package"] = package, ["out"] = Path.Combine(_work, "race-out") };
+        // All 20 submissions start together as background jobs, each choosing a worker by itself.
+        _ps.Run("$racers = 1..20 | ForEach-Object { Submit-SleapTraining -PackagePath $package -RoomId $room.RoomId -AutoSelect -OutputPath ($out + '/' + $_) -AsJob }", variables: variables).ThrowOnError();
+        try
+        {
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+            int finished;
+            while ((finished = _ps.Run("@($racers | Where-Object { $_.State.ToString() -ne 'Running' }).Count").Single<int>()) < 17)
+            {
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"Only {finished} of the 17 losing clients finished within 60 s.");
+                Thread.Sleep(200);
+            }
+            Assert.Equal(3, _ps.Run("@($racers | Where-Object { $_.State.ToString() -eq 'Running' }).Count").Single<int>());
+            // Every worker is busy with exactly one of them (a worker refuses a second offer while busy).
+            List<string> statuses;
+            while ((statuses = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status * | ForEach-Object Status").ThrowOnError().Output.Select(o => o.ToString()).ToList())
+                   .Any(s => s == "reserved") && DateTime.UtcNow < deadline)
+                Thread.Sleep(100); // the three winners are still uploading
+            Assert.Equal(new[] { "busy", "busy", "busy" }, statuses);
+            Assert.Equal(3, _ps.Run("@($racers | Where-Object { $_.State.ToString() -eq 'Running' }).Count").Single<int>());
+
+            // Every loser got a clear busy / no-worker error, not a hang or a half-run job.
+            var losers = _ps.Run("""
+                $racers | Where-Object { $_.State.ToString() -ne 'Running' } | ForEach-Object {
+                    $errors = $null
+                    $null = Receive-Job $_ -ErrorVariable errors -ErrorAction SilentlyContinue
+                    '{0}|{1}' -f $_.State, (@($errors | ForEach-Object FullyQualifiedErrorId) -join ',')
+                }
+                """).ThrowOnError().Output.Select(o => o.ToString()).ToList();
+            Assert.Equal(17, losers.Count);
+            foreach (var loser in losers)
+                Assert.Matches(@"^\w+\|(WorkerBusy|NoWorkersAvailable|NoWorkers\w*)", loser);
+        }
+        finally
+        {
+            _ps.Run("$racers | Stop-Job").ThrowOnError();
+        }
+        WaitForStatus("available", TimeSpan.FromSeconds(30));
+    }
+
+    private static List<string> JobViewColumns()
+    {
+        var format = System.Xml.Linq.XDocument.Load(Path.Combine(RepoPaths.Root, "bin", "SleapRtc.format.ps1xml"));
+        var view = format.Descendants("View").Single(v => (string?)v.Element("Name") == "Job");
+        Assert.Equal(new[] { "PeerId", "Status", "Package", "Config", "Epoch", "Loss" }, view.Descendants("Label").Select(l => l.Value));
+        return view.Descendants("TableColumnItem").Select(item => item.Element("PropertyName") is { } property
+            ? "$_." + property.Value : item.Element("ScriptBlock")!.Value).ToList();
     }
 
     private void WaitForStatus(string status, TimeSpan timeout)
