@@ -139,6 +139,10 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
                     if (_adapter.PendingCount == 0) BatchEnd?.Invoke();
                 }
                 else if (_peerClosed?.Invoke() == true) break;
+                // A datagram that yielded no record (a replayed duplicate, a handshake retransmission) can be
+                // the last of a burst: end the batch anyway, or SCTP would hold its SACK and send budget
+                // until the next datagram, which never comes once the peer waits on that SACK.
+                else if (_adapter.PendingCount == 0) BatchEnd?.Invoke();
             }
         }
         catch (Exception ex) when (!_disposed)

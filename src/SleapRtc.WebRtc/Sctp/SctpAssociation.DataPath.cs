@@ -21,6 +21,9 @@ public sealed partial class SctpAssociation : ISctpMessageSink
         ushort streamId = BinaryPrimitives.ReadUInt16BigEndian(value[4..]);
         uint ppid = BinaryPrimitives.ReadUInt32BigEndian(value[8..]);
         _lastReceiveTicks = Now;
+        // RFC 9260 §6.7: a chunk that fills (part of) a gap is acknowledged at once, so the sender's
+        // fast recovery sees the hole close without waiting for the delayed-ack timer.
+        if (_receiver.HasGaps) _sackImmediately = true;
         var outcome = _receiver.OnData(tsn, flags, streamId, ppid, value[12..], this);
         switch (outcome)
         {
@@ -86,9 +89,13 @@ public sealed partial class SctpAssociation : ISctpMessageSink
             if (_writer.ChunkCount == 0) break;
             if (dataChunks > 0)
             {
-                // Ask for an immediate SACK when nothing (or only a held partial packet) follows, so the tail is not delayed.
-                if (!_sender!.HasSendableData || _sender.HoldsPartialPacket) _writer.SetLastChunkFlag(DataFlags.Immediate);
-                if (_t3Deadline == long.MaxValue)
+                // Ask for an immediate SACK (RFC 7053) when the ack clock would otherwise stall on the peer's
+                // delayed-ack timer: nothing (or only a held partial packet) follows, or the window is so small
+                // that this may be the only packet the peer sees before our T3 fires.
+                if (!_sender!.HasSendableData || _sender.HoldsPartialPacket || _sender.AckClockIsThin) _writer.SetLastChunkFlag(DataFlags.Immediate);
+                // RFC 9260 §7.2.4 step 4: resending the first outstanding chunk gives it a full RTO again, so a
+                // fast retransmission is not overtaken by a T3 armed long before it (which would collapse cwnd).
+                if (_t3Deadline == long.MaxValue || _sender.RetransmittedFirstOutstanding)
                 {
                     _t3Deadline = now + MsToTicks(_sender.RtoMs);
                     ArmTimer();

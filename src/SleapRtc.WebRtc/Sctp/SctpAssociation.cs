@@ -373,11 +373,18 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
             if (_receiver!.HasGaps || _receiver.DuplicateCount > 0) _sackImmediately = true;
             if (!_sackImmediately && _dataPacketsSinceSack < 2 && _sackDeadline == long.MaxValue)
             {
-                _sackDeadline = Now + MsToTicks(_options.DelayedAckTimeout.TotalMilliseconds);
+                _sackDeadline = Now + MsToTicks(DelayedAckMs);
                 ArmTimer();
             }
         }
     }
+
+    /// <summary>
+    /// The delayed-ack timeout stays well below any peer's RTO floor (dcSCTP: min(200 ms, RTO/2)); otherwise a
+    /// sender whose window fell to one packet times out before our SACK leaves and collapses its window again.
+    /// </summary>
+    private double DelayedAckMs => Math.Min(_options.DelayedAckTimeout.TotalMilliseconds,
+        Math.Min(_options.RtoMin.TotalMilliseconds, _sender?.RtoMs ?? double.MaxValue) / 2);
 
     /// <summary>After a packet (or a batch): send what SACKs and newly opened windows allow.</summary>
     private void FlushAfterReceive()

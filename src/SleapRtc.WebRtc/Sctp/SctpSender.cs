@@ -98,6 +98,8 @@ internal sealed class SctpSender
     /// <summary>Some sent DATA is not yet acknowledged cumulatively.</summary>
     public bool HasOutstanding => _cumAck != _nextTsn - 1;
     public bool HasRetransmissionsPending => _toRetransmit > 0;
+    /// <summary>The last <see cref="FillPacket"/> resent the lowest outstanding TSN (RFC 9260 §7.2.4 step 4 restarts T3 then).</summary>
+    public bool RetransmittedFirstOutstanding { get; private set; }
     public bool IsDrained => !HasOutstanding && _queue.Count == 0;
     public bool HasSendableData => _toRetransmit > 0 || _queue.Count > 0;
 
@@ -136,6 +138,12 @@ internal sealed class SctpSender
     /// </summary>
     public bool HoldsPartialPacket => _toRetransmit == 0 && _queue.Count > 0 && _flight > 0 && QueuedBytes < _mtu - 64;
 
+    /// <summary>
+    /// True while a T3 collapse keeps cwnd below 4 packets: the peer's every-second-packet SACK rule may then
+    /// not fire within our RTO, so each DATA packet asks for an immediate SACK (RFC 7053) to keep the ack clock.
+    /// </summary>
+    public bool AckClockIsThin => Cwnd < 4L * _mtu;
+
     private ref SentChunk Slot(uint tsn) => ref _ring[tsn & (uint)(_ring.Length - 1)];
 
     private void EnsureRingCapacity()
@@ -157,6 +165,7 @@ internal sealed class SctpSender
     public int FillPacket(SctpPacketWriter writer, long now, bool ignoreCwndForRetransmissions)
     {
         int added = 0;
+        RetransmittedFirstOutstanding = false;
         if (_toRetransmit > 0)
         {
             for (uint tsn = _cumAck + 1; _toRetransmit > 0 && tsn != _nextTsn; tsn++)
@@ -170,6 +179,7 @@ internal sealed class SctpSender
                 chunk.State = SlotInFlight;
                 chunk.SentSeq = ++_sendSeq;
                 chunk.Retransmitted = true;
+                if (tsn == _cumAck + 1) RetransmittedFirstOutstanding = true;
                 chunk.Misses = 0;
                 _flight += Charge(chunk.Length);
                 _toRetransmit--;
@@ -301,6 +311,10 @@ internal sealed class SctpSender
                     _flight -= Charge(chunk.Length);
                     _toRetransmit++;
                     if (_timing && _timedTsn == tsn) _timing = false;
+                    // RFC 9260 §7.2.4 step 3: every fast retransmission may send one packet regardless of cwnd,
+                    // also inside a recovery window; only the cwnd cut (step 2) happens once per window.
+                    fastRetransmitStarted = true;
+                    FastRetransmits++;
                     if (!_inFastRecovery)
                     {
                         _inFastRecovery = true;
@@ -308,8 +322,6 @@ internal sealed class SctpSender
                         Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
                         Cwnd = Ssthresh;
                         _partialBytesAcked = 0;
-                        FastRetransmits++;
-                        fastRetransmitStarted = true;
                     }
                 }
             }
