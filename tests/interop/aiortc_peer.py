@@ -23,6 +23,24 @@ except ImportError as error:  # reported as a line so the test fails with a clea
     print(json.dumps({"ev": "error", "cmd": "load", "message": f"aiortc not importable by {sys.executable}: {error}"}), flush=True)
     sys.exit(2)
 
+if os.environ.get("PEER_SCTP_LOG"):
+    # Diagnosis aid: aiortc's own account of control chunks (stream resets, shutdown, abort) in a file, and the
+    # namespace's UDP counters after a close (RcvbufErrors: datagrams the kernel dropped for a full socket buffer).
+    import logging
+
+    class ControlChunks(logging.Filter):
+        def filter(self, record):
+            text = record.getMessage()
+            return any(word in text for word in ("Reconfig", "Reset", "Shutdown", "Abort", "state"))
+
+    handler = logging.FileHandler(os.environ["PEER_SCTP_LOG"])
+    handler.addFilter(ControlChunks())
+    handler.setFormatter(logging.Formatter("%(relativeCreated)d %(message)s"))
+    sctp_logger = logging.getLogger("aiortc.rtcsctptransport")
+    sctp_logger.setLevel(logging.DEBUG)
+    sctp_logger.addHandler(handler)
+
+
 HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 CLOSE_TIMEOUT_S = 10.0
@@ -241,7 +259,12 @@ class FixturePeer:
             self.closing_locally = True
             self.closed_event = asyncio.Event()
             channel.close()
-            await asyncio.wait_for(self.closed_event.wait(), CLOSE_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(self.closed_event.wait(), CLOSE_TIMEOUT_S)
+            finally:
+                if os.environ.get("PEER_SCTP_LOG"):
+                    with open("/proc/self/net/snmp") as snmp, open(os.environ["PEER_SCTP_LOG"], "a") as out:
+                        out.write("".join(l for l in snmp if l.startswith("Udp:")))
         if self.pc:
             await self.pc.close()
             self.pc = None

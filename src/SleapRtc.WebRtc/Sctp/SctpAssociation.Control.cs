@@ -18,6 +18,10 @@ public sealed partial class SctpAssociation
     private uint _resetInFlightSeq;
     private uint _resetInFlightLastTsn;
     private byte[]? _lastReconfigResponse;
+    private DeferredReset? _deferredIncomingReset;
+
+    /// <summary>A peer's reset request that names TSNs we have not received yet (RFC 6525 §5.2.2 deferred processing).</summary>
+    private sealed record DeferredReset(uint Seq, uint LastTsn, ushort[] Streams);
 
     private void OnHeartbeatTimer(long now)
     {
@@ -248,9 +252,15 @@ public sealed partial class SctpAssociation
     {
         var streams = _resetInFlight!;
         int parameterLength = 16 + 2 * streams.Length;
+        int paddedLength = (parameterLength + 3) & ~3;
+        // Our last response rides along (RFC 6525 §3.1 allows this pair in one chunk), so it is retransmitted with the
+        // request. Peers that never retransmit their own request (aiortc) would otherwise wait forever for a lost
+        // response: closing a channel is the moment both sides reset at once.
+        var response = _lastReconfigResponse;
         BeginPacket();
-        var value = _writer.AddChunk(ChunkType.ReConfig, 0, (parameterLength + 3) & ~3);
+        var value = _writer.AddChunk(ChunkType.ReConfig, 0, paddedLength + (response?.Length ?? 0));
         value.Clear();
+        response?.CopyTo(value[paddedLength..]);
         BinaryPrimitives.WriteUInt16BigEndian(value, ParameterType.OutgoingSsnResetRequest);
         BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)parameterLength);
         BinaryPrimitives.WriteUInt32BigEndian(value[4..], _resetInFlightSeq);
@@ -316,10 +326,25 @@ public sealed partial class SctpAssociation
         for (int i = 0; i < streams.Length; i++) streams[i] = BinaryPrimitives.ReadUInt16BigEndian(streamBytes[(2 * i)..]);
         if (Serial.Gt(lastTsn, _receiver!.CumulativeTsn))
         {
-            // Deferred reset (RFC 6525 §5.2.2): the peer retries after "in progress".
+            // Deferred reset (RFC 6525 §5.2.2): performed once the data before it has arrived. Peers that send the
+            // request ahead of their queued DATA (aiortc) take "in progress" as final, so we must not wait for a retry.
+            _deferredIncomingReset = new DeferredReset(seq, lastTsn, streams);
             SendReconfigResponse(seq, ReconfigResult.InProgress);
             return;
         }
+        PerformIncomingReset(seq, streams);
+    }
+
+    private void TryCompleteDeferredIncomingReset()
+    {
+        var deferred = _deferredIncomingReset!;
+        if (_receiver is null || Serial.Gt(deferred.LastTsn, _receiver.CumulativeTsn)) return;
+        PerformIncomingReset(deferred.Seq, deferred.Streams);
+    }
+
+    private void PerformIncomingReset(uint seq, ushort[] streams)
+    {
+        _deferredIncomingReset = null;
         _peerNextReconfigRequestSeq++;
         SendReconfigResponse(seq, ReconfigResult.SuccessPerformed);
         foreach (ushort stream in streams) OnIncomingStreamReset(stream);

@@ -147,7 +147,12 @@ public class DataChannelTests
         fromBAtA.MessageReceived += message => echoed.TrySetResult(message.Text);
         fromB.Send("after reset");
         Assert.Equal("after reset", await echoed.Task.WaitAsync(cts.Token));
+        var fromBClosed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        fromB.Closed += error => fromBClosed.TrySetResult(error);
         await fromBAtA.CloseAsync(cts.Token); // the side that accepted the channel closes it
+        Assert.Equal(DataChannelState.Closed, fromBAtA.State);
+        // The opener learns of the close from the peer's reset, which may land just after CloseAsync returned here.
+        Assert.Null(await fromBClosed.Task.WaitAsync(cts.Token));
         Assert.Equal(DataChannelState.Closed, fromB.State);
     }
 
@@ -198,7 +203,10 @@ public class DataChannelTests
         Assert.Equal("ping", await toB.Task.WaitAsync(cts.Token));
         Assert.Equal("pong", await toA.Task.WaitAsync(cts.Token));
         Assert.Equal(0, remoteOpens);
+        var closedAtB = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        atB.Closed += error => closedAtB.TrySetResult(error);
         await atA.CloseAsync(cts.Token);
+        Assert.Null(await closedAtB.Task.WaitAsync(cts.Token));
         Assert.Equal(DataChannelState.Closed, atB.State);
     }
 }
