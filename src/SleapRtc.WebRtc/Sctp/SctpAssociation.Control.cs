@@ -18,6 +18,11 @@ public sealed partial class SctpAssociation
     private uint _resetInFlightSeq;
     private uint _resetInFlightLastTsn;
     private byte[]? _lastReconfigResponse;
+    // Our latest Re-configuration Response, repeated inside our own reset requests (RFC 6525 §3.1 allows
+    // Response + Outgoing SSN Reset Request in one chunk) until the peer has evidently seen it. A peer that
+    // never retransmits its request (aiortc) otherwise waits forever when that one response datagram is lost.
+    private byte[]? _responseToRepeat;
+    private byte[]? _responseBundledFromStart;
 
     private void OnHeartbeatTimer(long now)
     {
@@ -241,16 +246,21 @@ public sealed partial class SctpAssociation
         foreach (ushort stream in _resetInFlight) _streamsAwaitingReset.Remove(stream);
         _resetInFlightSeq = _nextReconfigRequestSeq++;
         _resetInFlightLastTsn = _sender.LastAssignedTsn;
+        _responseBundledFromStart = _responseToRepeat;
         SendOutgoingResetRequest();
     }
 
     private void SendOutgoingResetRequest()
     {
         var streams = _resetInFlight!;
+        var response = _responseToRepeat;
+        int responseLength = response?.Length ?? 0;
         int parameterLength = 16 + 2 * streams.Length;
         BeginPacket();
-        var value = _writer.AddChunk(ChunkType.ReConfig, 0, (parameterLength + 3) & ~3);
-        value.Clear();
+        var chunkValue = _writer.AddChunk(ChunkType.ReConfig, 0, responseLength + ((parameterLength + 3) & ~3));
+        chunkValue.Clear();
+        response?.CopyTo(chunkValue);
+        var value = chunkValue[responseLength..];
         BinaryPrimitives.WriteUInt16BigEndian(value, ParameterType.OutgoingSsnResetRequest);
         BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)parameterLength);
         BinaryPrimitives.WriteUInt32BigEndian(value[4..], _resetInFlightSeq);
@@ -333,6 +343,7 @@ public sealed partial class SctpAssociation
         BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(4), seq);
         BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(8), result);
         if (result == ReconfigResult.SuccessPerformed) _lastReconfigResponse = response;
+        _responseToRepeat = response;
         BeginPacket();
         _writer.AddChunkWithValue(ChunkType.ReConfig, 0, response);
         SendPacket();
@@ -352,6 +363,9 @@ public sealed partial class SctpAssociation
         var streams = _resetInFlight;
         _resetInFlight = null;
         _reconfigDeadline = long.MaxValue;
+        // Every transmission of the request just answered carried that response, so the peer has it.
+        if (_responseBundledFromStart is not null && ReferenceEquals(_responseBundledFromStart, _responseToRepeat)) _responseToRepeat = null;
+        _responseBundledFromStart = null;
         foreach (ushort stream in streams)
         {
             _sender!.ResetStreamSequence(stream);
