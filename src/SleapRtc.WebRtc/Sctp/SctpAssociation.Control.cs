@@ -19,10 +19,12 @@ public sealed partial class SctpAssociation
     private uint _resetInFlightLastTsn;
     private byte[]? _lastReconfigResponse;
     // Our latest Re-configuration Response, repeated inside our own reset requests (RFC 6525 §3.1 allows
-    // Response + Outgoing SSN Reset Request in one chunk) until the peer has evidently seen it. A peer that
-    // never retransmits its request (aiortc) otherwise waits forever when that one response datagram is lost.
+    // Response + Outgoing SSN Reset Request in one chunk) until the peer has evidently seen it, or else sent
+    // once more on its own after an RTO. A peer that never retransmits its request (aiortc) otherwise waits
+    // forever when that one response datagram is lost. Duplicate responses are ignored by every peer.
     private byte[]? _responseToRepeat;
     private byte[]? _responseBundledFromStart;
+    private bool _responseRepeatDue;
 
     private void OnHeartbeatTimer(long now)
     {
@@ -275,7 +277,25 @@ public sealed partial class SctpAssociation
     private void OnReconfigTimer(long now)
     {
         _reconfigDeadline = long.MaxValue;
-        if (_resetInFlight is not null) SendOutgoingResetRequest();
+        if (_resetInFlight is not null)
+        {
+            SendOutgoingResetRequest();
+        }
+        else if (_responseRepeatDue && _responseToRepeat is not null)
+        {
+            _responseRepeatDue = false;
+            BeginPacket();
+            _writer.AddChunkWithValue(ChunkType.ReConfig, 0, _responseToRepeat);
+            SendPacket();
+        }
+    }
+
+    /// <summary>Sends the latest response once more after an RTO unless a request of ours carries it by then.</summary>
+    private void ScheduleResponseRepeat()
+    {
+        _responseRepeatDue = true;
+        _reconfigDeadline = Now + MsToTicks(_sender!.RtoMs);
+        ArmTimer();
     }
 
     private void HandleReconfig(ReadOnlySpan<byte> value)
@@ -347,6 +367,7 @@ public sealed partial class SctpAssociation
         BeginPacket();
         _writer.AddChunkWithValue(ChunkType.ReConfig, 0, response);
         SendPacket();
+        if (_resetInFlight is null) ScheduleResponseRepeat();
     }
 
     private void HandleReconfigResponse(ReadOnlySpan<byte> parameter)
@@ -365,6 +386,7 @@ public sealed partial class SctpAssociation
         _reconfigDeadline = long.MaxValue;
         // Every transmission of the request just answered carried that response, so the peer has it.
         if (_responseBundledFromStart is not null && ReferenceEquals(_responseBundledFromStart, _responseToRepeat)) _responseToRepeat = null;
+        else if (_responseToRepeat is not null) ScheduleResponseRepeat();
         _responseBundledFromStart = null;
         foreach (ushort stream in streams)
         {

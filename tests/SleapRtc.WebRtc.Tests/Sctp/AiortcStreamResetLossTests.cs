@@ -49,7 +49,23 @@ public class AiortcStreamResetLossTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task Aiortc_ClosesItsChannel_EvenWhenOurLoneResetResponseIsLost()
+    public Task Aiortc_ClosesItsChannel_EvenWhenOurLoneResetResponseIsLost_ItClosedFirst() =>
+        RunAsync(async channel =>
+        {
+            channel.Send("close-me"); // aiortc resets its outgoing stream first; our lone answer is the packet lost
+            await Task.CompletedTask;
+        });
+
+    [Fact]
+    public Task Aiortc_ClosesItsChannel_EvenWhenOurLoneResetResponseIsLost_WeClosedFirst() =>
+        RunAsync(channel =>
+        {
+            // We reset first; aiortc answers, then resets its side; our lone answer to that is the packet lost.
+            _ = channel.CloseAsync(CancellationToken.None);
+            return Task.CompletedTask;
+        });
+
+    private async Task RunAsync(Func<IDataChannel, Task> startClose)
     {
         using var udp = new LoopbackUdpTransport();
         var losing = new LosingFirstMatchTransport(udp, IsLoneReconfigResponse);
@@ -90,9 +106,9 @@ public class AiortcStreamResetLossTests(ITestOutputHelper output)
             var closedHere = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
             channel.Closed += error => closedHere.TrySetResult(error);
 
-            channel.Send("close-me"); // aiortc resets its outgoing stream; our answer to that is the packet lost
+            await startClose(channel);
             Assert.Null(await closedHere.Task.WaitAsync(cts.Token));
-            // Only the response repeated inside our retransmitted request can close aiortc's side now.
+            // aiortc never retransmits its reset request: only our repeated response can close its side now.
             Assert.Equal("interop", await aiortcClosed.Task.WaitAsync(TimeSpan.FromSeconds(5), cts.Token));
             Assert.Equal(1, losing.Dropped);
             Assert.Equal(SctpAssociationState.Established, association.State);
