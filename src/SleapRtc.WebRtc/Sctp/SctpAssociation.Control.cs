@@ -23,6 +23,14 @@ public sealed partial class SctpAssociation
     /// <summary>A peer's reset request that names TSNs we have not received yet (RFC 6525 §5.2.2 deferred processing).</summary>
     private sealed record DeferredReset(uint Seq, uint LastTsn, ushort[] Streams);
 
+    // Our latest Re-configuration Response, repeated inside our own reset requests (RFC 6525 §3.1 allows
+    // Response + Outgoing SSN Reset Request in one chunk) until the peer has evidently seen it, or else sent
+    // once more on its own after an RTO. A peer that never retransmits its request (aiortc) otherwise waits
+    // forever when that one response datagram is lost. Duplicate responses are ignored by every peer.
+    private byte[]? _responseToRepeat;
+    private byte[]? _responseBundledFromStart;
+    private bool _responseRepeatDue;
+
     private void OnHeartbeatTimer(long now)
     {
         _heartbeatDeadline = long.MaxValue;
@@ -245,22 +253,21 @@ public sealed partial class SctpAssociation
         foreach (ushort stream in _resetInFlight) _streamsAwaitingReset.Remove(stream);
         _resetInFlightSeq = _nextReconfigRequestSeq++;
         _resetInFlightLastTsn = _sender.LastAssignedTsn;
+        _responseBundledFromStart = _responseToRepeat;
         SendOutgoingResetRequest();
     }
 
     private void SendOutgoingResetRequest()
     {
         var streams = _resetInFlight!;
+        var response = _responseToRepeat;
+        int responseLength = response?.Length ?? 0;
         int parameterLength = 16 + 2 * streams.Length;
-        int paddedLength = (parameterLength + 3) & ~3;
-        // Our last response rides along (RFC 6525 §3.1 allows this pair in one chunk), so it is retransmitted with the
-        // request. Peers that never retransmit their own request (aiortc) would otherwise wait forever for a lost
-        // response: closing a channel is the moment both sides reset at once.
-        var response = _lastReconfigResponse;
         BeginPacket();
-        var value = _writer.AddChunk(ChunkType.ReConfig, 0, paddedLength + (response?.Length ?? 0));
-        value.Clear();
-        response?.CopyTo(value[paddedLength..]);
+        var chunkValue = _writer.AddChunk(ChunkType.ReConfig, 0, responseLength + ((parameterLength + 3) & ~3));
+        chunkValue.Clear();
+        response?.CopyTo(chunkValue);
+        var value = chunkValue[responseLength..];
         BinaryPrimitives.WriteUInt16BigEndian(value, ParameterType.OutgoingSsnResetRequest);
         BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)parameterLength);
         BinaryPrimitives.WriteUInt32BigEndian(value[4..], _resetInFlightSeq);
@@ -275,7 +282,25 @@ public sealed partial class SctpAssociation
     private void OnReconfigTimer(long now)
     {
         _reconfigDeadline = long.MaxValue;
-        if (_resetInFlight is not null) SendOutgoingResetRequest();
+        if (_resetInFlight is not null)
+        {
+            SendOutgoingResetRequest();
+        }
+        else if (_responseRepeatDue && _responseToRepeat is not null)
+        {
+            _responseRepeatDue = false;
+            BeginPacket();
+            _writer.AddChunkWithValue(ChunkType.ReConfig, 0, _responseToRepeat);
+            SendPacket();
+        }
+    }
+
+    /// <summary>Sends the latest response once more after an RTO unless a request of ours carries it by then.</summary>
+    private void ScheduleResponseRepeat()
+    {
+        _responseRepeatDue = true;
+        _reconfigDeadline = Now + MsToTicks(_sender!.RtoMs);
+        ArmTimer();
     }
 
     private void HandleReconfig(ReadOnlySpan<byte> value)
@@ -358,9 +383,11 @@ public sealed partial class SctpAssociation
         BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(4), seq);
         BinaryPrimitives.WriteUInt32BigEndian(response.AsSpan(8), result);
         if (result == ReconfigResult.SuccessPerformed) _lastReconfigResponse = response;
+        _responseToRepeat = response;
         BeginPacket();
         _writer.AddChunkWithValue(ChunkType.ReConfig, 0, response);
         SendPacket();
+        if (_resetInFlight is null) ScheduleResponseRepeat();
     }
 
     private void HandleReconfigResponse(ReadOnlySpan<byte> parameter)
@@ -377,6 +404,10 @@ public sealed partial class SctpAssociation
         var streams = _resetInFlight;
         _resetInFlight = null;
         _reconfigDeadline = long.MaxValue;
+        // Every transmission of the request just answered carried that response, so the peer has it.
+        if (_responseBundledFromStart is not null && ReferenceEquals(_responseBundledFromStart, _responseToRepeat)) _responseToRepeat = null;
+        else if (_responseToRepeat is not null) ScheduleResponseRepeat();
+        _responseBundledFromStart = null;
         foreach (ushort stream in streams)
         {
             _sender!.ResetStreamSequence(stream);

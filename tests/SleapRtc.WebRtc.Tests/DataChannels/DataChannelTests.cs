@@ -147,12 +147,10 @@ public class DataChannelTests
         fromBAtA.MessageReceived += message => echoed.TrySetResult(message.Text);
         fromB.Send("after reset");
         Assert.Equal("after reset", await echoed.Task.WaitAsync(cts.Token));
-        var fromBClosed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        fromB.Closed += error => fromBClosed.TrySetResult(error);
+        var fromBClosed = ClosedEvent(fromB);
         await fromBAtA.CloseAsync(cts.Token); // the side that accepted the channel closes it
-        Assert.Equal(DataChannelState.Closed, fromBAtA.State);
-        // The opener learns of the close from the peer's reset, which may land just after CloseAsync returned here.
-        Assert.Null(await fromBClosed.Task.WaitAsync(cts.Token));
+        // The closer finishes when it answers the peer's reset; the peer finishes when that answer arrives.
+        Assert.Null(await fromBClosed.WaitAsync(cts.Token));
         Assert.Equal(DataChannelState.Closed, fromB.State);
     }
 
@@ -203,10 +201,16 @@ public class DataChannelTests
         Assert.Equal("ping", await toB.Task.WaitAsync(cts.Token));
         Assert.Equal("pong", await toA.Task.WaitAsync(cts.Token));
         Assert.Equal(0, remoteOpens);
-        var closedAtB = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        atB.Closed += error => closedAtB.TrySetResult(error);
+        var atBClosed = ClosedEvent(atB);
         await atA.CloseAsync(cts.Token);
-        Assert.Null(await closedAtB.Task.WaitAsync(cts.Token));
+        Assert.Null(await atBClosed.WaitAsync(cts.Token));
         Assert.Equal(DataChannelState.Closed, atB.State);
+    }
+
+    private static Task<Exception?> ClosedEvent(IDataChannel channel)
+    {
+        var closed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.Closed += error => closed.TrySetResult(error);
+        return closed.Task;
     }
 }

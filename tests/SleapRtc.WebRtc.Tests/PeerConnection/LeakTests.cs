@@ -5,6 +5,18 @@ using Xunit.Abstractions;
 
 namespace SleapRtc.WebRtc.Tests.PeerConnection;
 
+/// <summary>
+/// The leak tests count the whole process's descriptors and threads, so they must not share the process with
+/// tests running in parallel (other classes open sockets, timers and python pipes meanwhile): this collection
+/// runs alone, after the parallel ones.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideCountingCollection
+{
+    public const string Name = "process-wide descriptor and thread counts";
+}
+
+[Collection(ProcessWideCountingCollection.Name)]
 public class LeakTests(ITestOutputHelper output)
 {
     private static int OpenFileDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
@@ -47,6 +59,7 @@ public class LeakTests(ITestOutputHelper output)
     }
 }
 
+[Collection(ProcessWideCountingCollection.Name)]
 public class EarlyDisposeTests
 {
     [Fact]
