@@ -74,6 +74,11 @@ public sealed class FixtureProcess : IAsyncDisposable
 
     private void StartReaders()
     {
+        var stderrDrained = Task.Run(async () =>
+        {
+            while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
+                lock (_gate) AppendStderr(line);
+        });
         _ = Task.Run(async () =>
         {
             while (await _process.StandardOutput.ReadLineAsync().ConfigureAwait(false) is { } line)
@@ -87,12 +92,9 @@ public sealed class FixtureProcess : IAsyncDisposable
                     Signal();
                 }
             }
+            // A process that exits writes its last stderr lines too: read them before reporting the exit.
+            await Task.WhenAny(stderrDrained, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
             lock (_gate) { _stdoutEnded = true; Signal(); }
-        });
-        _ = Task.Run(async () =>
-        {
-            while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
-                lock (_gate) AppendStderr(line);
         });
     }
 
