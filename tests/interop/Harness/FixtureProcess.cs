@@ -22,6 +22,7 @@ public sealed class FixtureProcess : IAsyncDisposable
     private readonly StringBuilder _stderrTail = new();
     private readonly object _gate = new();
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _stderrEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _stdoutEnded;
 
     public string Name { get; }
@@ -93,6 +94,7 @@ public sealed class FixtureProcess : IAsyncDisposable
         {
             while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
                 lock (_gate) AppendStderr(line);
+            _stderrEnded.TrySetResult();
         });
     }
 
@@ -130,6 +132,7 @@ public sealed class FixtureProcess : IAsyncDisposable
         while (true)
         {
             Task changed;
+            bool ended;
             lock (_gate)
             {
                 var error = _pending.FirstOrDefault(e => (string?)e["ev"] == "error");
@@ -141,9 +144,14 @@ public sealed class FixtureProcess : IAsyncDisposable
                     _pending.Remove(match);
                     return match;
                 }
-                if (_stdoutEnded)
-                    throw new FixtureFailedException($"{Name} exited before '{eventName}'{Diagnostics()}");
                 changed = _changed.Task;
+                ended = _stdoutEnded; // every line it read is already checked above
+            }
+            if (ended)
+            {
+                // The stderr reader may still hold the fixture's last words (why it died): let it finish.
+                await Task.WhenAny(_stderrEnded.Task, Task.Delay(TimeSpan.FromSeconds(2))).ConfigureAwait(false);
+                throw new FixtureFailedException($"{Name} exited before '{eventName}'{Diagnostics()}");
             }
             var left = timeout - deadline.Elapsed;
             if (left <= TimeSpan.Zero)
