@@ -187,7 +187,8 @@ for (var i = 0; i < RelayPairs; i++)
         {
             var received = await receiver.ReceiveRawAsync(stopRelay.Token);
             if (received < 0) return;
-            if (receiver.IsPing(received)) continue;
+            // Only relayed messages free a window slot; pings and any other server notice are not ours.
+            if (!receiver.IsPeerMessage(received)) continue;
             Interlocked.Increment(ref relayed);
             window.Release();
         }
@@ -263,7 +264,7 @@ sealed class BenchPeer
         return length;
     }
 
-    public bool IsPing(int length) => _buffer.AsSpan(0, length).SequenceEqual("{\"type\":\"ping\"}"u8);
+    public bool IsPeerMessage(int length) => _buffer.AsSpan(0, length).IndexOf("\"peer_message\""u8) >= 0;
 
     /// <summary>Receives one message and returns its first 200 characters.</summary>
     public async Task<string> ReceiveHeadAsync()

@@ -41,7 +41,8 @@ public sealed class JobProtocolTests
         var started = 0;
         var workerProgress = new ConcurrentBag<(int Config, int Epoch, int Count)>();
         worker.JobStarted += () => Interlocked.Increment(ref started);
-        worker.ProgressChanged += p => workerProgress.Add((p.ConfigIndex, p.Epoch, p.EpochCount));
+        var packageNames = new ConcurrentBag<string?>();
+        worker.ProgressChanged += p => { workerProgress.Add((p.ConfigIndex, p.Epoch, p.EpochCount)); packageNames.Add(p.PackageName); };
         var client = new ClientJobSession(pair.Client, "worker-1", useExtensions: true);
         var clientProgress = new ConcurrentQueue<SubmissionProgress>();
         var logs = new ConcurrentQueue<string>();
@@ -76,6 +77,7 @@ public sealed class JobProtocolTests
         // Structured progress: config i of n, epoch e of E, losses; and the job folder is gone.
         Assert.Contains(workerProgress, p => p == (1, 3, 3));
         Assert.Contains(workerProgress, p => p == (2, 2, 2));
+        Assert.Contains("labels.v001.zip", packageNames);
         Assert.Contains(clientProgress, p => p.Phase == SubmissionPhase.Training && p.Job is { ConfigIndex: 2, ConfigCount: 2, Epoch: 2, EpochCount: 2, Loss: > 0 });
         Assert.Contains(clientProgress, p => p.Phase == SubmissionPhase.Uploading && p.BytesDone == p.BytesTotal);
         Assert.Contains(logs, l => l.Contains("Saved checkpoint"));

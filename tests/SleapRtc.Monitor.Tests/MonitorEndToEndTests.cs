@@ -91,8 +91,8 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
 
         // Should the submission itself fail (connection, transfer), report that rather than a page timeout.
         await WhileRunningAsync(running, Expect(card).ToHaveClassAsync(new Regex("status-busy")));
-        // The worker names the job by its package when it publishes package_name, else by its job id.
-        await Expect(card.Locator(".job-package")).ToHaveTextAsync(new Regex("mice_centroid|^job_"));
+        // The worker publishes the uploaded package's name with its progress.
+        await Expect(card.Locator(".job-package")).ToHaveTextAsync(new Regex("mice_centroid"));
         var first = await WhileRunningAsync(running, ReadEpochAsync(card, Epochs, minimum: 1));
         var later = await WhileRunningAsync(running, ReadEpochAsync(card, Epochs, minimum: first + 1));
         Assert.True(later > first, $"epoch went from {first} to {later}");

@@ -266,6 +266,7 @@ public sealed class WorkerCmdletTests : IDisposable
                     var cells = rows[0].Split(" | ");
                     Assert.Equal(peerId, cells[0]);
                     Assert.Equal("busy", cells[1]);
+                    Assert.Equal("viewed.zip", cells[2]); // the package being trained
                     Assert.Equal("1/1", cells[3]); // config i of n
                     Assert.Matches(@"^\d+/400$", cells[4]); // epoch e of E
                     epochs.Add(int.Parse(cells[4].Split('/')[0], System.Globalization.CultureInfo.InvariantCulture));

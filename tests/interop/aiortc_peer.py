@@ -23,13 +23,27 @@ except ImportError as error:  # reported as a line so the test fails with a clea
     print(json.dumps({"ev": "error", "cmd": "load", "message": f"aiortc not importable by {sys.executable}: {error}"}), flush=True)
     sys.exit(2)
 
+if os.environ.get("PEER_SCTP_LOG"):
+    # Diagnosis aid: aiortc's own account of control chunks (stream resets, shutdown, abort) in a file, and the
+    # namespace's UDP counters after a close (RcvbufErrors: datagrams the kernel dropped for a full socket buffer).
+    import logging
+
+    class ControlChunks(logging.Filter):
+        def filter(self, record):
+            text = record.getMessage()
+            return any(word in text for word in ("Reconfig", "Reset", "Shutdown", "Abort", "state"))
+
+    handler = logging.FileHandler(os.environ["PEER_SCTP_LOG"])
+    handler.addFilter(ControlChunks())
+    handler.setFormatter(logging.Formatter("%(relativeCreated)d %(message)s"))
+    sctp_logger = logging.getLogger("aiortc.rtcsctptransport")
+    sctp_logger.setLevel(logging.DEBUG)
+    sctp_logger.addHandler(handler)
+
+
 HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
 CLOSE_TIMEOUT_S = 10.0
-# PEER_RECONFIG_RETRY=1: retransmit aiortc's unanswered stream-reset request every second (RFC 6525 §5.1.1
-# asks for it; aiortc 1.4 sends it once). Only for pairs of two reference peers, where no stack of ours is
-# under test and a lost response would otherwise hang the close; never with our stack as the partner.
-RECONFIG_RETRY = os.environ.get("PEER_RECONFIG_RETRY") == "1"
 ALLOWED = [p for p in os.environ.get("PEER_ALLOW", "127.0.0.1,10.99.").split(",") if p]
 
 
@@ -60,7 +74,6 @@ class FixturePeer:
         self.echo = False
         self.closing_locally = False
         self.closed_event = None
-        self.retry_task = None
         self.t0 = 0.0
         self.texts = []
         self.text_target = None
@@ -147,20 +160,8 @@ class FixturePeer:
         channel.on("open", opened)
         channel.on("message", self.on_message)
         channel.on("close", closed)
-        if RECONFIG_RETRY:
-            self.retry_task = asyncio.ensure_future(self.retry_reconfig(channel))  # held: tasks are weakly referenced
         if channel.readyState == "open":
             opened()
-
-    async def retry_reconfig(self, channel):
-        sctp = channel.transport
-        seen = None
-        while channel.readyState != "closed":
-            await asyncio.sleep(1.0)
-            request = getattr(sctp, "_reconfig_request", None)
-            if channel.readyState == "closing" and request is not None and request is seen:
-                await sctp._send_reconfig_param(request)
-            seen = request
 
     def on_message(self, data):
         if isinstance(data, str):
@@ -258,7 +259,12 @@ class FixturePeer:
             self.closing_locally = True
             self.closed_event = asyncio.Event()
             channel.close()
-            await asyncio.wait_for(self.closed_event.wait(), CLOSE_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(self.closed_event.wait(), CLOSE_TIMEOUT_S)
+            finally:
+                if os.environ.get("PEER_SCTP_LOG"):
+                    with open("/proc/self/net/snmp") as snmp, open(os.environ["PEER_SCTP_LOG"], "a") as out:
+                        out.write("".join(l for l in snmp if l.startswith("Udp:")))
         if self.pc:
             await self.pc.close()
             self.pc = None

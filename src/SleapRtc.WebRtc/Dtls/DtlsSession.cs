@@ -63,7 +63,7 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
         var registration = cancellationToken.Register(() => _adapter.Close());
         var thread = new Thread(() =>
         {
-            var crypto = new BcTlsCrypto(new SecureRandom());
+            var crypto = new WebRtcTlsCrypto(new SecureRandom());
             var timeoutMs = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
             WebRtcDtlsClient? client = null;
             WebRtcDtlsServer? server = null;

@@ -18,6 +18,11 @@ public sealed partial class SctpAssociation
     private uint _resetInFlightSeq;
     private uint _resetInFlightLastTsn;
     private byte[]? _lastReconfigResponse;
+    private DeferredReset? _deferredIncomingReset;
+
+    /// <summary>A peer's reset request that names TSNs we have not received yet (RFC 6525 §5.2.2 deferred processing).</summary>
+    private sealed record DeferredReset(uint Seq, uint LastTsn, ushort[] Streams);
+
     // Our latest Re-configuration Response, repeated inside our own reset requests (RFC 6525 §3.1 allows
     // Response + Outgoing SSN Reset Request in one chunk) until the peer has evidently seen it, or else sent
     // once more on its own after an RTO. A peer that never retransmits its request (aiortc) otherwise waits
@@ -346,10 +351,25 @@ public sealed partial class SctpAssociation
         for (int i = 0; i < streams.Length; i++) streams[i] = BinaryPrimitives.ReadUInt16BigEndian(streamBytes[(2 * i)..]);
         if (Serial.Gt(lastTsn, _receiver!.CumulativeTsn))
         {
-            // Deferred reset (RFC 6525 §5.2.2): the peer retries after "in progress".
+            // Deferred reset (RFC 6525 §5.2.2): performed once the data before it has arrived. Peers that send the
+            // request ahead of their queued DATA (aiortc) take "in progress" as final, so we must not wait for a retry.
+            _deferredIncomingReset = new DeferredReset(seq, lastTsn, streams);
             SendReconfigResponse(seq, ReconfigResult.InProgress);
             return;
         }
+        PerformIncomingReset(seq, streams);
+    }
+
+    private void TryCompleteDeferredIncomingReset()
+    {
+        var deferred = _deferredIncomingReset!;
+        if (_receiver is null || Serial.Gt(deferred.LastTsn, _receiver.CumulativeTsn)) return;
+        PerformIncomingReset(deferred.Seq, deferred.Streams);
+    }
+
+    private void PerformIncomingReset(uint seq, ushort[] streams)
+    {
+        _deferredIncomingReset = null;
         _peerNextReconfigRequestSeq++;
         SendReconfigResponse(seq, ReconfigResult.SuccessPerformed);
         foreach (ushort stream in streams) OnIncomingStreamReset(stream);

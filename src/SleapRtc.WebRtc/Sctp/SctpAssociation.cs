@@ -162,6 +162,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
                 if (!_closed)
                 {
                     ProcessPacket(datagram);
+                    if (_deferredIncomingReset is not null) TryCompleteDeferredIncomingReset();
                     if (!_batchMode) FlushAfterReceive();
                 }
             }

@@ -217,6 +217,7 @@ public sealed partial class WorkerJobSession
             if (name.Length == 0 || name == "." || name == "..") name = "package.zip";
             Directory.CreateDirectory(_jobDirectory);
             _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, name));
+            Progress.PackageName = name;
         }
         Emit($"Receiving package {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)");
     }

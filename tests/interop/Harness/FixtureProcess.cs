@@ -100,6 +100,8 @@ public sealed class FixtureProcess : IAsyncDisposable
 
     private void AppendStderr(string line)
     {
+        // PEER_STDERR_LOG=/path keeps every fixture's whole stderr (the tail in failure messages is short).
+        if (Environment.GetEnvironmentVariable("PEER_STDERR_LOG") is { Length: > 0 } log) File.AppendAllText(log, $"{Name}: {line}{Environment.NewLine}");
         _stderrTail.AppendLine(line);
         if (_stderrTail.Length > 4000) _stderrTail.Remove(0, _stderrTail.Length - 4000);
     }

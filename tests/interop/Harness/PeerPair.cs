@@ -90,6 +90,9 @@ public sealed class PeerPair : IAsyncDisposable
         JsonObject received;
         try
         {
+            // A sender that fails (its association aborted, say) reports it at once rather than as a silent receiver.
+            if (await Task.WhenAny(receivedTask, sentTask).ConfigureAwait(false) == sentTask && sentTask.IsFaulted)
+                await sentTask.ConfigureAwait(false);
             received = await receivedTask.ConfigureAwait(false);
         }
         catch (FixtureFailedException error)
