@@ -57,9 +57,9 @@ public class RtcPeerConnectionTests(ITestOutputHelper output)
             rewriteAnswer: answer => answerText = answer);
         Assert.Contains("DTLS/SCTP 5000", answerText, StringComparison.Ordinal);
         Assert.Contains("a=sctpmap:5000", answerText, StringComparison.Ordinal);
-        pair.OffererChannel.Send("hello");
         var got = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        pair.AnswererChannel.MessageReceived += m => got.TrySetResult(m.Text ?? "");
+        pair.AnswererChannel.MessageReceived += m => got.TrySetResult(m.Text ?? ""); // before sending: no race
+        pair.OffererChannel.Send("hello");
         Assert.Equal("hello", await got.Task.WaitAsync(Timeout));
     }
 
