@@ -40,6 +40,18 @@ public sealed class MonitorEventHub : IAsyncDisposable
     /// <summary>Called when many peers of a room may have changed at once (room deleted, bulk cleanup).</summary>
     public void NotifyRoomChanged(string roomId) => _notifications.Writer.TryWrite((roomId, null));
 
+    /// <summary>
+    /// Brings the room's view up to date now rather than when its queued notifications come round: a stream that
+    /// is about to end (room deleted) must still carry the worker_left events of that deletion.
+    /// </summary>
+    public void RefreshNow(string roomId)
+    {
+        lock (_gate)
+        {
+            if (_rooms.TryGetValue(roomId, out var room)) RefreshRoom(roomId, room);
+        }
+    }
+
     /// <summary>The state document of a room, read straight from the directory.</summary>
     public string BuildStateJson(string roomId) =>
         StateJson(roomId, _directory.ListPeers(roomId).Select(MonitorWorkerView.FromPeer).OfType<MonitorWorkerView>());

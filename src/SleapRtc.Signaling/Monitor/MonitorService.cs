@@ -167,6 +167,19 @@ public sealed class MonitorService : IAsyncDisposable
 
     private static bool IsGet(MonitorHttpRequest request) => string.Equals(request.Method, "GET", StringComparison.Ordinal);
 
+    /// <summary>Every event queued for the viewer, in server-sent-events form.</summary>
+    private static string QueuedEvents(MonitorViewer viewer)
+    {
+        var batch = new StringBuilder();
+        while (viewer.Events.TryRead(out var monitorEvent))
+        {
+            batch.Append("id: ").Append(monitorEvent.Id.ToString(CultureInfo.InvariantCulture))
+                .Append("\nevent: ").Append(monitorEvent.Name)
+                .Append("\ndata: ").Append(monitorEvent.DataJson).Append("\n\n");
+        }
+        return batch.ToString();
+    }
+
     private async Task StreamEventsAsync(string roomId, string token, Stream connection, CancellationToken cancellationToken)
     {
         if (Hub.ViewerCount(roomId) >= _options.MaxViewersPerRoom)
@@ -203,6 +216,9 @@ public sealed class MonitorService : IAsyncDisposable
                     // later under the same id must not be shown to viewers of the old one.
                     if (!await TokenStillOpensRoomAsync(roomId, token, streamEnd.Token).ConfigureAwait(false))
                     {
+                        // The departures the deletion caused are told before the stream ends.
+                        Hub.RefreshNow(roomId);
+                        await WriteTextAsync(connection, QueuedEvents(viewer), streamEnd.Token).ConfigureAwait(false);
                         _log.Write(LogLevel.Information, Component, $"event stream of room {roomId} closed: the room is gone or expired");
                         break;
                     }
@@ -210,14 +226,7 @@ public sealed class MonitorService : IAsyncDisposable
                     continue;
                 }
                 if (!hasEvent) break;
-                var batch = new StringBuilder();
-                while (viewer.Events.TryRead(out var monitorEvent))
-                {
-                    batch.Append("id: ").Append(monitorEvent.Id.ToString(CultureInfo.InvariantCulture))
-                        .Append("\nevent: ").Append(monitorEvent.Name)
-                        .Append("\ndata: ").Append(monitorEvent.DataJson).Append("\n\n");
-                }
-                await WriteTextAsync(connection, batch.ToString(), streamEnd.Token).ConfigureAwait(false);
+                await WriteTextAsync(connection, QueuedEvents(viewer), streamEnd.Token).ConfigureAwait(false);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
