@@ -148,7 +148,8 @@ public class IceAgentTests
         var stopwatch = Stopwatch.StartNew();
         var candidates = await agent.GatherAsync(default);
         Assert.True(stopwatch.Elapsed < TimeSpan.FromMilliseconds(900), $"gathering took {stopwatch.ElapsedMilliseconds} ms");
-        Assert.Equal(1, server.RequestsAnswered);
+        // One query, or a retransmission or two when a loaded box answers after the first STUN timeout (seen in CI).
+        Assert.InRange(server.RequestsAnswered, 1, 3);
         // Without NAT the mapped address is the host address, so no redundant srflx candidate is added.
         var host = Assert.Single(candidates);
         Assert.Equal("host", host.Type);
