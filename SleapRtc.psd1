@@ -6,14 +6,17 @@
     Author               = 'SleapRtc contributors'
     CompanyName          = 'SleapRtc'
     Copyright            = '(c) SleapRtc contributors. MIT License.'
-    Description          = 'Train SLEAP pose-estimation models on remote GPU workers over WebRTC: a bundled signaling server, room-based worker discovery and peer-to-peer package transfer. Wire-compatible with sleap-RTC. Requires PowerShell 7.4 or later; Windows PowerShell 5.1 is not supported yet.'
+    Description          = 'Train SLEAP pose-estimation models on remote GPU workers over WebRTC: a bundled signaling server, room-based worker discovery and peer-to-peer package transfer. Wire-compatible with sleap-RTC. Runs in PowerShell 7.4+ and Windows PowerShell 5.1.'
 
-    # Our libraries target .NET 8, so PowerShell 7.4+ (Core) is the floor.
-    PowerShellVersion    = '7.4'
-    CompatiblePSEditions = @('Core')
+    # One netstandard2.0 cmdlet assembly for both editions: PowerShell 7.4+ loads the net8.0 builds of our libraries
+    # (bin/deps), Windows PowerShell 5.1 the netstandard2.0 builds (bin/desktop), which need .NET Framework 4.7.2.
+    PowerShellVersion    = '5.1'
+    CompatiblePSEditions = @('Desktop', 'Core')
+    DotNetFrameworkVersion = '4.7.2'
 
     # Public object types load into the default context so [SleapRtc.WorkerInfo] and -is checks resolve.
-    # Everything else (our libraries, BouncyCastle, SQLite) loads into a private load context from bin/deps.
+    # Everything else (our libraries, BouncyCastle, SQLite) loads privately: a load context over bin/deps on
+    # PowerShell 7, a resolver over bin/desktop on Windows PowerShell 5.1.
     RequiredAssemblies   = @('bin/SleapRtc.Model.dll')
     FormatsToProcess     = @('bin/SleapRtc.format.ps1xml')
     TypesToProcess       = @('bin/SleapRtc.types.ps1xml')

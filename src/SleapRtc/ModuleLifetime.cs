@@ -6,7 +6,7 @@ using SleapRtc.PowerShell.Loading;
 namespace SleapRtc.PowerShell;
 
 /// <summary>
-/// Import makes sure the private load context is in place (the module initializer normally did it already);
+/// Import makes sure the private dependency loading is in place (the module initializer normally did it already);
 /// Remove-Module stops the servers and workers this session started, so no port stays bound.
 /// </summary>
 /// <remarks>
@@ -16,7 +16,7 @@ namespace SleapRtc.PowerShell;
 /// </remarks>
 public sealed class ModuleLifetime : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
-    public void OnImport() => PrivateLoadContext.Install();
+    public void OnImport() => DependencyLoader.EnsureSupportedRuntime();
 
     public void OnRemove(PSModuleInfo psModuleInfo) => SessionRegistry.Find(Runspace.DefaultRunspace)?.StopAll();
 }

@@ -74,9 +74,7 @@ public sealed class CredentialStore
             var rooms = Read();
             change(rooms);
             var temp = FilePath + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using (var stream = new FileStream(temp, options))
+            using (var stream = CreatePrivateFile(temp))
                 JsonSerializer.Serialize(stream, rooms, Json);
             File.Move(temp, FilePath, overwrite: true);
         }
@@ -97,23 +95,41 @@ public sealed class CredentialStore
         }
     }
 
+    private static FileStream CreatePrivateFile(string path)
+    {
+#if NET8_0_OR_GREATER
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        return new FileStream(path, options);
+#else
+        // Windows PowerShell 5.1: the file inherits the ACL of the user's profile folder, readable by the user only.
+        return new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+#endif
+    }
+
     private void EnsurePrivateDirectory()
     {
-        if (OperatingSystem.IsWindows()) System.IO.Directory.CreateDirectory(Directory);
-        else System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+#if NET8_0_OR_GREATER
+        if (!OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return;
+        }
+#endif
+        System.IO.Directory.CreateDirectory(Directory);
     }
 
     private FileStream AcquireFileLock()
     {
         var path = Path.Combine(Directory, FileName + ".lock");
-        var deadline = Environment.TickCount64 + 5000;
+        var deadline = Portable.TickCount64 + 5000;
         while (true)
         {
             try
             {
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
             }
-            catch (IOException) when (Environment.TickCount64 < deadline)
+            catch (IOException) when (Portable.TickCount64 < deadline)
             {
                 Thread.Sleep(20);
             }

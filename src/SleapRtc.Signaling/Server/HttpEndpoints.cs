@@ -193,7 +193,7 @@ internal sealed partial class HttpEndpoints
         if (string.IsNullOrEmpty(token)) return HttpResponse.Detail(401, "The room token is required.");
         var room = await _rooms.GetAsync(roomId, ct).ConfigureAwait(false);
         if (room is null) return HttpResponse.Detail(404, "Room not found");
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(room.Token), Encoding.UTF8.GetBytes(token)))
+        if (!Portable.FixedTimeEquals(Encoding.UTF8.GetBytes(room.Token), Encoding.UTF8.GetBytes(token)))
             return HttpResponse.Detail(403, "Invalid token");
         return null;
     }
@@ -211,6 +211,12 @@ internal sealed partial class HttpEndpoints
         return null;
     }
 
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,64}$")]
+#if NET8_0_OR_GREATER
+    [GeneratedRegex(ValidNamePattern)]
     private static partial Regex ValidName();
+#else
+    private static readonly Regex s_validName = new(ValidNamePattern, RegexOptions.CultureInvariant);
+    private static Regex ValidName() => s_validName;
+#endif
+    private const string ValidNamePattern = "^[A-Za-z0-9._-]{1,64}$";
 }

@@ -152,7 +152,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     {
         var ct = _stopping.Token;
         _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
-        _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PingInterval / PingSlices, PingSlice, ct)));
+        _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
     }
@@ -316,15 +316,21 @@ public sealed class SignalingServerHost : IAsyncDisposable
             await stream.WriteAsync(Encoding.ASCII.GetBytes(refusal), ct).ConfigureAwait(false);
             return;
         }
-        var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key.Trim() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+        var accept = Convert.ToBase64String(Portable.Sha1(Encoding.ASCII.GetBytes(key.Trim() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
         var handshake = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake), ct).ConfigureAwait(false);
 
-        var webSocket = WebSocket.CreateFromStream(new PrefixedStream(reader.Buffered.ToArray(), stream), new WebSocketCreationOptions
+        var upgraded = new PrefixedStream(reader.Buffered.ToArray(), stream);
+#if NET8_0_OR_GREATER
+        var webSocket = WebSocket.CreateFromStream(upgraded, new WebSocketCreationOptions
         {
             IsServer = true,
             KeepAliveInterval = TimeSpan.Zero,
         });
+#else
+        // .NET Framework has no server-side WebSocket over a plain stream.
+        WebSocket webSocket = new ServerWebSocket(upgraded);
+#endif
         var hostName = HostWithoutPort(request.Header("Host")) ?? (IsAny(((IPEndPoint)_listener.LocalEndpoint).Address) ? "127.0.0.1" : ((IPEndPoint)_listener.LocalEndpoint).Address.ToString());
         var peer = new PeerSocket(webSocket, remoteAddress, hostName, _options.MaxMessageBytes, _options.MaxQueuedMessagesPerConnection);
         _sockets[id] = peer;

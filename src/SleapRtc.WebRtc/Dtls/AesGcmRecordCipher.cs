@@ -12,16 +12,21 @@ namespace SleapRtc.WebRtc.Dtls;
 /// BouncyCastle for the DTLS protocol, with the AES-GCM of the record layer done by .NET (AES-NI through the
 /// platform's crypto library). Every byte of a transfer passes through it twice, and BouncyCastle's managed GCM
 /// costs several times more CPU per record; on a two-core box sender and receiver share, that CPU is throughput.
+/// The netstandard2.0 build (Windows PowerShell 5.1) has no AesGcm and keeps BouncyCastle's GCM.
 /// </summary>
 internal sealed class WebRtcTlsCrypto(SecureRandom random) : BcTlsCrypto(random)
 {
+#if NET8_0_OR_GREATER
     protected override TlsAeadCipher CreateCipher_Aes_Gcm(TlsCryptoParameters cryptoParams, int cipherKeySize, int macSize)
     {
         if (!AesGcm.IsSupported || macSize != AesGcmRecordCipher.TagSize) return base.CreateCipher_Aes_Gcm(cryptoParams, cipherKeySize, macSize);
         return new TlsAeadCipher(cryptoParams, new AesGcmRecordCipher(encrypting: true), new AesGcmRecordCipher(encrypting: false),
             cipherKeySize, macSize, TlsAeadCipher.AEAD_GCM);
     }
+#endif
 }
+
+#if NET8_0_OR_GREATER
 
 /// <summary>One direction of a GCM record cipher: BouncyCastle supplies key, nonce and additional data per record.</summary>
 internal sealed class AesGcmRecordCipher(bool encrypting) : TlsAeadCipherImpl
@@ -97,3 +102,4 @@ internal sealed class AesGcmRecordCipher(bool encrypting) : TlsAeadCipherImpl
     {
     }
 }
+#endif

@@ -168,7 +168,21 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
         if (transport is null || _disposed) return;
         try
         {
+#if NET8_0_OR_GREATER
             lock (_sendLock) transport.Send(datagram);
+#else
+            // BouncyCastle's netstandard2.0 build only takes arrays.
+            var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(datagram.Length);
+            try
+            {
+                datagram.CopyTo(rented);
+                lock (_sendLock) transport.Send(rented, 0, datagram.Length);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+#endif
         }
         catch (Exception) when (_disposed)
         {

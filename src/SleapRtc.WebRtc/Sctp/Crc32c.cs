@@ -3,7 +3,10 @@ using System.Numerics;
 
 namespace SleapRtc.WebRtc.Sctp;
 
-/// <summary>CRC32c (Castagnoli) as SCTP uses it (RFC 9260 Appendix B); BitOperations uses the CPU instruction when present.</summary>
+/// <summary>
+/// CRC32c (Castagnoli) as SCTP uses it (RFC 9260 Appendix B); on .NET 8 BitOperations uses the CPU instruction when
+/// present, the netstandard2.0 build (Windows PowerShell 5.1) uses slicing-by-8 tables.
+/// </summary>
 public static class Crc32c
 {
     /// <summary>Plain CRC32c of a buffer (initial value all ones, final complement).</summary>
@@ -11,6 +14,9 @@ public static class Crc32c
 
     internal static uint Update(uint crc, ReadOnlySpan<byte> data)
     {
+#if !NET8_0_OR_GREATER
+        return Crc32cTables.Update(crc, data);
+#else
         while (data.Length >= 8)
         {
             crc = BitOperations.Crc32C(crc, BinaryPrimitives.ReadUInt64LittleEndian(data));
@@ -18,13 +24,14 @@ public static class Crc32c
         }
         foreach (byte b in data) crc = BitOperations.Crc32C(crc, b);
         return crc;
+#endif
     }
 
     /// <summary>Checksum of an SCTP packet computed as if its checksum field (bytes 8..11) were zero.</summary>
     public static uint ComputePacketChecksum(ReadOnlySpan<byte> packet)
     {
         uint crc = Update(0xFFFFFFFFu, packet[..8]);
-        crc = BitOperations.Crc32C(crc, 0u);
+        crc = Update(crc, stackalloc byte[4]);
         crc = Update(crc, packet[12..]);
         return ~crc;
     }

@@ -46,10 +46,9 @@ public sealed record SdpCandidate(
     public override string ToString()
     {
         var builder = new StringBuilder();
-        builder.Append(CultureInfo.InvariantCulture,
-            $"candidate:{Foundation} {Component} {Transport} {Priority} {Address} {Port} typ {Type}");
+        builder.Append(FormattableString.Invariant($"candidate:{Foundation} {Component} {Transport} {Priority} {Address} {Port} typ {Type}"));
         if (RelatedAddress is not null && RelatedPort is not null)
-            builder.Append(CultureInfo.InvariantCulture, $" raddr {RelatedAddress} rport {RelatedPort}");
+            builder.Append(FormattableString.Invariant($" raddr {RelatedAddress} rport {RelatedPort}"));
         return builder.ToString();
     }
 }

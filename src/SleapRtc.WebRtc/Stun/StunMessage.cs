@@ -161,7 +161,7 @@ public sealed class StunMessage
             transactionId.CopyTo(mask[4..]);
             for (var i = 0; i < addressLength; i++) address[i] ^= mask[i];
         }
-        return new IPEndPoint(new IPAddress(address[..addressLength]), port);
+        return new IPEndPoint(new IPAddress(address[..addressLength].ToArray()), port);
     }
 
     /// <summary>
@@ -173,7 +173,7 @@ public sealed class StunMessage
         if (!HasMessageIntegrity || packet.Length < MessageIntegrityOffset + 24) return false;
         Span<byte> computed = stackalloc byte[20];
         ComputeIntegrity(packet[..MessageIntegrityOffset], key, computed);
-        return CryptographicOperations.FixedTimeEquals(computed, packet.Slice(MessageIntegrityOffset + 4, 20));
+        return Portable.FixedTimeEquals(computed, packet.Slice(MessageIntegrityOffset + 4, 20));
     }
 
     /// <summary>HMAC over a prefix whose header length field is rewritten to end just after MESSAGE-INTEGRITY.</summary>

@@ -148,7 +148,7 @@ public sealed partial class WorkerJobSession
 
     private void PublishProgress(bool force)
     {
-        var now = Environment.TickCount64;
+        var now = Portable.TickCount64;
         if (!force && now - Interlocked.Read(ref _lastProgressTicks) < ProgressInterval.TotalMilliseconds) return;
         Interlocked.Exchange(ref _lastProgressTicks, now);
         if (_extensions) _writer.TrySendText(JobExtensions.ProgressMessage(Progress));
@@ -165,7 +165,7 @@ public sealed partial class WorkerJobSession
         var size = new FileInfo(zipPath).Length;
         var chunk = Math.Max(1024, Math.Min(_options.ChunkSize, _channel.MaxMessageSize > 0 ? _channel.MaxMessageSize : _options.ChunkSize));
         Emit($"Sending results {zipName} ({size / (1024.0 * 1024.0):F1} MB)");
-        await using var source = new FileStream(zipPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var source = new FileStream(zipPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         await FileSender.SendAsync(source, new FileMetaInfo(zipName, size, _outputDirectory), _writer.SendText,
             _writer.SendBinaryAsync, chunk, _extensions, null, cancellationToken).ConfigureAwait(false);
     }
@@ -173,10 +173,10 @@ public sealed partial class WorkerJobSession
     /// <summary>Lets the last bytes reach the client: waits until they are acknowledged or the client closes.</summary>
     private async Task WaitForClientToFinishAsync(CancellationToken cancellationToken)
     {
-        var deadline = Environment.TickCount64 + (long)_options.ResultsDrainTimeout.TotalMilliseconds;
+        var deadline = Portable.TickCount64 + (long)_options.ResultsDrainTimeout.TotalMilliseconds;
         try
         {
-            while (_channel.State == DataChannelState.Open && Environment.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
+            while (_channel.State == DataChannelState.Open && Portable.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
                 await Task.Delay(20, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) { }

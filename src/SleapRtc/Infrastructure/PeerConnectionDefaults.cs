@@ -25,7 +25,7 @@ internal static class PeerConnectionDefaults
         IReadOnlyList<IPAddress>? addresses = null;
         if (!string.IsNullOrWhiteSpace(configured))
         {
-            addresses = configured.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            addresses = configured.Split(new[] { ',' }, StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim())
                 .Select(a => IPAddress.TryParse(a, out var ip) ? ip : null).OfType<IPAddress>().ToList();
         }
         return new PeerConnectionOptions { IncludeLoopback = true, LocalAddresses = addresses };

@@ -1,19 +1,19 @@
 using System.Reflection;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Loader;
 
-namespace SleapRtc.PowerShell.Loading;
+namespace SleapRtc.Loader;
 
 /// <summary>
 /// Keeps the module's libraries and third-party dependencies (BouncyCastle, SQLite, ...) in a private load
-/// context fed from bin/deps, so they never clash with copies the host or other modules load. The cmdlet
-/// assembly and SleapRtc.Model (the public object types users name in scripts) stay in the default context.
+/// context fed from bin/deps, so they never clash with copies the host or other modules load (pwsh 7 ships its own
+/// System.Text.Json, for one). The cmdlet assembly, this loader and SleapRtc.Model (the public object types users
+/// name in scripts) stay in the default context.
 /// </summary>
-internal sealed class PrivateLoadContext : AssemblyLoadContext
+public sealed class PrivateLoadContext : AssemblyLoadContext
 {
     public const string ContextName = "SleapRtc";
-    private const string ModelAssemblyName = "SleapRtc.Model";
+    private static readonly string[] s_defaultContextAssemblies = { "SleapRtc", "SleapRtc.Model", "SleapRtc.Loader" };
 
     private static PrivateLoadContext? s_instance;
     private readonly string _depsDirectory;
@@ -25,21 +25,13 @@ internal sealed class PrivateLoadContext : AssemblyLoadContext
         _depsDirectory = Path.Combine(binDirectory, "deps");
     }
 
-    public static PrivateLoadContext? Instance => s_instance;
-
     /// <summary>
-    /// Runs when the cmdlet assembly is loaded, before any cmdlet type touches a library type: from then on the
-    /// default context hands every name found in bin/deps to the private context.
+    /// Called by the cmdlet assembly's module initializer, before any cmdlet type touches a library type: from then
+    /// on the default context hands every name found in bin/deps to the private context.
     /// </summary>
-#pragma warning disable CA2255 // Deliberate: the resolver must exist before PowerShell reflects over the cmdlets.
-    [ModuleInitializer]
-#pragma warning restore CA2255
-    internal static void Install()
+    public static void Install(string binDirectory)
     {
         if (Volatile.Read(ref s_instance) is not null) return;
-        var location = typeof(PrivateLoadContext).Assembly.Location;
-        if (string.IsNullOrEmpty(location)) return;
-        var binDirectory = Path.GetDirectoryName(location)!;
         if (!Directory.Exists(Path.Combine(binDirectory, "deps"))) return; // not the laid-out module (e.g. a unit-test bin)
 
         var context = new PrivateLoadContext(binDirectory);
@@ -49,10 +41,10 @@ internal sealed class PrivateLoadContext : AssemblyLoadContext
 
     private Assembly? ResolveForDefaultContext(AssemblyLoadContext requester, AssemblyName name)
     {
-        if (name.Name == ModelAssemblyName)
+        if (IsDefaultContextAssembly(name))
         {
-            var modelPath = Path.Combine(_binDirectory, ModelAssemblyName + ".dll");
-            return File.Exists(modelPath) ? Default.LoadFromAssemblyPath(modelPath) : null;
+            var path = Path.Combine(_binDirectory, name.Name + ".dll");
+            return File.Exists(path) ? Default.LoadFromAssemblyPath(path) : null;
         }
         return File.Exists(DependencyPath(name)) ? LoadFromAssemblyName(name) : null;
     }
@@ -60,8 +52,7 @@ internal sealed class PrivateLoadContext : AssemblyLoadContext
     protected override Assembly? Load(AssemblyName assemblyName)
     {
         // The public types must have one identity everywhere, so the model always comes from the default context.
-        if (assemblyName.Name == ModelAssemblyName || assemblyName.Name == typeof(PrivateLoadContext).Assembly.GetName().Name)
-            return null;
+        if (IsDefaultContextAssembly(assemblyName)) return null;
         var path = DependencyPath(assemblyName);
         return File.Exists(path) ? LoadFromAssemblyPath(path) : null;
     }
@@ -74,6 +65,8 @@ internal sealed class PrivateLoadContext : AssemblyLoadContext
         }
         return IntPtr.Zero;
     }
+
+    private static bool IsDefaultContextAssembly(AssemblyName name) => Array.IndexOf(s_defaultContextAssemblies, name.Name) >= 0;
 
     private string DependencyPath(AssemblyName name) => Path.Combine(_depsDirectory, (name.Name ?? "") + ".dll");
 
