@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real components the tests use, on a fresh Debian machine. Idempotent and quiet: skips what is
 # already there (apt packages by dpkg status, node modules by a stamp of package-lock.json).
-#   apt: python3 (the stand-in trainer), chromium + python3-aiortc (interop peers), iproute2 + util-linux
+#   apt: python3 (the stand-in trainer), chromium + python3-aiortc (interop peers), mono-devel (runs the
+#        netstandard2.0 builds the way Windows PowerShell 5.1 does; its Facades hold netstandard.dll), iproute2 + util-linux
 #        (private network namespaces: ip, unshare, nsenter), nodejs + npm when node is missing.
 #   npm: tests/interop (npm ci from the committed package-lock.json: @roamhq/wrtc, node-datachannel, werift, ws).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in python3 chromium python3-aiortc iproute2 util-linux; do
+  for pkg in python3 chromium python3-aiortc mono-devel iproute2 util-linux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   command -v node >/dev/null || need+=(nodejs)

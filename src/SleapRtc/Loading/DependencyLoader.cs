@@ -16,8 +16,10 @@ internal static class DependencyLoader
     private const string CoreLoaderType = "SleapRtc.Loader.PrivateLoadContext";
     private static int s_installed;
 
+    /// <summary>.NET Framework (Windows PowerShell 5.1), or Mono, its API twin that our tests run the same path on.</summary>
     public static bool IsDotNetFramework { get; } =
-        RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.OrdinalIgnoreCase);
+        RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.OrdinalIgnoreCase)
+        || RuntimeInformation.FrameworkDescription.StartsWith("Mono", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>PowerShell 7.0–7.3 run on .NET Core 3.1–7, older than our net8.0 libraries; 5.1 takes the netstandard2.0 ones.</summary>
     public static bool IsSupportedRuntime => IsDotNetFramework || Environment.Version.Major >= 8;

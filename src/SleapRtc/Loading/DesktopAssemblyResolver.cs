@@ -11,12 +11,13 @@ namespace SleapRtc.PowerShell.Loading;
 /// </summary>
 internal static class DesktopAssemblyResolver
 {
-    private static string s_directory = "";
+    private static string[] s_directories = Array.Empty<string>();
 
+    /// <param name="directory">bin/desktop; its parent (bin) holds the public model assembly the libraries also reference.</param>
     public static void Install(string directory)
     {
         if (!Directory.Exists(directory)) return;
-        s_directory = directory;
+        s_directories = new[] { directory, Path.GetDirectoryName(directory)! };
         AppDomain.CurrentDomain.AssemblyResolve += Resolve;
         PreloadNativeSqlite(directory);
     }
@@ -25,8 +26,8 @@ internal static class DesktopAssemblyResolver
     {
         var name = new AssemblyName(args.Name).Name;
         if (string.IsNullOrEmpty(name)) return null;
-        var path = Path.Combine(s_directory, name + ".dll");
-        if (!File.Exists(path)) return null;
+        var path = s_directories.Select(directory => Path.Combine(directory, name + ".dll")).FirstOrDefault(File.Exists);
+        if (path is null) return null;
         // An assembly of that name may already be loaded from our folder under another requested version.
         foreach (var loaded in AppDomain.CurrentDomain.GetAssemblies())
         {
