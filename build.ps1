@@ -95,7 +95,7 @@ function Invoke-PackageTask {
     Copy-Item -Recurse -LiteralPath (Join-Path $root 'bin') -Destination (Join-Path $target 'bin')
     Copy-Item -Recurse -LiteralPath (Join-Path $root 'en-US') -Destination (Join-Path $target 'en-US')
     Get-ChildItem -Recurse -Path (Join-Path $target 'bin') -Filter '*.pdb' | Remove-Item -Force
-    foreach ($required in 'SleapRtc.psd1', 'bin/SleapRtc.dll', 'bin/SleapRtc.Model.dll', 'bin/deps', 'en-US/SleapRtc.dll-Help.xml', 'en-US/about_SleapRtc.help.txt') {
+    foreach ($required in 'SleapRtc.psd1', 'bin/SleapRtc.dll', 'bin/SleapRtc.Model.dll', 'bin/SleapRtc.Loader.dll', 'bin/deps', 'bin/desktop', 'en-US/SleapRtc.dll-Help.xml', 'en-US/about_SleapRtc.help.txt') {
         if (-not (Test-Path (Join-Path $target $required))) { throw "The package lacks $required; run the Build task first." }
     }
     $manifest = Test-ModuleManifest -Path (Join-Path $target 'SleapRtc.psd1')

@@ -136,6 +136,8 @@ internal static class NetStandardExtensions
             await task.ConfigureAwait(false);
             return;
         }
+        // The abandoned task may still fault (a socket closed under it); observe that so it is never unobserved.
+        _ = task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         cancellationToken.ThrowIfCancellationRequested();
         throw new TimeoutException();
     }

@@ -36,13 +36,15 @@ public sealed class DesktopRuntimeTests : IDisposable
             $room = New-SleapRoom -Server $server.Url
             $room | Start-SleapWorker -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi")}' -SleapNnPath '{TestEnvironment.Fixture("sleap-nn")}' -WorkingDirectory '{_work}'
             """).ThrowOnError().SingleOf("SleapRtc.WorkerSession");
-        var package = TestEnvironment.BuildPackage(_work, "to-core", ("config.json", 2));
+        // Megabytes, not kilobytes: SCTP windows, retransmission timers and the table CRC32c carry real traffic.
+        var package = TestEnvironment.BuildPackage(_work, "to-core", 16 << 20, ("config.json", 2));
         var models = Path.Combine(_work, "models");
 
         using var program = DesktopProgram.Start("submit", session.Text("SessionString")!, package, models);
         AssertDesktopBuild(program.WaitFor("LIBRARY", Timeout));
         var result = program.WaitFor("RESULT", Timeout);
         Assert.StartsWith("Succeeded worker=" + session.Text("PeerId"), result);
+        Assert.Contains($" uploaded={new FileInfo(package).Length} ", result);
         Assert.Equal(0, program.Finish(Timeout));
         Assert.NotEmpty(Directory.GetFiles(models, "*", SearchOption.AllDirectories));
     }
@@ -56,7 +58,7 @@ public sealed class DesktopRuntimeTests : IDisposable
         AssertDesktopBuild(program.WaitFor("LIBRARY", Timeout));
         var sessionString = program.WaitFor("SESSION", Timeout);
 
-        var package = TestEnvironment.BuildPackage(_work, "to-desktop", ("config.json", 2));
+        var package = TestEnvironment.BuildPackage(_work, "to-desktop", 16 << 20, ("config.json", 2));
         var models = Path.Combine(_work, "core-models");
         var training = ps.Run($"Submit-SleapTraining -PackagePath '{package}' -SessionString $s -OutputPath '{models}'", Timeout,
             new Dictionary<string, object?> { ["s"] = sessionString }).ThrowOnError().SingleOf("SleapRtc.TrainingResult");

@@ -10,7 +10,11 @@ internal static class TestEnvironment
     public static string Fixture(string name) => Path.Combine(RepoPaths.Root, "tests", "fixtures", name);
 
     /// <summary>A package shaped like SLEAP's export: &lt;name&gt;/train-script.sh, one JSON config per entry, a labels file.</summary>
-    public static string BuildPackage(string directory, string name, params (string Config, int Epochs)[] configs)
+    public static string BuildPackage(string directory, string name, params (string Config, int Epochs)[] configs) =>
+        BuildPackage(directory, name, 0, configs);
+
+    /// <param name="labelsBytes">Size of a random (incompressible) labels file; 0 for a small text one.</param>
+    public static string BuildPackage(string directory, string name, int labelsBytes, params (string Config, int Epochs)[] configs)
     {
         Directory.CreateDirectory(directory);
         var zipPath = Path.Combine(directory, name + ".zip");
@@ -22,7 +26,17 @@ internal static class TestEnvironment
             Write(zip, $"{name}/{config}", "{\"trainer_config\": {\"max_epochs\": " + epochs + "}}");
         }
         Write(zip, $"{name}/train-script.sh", script.ToString());
-        Write(zip, $"{name}/labels.v001.pkg.slp", new string('x', 4096));
+        if (labelsBytes > 0)
+        {
+            var labels = new byte[labelsBytes];
+            new Random(7).NextBytes(labels);
+            using var stream = zip.CreateEntry($"{name}/labels.v001.pkg.slp", System.IO.Compression.CompressionLevel.NoCompression).Open();
+            stream.Write(labels);
+        }
+        else
+        {
+            Write(zip, $"{name}/labels.v001.pkg.slp", new string('x', 4096));
+        }
         return zipPath;
     }
 
