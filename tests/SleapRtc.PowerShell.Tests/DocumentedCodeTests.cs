@@ -55,6 +55,46 @@ public sealed partial class DocumentedCodeTests : IClassFixture<SharedSession>
         }
     }
 
+    /// <summary>
+    /// The module loads in Windows PowerShell 5.1, so what users copy must parse there too: no PowerShell 7 operators
+    /// (ternary, &amp;&amp;/||, ??, ?.), no clean block, no ForEach-Object -Parallel, no 7-only cmdlets. The 7.6 parser
+    /// accepts them all, so they are found in its syntax tree. build.ps1 is for pwsh users and may use them.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SourcesForBothEditions))]
+    public void Code_users_copy_uses_only_what_Windows_PowerShell_5_1_understands(string relativePath)
+    {
+        foreach (var code in CodeOf(Path.Combine(RepoPaths.Root, relativePath)))
+        {
+            var ast = Parser.ParseInput(code, out _, out _);
+            var found = ast.FindAll(node => SevenOnly(node) is not null, searchNestedScriptBlocks: true)
+                .Select(node => $"line {node.Extent.StartLineNumber}: {SevenOnly(node)} in '{node.Extent.Text}'").ToList();
+            Assert.True(found.Count == 0, $"{relativePath} uses PowerShell 7-only syntax: {string.Join("; ", found)}");
+        }
+    }
+
+    public static IEnumerable<object[]> SourcesForBothEditions() =>
+        Sources().Where(s => (string)s[0] != "build.ps1")
+            .Concat(Directory.GetFiles(RepoPaths.Docs, "*-*.md").Select(f => new object[] { Path.GetRelativePath(RepoPaths.Root, f) }));
+
+    private static readonly string[] SevenOnlyCommands = { "Join-String", "Get-Error", "Test-Json", "Get-Uptime", "ConvertFrom-Markdown", "Show-Markdown", "Remove-Alias", "Remove-Service" };
+
+    private static string? SevenOnly(Ast node) => node switch
+    {
+        TernaryExpressionAst => "the ternary operator",
+        PipelineChainAst => "a && / || pipeline chain",
+        BinaryExpressionAst { Operator: TokenKind.QuestionQuestion } => "the ?? operator",
+        AssignmentStatementAst { Operator: TokenKind.QuestionQuestionEquals } => "the ??= operator",
+        MemberExpressionAst { NullConditional: true } => "the ?. operator",
+        IndexExpressionAst { NullConditional: true } => "the ?[] operator",
+        NamedBlockAst { BlockKind: TokenKind.Clean } => "a clean block",
+        CommandAst command when command.GetCommandName() is "ForEach-Object" or "foreach" or "%"
+            && command.CommandElements.OfType<CommandParameterAst>().Any(p => "Parallel".StartsWith(p.ParameterName, StringComparison.OrdinalIgnoreCase) && p.ParameterName.Length >= 2)
+            => "ForEach-Object -Parallel",
+        CommandAst command when SevenOnlyCommands.Contains(command.GetCommandName(), StringComparer.OrdinalIgnoreCase) => command.GetCommandName() + " (PowerShell 7 only)",
+        _ => null,
+    };
+
     [Fact]
     public void The_readme_commands_name_files_that_exist()
     {
