@@ -74,7 +74,13 @@ internal static class Scenarios
             PeerConnection = Loopback(),
         });
         submission.LogLine += line => Console.WriteLine("LOG " + line);
+        var uploadRate = 0.0;
+        submission.ProgressChanged += progress =>
+        {
+            if (progress.Phase == SubmissionPhase.Uploading && progress.BytesDone == progress.BytesTotal) uploadRate = progress.MegabytesPerSecond;
+        };
         var result = await submission.RunAsync(CancellationToken.None).ConfigureAwait(false);
+        Console.WriteLine($"UPLOAD {uploadRate:F1} MB/s");
         var files = result.ModelPaths.SelectMany(p => Directory.Exists(p) ? Directory.GetFiles(p, "*", SearchOption.AllDirectories) : Array.Empty<string>()).ToArray();
         Console.WriteLine($"RESULT {result.Status} worker={result.WorkerId} uploaded={result.UploadedBytes} models={result.ModelPaths.Length} files={files.Length}");
         foreach (var model in result.ModelPaths) Console.WriteLine("MODEL " + model);

@@ -1,3 +1,5 @@
+using Xunit.Abstractions;
+
 namespace SleapRtc.PowerShell.Tests;
 
 /// <summary>
@@ -5,9 +7,11 @@ namespace SleapRtc.PowerShell.Tests;
 /// every library, resolved from bin/desktop by the cmdlet assembly's own resolver, on Mono (.NET Framework's API
 /// twin). They train end to end on their own and interoperate with the PowerShell 7 (net8.0) builds both ways.
 /// </summary>
-public sealed class DesktopRuntimeTests : IDisposable
+public sealed class DesktopRuntimeTests(ITestOutputHelper output) : IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
+    /// <summary>16 MB by default; SLEAPRTC_DESKTOP_PACKAGE_MB=256 turns the cross-runtime tests into a throughput measurement.</summary>
+    private static readonly int PackageBytes = (int.TryParse(Environment.GetEnvironmentVariable("SLEAPRTC_DESKTOP_PACKAGE_MB"), out var mb) ? mb : 16) << 20;
     private readonly string _work = TestEnvironment.NewDirectory("desktop");
 
     public void Dispose() { }
@@ -37,11 +41,12 @@ public sealed class DesktopRuntimeTests : IDisposable
             $room | Start-SleapWorker -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi")}' -SleapNnPath '{TestEnvironment.Fixture("sleap-nn")}' -WorkingDirectory '{_work}'
             """).ThrowOnError().SingleOf("SleapRtc.WorkerSession");
         // Megabytes, not kilobytes: SCTP windows, retransmission timers and the table CRC32c carry real traffic.
-        var package = TestEnvironment.BuildPackage(_work, "to-core", 16 << 20, ("config.json", 2));
+        var package = TestEnvironment.BuildPackage(_work, "to-core", PackageBytes, ("config.json", 2));
         var models = Path.Combine(_work, "models");
 
         using var program = DesktopProgram.Start("submit", session.Text("SessionString")!, package, models);
         AssertDesktopBuild(program.WaitFor("LIBRARY", Timeout));
+        output.WriteLine($"framework client -> PowerShell 7 worker, {PackageBytes >> 20} MB: {program.WaitFor("UPLOAD", Timeout)}");
         var result = program.WaitFor("RESULT", Timeout);
         Assert.StartsWith("Succeeded worker=" + session.Text("PeerId"), result);
         Assert.Contains($" uploaded={new FileInfo(package).Length} ", result);
@@ -58,10 +63,12 @@ public sealed class DesktopRuntimeTests : IDisposable
         AssertDesktopBuild(program.WaitFor("LIBRARY", Timeout));
         var sessionString = program.WaitFor("SESSION", Timeout);
 
-        var package = TestEnvironment.BuildPackage(_work, "to-desktop", 16 << 20, ("config.json", 2));
+        var package = TestEnvironment.BuildPackage(_work, "to-desktop", PackageBytes, ("config.json", 2));
         var models = Path.Combine(_work, "core-models");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var training = ps.Run($"Submit-SleapTraining -PackagePath '{package}' -SessionString $s -OutputPath '{models}'", Timeout,
             new Dictionary<string, object?> { ["s"] = sessionString }).ThrowOnError().SingleOf("SleapRtc.TrainingResult");
+        output.WriteLine($"PowerShell 7 client -> framework worker, {PackageBytes >> 20} MB: submission done in {clock.Elapsed.TotalSeconds:F1} s");
         Assert.Equal("Succeeded", training.Text("Status"));
         Assert.NotEmpty(Directory.GetFiles(models, "*", SearchOption.AllDirectories));
         Assert.Equal(0, program.Finish(Timeout));
