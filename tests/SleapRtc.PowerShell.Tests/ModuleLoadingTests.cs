@@ -84,4 +84,54 @@ public sealed class ModuleLoadingTests
         Assert.Empty(failures);
         Assert.True(compiled > 200, $"only {compiled} methods compiled");
     }
+
+    [Fact]
+    public void The_manifest_declares_both_editions_and_the_framework_version_5_1_needs()
+    {
+        using var ps = new HostedPowerShell(importModule: false);
+        var manifest = ps.Run($"Test-ModuleManifest -Path '{RepoPaths.Manifest}'").ThrowOnError().Output.Single();
+        var editions = ((System.Collections.IEnumerable)manifest.Prop("CompatiblePSEditions")!).Cast<object>().Select(e => e.ToString()).ToList();
+        Assert.Equal(new[] { "Desktop", "Core" }, editions);
+        Assert.Equal(new Version(5, 1), manifest.Prop("PowerShellVersion"));
+        Assert.Equal(new Version(4, 7, 2), manifest.Prop("DotNetFrameworkVersion"));
+    }
+
+    /// <summary>
+    /// Windows PowerShell 5.1 finds an assembly in .NET Framework or, through the module's resolver, in bin/desktop
+    /// (bin for the public model): every reference of every assembly there must be one or the other, or the first
+    /// cmdlet that touches it fails on a user's machine. The framework's list is its 4.7.2 reference assemblies.
+    /// </summary>
+    [Fact]
+    public void Every_assembly_the_desktop_libraries_reference_is_in_the_framework_or_shipped()
+    {
+        var framework = Path.Combine(Environment.GetEnvironmentVariable("NUGET_PACKAGES")
+            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages"),
+            "microsoft.netframework.referenceassemblies.net472", "1.0.3", "build", ".NETFramework", "v4.7.2");
+        Assert.True(Directory.Exists(framework), "the .NET Framework reference assemblies are restored with tests/SleapRtc.Desktop.Smoke");
+        var provided = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "mscorlib" };
+        foreach (var file in Directory.GetFiles(framework, "*.dll").Concat(Directory.GetFiles(Path.Combine(framework, "Facades"), "*.dll")))
+            provided.Add(Path.GetFileNameWithoutExtension(file));
+
+        var desktop = Path.Combine(RepoPaths.Root, "bin", "desktop");
+        var shipped = Directory.GetFiles(desktop, "*.dll").Append(Path.Combine(RepoPaths.Root, "bin", "SleapRtc.dll"))
+            .Append(Path.Combine(RepoPaths.Root, "bin", "SleapRtc.Model.dll")).ToList();
+        var names = new HashSet<string>(shipped.Select(Path.GetFileNameWithoutExtension)!, StringComparer.OrdinalIgnoreCase);
+        var missing = new List<string>();
+        foreach (var assembly in shipped)
+        {
+            using var stream = File.OpenRead(assembly);
+            using var pe = new System.Reflection.PortableExecutable.PEReader(stream);
+            var metadata = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(pe);
+            foreach (var handle in metadata.AssemblyReferences)
+            {
+                var name = metadata.GetString(metadata.GetAssemblyReference(handle).Name);
+                // The host provides System.Management.Automation; everything else must be found.
+                if (name == "System.Management.Automation" || provided.Contains(name) || names.Contains(name)) continue;
+                missing.Add($"{Path.GetFileName(assembly)} -> {name}");
+            }
+        }
+        Assert.Empty(missing);
+        Assert.Contains("System.Text.Json", names);
+        Assert.True(File.Exists(Path.Combine(desktop, "runtimes", "win-x64", "native", "e_sqlite3.dll")), "SQLite's Windows native library is not shipped");
+    }
 }
