@@ -62,8 +62,9 @@ public sealed class StunBindingServer : IDisposable
                 var source = (IPEndPoint)LocalEndPoint.Create(address);
                 var response = new StunMessageBuilder(StunMethod.Binding, StunClass.SuccessResponse, request.TransactionId)
                     .AddXorMappedAddress(source).AddFingerprint();
-                _socket.SendTo(response.Span, SocketFlags.None, address);
+                // Counted before the send: the asker may act on the answer before this thread runs again.
                 Interlocked.Increment(ref _requestsAnswered);
+                _socket.SendTo(response.Span, SocketFlags.None, address);
             }
             catch (Exception)
             {
