@@ -1,39 +1,37 @@
-using Xunit;
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
 using System.Security.Cryptography;
 using System.Text;
 using SleapRtc.Signaling.Server;
+using Xunit;
 
 namespace SleapRtc.Signaling.Tests;
 
-/// <summary>
-/// The server-side WebSocket the netstandard2.0 (Windows PowerShell 5.1) server uses, against the runtime's own
-/// ClientWebSocket over loopback TCP, and against raw frames where a client misbehaves.
-/// </summary>
+/// <summary>The runtime's ClientWebSocket (and raw TCP clients) against ServerWebSocket over loopback.</summary>
 public sealed class ServerWebSocketTests
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(125)]
-    [InlineData(126)]
-    [InlineData(65535)]
-    [InlineData(65536)]
-    [InlineData(1 << 20)]
-    public async Task Messages_of_every_length_class_arrive_intact_both_ways(int size)
+    [InlineData(0, WebSocketMessageType.Text)]
+    [InlineData(125, WebSocketMessageType.Text)]
+    [InlineData(126, WebSocketMessageType.Binary)]
+    [InlineData(65535, WebSocketMessageType.Binary)]
+    [InlineData(65536, WebSocketMessageType.Text)]
+    [InlineData(1 << 20, WebSocketMessageType.Binary)]
+    public async Task Messages_of_every_length_class_echo_intact(int size, WebSocketMessageType type)
     {
         await using var pair = await Pair.OpenAsync();
-        var payload = RandomNumberGenerator.GetBytes(size);
-        await pair.Client.SendAsync(payload, WebSocketMessageType.Binary, true, CancellationToken.None);
-        var (received, type) = await ReceiveMessageAsync(pair.Server, 4096);
-        Assert.Equal(WebSocketMessageType.Binary, type);
+        var payload = Pattern(size, type == WebSocketMessageType.Text);
+        await pair.Client.SendAsync(payload, type, true, Token());
+        var (received, receivedType) = await ReadMessageAsync(pair.Server, 8192);
+        Assert.Equal(type, receivedType);
         Assert.Equal(payload, received);
 
-        await pair.Server.SendAsync(new ArraySegment<byte>(payload), WebSocketMessageType.Binary, true, CancellationToken.None);
-        var (echoed, _) = await ReceiveMessageAsync(pair.Client, 4096);
+        await pair.Server.SendAsync(new ArraySegment<byte>(received), type, true, Token());
+        var (echoed, echoedType) = await ReadMessageAsync(pair.Client, 8192);
+        Assert.Equal(type, echoedType);
         Assert.Equal(payload, echoed);
     }
 
@@ -41,187 +39,283 @@ public sealed class ServerWebSocketTests
     public async Task A_small_buffer_gets_partial_results_with_end_of_message_only_on_the_last()
     {
         await using var pair = await Pair.OpenAsync();
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("0123456789abcdef"), WebSocketMessageType.Text, true, CancellationToken.None);
-        var buffer = new byte[5];
-        var ends = new List<bool>();
-        var text = new StringBuilder();
+        var payload = Pattern(1000, false);
+        await pair.Client.SendAsync(payload, WebSocketMessageType.Binary, true, Token());
+        var buffer = new byte[64];
+        var collected = new List<byte>();
+        var results = new List<WebSocketReceiveResult>();
         WebSocketReceiveResult result;
         do
         {
-            result = await pair.Server.ReceiveAsync(new ArraySegment<byte>(buffer), CancellationToken.None).WaitAsync(Wait);
-            Assert.Equal(WebSocketMessageType.Text, result.MessageType);
-            text.Append(Encoding.UTF8.GetString(buffer, 0, result.Count));
-            ends.Add(result.EndOfMessage);
+            result = await pair.Server.ReceiveAsync(new ArraySegment<byte>(buffer), Token());
+            results.Add(result);
+            collected.AddRange(buffer.Take(result.Count));
         } while (!result.EndOfMessage);
-        Assert.Equal("0123456789abcdef", text.ToString());
-        Assert.Equal(new[] { false, false, false, true }, ends);
+        Assert.True(results.Count >= 1000 / 64);
+        Assert.All(results.Take(results.Count - 1), r => Assert.False(r.EndOfMessage));
+        Assert.Equal(payload, collected.ToArray());
     }
 
     [Fact]
-    public async Task Fragmented_messages_from_the_client_are_reassembled()
+    public async Task Client_fragmented_messages_are_reassembled_with_the_first_frames_type()
     {
         await using var pair = await Pair.OpenAsync();
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("hello "), WebSocketMessageType.Text, false, CancellationToken.None);
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("fragmented "), WebSocketMessageType.Text, false, CancellationToken.None);
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("world"), WebSocketMessageType.Text, true, CancellationToken.None);
-        var (message, type) = await ReceiveMessageAsync(pair.Server, 64);
+        var parts = new[] { "{\"a\":", "\"fragmented\"", ",\"b\":1", "}" };
+        for (var i = 0; i < parts.Length; i++)
+            await pair.Client.SendAsync(Encoding.UTF8.GetBytes(parts[i]), WebSocketMessageType.Text, i == parts.Length - 1, Token());
+        await pair.Client.SendAsync(new byte[] { 1, 2, 3 }, WebSocketMessageType.Binary, true, Token());
+
+        var (text, textType) = await ReadMessageAsync(pair.Server, 4096);
+        Assert.Equal(WebSocketMessageType.Text, textType);
+        Assert.Equal(string.Concat(parts), Encoding.UTF8.GetString(text));
+        var (binary, binaryType) = await ReadMessageAsync(pair.Server, 4096);
+        Assert.Equal(WebSocketMessageType.Binary, binaryType);
+        Assert.Equal(new byte[] { 1, 2, 3 }, binary);
+    }
+
+    [Fact]
+    public async Task Server_fragmented_sends_arrive_as_one_message()
+    {
+        await using var pair = await Pair.OpenAsync();
+        await pair.Server.SendAsync(new ArraySegment<byte>(Encoding.UTF8.GetBytes("hello ")), WebSocketMessageType.Text, false, Token());
+        await pair.Server.SendAsync(new ArraySegment<byte>(Encoding.UTF8.GetBytes("world")), WebSocketMessageType.Text, true, Token());
+        var (message, type) = await ReadMessageAsync(pair.Client, 4096);
         Assert.Equal(WebSocketMessageType.Text, type);
-        Assert.Equal("hello fragmented world", Encoding.UTF8.GetString(message));
+        Assert.Equal("hello world", Encoding.UTF8.GetString(message));
     }
 
     [Fact]
-    public async Task Concurrent_sends_never_interleave_frames()
+    public async Task Concurrent_sends_from_eight_tasks_never_interleave()
     {
         await using var pair = await Pair.OpenAsync();
-        var messages = Enumerable.Range(0, 8).Select(i => new string((char)('a' + i), 20_000 + i)).ToList();
-        await Task.WhenAll(messages.Select(m => Task.Run(() =>
-            pair.Server.SendAsync(new ArraySegment<byte>(Encoding.UTF8.GetBytes(m)), WebSocketMessageType.Text, true, CancellationToken.None))));
-        var received = new List<string>();
-        for (var i = 0; i < messages.Count; i++)
-            received.Add(Encoding.UTF8.GetString((await ReceiveMessageAsync(pair.Client, 1024)).Message));
-        Assert.Equal(messages.OrderBy(m => m), received.OrderBy(m => m));
+        const int senders = 8, perSender = 25, size = 20_000;
+        var sends = Enumerable.Range(0, senders).Select(sender => Task.Run(async () =>
+        {
+            var payload = Enumerable.Repeat((byte)sender, size).ToArray();
+            for (var i = 0; i < perSender; i++)
+                await pair.Server.SendAsync(new ArraySegment<byte>(payload), WebSocketMessageType.Binary, true, Token());
+        })).ToArray();
+
+        var counts = new int[senders];
+        for (var i = 0; i < senders * perSender; i++)
+        {
+            var (message, _) = await ReadMessageAsync(pair.Client, 8192);
+            Assert.Equal(size, message.Length);
+            Assert.All(message, b => Assert.Equal(message[0], b));
+            counts[message[0]]++;
+        }
+        await Task.WhenAll(sends).WaitAsync(Timeout);
+        Assert.All(counts, c => Assert.Equal(perSender, c));
     }
 
     [Fact]
-    public async Task A_close_from_the_client_reports_status_and_reason_and_the_handshake_completes()
+    public async Task Close_initiated_by_the_server_completes_on_both_ends()
     {
         await using var pair = await Pair.OpenAsync();
-        var clientClose = pair.Client.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
-        var result = await pair.Server.ReceiveAsync(new ArraySegment<byte>(new byte[16]), CancellationToken.None).WaitAsync(Wait);
-        Assert.Equal(WebSocketMessageType.Close, result.MessageType);
-        Assert.Equal(WebSocketCloseStatus.NormalClosure, result.CloseStatus);
-        Assert.Equal("bye", result.CloseStatusDescription);
-        Assert.Equal(WebSocketState.CloseReceived, pair.Server.State);
+        await pair.Server.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, "too chatty", Token());
+        Assert.Equal(WebSocketState.CloseSent, pair.Server.State);
+        await Assert.ThrowsAsync<WebSocketException>(() =>
+            pair.Server.SendAsync(new ArraySegment<byte>(new byte[1]), WebSocketMessageType.Binary, true, Token()));
 
-        await pair.Server.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None).WaitAsync(Wait);
+        var clientResult = await pair.Client.ReceiveAsync(new byte[16], Token());
+        Assert.Equal(WebSocketMessageType.Close, clientResult.MessageType);
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, clientResult.CloseStatus);
+        Assert.Equal("too chatty", clientResult.CloseStatusDescription);
+        Assert.Equal(WebSocketState.CloseReceived, pair.Client.State);
+
+        var clientClose = pair.Client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "ok", Token());
+        var serverResult = await pair.Server.ReceiveAsync(new ArraySegment<byte>(new byte[16]), Token());
+        await clientClose.WaitAsync(Timeout);
+        Assert.Equal(WebSocketMessageType.Close, serverResult.MessageType);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, serverResult.CloseStatus);
+        Assert.Equal("ok", pair.Server.CloseStatusDescription);
         Assert.Equal(WebSocketState.Closed, pair.Server.State);
-        await clientClose.WaitAsync(Wait);
         Assert.Equal(WebSocketState.Closed, pair.Client.State);
     }
 
     [Fact]
-    public async Task A_close_from_the_server_reaches_the_client_with_its_status()
+    public async Task Close_initiated_by_the_client_completes_on_both_ends()
     {
         await using var pair = await Pair.OpenAsync();
-        var serverClose = pair.Server.CloseAsync(WebSocketCloseStatus.PolicyViolation, "go away", CancellationToken.None);
-        var result = await pair.Client.ReceiveAsync(new byte[16], CancellationToken.None).WaitAsync(Wait);
+        var clientClose = pair.Client.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", Token());
+        var result = await pair.Server.ReceiveAsync(new ArraySegment<byte>(new byte[16]), Token());
         Assert.Equal(WebSocketMessageType.Close, result.MessageType);
-        Assert.Equal(WebSocketCloseStatus.PolicyViolation, result.CloseStatus);
-        Assert.Equal("go away", result.CloseStatusDescription);
-        await pair.Client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", CancellationToken.None);
-        await serverClose.WaitAsync(Wait);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, result.CloseStatus);
+        Assert.Equal("done", result.CloseStatusDescription);
+        Assert.Equal(WebSocketState.CloseReceived, pair.Server.State);
+        // Data may still go out after the peer's close frame, before ours.
+        await pair.Server.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", Token());
+        Assert.Equal(WebSocketState.Closed, pair.Server.State);
+        await clientClose.WaitAsync(Timeout);
+        Assert.Equal(WebSocketState.Closed, pair.Client.State);
+        Assert.Equal(WebSocketCloseStatus.NormalClosure, pair.Client.CloseStatus);
+        Assert.Equal("bye", pair.Client.CloseStatusDescription);
+    }
+
+    [Fact]
+    public async Task Server_CloseAsync_waits_for_the_clients_close_frame()
+    {
+        await using var pair = await Pair.OpenAsync();
+        var serverClose = pair.Server.CloseAsync(WebSocketCloseStatus.NormalClosure, "", Token());
+        var clientResult = await pair.Client.ReceiveAsync(new byte[16], Token());
+        Assert.Equal(WebSocketMessageType.Close, clientResult.MessageType);
+        Assert.False(serverClose.IsCompleted);
+        await pair.Client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", Token());
+        await serverClose.WaitAsync(Timeout);
         Assert.Equal(WebSocketState.Closed, pair.Server.State);
     }
 
     [Fact]
-    public async Task A_ping_is_answered_with_a_pong_carrying_its_payload()
+    public async Task A_ping_gets_a_pong_with_the_same_payload_and_is_not_surfaced()
     {
         await using var raw = await RawPair.OpenAsync();
-        var receive = raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), CancellationToken.None);
-        await raw.SendMaskedAsync(0x89, "are you there"u8.ToArray());
-        var pong = await raw.ReadFrameAsync();
-        Assert.Equal(0x8A, pong.FirstByte);
-        Assert.Equal("are you there", Encoding.UTF8.GetString(pong.Payload));
-        await raw.SendMaskedAsync(0x81, "after"u8.ToArray());
-        var result = await receive.WaitAsync(Wait);
-        Assert.Equal(5, result.Count);
+        var receive = raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), Token());
+        await raw.SendMaskedAsync(0x9, Encoding.ASCII.GetBytes("are you there"));
+        var pong = await raw.ReadBytesAsync(2 + 13);
+        Assert.Equal(0x8A, pong[0]);
+        Assert.Equal(13, pong[1]);
+        Assert.Equal("are you there", Encoding.ASCII.GetString(pong, 2, 13));
+
+        await raw.SendMaskedAsync(0x1, Encoding.UTF8.GetBytes("after ping"));
+        var result = await receive.WaitAsync(Timeout);
+        Assert.Equal(WebSocketMessageType.Text, result.MessageType);
         Assert.True(result.EndOfMessage);
+        Assert.Equal(10, result.Count);
     }
 
-    [Fact]
-    public async Task An_unmasked_client_frame_is_a_protocol_error_answered_with_close_1002()
+    [Theory]
+    [InlineData(new byte[] { 0x81, 0x02, 0x68, 0x69 })] // unmasked text frame
+    [InlineData(new byte[] { 0xC1, 0x80, 1, 2, 3, 4 })] // RSV1 without an extension
+    [InlineData(new byte[] { 0x83, 0x80, 1, 2, 3, 4 })] // reserved opcode 3
+    [InlineData(new byte[] { 0x09, 0x80, 1, 2, 3, 4 })] // fragmented ping
+    [InlineData(new byte[] { 0x89, 0xFE, 0x00, 0x7E })] // ping longer than 125 bytes
+    [InlineData(new byte[] { 0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0 })] // 64-bit length with the high bit set
+    public async Task Protocol_errors_send_close_1002_and_throw(byte[] frame)
     {
         await using var raw = await RawPair.OpenAsync();
-        var receive = raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), CancellationToken.None);
-        await raw.Stream.WriteAsync(new byte[] { 0x81, 0x02, (byte)'h', (byte)'i' });
-        var error = await Assert.ThrowsAsync<WebSocketException>(() => receive.WaitAsync(Wait));
-        Assert.Contains("not masked", error.Message);
-        var close = await raw.ReadFrameAsync();
-        Assert.Equal(0x88, close.FirstByte);
-        Assert.Equal(1002, (close.Payload[0] << 8) | close.Payload[1]);
+        await raw.Stream.WriteAsync(frame, Token());
+        await Assert.ThrowsAsync<WebSocketException>(() => raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), Token()));
         Assert.Equal(WebSocketState.Aborted, raw.Server.State);
+        var close = await raw.ReadBytesAsync(4);
+        Assert.Equal(0x88, close[0]);
+        Assert.True((close[1] & 0x7F) >= 2, "a close frame carries at least its status");
+        Assert.Equal(1002, (close[2] << 8) | close[3]);
     }
 
     [Fact]
     public async Task A_client_that_drops_the_connection_is_reported_as_closed_prematurely()
     {
         await using var raw = await RawPair.OpenAsync();
-        var receive = raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), CancellationToken.None);
-        raw.Client.Close();
-        var error = await Assert.ThrowsAsync<WebSocketException>(() => receive.WaitAsync(Wait));
+        var receive = raw.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), Token());
+        // Half a frame, then the TCP connection goes away.
+        await raw.Stream.WriteAsync(new byte[] { 0x81, 0x85, 1, 2 }, Token());
+        raw.Tcp.Client.Shutdown(SocketShutdown.Both);
+        raw.Tcp.Close();
+        var error = await Assert.ThrowsAsync<WebSocketException>(() => receive.WaitAsync(Timeout));
         Assert.Equal(WebSocketError.ConnectionClosedPrematurely, error.WebSocketErrorCode);
         Assert.Equal(WebSocketState.Aborted, raw.Server.State);
     }
 
     [Fact]
-    public async Task Cancelling_a_pending_receive_aborts_the_socket_like_the_runtime()
+    public async Task Cancelling_a_pending_receive_aborts_the_socket()
     {
         await using var pair = await Pair.OpenAsync();
-        using var cancel = new CancellationTokenSource();
-        var receive = pair.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), cancel.Token);
-        cancel.Cancel();
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => receive.WaitAsync(Wait));
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            pair.Server.ReceiveAsync(new ArraySegment<byte>(new byte[64]), cancel.Token).WaitAsync(Timeout));
         Assert.Equal(WebSocketState.Aborted, pair.Server.State);
     }
 
     [Fact]
-    public async Task The_signaling_server_peer_loop_runs_on_it_receive_send_and_close()
+    public async Task PeerSocket_runs_over_it_receive_loop_concurrent_sends_and_close()
     {
-        // PeerSocket as the server uses it: its read loop, its queued writer, a close with a reason.
         await using var pair = await Pair.OpenAsync();
-        var peer = new PeerSocket(pair.Server, "127.0.0.1", "127.0.0.1", 1 << 20, 64);
-        var run = peer.RunAsync(async (socket, text) =>
+        var peer = new PeerSocket(pair.Server, "127.0.0.1", "localhost", 64 * 1024, 1024);
+        var handled = 0;
+        using var stop = new CancellationTokenSource(Timeout);
+        // The hub's pattern: each message answered through the queue while relays are queued from elsewhere.
+        var run = peer.RunAsync((socket, text) =>
         {
-            Assert.True(socket.TrySend("{\"echo\":" + text + "}"));
-            if (text.Contains("bye")) socket.Close(WebSocketCloseStatus.NormalClosure, "done");
-            await Task.CompletedTask;
-        }, CancellationToken.None);
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("{\"n\":1}"), WebSocketMessageType.Text, true, CancellationToken.None);
-        Assert.Equal("{\"echo\":{\"n\":1}}", Encoding.UTF8.GetString((await ReceiveMessageAsync(pair.Client, 256)).Message));
-        await pair.Client.SendAsync(Encoding.UTF8.GetBytes("\"bye\""), WebSocketMessageType.Text, true, CancellationToken.None);
-        Assert.Equal("{\"echo\":\"bye\"}", Encoding.UTF8.GetString((await ReceiveMessageAsync(pair.Client, 256)).Message));
-        var close = await pair.Client.ReceiveAsync(new byte[16], CancellationToken.None).WaitAsync(Wait);
+            Interlocked.Increment(ref handled);
+            socket.TrySend("{\"echo\":" + text + "}");
+            return Task.CompletedTask;
+        }, stop.Token);
+        var relays = Task.Run(() => { for (var i = 0; i < 50; i++) peer.TrySend("{\"relay\":" + i + "}"); });
+
+        for (var i = 0; i < 50; i++)
+            await pair.Client.SendAsync(Encoding.UTF8.GetBytes("{\"n\":" + i + "}"), WebSocketMessageType.Text, true, Token());
+        var echoes = 0;
+        var relayed = 0;
+        while (echoes + relayed < 100)
+        {
+            var (message, type) = await ReadMessageAsync(pair.Client, 256);
+            Assert.Equal(WebSocketMessageType.Text, type);
+            var text = Encoding.UTF8.GetString(message);
+            if (text.StartsWith("{\"echo\":{\"n\":", StringComparison.Ordinal)) echoes++;
+            else if (text.StartsWith("{\"relay\":", StringComparison.Ordinal)) relayed++;
+            else Assert.Fail("unexpected message " + text);
+        }
+        await relays.WaitAsync(Timeout);
+
+        peer.Close(WebSocketCloseStatus.PolicyViolation, "Too many unread messages");
+        var close = await pair.Client.ReceiveAsync(new byte[64], Token());
         Assert.Equal(WebSocketMessageType.Close, close.MessageType);
-        Assert.Equal("done", close.CloseStatusDescription);
-        await run.WaitAsync(Wait);
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, close.CloseStatus);
+        Assert.Equal("Too many unread messages", close.CloseStatusDescription);
+        await run.WaitAsync(Timeout);
+        Assert.Equal(50, handled);
+        Assert.True(pair.Server.State is WebSocketState.Aborted or WebSocketState.Closed);
     }
 
-    private static async Task<(byte[] Message, WebSocketMessageType Type)> ReceiveMessageAsync(WebSocket socket, int bufferSize)
+    private static CancellationToken Token() => new CancellationTokenSource(Timeout).Token;
+
+    private static byte[] Pattern(int size, bool text)
+    {
+        var data = new byte[size];
+        for (var i = 0; i < size; i++) data[i] = text ? (byte)('a' + i % 26) : (byte)(i * 31 + (i >> 8));
+        return data;
+    }
+
+    private static async Task<(byte[] Message, WebSocketMessageType Type)> ReadMessageAsync(WebSocket socket, int bufferSize)
     {
         var buffer = new byte[bufferSize];
         using var message = new MemoryStream();
         WebSocketReceiveResult result;
         do
         {
-            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer), CancellationToken.None).WaitAsync(Wait);
+            result = await socket.ReceiveAsync(new ArraySegment<byte>(buffer), Token());
+            Assert.NotEqual(WebSocketMessageType.Close, result.MessageType);
             message.Write(buffer, 0, result.Count);
         } while (!result.EndOfMessage);
         return (message.ToArray(), result.MessageType);
     }
 
-    /// <summary>Accepts one TCP connection on loopback and answers the HTTP upgrade, as the signaling host does.</summary>
-    private static async Task<(TcpClient Client, NetworkStream Stream)> AcceptUpgradedAsync(TcpListener listener)
+    /// <summary>Accepts one TCP connection on loopback and answers its HTTP upgrade; returns the stream after the 101.</summary>
+    private static async Task<(TcpClient Tcp, Stream Stream)> AcceptUpgradeAsync(TcpListener listener)
     {
-        var client = await listener.AcceptTcpClientAsync().WaitAsync(Wait);
-        var stream = client.GetStream();
+        var tcp = await listener.AcceptTcpClientAsync(Token());
+        var stream = tcp.GetStream();
         var request = new StringBuilder();
         var one = new byte[1];
         while (!request.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
         {
-            if (await stream.ReadAsync(one).AsTask().WaitAsync(Wait) == 0) throw new IOException("client left during the upgrade");
+            if (await stream.ReadAsync(one, Token()) == 0) throw new IOException("client left during the upgrade");
             request.Append((char)one[0]);
         }
-        var key = request.ToString().Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase)).Split(':', 2)[1].Trim();
+        var keyLine = request.ToString().Split("\r\n").First(l => l.StartsWith("Sec-WebSocket-Key:", StringComparison.OrdinalIgnoreCase));
+        var key = keyLine.Substring(keyLine.IndexOf(':') + 1).Trim();
         var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
-        await stream.WriteAsync(Encoding.ASCII.GetBytes($"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"));
-        return (client, stream);
+        var response = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(response), Token());
+        return (tcp, stream);
     }
 
     private sealed class Pair : IAsyncDisposable
     {
-        private TcpClient? _accepted;
-        public ClientWebSocket Client { get; } = new();
-        public ServerWebSocket Server { get; private set; } = null!;
+        private readonly TcpClient _tcp;
+        private Pair(ClientWebSocket client, ServerWebSocket server, TcpClient tcp) { Client = client; Server = server; _tcp = tcp; }
+        public ClientWebSocket Client { get; }
+        public ServerWebSocket Server { get; }
 
         public static async Task<Pair> OpenAsync()
         {
@@ -229,13 +323,13 @@ public sealed class ServerWebSocketTests
             listener.Start();
             try
             {
-                var pair = new Pair();
-                var accepting = AcceptUpgradedAsync(listener);
-                await pair.Client.ConnectAsync(new Uri($"ws://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/"), CancellationToken.None).WaitAsync(Wait);
-                var (client, stream) = await accepting;
-                pair._accepted = client;
-                pair.Server = new ServerWebSocket(stream);
-                return pair;
+                var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+                var client = new ClientWebSocket();
+                client.Options.KeepAliveInterval = TimeSpan.Zero;
+                var accepting = AcceptUpgradeAsync(listener);
+                await client.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/"), Token());
+                var (tcp, stream) = await accepting.WaitAsync(Timeout);
+                return new Pair(client, new ServerWebSocket(stream), tcp);
             }
             finally
             {
@@ -245,20 +339,25 @@ public sealed class ServerWebSocketTests
 
         public ValueTask DisposeAsync()
         {
+            Client.Abort();
             Client.Dispose();
-            Server?.Dispose();
-            _accepted?.Dispose();
+            Server.Dispose();
+            _tcp.Dispose();
             return ValueTask.CompletedTask;
         }
     }
 
-    /// <summary>A hand-written client: frames exactly as a test needs them, well-formed or not.</summary>
+    /// <summary>A hand-driven client: writes exactly the frames a test needs, reads the server's raw bytes.</summary>
     private sealed class RawPair : IAsyncDisposable
     {
-        public TcpClient Client { get; } = new();
-        public NetworkStream Stream { get; private set; } = null!;
-        public ServerWebSocket Server { get; private set; } = null!;
-        private TcpClient? _accepted;
+        private readonly TcpClient _serverTcp;
+        private RawPair(TcpClient tcp, NetworkStream stream, ServerWebSocket server, TcpClient serverTcp)
+        {
+            Tcp = tcp; Stream = stream; Server = server; _serverTcp = serverTcp;
+        }
+        public TcpClient Tcp { get; }
+        public NetworkStream Stream { get; }
+        public ServerWebSocket Server { get; }
 
         public static async Task<RawPair> OpenAsync()
         {
@@ -266,24 +365,23 @@ public sealed class ServerWebSocketTests
             listener.Start();
             try
             {
-                var pair = new RawPair();
-                var accepting = AcceptUpgradedAsync(listener);
-                await pair.Client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port).WaitAsync(Wait);
-                pair.Stream = pair.Client.GetStream();
+                var accepting = AcceptUpgradeAsync(listener);
+                var tcp = new TcpClient();
+                await tcp.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port, Token());
+                var stream = tcp.GetStream();
                 var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
-                await pair.Stream.WriteAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"));
-                var (accepted, stream) = await accepting;
-                pair._accepted = accepted;
-                pair.Server = new ServerWebSocket(stream);
+                var request = $"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(request), Token());
+                var (serverTcp, serverStream) = await accepting.WaitAsync(Timeout);
                 var response = new StringBuilder();
                 var one = new byte[1];
                 while (!response.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
                 {
-                    await pair.Stream.ReadExactlyAsync(one).AsTask().WaitAsync(Wait);
+                    if (await stream.ReadAsync(one, Token()) == 0) throw new IOException("server left during the upgrade");
                     response.Append((char)one[0]);
                 }
                 Assert.StartsWith("HTTP/1.1 101", response.ToString());
-                return pair;
+                return new RawPair(tcp, stream, new ServerWebSocket(serverStream), serverTcp);
             }
             finally
             {
@@ -291,32 +389,30 @@ public sealed class ServerWebSocketTests
             }
         }
 
-        public async Task SendMaskedAsync(byte firstByte, byte[] payload)
+        public async Task SendMaskedAsync(int opcode, byte[] payload)
         {
-            var mask = RandomNumberGenerator.GetBytes(4);
-            var frame = new byte[2 + 4 + payload.Length];
-            frame[0] = firstByte;
+            Assert.True(payload.Length <= 125);
+            var mask = new byte[] { 0x37, 0xFA, 0x21, 0x3D };
+            var frame = new byte[6 + payload.Length];
+            frame[0] = (byte)(0x80 | opcode);
             frame[1] = (byte)(0x80 | payload.Length);
             mask.CopyTo(frame, 2);
-            for (var i = 0; i < payload.Length; i++) frame[6 + i] = (byte)(payload[i] ^ mask[i & 3]);
-            await Stream.WriteAsync(frame);
+            for (var i = 0; i < payload.Length; i++) frame[6 + i] = (byte)(payload[i] ^ mask[i % 4]);
+            await Stream.WriteAsync(frame, Token());
         }
 
-        public async Task<(byte FirstByte, byte[] Payload)> ReadFrameAsync()
+        public async Task<byte[]> ReadBytesAsync(int count)
         {
-            var header = new byte[2];
-            await Stream.ReadExactlyAsync(header).AsTask().WaitAsync(Wait);
-            Assert.Equal(0, header[1] & 0x80); // server frames are never masked
-            var payload = new byte[header[1] & 0x7F];
-            await Stream.ReadExactlyAsync(payload).AsTask().WaitAsync(Wait);
-            return (header[0], payload);
+            var data = new byte[count];
+            await Stream.ReadExactlyAsync(data, Token());
+            return data;
         }
 
         public ValueTask DisposeAsync()
         {
-            Client.Dispose();
-            Server?.Dispose();
-            _accepted?.Dispose();
+            Server.Dispose();
+            Tcp.Dispose();
+            _serverTcp.Dispose();
             return ValueTask.CompletedTask;
         }
     }

@@ -169,6 +169,9 @@ internal sealed class ServerWebSocket : WebSocket
             length = 0;
             for (var i = 0; i < 8; i++) length = (length << 8) | _header[i];
         }
+        var isControl = opcode is OpClose or OpPing or OpPong;
+        if (isControl && (!final || length > MaxControlPayload))
+            throw await ProtocolErrorAsync("control frames must be whole and at most 125 bytes").ConfigureAwait(false);
         await ReadExactlyAsync(_mask, 4, cancellationToken).ConfigureAwait(false);
         _maskOffset = 0;
 
@@ -177,7 +180,6 @@ internal sealed class ServerWebSocket : WebSocket
             case OpClose:
             case OpPing:
             case OpPong:
-                if (!final || length > MaxControlPayload) throw await ProtocolErrorAsync("control frames must be whole and at most 125 bytes").ConfigureAwait(false);
                 var payload = new byte[length];
                 await ReadExactlyAsync(payload, payload.Length, cancellationToken).ConfigureAwait(false);
                 Unmask(payload, 0, payload.Length);
