@@ -359,26 +359,8 @@ internal readonly struct ProcessArgumentList(System.Diagnostics.ProcessStartInfo
 {
     public void Add(string argument)
     {
-        var quoted = Quote(argument);
+        var quoted = Portable.QuoteCommandLineArgument(argument);
         start.Arguments = string.IsNullOrEmpty(start.Arguments) ? quoted : start.Arguments + " " + quoted;
-    }
-
-    /// <summary>Quoting per the Microsoft C runtime rules: backslashes only escape when they precede a quote.</summary>
-    private static string Quote(string argument)
-    {
-        if (argument.Length > 0 && argument.IndexOfAny(new[] { ' ', '\t', '\n', '\v', '"' }) < 0) return argument;
-        var builder = new StringBuilder("\"");
-        var backslashes = 0;
-        foreach (var c in argument)
-        {
-            if (c == '\\') { backslashes++; continue; }
-            if (c == '"') builder.Append('\\', backslashes * 2 + 1);
-            else builder.Append('\\', backslashes);
-            backslashes = 0;
-            builder.Append(c);
-        }
-        builder.Append('\\', backslashes * 2).Append('"');
-        return builder.ToString();
     }
 }
 #endif

@@ -137,6 +137,27 @@ internal static class Portable
     }
 
     /// <summary>
+    /// One argument quoted for a Windows command line (the Microsoft C runtime / CommandLineToArgvW rules: backslashes
+    /// escape only when they precede a quote), so the child sees it verbatim. Used where ArgumentList does not exist.
+    /// </summary>
+    public static string QuoteCommandLineArgument(string argument)
+    {
+        if (argument.Length > 0 && argument.IndexOfAny(new[] { ' ', '\t', '\n', '\v', '"' }) < 0) return argument;
+        var builder = new System.Text.StringBuilder("\"");
+        var backslashes = 0;
+        foreach (var c in argument)
+        {
+            if (c == '\\') { backslashes++; continue; }
+            if (c == '"') builder.Append('\\', backslashes * 2 + 1);
+            else builder.Append('\\', backslashes);
+            backslashes = 0;
+            builder.Append(c);
+        }
+        builder.Append('\\', backslashes * 2).Append('"');
+        return builder.ToString();
+    }
+
+    /// <summary>
     /// The Unix mode bits a zip entry carries (upper 16 bits), or 0 where the runtime cannot tell: .NET Framework
     /// 4.7.2+ has the property, the netstandard2.0 surface does not, so it is read by reflection there.
     /// </summary>
