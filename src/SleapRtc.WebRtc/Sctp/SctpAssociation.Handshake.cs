@@ -122,8 +122,10 @@ public sealed partial class SctpAssociation
             }
             _peer = peer;
             _peerTag = peer.InitiateTag;
-            EnterEstablished();
+            // COOKIE ACK first: establishing sends the DATA_CHANNEL_OPENs queued meanwhile, and a peer still in
+            // COOKIE-ECHOED drops DATA that overtakes the COOKIE ACK, costing a 1 s retransmission timeout.
             SendCookieAck();
+            EnterEstablished();
             return;
         }
         if (peer.InitiateTag == _peerTag)

@@ -44,6 +44,31 @@ public class SctpAssociationTests
         await OpenAndCheck(pair);
     }
 
+    [Fact]
+    public async Task A_channel_requested_before_establishment_follows_the_cookie_ack_not_precedes_it()
+    {
+        // B answers A's INIT passively and has a channel open queued: establishing on A's COOKIE ECHO sends that
+        // DATA_CHANNEL_OPEN. Sent ahead of the COOKIE ACK, it reached A still in COOKIE-ECHOED, which drops DATA,
+        // and the channel opened only after the 1 s retransmission timeout (1-2 % of loopback connects).
+        await using var pair = new SctpTestPair();
+        var sentByB = new System.Collections.Concurrent.ConcurrentQueue<byte[]>();
+        pair.BToA.Tap = sentByB.Enqueue;
+        using var cts = new CancellationTokenSource(Timeout);
+        var opened = new TaskCompletionSource<IDataChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
+        pair.A.ChannelOpened += channel => opened.TrySetResult(channel);
+        var atB = pair.B.OpenChannelAsync("early", cts.Token);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await pair.A.ConnectAsync(cts.Token);
+        await Task.WhenAll(atB, opened.Task).WaitAsync(cts.Token);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromMilliseconds(500), $"the early channel took {clock.ElapsedMilliseconds} ms to open");
+        Assert.Equal(0, pair.B.GetStatistics().DataChunksRetransmitted);
+        var firstChunks = sentByB.Select(packet => packet[12]).ToList();
+        var cookieAck = firstChunks.IndexOf(ChunkType.CookieAck);
+        var firstData = firstChunks.IndexOf(ChunkType.Data);
+        Assert.True(cookieAck >= 0 && firstData > cookieAck, $"B's packets began with chunk types {string.Join(",", firstChunks)}");
+    }
+
     private static async Task<(IDataChannel, IDataChannel)> OpenAndCheck(SctpTestPair pair)
     {
         var remote = new TaskCompletionSource<IDataChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
