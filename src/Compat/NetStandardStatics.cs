@@ -258,11 +258,23 @@ internal static class NetStandardStatics
         public int SendTo(ReadOnlySpan<byte> datagram, SocketFlags flags, SocketAddress destination)
         {
             var template = destination.Family == AddressFamily.InterNetworkV6 ? new IPEndPoint(IPAddress.IPv6Any, 0) : new IPEndPoint(IPAddress.Any, 0);
-            return socket.SendTo(datagram.ToArray(), flags, template.Create(destination));
+            return socket.SendTo(datagram, flags, template.Create(destination));
         }
 
-        public int SendTo(ReadOnlySpan<byte> datagram, SocketFlags flags, EndPoint destination) =>
-            socket.SendTo(datagram.ToArray(), flags, destination);
+        /// <summary>Every data-channel packet passes here on .NET Framework: a pooled buffer, not an array per datagram.</summary>
+        public int SendTo(ReadOnlySpan<byte> datagram, SocketFlags flags, EndPoint destination)
+        {
+            var rented = System.Buffers.ArrayPool<byte>.Shared.Rent(datagram.Length);
+            try
+            {
+                datagram.CopyTo(rented);
+                return socket.SendTo(rented, 0, datagram.Length, flags, destination);
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
     }
 
     extension(System.Net.WebSockets.WebSocket socket)
@@ -359,7 +371,7 @@ internal readonly struct ProcessArgumentList(System.Diagnostics.ProcessStartInfo
 {
     public void Add(string argument)
     {
-        var quoted = Portable.QuoteCommandLineArgument(argument);
+        var quoted = WindowsCommandLine.QuoteArgument(argument);
         start.Arguments = string.IsNullOrEmpty(start.Arguments) ? quoted : start.Arguments + " " + quoted;
     }
 }

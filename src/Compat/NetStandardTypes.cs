@@ -80,19 +80,34 @@ namespace System.Threading.Tasks
     }
 }
 
+namespace System.Security.Cryptography
+{
+    internal static class CryptographicOperations
+    {
+        /// <summary>Compares without an early exit, so timing does not reveal where two secrets differ.</summary>
+        public static bool FixedTimeEquals(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
+        {
+            if (left.Length != right.Length) return false;
+            var difference = 0;
+            for (var i = 0; i < left.Length; i++) difference |= left[i] ^ right[i];
+            return difference == 0;
+        }
+    }
+}
+
 namespace System.Threading
 {
     /// <summary>Ticks every period; one waiter at a time (the runtime's PeriodicTimer, without drift correction).</summary>
     internal sealed class PeriodicTimer(TimeSpan period) : IDisposable
     {
         private readonly CancellationTokenSource _disposed = new();
-        private long _nextTick = SleapRtc.Compat.Portable.TickCount64 + (long)period.TotalMilliseconds;
+        private long _nextTick = Environment.TickCount64 + (long)period.TotalMilliseconds;
 
         public async ValueTask<bool> WaitForNextTickAsync(CancellationToken cancellationToken = default)
         {
             if (_disposed.IsCancellationRequested) return false;
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _disposed.Token);
-            var wait = _nextTick - SleapRtc.Compat.Portable.TickCount64;
+            var wait = _nextTick - Environment.TickCount64;
             try
             {
                 if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait), linked.Token).ConfigureAwait(false);
@@ -101,7 +116,7 @@ namespace System.Threading
             {
                 return false;
             }
-            _nextTick = Math.Max(_nextTick + (long)period.TotalMilliseconds, SleapRtc.Compat.Portable.TickCount64);
+            _nextTick = Math.Max(_nextTick + (long)period.TotalMilliseconds, Environment.TickCount64);
             return true;
         }
 

@@ -184,7 +184,7 @@ public sealed partial class WorkerHost
         lock (_gate) _pendingProgress = progress;
         // At most one publish per interval (the monitor and Get-SleapWorker read it; the server must not be flooded).
         if (Interlocked.Exchange(ref _progressPublishScheduled, 1) == 1) return;
-        var wait = _options.ProgressPublishInterval.TotalMilliseconds - (Portable.TickCount64 - Interlocked.Read(ref _lastProgressPublishTicks));
+        var wait = _options.ProgressPublishInterval.TotalMilliseconds - (Environment.TickCount64 - Interlocked.Read(ref _lastProgressPublishTicks));
         _ = Task.Run(async () =>
         {
             if (wait > 0) await Task.Delay(TimeSpan.FromMilliseconds(wait)).ConfigureAwait(false);
@@ -195,7 +195,7 @@ public sealed partial class WorkerHost
                 node = _pendingProgress is null ? null : ProgressNode(_pendingProgress);
                 status = _status;
             }
-            Interlocked.Exchange(ref _lastProgressPublishTicks, Portable.TickCount64);
+            Interlocked.Exchange(ref _lastProgressPublishTicks, Environment.TickCount64);
             Interlocked.Exchange(ref _progressPublishScheduled, 0);
             if (node is not null && status == WorkerStatus.Busy) await PublishAsync(new JsonObject { ["job"] = node }).ConfigureAwait(false);
         });

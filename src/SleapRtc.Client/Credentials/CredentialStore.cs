@@ -122,14 +122,14 @@ public sealed class CredentialStore
     private FileStream AcquireFileLock()
     {
         var path = Path.Combine(Directory, FileName + ".lock");
-        var deadline = Portable.TickCount64 + 5000;
+        var deadline = Environment.TickCount64 + 5000;
         while (true)
         {
             try
             {
                 return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
             }
-            catch (IOException) when (Portable.TickCount64 < deadline)
+            catch (IOException) when (Environment.TickCount64 < deadline)
             {
                 Thread.Sleep(20);
             }

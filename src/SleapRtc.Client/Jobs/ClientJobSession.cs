@@ -313,9 +313,9 @@ public sealed class ClientJobSession
     private async Task CancelOnWorkerAsync()
     {
         if (_useExtensions) _writer.TrySendText(JobMessages.Cancel);
-        var deadline = Portable.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
+        var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
         // Give the stop message time to leave before the caller closes the connection.
-        while (_channel.State == DataChannelState.Open && _channel.BufferedAmount > 0 && Portable.TickCount64 < deadline)
+        while (_channel.State == DataChannelState.Open && _channel.BufferedAmount > 0 && Environment.TickCount64 < deadline)
             await Task.Delay(10).ConfigureAwait(false);
     }
 
@@ -354,7 +354,7 @@ public sealed class ClientJobSession
 
     private bool ShouldReport(bool force)
     {
-        var now = Portable.TickCount64;
+        var now = Environment.TickCount64;
         if (!force && now - Interlocked.Read(ref _lastProgressTicks) < ProgressInterval.TotalMilliseconds) return false;
         Interlocked.Exchange(ref _lastProgressTicks, now);
         return true;

@@ -9,7 +9,7 @@ public sealed class ChannelLiveness
 {
     private readonly TimeSpan _keepAliveInterval;
     private readonly TimeSpan _idleTimeout;
-    private long _lastHeardTicks = Portable.TickCount64;
+    private long _lastHeardTicks = Environment.TickCount64;
 
     public ChannelLiveness(TimeSpan keepAliveInterval, TimeSpan idleTimeout)
     {
@@ -18,7 +18,7 @@ public sealed class ChannelLiveness
     }
 
     /// <summary>Something arrived from the peer (any message, keep-alives included).</summary>
-    public void Heard() => Interlocked.Exchange(ref _lastHeardTicks, Portable.TickCount64);
+    public void Heard() => Interlocked.Exchange(ref _lastHeardTicks, Environment.TickCount64);
 
     /// <summary>
     /// Runs until cancelled: calls <paramref name="sendKeepAlive"/> every interval, and <paramref name="onSilent"/>
@@ -27,13 +27,13 @@ public sealed class ChannelLiveness
     public async Task RunAsync(Action sendKeepAlive, Func<bool> judgeSilence, Action onSilent, CancellationToken cancellationToken)
     {
         var tick = TimeSpan.FromMilliseconds(Math.Min(_keepAliveInterval.TotalMilliseconds, Math.Max(50, _idleTimeout.TotalMilliseconds / 4)));
-        var lastKeepAlive = Portable.TickCount64;
+        var lastKeepAlive = Environment.TickCount64;
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
                 await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
-                var now = Portable.TickCount64;
+                var now = Environment.TickCount64;
                 if (now - lastKeepAlive >= _keepAliveInterval.TotalMilliseconds)
                 {
                     lastKeepAlive = now;

@@ -36,7 +36,7 @@ public static class FileSender
             total += read;
             bytesSent?.Report(total);
         }
-        var digest = Portable.ToHexLower(hash.GetHashAndReset());
+        var digest = Convert.ToHexString(hash.GetHashAndReset()).ToLowerInvariant();
         if (announceSha256) sendText(JobMessages.Format(JobMessages.Sha256, digest));
         sendText(JobMessages.EndOfFile);
         return digest;
@@ -125,7 +125,7 @@ public sealed class FileReceiver : IDisposable
         }
         _stream.Flush();
         _stream.Dispose();
-        Sha256 = Portable.ToHexLower(_hash.GetHashAndReset());
+        Sha256 = Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
         if (_expectedSha256 is not null && _expectedSha256 != Sha256)
         {
             TryDelete();

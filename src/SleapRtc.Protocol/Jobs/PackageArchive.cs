@@ -42,7 +42,7 @@ public static class PackageArchive
                 throw new UnsafeArchiveException(name, "absolute paths are not allowed");
             if (normalized.Split('/').Any(segment => segment == ".."))
                 throw new UnsafeArchiveException(name, "'..' path segments are not allowed (zip-slip)");
-            var unixType = (Portable.ExternalAttributes(entry) >> 16) & UnixFileTypeMask;
+            var unixType = (entry.ExternalAttributes >> 16) & UnixFileTypeMask;
             if (unixType != 0 && unixType != UnixRegularFile && unixType != UnixDirectory)
                 throw new UnsafeArchiveException(name, unixType == 0xA000 ? "symbolic links are not allowed" : "special files are not allowed");
 

@@ -147,9 +147,9 @@ public sealed class MonitorService : IAsyncDisposable
     /// position of the first difference nor the stored token's length shows in the timing.
     /// </summary>
     internal static bool TokensMatch(string presented, string expected) =>
-        Portable.FixedTimeEquals(
-            Portable.Sha256(Encoding.UTF8.GetBytes(presented)),
-            Portable.Sha256(Encoding.UTF8.GetBytes(expected)));
+        CryptographicOperations.FixedTimeEquals(
+            SHA256.HashData(Encoding.UTF8.GetBytes(presented)),
+            SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
 
     private static string? BearerToken(string? authorization)
     {

@@ -193,7 +193,7 @@ internal sealed partial class HttpEndpoints
         if (string.IsNullOrEmpty(token)) return HttpResponse.Detail(401, "The room token is required.");
         var room = await _rooms.GetAsync(roomId, ct).ConfigureAwait(false);
         if (room is null) return HttpResponse.Detail(404, "Room not found");
-        if (!Portable.FixedTimeEquals(Encoding.UTF8.GetBytes(room.Token), Encoding.UTF8.GetBytes(token)))
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(room.Token), Encoding.UTF8.GetBytes(token)))
             return HttpResponse.Detail(403, "Invalid token");
         return null;
     }

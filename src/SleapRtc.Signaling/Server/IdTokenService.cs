@@ -12,7 +12,7 @@ internal sealed class IdTokenService(byte[] key, TimeSpan lifetime)
 {
     public const string Issuer = "sleap-rtc-signaling";
 
-    public static byte[] NewKey() => Portable.RandomBytes(32);
+    public static byte[] NewKey() => RandomNumberGenerator.GetBytes(32);
 
     public string Issue(string username, DateTimeOffset now)
     {
@@ -27,7 +27,7 @@ internal sealed class IdTokenService(byte[] key, TimeSpan lifetime)
             ["exp"] = (now + lifetime).ToUnixTimeSeconds(),
         };
         var signingInput = header + "." + Base64Url(Encoding.UTF8.GetBytes(payload.ToJsonString()));
-        return signingInput + "." + Base64Url(Portable.HmacSha256(key, Encoding.ASCII.GetBytes(signingInput)));
+        return signingInput + "." + Base64Url(HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(signingInput)));
     }
 
     /// <summary>Returns the subject (username) of a valid, unexpired token, else null.</summary>
@@ -36,9 +36,9 @@ internal sealed class IdTokenService(byte[] key, TimeSpan lifetime)
         if (string.IsNullOrEmpty(token) || token.Length > 4096) return null;
         var parts = token.Split('.');
         if (parts.Length != 3) return null;
-        var expected = Portable.HmacSha256(key, Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]));
+        var expected = HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]));
         var signature = FromBase64Url(parts[2]);
-        if (signature is null || !Portable.FixedTimeEquals(expected, signature)) return null;
+        if (signature is null || !CryptographicOperations.FixedTimeEquals(expected, signature)) return null;
 
         var headerBytes = FromBase64Url(parts[0]);
         var payloadBytes = FromBase64Url(parts[1]);

@@ -17,8 +17,8 @@ internal sealed class RoomService(IRoomStore store, TimeSpan defaultTtl, ILogSin
         for (var attempt = 0; attempt < 8; attempt++)
         {
             // Room ids are not secret (classic: 8 hex); the token is the secret: 128 bits from the CSPRNG.
-            var room = new RoomRecord(roomId ?? Portable.ToHexLower(Portable.RandomBytes(4)),
-                token ?? Portable.ToHexLower(Portable.RandomBytes(16)),
+            var room = new RoomRecord(roomId ?? Convert.ToHexString(RandomNumberGenerator.GetBytes(4)).ToLowerInvariant(),
+                token ?? Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(),
                 name, createdBy, now, expires);
             if (await store.TryCreateRoomAsync(room, ct).ConfigureAwait(false))
             {

@@ -184,7 +184,7 @@ internal sealed class SignalingHub
 
     /// <summary>Constant-time comparison: the room token is the room's only secret.</summary>
     private static bool TokensEqual(string expected, string given)
-        => Portable.FixedTimeEquals(Utf8.GetBytes(expected), Utf8.GetBytes(given));
+        => CryptographicOperations.FixedTimeEquals(Utf8.GetBytes(expected), Utf8.GetBytes(given));
 
     private byte[] BuildRegisteredAuth(PeerSocket peer, string peerId, string roomId, string token)
     {

@@ -316,7 +316,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
             await stream.WriteAsync(Encoding.ASCII.GetBytes(refusal), ct).ConfigureAwait(false);
             return;
         }
-        var accept = Convert.ToBase64String(Portable.Sha1(Encoding.ASCII.GetBytes(key.Trim() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
+        var accept = Convert.ToBase64String(SHA1.HashData(Encoding.ASCII.GetBytes(key.Trim() + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")));
         var handshake = $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(handshake), ct).ConfigureAwait(false);
 

@@ -16,7 +16,7 @@ public sealed class DtlsCertificate
     {
         Der = der;
         PrivateKey = privateKey;
-        Fingerprint = Portable.Sha256(der);
+        Fingerprint = SHA256.HashData(der);
     }
 
     public byte[] Der { get; }

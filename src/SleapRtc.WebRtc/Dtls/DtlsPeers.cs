@@ -1,5 +1,6 @@
 using System.Collections;
 using SHA256 = System.Security.Cryptography.SHA256;
+using CryptographicOperations = System.Security.Cryptography.CryptographicOperations;
 using Org.BouncyCastle.Tls;
 using Org.BouncyCastle.Tls.Crypto;
 using Org.BouncyCastle.Tls.Crypto.Impl.BC;
@@ -28,8 +29,8 @@ internal static class DtlsProfile
     public static bool FingerprintMatches(Certificate? certificate, byte[] expected)
     {
         if (certificate is null || certificate.IsEmpty) return false;
-        var actual = Portable.Sha256(certificate.GetCertificateAt(0).GetEncoded());
-        return Portable.FixedTimeEquals(actual, expected);
+        var actual = SHA256.HashData(certificate.GetCertificateAt(0).GetEncoded());
+        return CryptographicOperations.FixedTimeEquals(actual, expected);
     }
 
     public static TlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate certificate) =>

@@ -51,7 +51,7 @@ public sealed partial class IceAgent : IDisposable
         LocalUfrag = RandomIceString(8);
         LocalPassword = RandomIceString(24);
         _localKey = Encoding.UTF8.GetBytes(LocalPassword);
-        TieBreaker = BinaryPrimitives.ReadUInt64BigEndian(Portable.RandomBytes(8));
+        TieBreaker = BinaryPrimitives.ReadUInt64BigEndian(RandomNumberGenerator.GetBytes(8));
     }
 
     public string LocalUfrag { get; }
@@ -76,7 +76,7 @@ public sealed partial class IceAgent : IDisposable
     private static string RandomIceString(int length)
     {
         var chars = new char[length];
-        for (var i = 0; i < length; i++) chars[i] = IceChars[Portable.RandomInt(IceChars.Length)];
+        for (var i = 0; i < length; i++) chars[i] = IceChars[RandomNumberGenerator.GetInt32(IceChars.Length)];
         return new string(chars);
     }
 

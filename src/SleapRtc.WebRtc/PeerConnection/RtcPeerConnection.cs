@@ -140,7 +140,7 @@ public sealed class RtcPeerConnection : IPeerConnection
     {
         var description = new SessionDescription
         {
-            SessionId = (ulong)Portable.RandomInt(int.MaxValue) << 20,
+            SessionId = (ulong)RandomNumberGenerator.GetInt32(int.MaxValue) << 20,
             IceUfrag = _ice!.LocalUfrag,
             IcePwd = _ice.LocalPassword,
             Fingerprint = _certificate.Fingerprint,

@@ -31,7 +31,11 @@ public static class Crc32c
     public static uint ComputePacketChecksum(ReadOnlySpan<byte> packet)
     {
         uint crc = Update(0xFFFFFFFFu, packet[..8]);
-        crc = Update(crc, stackalloc byte[4]);
+#if NET8_0_OR_GREATER
+        crc = BitOperations.Crc32C(crc, 0u);
+#else
+        crc = Crc32cTables.Update(crc, stackalloc byte[4]);
+#endif
         crc = Update(crc, packet[12..]);
         return ~crc;
     }

@@ -70,7 +70,7 @@ public sealed partial class SctpAssociation
         // In every state we answer with our one tag and initial TSN: in COOKIE-WAIT/COOKIE-ECHOED this is the
         // collision rule of §5.2.1; when established a duplicate INIT gets the same answer and a COOKIE ECHO
         // with matching tags is then acknowledged again (§5.2.4 case D).
-        var cookie = SctpStateCookie.Create(_cookieSecret, _localTag, peer, Portable.TickCount64);
+        var cookie = SctpStateCookie.Create(_cookieSecret, _localTag, peer, Environment.TickCount64);
         int unrecognizedBytes = 0;
         foreach (var parameter in unrecognized) unrecognizedBytes += 8 + parameter.Length;
         if (unrecognizedBytes > _writer.MaxPacketSize / 2) unrecognized.Clear();
@@ -107,7 +107,7 @@ public sealed partial class SctpAssociation
 
     private void HandleCookieEcho(ReadOnlySpan<byte> value)
     {
-        if (!SctpStateCookie.TryOpen(_cookieSecret, value, Portable.TickCount64, (long)_options.CookieLifetime.TotalMilliseconds, out uint localTag, out var peer)
+        if (!SctpStateCookie.TryOpen(_cookieSecret, value, Environment.TickCount64, (long)_options.CookieLifetime.TotalMilliseconds, out uint localTag, out var peer)
             || localTag != _localTag)
         {
             _packetsDiscarded++;

@@ -18,7 +18,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     private readonly SctpAssociationOptions _options;
     private readonly SctpPacketWriter _writer;
     private readonly Timer _timer;
-    private readonly byte[] _cookieSecret = Portable.RandomBytes(32);
+    private readonly byte[] _cookieSecret = RandomNumberGenerator.GetBytes(32);
     private readonly uint _localTag;
     private readonly uint _localInitialTsn;
     private readonly long _ticksPerMs = Stopwatch.Frequency / 1000;
@@ -253,7 +253,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     private static uint NonZeroRandom()
     {
         uint value;
-        do value = BinaryPrimitives.ReadUInt32LittleEndian(Portable.RandomBytes(4));
+        do value = BinaryPrimitives.ReadUInt32LittleEndian(RandomNumberGenerator.GetBytes(4));
         while (value == 0);
         return value;
     }

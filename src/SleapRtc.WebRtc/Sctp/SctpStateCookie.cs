@@ -29,7 +29,7 @@ internal static class SctpStateCookie
         body[25] = (byte)((peer.SupportsReconfig ? 1 : 0) | (peer.SupportsForwardTsn ? 2 : 0));
         BinaryPrimitives.WriteInt64BigEndian(body[26..], createdAtMs);
         Span<byte> mac = stackalloc byte[32];
-        Portable.HmacSha256(secret, body, mac);
+        HMACSHA256.HashData(secret, body, mac);
         mac[..MacSize].CopyTo(cookie.AsSpan(BodySize));
         return cookie;
     }
@@ -42,8 +42,8 @@ internal static class SctpStateCookie
         if (cookie.Length != Size || cookie[0] != Version) return false;
         var body = cookie[..BodySize];
         Span<byte> mac = stackalloc byte[32];
-        Portable.HmacSha256(secret, body, mac);
-        if (!Portable.FixedTimeEquals(mac[..MacSize], cookie.Slice(BodySize, MacSize))) return false;
+        HMACSHA256.HashData(secret, body, mac);
+        if (!CryptographicOperations.FixedTimeEquals(mac[..MacSize], cookie.Slice(BodySize, MacSize))) return false;
         long createdAt = BinaryPrimitives.ReadInt64BigEndian(body[26..]);
         if (nowMs - createdAt > lifetimeMs || createdAt - nowMs > 1000) return false;
         localTag = BinaryPrimitives.ReadUInt32BigEndian(body[1..]);

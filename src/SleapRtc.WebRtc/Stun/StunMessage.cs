@@ -173,7 +173,7 @@ public sealed class StunMessage
         if (!HasMessageIntegrity || packet.Length < MessageIntegrityOffset + 24) return false;
         Span<byte> computed = stackalloc byte[20];
         ComputeIntegrity(packet[..MessageIntegrityOffset], key, computed);
-        return Portable.FixedTimeEquals(computed, packet.Slice(MessageIntegrityOffset + 4, 20));
+        return CryptographicOperations.FixedTimeEquals(computed, packet.Slice(MessageIntegrityOffset + 4, 20));
     }
 
     /// <summary>HMAC over a prefix whose header length field is rewritten to end just after MESSAGE-INTEGRITY.</summary>

@@ -31,7 +31,7 @@ public sealed class StunMessageBuilder
 
     public byte[] TransactionId { get; }
 
-    public static byte[] NewTransactionId() => Portable.RandomBytes(12);
+    public static byte[] NewTransactionId() => RandomNumberGenerator.GetBytes(12);
 
     private Span<byte> AddAttribute(ushort type, int valueLength)
     {

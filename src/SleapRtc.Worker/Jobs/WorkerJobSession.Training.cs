@@ -148,7 +148,7 @@ public sealed partial class WorkerJobSession
 
     private void PublishProgress(bool force)
     {
-        var now = Portable.TickCount64;
+        var now = Environment.TickCount64;
         if (!force && now - Interlocked.Read(ref _lastProgressTicks) < ProgressInterval.TotalMilliseconds) return;
         Interlocked.Exchange(ref _lastProgressTicks, now);
         if (_extensions) _writer.TrySendText(JobExtensions.ProgressMessage(Progress));
@@ -173,10 +173,10 @@ public sealed partial class WorkerJobSession
     /// <summary>Lets the last bytes reach the client: waits until they are acknowledged or the client closes.</summary>
     private async Task WaitForClientToFinishAsync(CancellationToken cancellationToken)
     {
-        var deadline = Portable.TickCount64 + (long)_options.ResultsDrainTimeout.TotalMilliseconds;
+        var deadline = Environment.TickCount64 + (long)_options.ResultsDrainTimeout.TotalMilliseconds;
         try
         {
-            while (_channel.State == DataChannelState.Open && Portable.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
+            while (_channel.State == DataChannelState.Open && Environment.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
                 await Task.Delay(20, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) { }

@@ -41,20 +41,8 @@ public sealed class PortableCodeTests
     [InlineData("--config-name=a b.json")]
     public void A_quoted_argument_parses_back_to_itself_under_the_windows_rules(string argument)
     {
-        var line = "prog " + Portable.QuoteCommandLineArgument(argument) + " next";
+        var line = "prog " + WindowsCommandLine.QuoteArgument(argument) + " next";
         Assert.Equal(new[] { "prog", argument, "next" }, ParseWindowsCommandLine(line));
-    }
-
-    [Fact]
-    public void Hex_and_fixed_time_comparison_agree_with_the_runtime()
-    {
-        var bytes = RandomNumberGenerator.GetBytes(33);
-        Assert.Equal(Convert.ToHexString(bytes).ToLowerInvariant(), Portable.ToHexLower(bytes));
-        Assert.True(Portable.FixedTimeEquals(bytes, bytes.ToArray()));
-        var other = bytes.ToArray();
-        other[32] ^= 1;
-        Assert.False(Portable.FixedTimeEquals(bytes, other));
-        Assert.False(Portable.FixedTimeEquals(bytes, bytes.AsSpan(1)));
     }
 
     /// <summary>
