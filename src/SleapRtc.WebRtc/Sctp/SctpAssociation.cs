@@ -81,6 +81,9 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
         _channels = new DataChannelRouter(this, options.IsDtlsClient, options.RemoteMaxMessageSize);
     }
 
+    /// <summary>The tag every packet to us must carry (tests forge packets the common-header checks accept).</summary>
+    internal uint LocalVerificationTag => _localTag;
+
     public SctpAssociationState State
     {
         get { lock (_gate) return _state; }
