@@ -18,7 +18,7 @@ namespace SleapRtc.Worker;
 public sealed partial class WorkerHost : IAsyncDisposable
 {
     private const string Component = "worker";
-    public static readonly IReadOnlyList<string> ClassicTags = new[] { "sleap-rtc", "training-worker" };
+    public static readonly IReadOnlyList<string> ClassicTags = new[] { "sleap-rtc", "training-worker", "inference-worker" };
 
     private readonly WorkerOptions _options;
     private readonly SignalingClient _signaling;
@@ -83,6 +83,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (options.RoomId is not null && string.IsNullOrEmpty(options.Token))
             throw new MissingCredentialsException($"room '{options.RoomId}' was given without its token");
+        ValidateSpace(options);
         var gpu = GpuProbe.Probe(options.NvidiaSmiPath, options.GpuId, options.GpuProbeTimeout);
         var trainer = ExecutableLocator.Find(options.SleapNnPath, TrainerProcess.EnvironmentVariable, "sleap-nn");
 
@@ -107,13 +108,15 @@ public sealed partial class WorkerHost : IAsyncDisposable
             RegistrationResult registration;
             try
             {
-                registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, roomId, token, signIn.IdToken, "worker", metadata), cancellationToken).ConfigureAwait(false);
+                var role = options.Space is null ? "worker" : SpaceMetadata.Role;
+                registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, roomId, token, signIn.IdToken, role, metadata), cancellationToken).ConfigureAwait(false);
             }
             catch (SignalingException e) when (e.Reason is RegistrationReasons.InvalidToken or RegistrationReasons.RoomNotFound or RegistrationReasons.RoomExpired)
             {
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
             }
 
+            if (options.Space is not null) await ClaimSpaceAsync(signaling, options.Space, registration, cancellationToken).ConfigureAwait(false);
             var jobs = options.WorkingDirectory ?? Path.Combine(Path.GetTempPath(), "SleapRtc", "worker-" + registration.PeerId);
             Directory.CreateDirectory(jobs);
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer);
@@ -177,6 +180,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         Task job;
         lock (_gate) { session = _session; job = _currentJob; }
         session?.Stop();
+        StopSpaceRequests();
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
@@ -188,7 +192,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     private void Attach()
     {
-        _signaling.OfferReceived += offer => _ = Task.Run(() => HandleOfferObservedAsync(offer));
+        if (_options.Space is not null) StartServingSpace();
+        _signaling.OfferReceived += offer => _ = Task.Run(() => _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }
@@ -207,11 +212,12 @@ public sealed partial class WorkerHost : IAsyncDisposable
             ["status"] = WorkerStatus.Available,
             ["max_concurrent_jobs"] = 1,
             ["supported_models"] = new JsonArray("base", "centroid", "topdown"),
-            ["supported_job_types"] = new JsonArray("training"),
+            ["supported_job_types"] = new JsonArray("training", "inference"),
             [JobExtensions.MetadataProperty] = JobExtensions.Version,
             ["gpu_id"] = gpu.Index ?? options.GpuId,
         };
         if (!string.IsNullOrWhiteSpace(options.Name)) properties["worker_name"] = options.Name;
+        if (options.Space is not null) AddSpaceMetadata(options.Space, tags, properties);
         return new JsonObject { ["tags"] = tags, ["properties"] = properties };
     }
 

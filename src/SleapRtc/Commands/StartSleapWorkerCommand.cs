@@ -51,6 +51,21 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Tag { get; set; } = Array.Empty<string>();
 
+    /// <summary>Serve this named inference space of the room (unique in the room) with the models of -ModelPath.</summary>
+    [Parameter]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public string? Space { get; set; }
+
+    /// <summary>The space's trained model folders, kept on this worker.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] ModelPath { get; set; } = Array.Empty<string>();
+
+    /// <summary>The most one space request may take from the end of its upload, waiting in line included.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int RequestTimeoutSec { get; set; } = 120;
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -63,6 +78,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         // Decided on the pipeline thread: the session's state is only reachable from there.
         var knownServer = Server ?? savedServer ?? CredentialResolver.ServerFromEnvironment() ?? RunningServer.OfThisSession().FirstOrDefault()?.Url;
 
+        var spaceModels = ModelPath.Select(GetUnresolvedProviderPathFromPSPath).ToArray();
         WorkerHost host;
         try
         {
@@ -86,6 +102,9 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
                     NvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath),
                     SleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath),
                     Tags = Tag,
+                    Space = Space,
+                    SpaceModelPaths = spaceModels,
+                    SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),
                     PeerConnectionFactory = PeerConnectionDefaults.Factory,
                     PeerConnection = PeerConnectionDefaults.Options(),
                     Log = log,
