@@ -216,6 +216,7 @@ public sealed class TrackScriptTests
         Assert.Contains("track_package/my video.mp4", names);
         Assert.Contains("track_package/models/centroid/best.ckpt", names);
         Assert.Contains("track_package/models/centered_instance/training_config.json", names);
+        Assert.Contains("track_package/models/centroid/", names); // the folder itself, so an empty one still arrives
         var script = new StreamReader(archive.GetEntry("track_package/track-script.sh")!.Open()).ReadToEnd();
         var extracted = Path.Combine(dir, "x");
         Directory.CreateDirectory(extracted);

@@ -19,7 +19,7 @@ public sealed class InferenceCmdletTests : IDisposable
             $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
             $room = New-SleapRoom -Server $server.Url
             $worker = $room | Start-SleapWorker -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi")}' -SleapNnPath '{TestEnvironment.Fixture("sleap-nn")}' -WorkingDirectory '{_work}'
-            $video = Join-Path '{_work}' 'session2.mp4'
+            $video = [System.IO.Path]::Combine('{_work}', 'session2.mp4')
             [System.IO.File]::WriteAllBytes($video, [byte[]](1..200))
             """).ThrowOnError();
     }
@@ -54,17 +54,18 @@ public sealed class InferenceCmdletTests : IDisposable
     [Fact]
     public void A_failing_inference_is_an_InferenceJobFailed_error_record_and_AsJob_reports_it_too()
     {
-        _ps.Run("""
-            [System.IO.File]::WriteAllText((Join-Path (Split-Path $video) 'bad.mp4'), 'STANDIN-FAIL')
-            $model = New-Item -ItemType Directory -Force (Join-Path (Split-Path $video) 'model-a')
+        _ps.Run($"""
+            $bad = [System.IO.Path]::Combine('{_work}', 'bad.mp4')
+            [System.IO.File]::WriteAllText($bad, 'STANDIN-FAIL')
+            $model = [System.IO.Directory]::CreateDirectory([System.IO.Path]::Combine('{_work}', 'model-a')).FullName
             """).ThrowOnError();
-        var failed = _ps.Run("Submit-SleapInference -DataPath (Join-Path (Split-Path $video) 'bad.mp4') -ModelPath $model -SessionString $worker.SessionString -OutputPath (Split-Path $video) -Verbose", JobTimeout);
+        var failed = _ps.Run($"Submit-SleapInference -DataPath $bad -ModelPath $model -SessionString $worker.SessionString -OutputPath '{_work}' -Verbose", JobTimeout);
         var error = Assert.Single(failed.Errors);
         Assert.Equal("InferenceJobFailed", error.FullyQualifiedErrorId.Split(',')[0]);
         Assert.Contains(failed.Verbose, l => l.Contains("could not read the video"));
 
         var job = _ps.Run("""
-            $job = Submit-SleapInference -DataPath (Join-Path (Split-Path $video) 'bad.mp4') -ModelPath $model -SessionString $worker.SessionString -AsJob
+            $job = Submit-SleapInference -DataPath $bad -ModelPath $model -SessionString $worker.SessionString -AsJob
             $null = Wait-Job $job -Timeout 80
             $job.State.ToString()
             $job.PSJobTypeName
@@ -88,16 +89,17 @@ public sealed class InferenceCmdletTests : IDisposable
     public void A_space_is_served_listed_used_and_its_name_defended()
     {
         var result = _ps.Run($"""
-            $models = New-Item -ItemType Directory -Force (Join-Path '{_work}' 'space-models/centroid')
+            $models = [System.IO.Directory]::CreateDirectory([System.IO.Path]::Combine('{_work}', 'space-models', 'centroid')).FullName
             $space = $room | Start-SleapWorker -Space mice -ModelPath $models -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi")}' -SleapNnPath '{TestEnvironment.Fixture("sleap-nn")}' -WorkingDirectory '{_work}'
             $space.Space
             Get-SleapSpace -RoomId $room.RoomId
             Submit-SleapInference -Space mice -DataPath $video -RoomId $room.RoomId -OutputPath '{Path.Combine(_work, "space-out")}'
             """, JobTimeout).ThrowOnError();
         Assert.Equal("mice", result.Output[0].ToString());
-        var listed = result.SingleOf("SleapRtc.SpaceInfo");
+        PSObject Only(string type) => Assert.Single(result.Output, o => o.BaseObject.GetType().FullName == type);
+        var listed = Only("SleapRtc.SpaceInfo");
         Assert.Equal(("mice", "ready", 0), (listed.Text("Name"), listed.Text("State"), (int)listed.Prop("QueueLength")!));
-        var inference = result.SingleOf("SleapRtc.InferenceResult");
+        var inference = Only("SleapRtc.InferenceResult");
         Assert.Equal(("Succeeded", "mice"), (inference.Text("Status"), inference.Text("Space")));
         var predictions = JsonDocument.Parse(File.ReadAllText(inference.Text("PredictionsPath")!)).RootElement;
         Assert.Equal("centroid", predictions.GetProperty("models")[0].GetString());
@@ -113,14 +115,16 @@ public sealed class InferenceCmdletTests : IDisposable
     [Fact]
     public void The_result_view_fits_80_columns()
     {
-        _ps.Run("""
-            $r = [SleapRtc.InferenceResult]@{ PredictionsPath = '/data/out/session2.predictions.slp'; Frames = 12000; Instances = 24000; Status = 'Succeeded'; WorkerId = 'worker-4f2a9c1e'; Duration = [TimeSpan]::FromSeconds(93) }
+        using var ps = new HostedPowerShell();
+        ps.Run("""
+            [SleapRtc.InferenceResult]@{ PredictionsPath = '/data/out/session2.predictions.slp'; Frames = 12000; Instances = 24000; Status = 'Succeeded'; WorkerId = 'worker-4f2a9c1e'; Duration = [TimeSpan]::FromSeconds(93) } | Out-Host
             """).ThrowOnError();
-        var text = _ps.Run("$r | Format-Table | Out-String -Width 200").Single<string>();
+        var text = System.Text.RegularExpressions.Regex.Replace(ps.Host.TestUI.Transcript, "\u001b\\[[0-9;]*m", "");
         var lines = text.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Trim().Length > 0).ToList();
         Assert.Equal(new[] { "Predictions", "Frames", "Instances", "Duration", "Status", "WorkerId" }, lines[0].Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        Assert.All(lines, l => Assert.True(System.Text.RegularExpressions.Regex.Replace(l, "\u001b\\[[0-9;]*m", "").Length <= 80, l));
+        Assert.All(lines, l => Assert.True(l.TrimEnd().Length <= 80, l));
         Assert.Contains("session2.predictions.slp", text);
         Assert.Contains("00:01:33", text);
+        Assert.Contains("24000", text);
     }
 }

@@ -45,6 +45,8 @@ public static class TrackPackage
         {
             var name = UniqueName(Path.GetFileName(Path.GetFullPath(model).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)), modelNames);
             modelNames.Add(name);
+            // The folder itself, so a model folder with no files still exists on the worker (the tracker reads the folder).
+            zip.CreateEntry($"{TopFolder}/models/{name}/");
             foreach (var file in Directory.EnumerateFiles(model, "*", SearchOption.AllDirectories))
             {
                 var relative = file.Substring(Path.GetFullPath(model).TrimEnd(Path.DirectorySeparatorChar).Length + 1).Replace('\\', '/');

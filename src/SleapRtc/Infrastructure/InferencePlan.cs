@@ -18,15 +18,6 @@ internal sealed record InferencePlan(SubmissionPlan Target, InferenceRequest Req
         submission.LogLine += line => Target.Log(sink, line);
         submission.StatusMessage += message => sink.Information(message, showInHost: true);
         submission.ProgressChanged += progress => sink.Progress(SubmissionPlan.ToRecord(progress, ActivityId, Activity));
-        try
-        {
-            var result = await submission.RunAsync(cancellationToken).ConfigureAwait(false);
-            if (submission.ConnectTime is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
-            return result;
-        }
-        finally
-        {
-            sink.Progress(new ProgressRecord(ActivityId, Activity, "Done") { RecordType = ProgressRecordType.Completed });
-        }
+        return await SubmissionPlan.ReportAsync(sink, ActivityId, Activity, () => submission.RunAsync(cancellationToken), () => submission.ConnectTime).ConfigureAwait(false);
     }
 }

@@ -36,15 +36,21 @@ internal sealed record SubmissionPlan(
         submission.LogLine += line => Log(sink, line);
         submission.StatusMessage += message => sink.Information(message, showInHost: true);
         submission.ProgressChanged += progress => sink.Progress(ToRecord(progress, ActivityId, Activity));
+        return await ReportAsync(sink, ActivityId, Activity, () => submission.RunAsync(cancellationToken), () => submission.ConnectTime).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a submission, notes its connect time, and always completes its progress bar.</summary>
+    public static async Task<T> ReportAsync<T>(ISubmissionSink sink, int activityId, string activity, Func<Task<T>> run, Func<TimeSpan?> connectTime)
+    {
         try
         {
-            var result = await submission.RunAsync(cancellationToken).ConfigureAwait(false);
-            if (submission.ConnectTime is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
+            var result = await run().ConfigureAwait(false);
+            if (connectTime() is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
             return result;
         }
         finally
         {
-            sink.Progress(new ProgressRecord(ActivityId, Activity, "Done") { RecordType = ProgressRecordType.Completed });
+            sink.Progress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
         }
     }
 
