@@ -12,13 +12,17 @@ using SleapRtc.Worker;
 //   request connect   InferenceSubmission start -> data channel open (credentials, sign-in, space lookup, offer), p50
 //   1 MB delivered    channel open (the client starts sending) -> the worker has the whole request unpacked and
 //                     starts the tracker, p50
-//   warm round trip   whole request to a warm space: connect, upload, tracker, predictions back, p50
+//   warm round trip   whole request to a warm space: connect, upload, tracker, predictions back, p50; and the
+//                     same without the tracker process (from "Inference started." to "Inference finished."),
+//                     which on a loaded box is mostly Python starting
 //   dotnet run -c Release --project bench/InferenceBench -- [--runs N (20)]
 var runs = 20;
+var trace = false;
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--runs") runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
-    else { Console.Error.WriteLine("usage: InferenceBench [--runs N (default 20)]"); return 2; }
+    else if (args[i] == "--trace") trace = true;
+    else { Console.Error.WriteLine("usage: InferenceBench [--runs N (default 20)] [--trace]"); return 2; }
 }
 
 var repo = FindRepoRoot();
@@ -53,11 +57,18 @@ try
     var connect = new List<double>();
     var roundTrip = new List<double>();
     var delivered = new List<double>();
+    var overhead = new List<double>();
     for (var i = 0; i < runs; i++)
     {
         var clock = Stopwatch.StartNew();
-        var submission = await RequestAsync(small, null);
+        TimeSpan trackerStart = default, trackerEnd = default;
+        var submission = await RequestAsync(small, null, line =>
+        {
+            if (line == "Inference started.") trackerStart = clock.Elapsed;
+            else if (line == "Inference finished.") trackerEnd = clock.Elapsed;
+        });
         roundTrip.Add(clock.Elapsed.TotalMilliseconds);
+        overhead.Add((clock.Elapsed - (trackerEnd - trackerStart)).TotalMilliseconds);
         connect.Add(submission.TimeToChannelOpen!.Value.TotalMilliseconds);
     }
     for (var i = 0; i < runs; i++)
@@ -74,6 +85,7 @@ try
     Row("request connect: submission start -> channel open", connect, 100);
     Row("1 MB request delivered: channel open -> worker starts the tracker", delivered, 50);
     Row("warm space round trip, 0 s stand-in inference (4 KB data)", roundTrip, 150);
+    Row("the same round trip without the tracker process (its start and run, as the client sees them)", overhead, 150);
 }
 finally
 {
@@ -81,7 +93,7 @@ finally
 }
 return 0;
 
-async Task<InferenceSubmission> RequestAsync(string data, Action<string>? status)
+async Task<InferenceSubmission> RequestAsync(string data, Action<string>? status, Action<string>? log = null)
 {
     var submission = new InferenceSubmission(new SubmissionOptions
     {
@@ -89,6 +101,14 @@ async Task<InferenceSubmission> RequestAsync(string data, Action<string>? status
         PeerConnectionFactory = factory, PeerConnection = loopback,
     }, new InferenceRequest { DataPath = data, Space = "bench" });
     if (status is not null) submission.StatusMessage += status;
+    if (log is not null) submission.LogLine += log;
+    if (trace)
+    {
+        var clock = Stopwatch.StartNew();
+        submission.StatusMessage += m => Console.WriteLine($"  {clock.ElapsedMilliseconds,6} ms  {m}");
+        submission.LogLine += m => Console.WriteLine($"  {clock.ElapsedMilliseconds,6} ms  log: {m}");
+        submission.ProgressChanged += p => Console.WriteLine($"  {clock.ElapsedMilliseconds,6} ms  {p.Phase} {p.Describe()}");
+    }
     var result = await submission.RunAsync(CancellationToken.None);
     if (result.Status != "Succeeded") throw new InvalidOperationException("request failed: " + result.Error);
     return submission;

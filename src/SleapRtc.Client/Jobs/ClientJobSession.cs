@@ -101,9 +101,17 @@ public sealed partial class ClientJobSession
 
             using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
             var (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
-            _phase = SubmissionPhase.Training;
-            _job.Phase = "training";
-            Report(force: true);
+            if (IsTrack)
+            {
+                _phase = SubmissionPhase.Inferring;
+                ReportInference(force: true);
+            }
+            else
+            {
+                _phase = SubmissionPhase.Training;
+                _job.Phase = "training";
+                Report(force: true);
+            }
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, outputPath) } : PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken);

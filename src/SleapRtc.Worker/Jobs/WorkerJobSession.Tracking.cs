@@ -27,6 +27,7 @@ public sealed partial class WorkerJobSession
     private async Task<WorkerJobOutcome> TrackAsync(FileReceiver package, CancellationToken cancellationToken)
     {
         var jobs = new List<string>();
+        // Released as soon as the predictions are sent (Turn.Dispose is idempotent), not after the client hangs up.
         using var turn = _options.WaitForTurnAsync is { } wait ? await wait(cancellationToken).ConfigureAwait(false) : null;
         _writer.SendText(JobMessages.InferenceStart);
         var workDirectory = Unpack(package, TrackScript.FileName);
@@ -64,6 +65,7 @@ public sealed partial class WorkerJobSession
         SetPhase("download");
         await SendFileAsync(predictions, FileMetaInfo.WireSafeName(Path.GetFileName(predictions)), cancellationToken).ConfigureAwait(false);
         _writer.SendText(JobMessages.InferenceJobsDone);
+        turn?.Dispose();
         SetPhase(failed == 0 ? "done" : "failed");
         await WaitForClientToFinishAsync(cancellationToken).ConfigureAwait(false);
         return new WorkerJobOutcome(JobId, failed == 0 ? WorkerJobEnd.Succeeded : WorkerJobEnd.Failed, jobs, failed,
