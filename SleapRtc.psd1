@@ -25,6 +25,7 @@
         'ConvertFrom-SleapSessionString'
         'ConvertTo-SleapSessionString'
         'Get-SleapSignalingServer'
+        'Get-SleapSpace'
         'Get-SleapWorker'
         'New-SleapRoom'
         'Remove-SleapRoom'
@@ -34,6 +35,7 @@
         'Start-SleapWorker'
         'Stop-SleapSignalingServer'
         'Stop-SleapWorker'
+        'Submit-SleapInference'
         'Submit-SleapTraining'
     )
     FunctionsToExport    = @()

@@ -15,6 +15,8 @@ public sealed class WorkerSession
     public int? GpuId { get; set; }
     public string? WorkingDirectory { get; set; }
     public DateTimeOffset StartedAt { get; set; }
+    /// <summary>The inference space this worker serves (Start-SleapWorker -Space), or null.</summary>
+    public string? Space { get; set; }
 
     public override string ToString() => PeerId;
 }

@@ -72,9 +72,8 @@ public sealed partial class WorkerHost
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
             {
                 channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
-                WorkerJobSession? running;
-                lock (_gate) running = _session;
-                running?.PeerLost();
+                // This connection's job, whichever it is (a space serves several at once).
+                if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.PeerLost();
             }
         };
 
@@ -95,10 +94,12 @@ public sealed partial class WorkerHost
             return;
         }
 
-        lock (_gate) _session = session;
+        if (_spaceQueue is null) lock (_gate) _session = session;
+        else _spaceRequests[session] = 0;
         if (_stopping.IsCancellationRequested) session.Stop();
 
         var outcome = await session.RunAsync(CancellationToken.None).ConfigureAwait(false);
+        _spaceRequests.TryRemove(session, out _);
         Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
         JobCompleted?.Invoke(outcome);
         try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
@@ -107,13 +108,13 @@ public sealed partial class WorkerHost
 
     private WorkerJobSession NewSession(IDataChannel channel)
     {
-        var session = new WorkerJobSession(channel, new WorkerJobOptions
+        var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
             JobsDirectory = _jobsDirectory,
             TrainerPath = _trainerPath,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
-        }, _log);
+        }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);
         session.ProgressChanged += OnJobProgress;

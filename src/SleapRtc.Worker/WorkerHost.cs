@@ -20,7 +20,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
     private const string Component = "worker";
     /// <summary>The local status of a worker that left the room (never published: the server forgets it).</summary>
     private const string StoppedStatus = "stopped";
-    public static readonly IReadOnlyList<string> ClassicTags = new[] { "sleap-rtc", "training-worker" };
+    public static readonly IReadOnlyList<string> ClassicTags = new[] { "sleap-rtc", "training-worker", "inference-worker" };
 
     private readonly WorkerOptions _options;
     private readonly SignalingClient _signaling;
@@ -90,6 +90,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         if (options.RoomId is not null && string.IsNullOrEmpty(options.Token))
             throw new MissingCredentialsException($"room '{options.RoomId}' was given without its token");
+        ValidateSpace(options);
         var gpu = GpuProbe.Probe(options.NvidiaSmiPath, options.GpuId, options.GpuProbeTimeout);
         if (gpu.Warning is not null) options.Log.Write(LogLevel.Warning, Component, gpu.Warning);
         var trainer = ExecutableLocator.Find(options.SleapNnPath, TrainerProcess.EnvironmentVariable, "sleap-nn");
@@ -115,13 +116,15 @@ public sealed partial class WorkerHost : IAsyncDisposable
             RegistrationResult registration;
             try
             {
-                registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, roomId, token, signIn.IdToken, "worker", metadata), cancellationToken).ConfigureAwait(false);
+                var role = options.Space is null ? "worker" : SpaceMetadata.Role;
+                registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, roomId, token, signIn.IdToken, role, metadata), cancellationToken).ConfigureAwait(false);
             }
             catch (SignalingException e) when (e.Reason is RegistrationReasons.InvalidToken or RegistrationReasons.RoomNotFound or RegistrationReasons.RoomExpired)
             {
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
             }
 
+            if (options.Space is not null) await ClaimSpaceAsync(signaling, options.Space, registration, cancellationToken).ConfigureAwait(false);
             // The default folder is created by the first job and removed when the worker stops (StopAsync), so an
             // idle worker leaves no empty worker-<id> folder in the temp directory; a folder the user gave is theirs.
             var jobs = options.WorkingDirectory ?? DefaultJobsDirectory(registration.PeerId);
@@ -207,6 +210,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         Task job;
         lock (_gate) { session = _session; job = _currentJob; }
         session?.Stop();
+        StopSpaceRequests();
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
@@ -236,7 +240,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     private void Attach()
     {
-        _signaling.OfferReceived += offer => _ = Task.Run(() => HandleOfferObservedAsync(offer));
+        if (_options.Space is not null) StartServingSpace();
+        _signaling.OfferReceived += offer => _ = Task.Run(() => _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }
@@ -255,11 +260,12 @@ public sealed partial class WorkerHost : IAsyncDisposable
             [PeerMetadataKeys.Status] = WorkerStatus.Available,
             [PeerMetadataKeys.MaxConcurrentJobs] = 1,
             [PeerMetadataKeys.SupportedModels] = new JsonArray("base", "centroid", "topdown"),
-            [PeerMetadataKeys.SupportedJobTypes] = new JsonArray("training"),
+            [PeerMetadataKeys.SupportedJobTypes] = new JsonArray("training", "inference"),
             [JobExtensions.MetadataProperty] = JobExtensions.Version,
             [PeerMetadataKeys.GpuId] = gpu.Index ?? options.GpuId,
         };
         if (!string.IsNullOrWhiteSpace(options.Name)) properties[PeerMetadataKeys.WorkerName] = options.Name;
+        if (options.Space is not null) AddSpaceMetadata(options.Space, tags, properties);
         return new JsonObject { [PeerMetadataKeys.Tags] = tags, [PeerMetadataKeys.Properties] = properties };
     }
 

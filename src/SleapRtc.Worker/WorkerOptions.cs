@@ -22,8 +22,15 @@ public sealed class WorkerOptions
     public string? NvidiaSmiPath { get; init; }
     /// <summary>The trainer; else SLEAP_RTC_SLEAP_NN, else sleap-nn on PATH.</summary>
     public string? SleapNnPath { get; init; }
-    /// <summary>Tags added to the classic ones ("sleap-rtc", "training-worker").</summary>
+    /// <summary>Tags added to the classic ones ("sleap-rtc", "training-worker", "inference-worker").</summary>
     public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+
+    /// <summary>Serve this named inference space (role "space"): requests queue here, one at a time.</summary>
+    public string? Space { get; init; }
+    /// <summary>The space's model folders, kept on this worker; requests send only data.</summary>
+    public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
+    /// <summary>The most a space request may take from the end of its upload (queue and run).</summary>
+    public TimeSpan SpaceRequestTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
     public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
     /// <summary>Template for peer connections (loopback candidates, local addresses); STUN servers come from the signaling server.</summary>

@@ -12,11 +12,13 @@ public static class ModuleCommands
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
         ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "Wait" },
         ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "PassThru", "WhatIf", "Confirm" },
-        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "Wait" },
+        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "Space", "ModelPath", "RequestTimeoutSec", "Wait" },
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
         ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
         ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },
         ["Show-SleapMonitor"] = new[] { "RoomId", "Token", "Server", "NoBrowser", "PassThru" },
+        ["Get-SleapSpace"] = new[] { "Name", "RoomId", "Token", "SessionString", "Server" },
+        ["Submit-SleapInference"] = new[] { "ModelPath", "DataPath", "Space", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "Frames", "OnlySuggestedFrames", "BatchSize", "PeakThreshold", "ShowLog", "AsJob" },
         ["Submit-SleapTraining"] = new[] { "PackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob" },
     };
 

@@ -17,6 +17,9 @@ public sealed class ClientJobOptions
     public TimeSpan CancelGrace { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>OUTPUT_DIR sent to the worker: the folder inside the package the trainer writes to.</summary>
     public string RemoteOutputDirectory { get; init; } = "models";
+    /// <summary>PACKAGE_TYPE sent to the worker: "train" (results come back zipped and are extracted) or "track"
+    /// (the predictions file comes back as is).</summary>
+    public string PackageType { get; init; } = JobMessages.TrainPackage;
 }
 
 /// <summary>What the worker sent back.</summary>
@@ -27,7 +30,7 @@ public sealed record ClientJobOutcome(IReadOnlyList<string> Configs, IReadOnlyLi
 /// FILE_META, chunks with back-pressure, END_OF_FILE, KEEP_ALIVE every 15 s), logs, progress and the result
 /// archive back; the archive is extracted safely under the output path. Extensions only with our workers.
 /// </summary>
-public sealed class ClientJobSession
+public sealed partial class ClientJobSession
 {
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(200);
     private readonly IDataChannel _channel;
@@ -93,17 +96,25 @@ public sealed class ClientJobSession
         {
             if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
             if (_useExtensions) _writer.SendText(JobExtensions.HelloMessage());
-            _writer.SendText(JobMessages.Format(JobMessages.PackageType, JobMessages.TrainPackage));
+            _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
             _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
 
             using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
             var (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
-            _phase = SubmissionPhase.Training;
-            _job.Phase = "training";
-            Report(force: true);
+            if (IsTrack)
+            {
+                _phase = SubmissionPhase.Inferring;
+                ReportInference(force: true);
+            }
+            else
+            {
+                _phase = SubmissionPhase.Training;
+                _job.Phase = "training";
+                Report(force: true);
+            }
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            var extracted = PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken);
+            var extracted = IsTrack ? new[] { KeepResultFile(results, outputPath) } : PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken);
             TryDelete(results.Path);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
@@ -169,11 +180,11 @@ public sealed class ClientJobSession
         }
         catch (FileChecksumException e)
         {
-            fail(new JobFailedException(_workerId, JobErrorCodes.ChecksumMismatch, e.Message));
+            fail(Failure(JobErrorCodes.ChecksumMismatch, e.Message));
         }
         catch (IOException e)
         {
-            fail(new JobFailedException(_workerId, JobErrorCodes.Internal, "Could not store the results: " + e.Message));
+            fail(Failure(JobErrorCodes.Internal, "Could not store the results: " + e.Message));
         }
     }
 
@@ -190,6 +201,7 @@ public sealed class ClientJobSession
 
     private void OnText(string text, Action<Exception> fail)
     {
+        if (IsTrack && OnInferenceText(text, fail)) return;
         var (type, args) = JobMessages.Parse(text);
         switch (type)
         {
@@ -240,7 +252,7 @@ public sealed class ClientJobSession
                 }
                 return;
             case JobMessages.Error:
-                fail(new JobFailedException(_workerId, args.FirstOrDefault() ?? JobErrorCodes.Internal, args.ElementAtOrDefault(1) ?? "no detail"));
+                fail(Failure(args.FirstOrDefault() ?? JobErrorCodes.Internal, args.ElementAtOrDefault(1) ?? "no detail"));
                 return;
             case JobMessages.Cancelled:
                 LogLine?.Invoke("The worker cancelled the job.");
@@ -293,7 +305,7 @@ public sealed class ClientJobSession
     {
         if (!FileMetaInfo.TryParse(argument, out var meta) || meta is null)
         {
-            fail(new JobFailedException(_workerId, JobErrorCodes.Internal, "The worker's FILE_META could not be read."));
+            fail(Failure(JobErrorCodes.Internal, "The worker's FILE_META could not be read."));
             return;
         }
         lock (_gate)

@@ -1,7 +1,7 @@
 namespace SleapRtc.Client.Jobs;
 
 /// <summary>Phases of a submission, in order.</summary>
-public enum SubmissionPhase { Discovering, Connecting, Uploading, Training, Downloading, Completed }
+public enum SubmissionPhase { Discovering, Connecting, Uploading, Training, Downloading, Completed, Inferring }
 
 /// <summary>
 /// A snapshot of a submission for progress display (Write-Progress): upload MB, MB/s and ETA; training
@@ -17,6 +17,8 @@ public sealed class SubmissionProgress
     public TimeSpan? EstimatedRemaining { get; init; }
     /// <summary>Training progress as the worker reports it (structured with our workers, parsed from logs otherwise).</summary>
     public JobProgress? Job { get; init; }
+    /// <summary>Inference progress (frames), read from the tracker's output; null for training.</summary>
+    public InferenceProgress? Inference { get; init; }
 
     public int PercentComplete => BytesTotal > 0 ? (int)Math.Clamp(BytesDone * 100 / BytesTotal, 0, 100) : -1;
 
@@ -28,6 +30,7 @@ public sealed class SubmissionProgress
         SubmissionPhase.Training when Job is not null =>
             $"config {Job.ConfigIndex} of {Job.ConfigCount} ({Job.ConfigName}), epoch {Job.Epoch}" +
             (Job.EpochCount > 0 ? $" of {Job.EpochCount}" : "") + (Job.Loss is { } loss ? $", loss {loss:G4}" : ""),
+        SubmissionPhase.Inferring when Inference is not null => Inference.Describe(),
         _ => Phase.ToString(),
     };
 }

@@ -12,7 +12,8 @@ namespace SleapRtc.Client.Jobs;
 /// <summary>What Submit-SleapTraining can set. Give a <see cref="Worker"/>, or a session string, or room credentials.</summary>
 public sealed class SubmissionOptions
 {
-    public required string PackagePath { get; init; }
+    /// <summary>The training package (Submit-SleapTraining); inference builds its own package and leaves this empty.</summary>
+    public string PackagePath { get; init; } = "";
     /// <summary>Where the returned models are extracted; default the current directory.</summary>
     public string? OutputPath { get; init; }
     /// <summary>A discovered worker (pipeline input); its Server/Token/RoomId are used unless given explicitly.</summary>
@@ -57,6 +58,9 @@ public sealed class TrainingSubmission
 
     public event Action<SubmissionProgress>? ProgressChanged;
     public event Action<string>? LogLine;
+
+    internal void RaiseProgress(SubmissionProgress progress) => ProgressChanged?.Invoke(progress);
+    internal void RaiseLogLine(string line) => LogLine?.Invoke(line);
     /// <summary>Decisions worth telling the user ("Selected worker ...", "Worker X is busy, trying Y").</summary>
     public event Action<string>? StatusMessage;
 
@@ -71,19 +75,32 @@ public sealed class TrainingSubmission
         var packagePath = Path.GetFullPath(_options.PackagePath);
         if (!File.Exists(packagePath)) throw new PackageNotFoundException(_options.PackagePath);
         var outputPath = Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory());
-        var clock = Stopwatch.StartNew();
+        return await RunOnWorkerAsync("training", (channel, worker, clock, ct) => TrainAsync(channel, worker, packagePath, outputPath, clock, ct),
+            cancellationToken).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// Resolves the room, chooses the worker (busy refusals move AutoSelect on to the next best), opens the data
+    /// channel and runs <paramref name="job"/> on it; the channel is closed afterwards. Shared by training and inference.
+    /// </summary>
+    /// <param name="chooseTarget">Overrides how the target is found (an inference space's holder); null chooses a worker as training does.</param>
+    internal async Task<T> RunOnWorkerAsync<T>(string jobKind, Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, CancellationToken cancellationToken,
+        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null)
+    {
+        var clock = Stopwatch.StartNew();
         var room = ResolveRoom();
         Report(SubmissionPhase.Discovering, null);
         await using var connection = await ClientRoomConnection.ConnectAsync(room, _options.Connection, cancellationToken).ConfigureAwait(false);
-        var candidates = await ChooseCandidatesAsync(connection, room, cancellationToken).ConfigureAwait(false);
+        var candidates = chooseTarget is null
+            ? await ChooseCandidatesAsync(connection, room, cancellationToken).ConfigureAwait(false)
+            : await chooseTarget(connection, cancellationToken).ConfigureAwait(false);
 
         WorkerBusyException? lastBusy = null;
         foreach (var worker in candidates)
         {
             try
             {
-                return await SubmitToAsync(connection, worker, packagePath, outputPath, clock, cancellationToken).ConfigureAwait(false);
+                return await SubmitToAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
             }
             catch (WorkerBusyException busy) when (_options.AutoSelect)
             {
@@ -141,7 +158,8 @@ public sealed class TrainingSubmission
         return new[] { WorkerSelection.SelectInteractive(_options.Chooser, available, Refresh, _options.ChooserTimeout, room.RoomId) };
     }
 
-    private async Task<TrainingResult> SubmitToAsync(ClientRoomConnection connection, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
+    private async Task<T> SubmitToAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
+        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
     {
         Report(SubmissionPhase.Connecting, worker.PeerId);
         Tell($"Connecting to worker {worker.PeerId}...");
@@ -155,36 +173,41 @@ public sealed class TrainingSubmission
         });
         var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
         TimeToChannelOpen = clock.Elapsed;
-        Tell("Connection established. Starting training job...");
+        Tell($"Connection established. Starting {jobKind} job...");
         try
         {
-            var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
-            session.ProgressChanged += p => ProgressChanged?.Invoke(p);
-            session.LogLine += l => LogLine?.Invoke(l);
-            var outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
-            var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
-            return new TrainingResult
-            {
-                JobId = session.WorkerJobId ?? "job_" + Guid.NewGuid().ToString("N").Substring(0, 12),
-                WorkerId = worker.PeerId,
-                Status = succeeded ? "Succeeded" : "Failed",
-                OutputPath = outputPath,
-                ModelPaths = TopLevelEntries(outputPath, outcome.ExtractedFiles),
-                Duration = clock.Elapsed,
-                Configs = outcome.Configs.ToArray(),
-                PackagePath = packagePath,
-                UploadedBytes = outcome.UploadedBytes,
-                UploadMBps = outcome.UploadMBps,
-                Error = succeeded ? null : outcome.Configs.Count == 0
-                    ? "The worker trained no config."
-                    : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
-            };
+            return await job(channel, worker, clock, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
             try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
             catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
         }
+    }
+
+    private async Task<TrainingResult> TrainAsync(IDataChannel channel, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
+        session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+        session.LogLine += l => LogLine?.Invoke(l);
+        var outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
+        var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
+        return new TrainingResult
+        {
+            JobId = session.WorkerJobId ?? "job_" + Guid.NewGuid().ToString("N").Substring(0, 12),
+            WorkerId = worker.PeerId,
+            Status = succeeded ? "Succeeded" : "Failed",
+            OutputPath = outputPath,
+            ModelPaths = TopLevelEntries(outputPath, outcome.ExtractedFiles),
+            Duration = clock.Elapsed,
+            Configs = outcome.Configs.ToArray(),
+            PackagePath = packagePath,
+            UploadedBytes = outcome.UploadedBytes,
+            UploadMBps = outcome.UploadMBps,
+            Error = succeeded ? null : outcome.Configs.Count == 0
+                ? "The worker trained no config."
+                : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
+        };
     }
 
     /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>

@@ -87,4 +87,7 @@ public static class JobErrorCodes
     public const string NoTrainScript = "no_train_script";
     public const string TrainerNotFound = "trainer_not_found";
     public const string Internal = "internal";
+    public const string NoTrackScript = "no_track_script";
+    public const string InferenceFailed = "inference_failed";
+    public const string RequestTimeout = "request_timeout";
 }

@@ -23,6 +23,17 @@ public static class JobMessages
     public const string TrainJobError = "TRAIN_JOB_ERROR";
     public const string TrainingJobsDone = "TRAINING_JOBS_DONE";
 
+    // Worker -> client, inference (classic track job, §5.3). TRACK_LOG takes one colon, not two.
+    public const string InferenceStart = "INFERENCE_START";
+    public const string InferenceJobStart = "INFERENCE_JOB_START";
+    public const string InferenceJobEnd = "INFERENCE_JOB_END";
+    public const string InferenceJobError = "INFERENCE_JOB_ERROR";
+    public const string InferenceError = "INFERENCE_ERROR";
+    public const string InferenceJobsDone = "INFERENCE_JOBS_DONE";
+    public const string TrackLogPrefix = "TRACK_LOG:";
+    /// <summary>The job name classic workers put in INFERENCE_JOB_START/END/ERROR.</summary>
+    public const string InferenceJobName = "inference";
+
     // Cancel spellings of later upstream versions, accepted from any client.
     public const string UpstreamJobCancel = "JOB_CANCEL";
     public const string UpstreamJobStop = "JOB_STOP";
@@ -37,6 +48,7 @@ public static class JobMessages
     public const string Error = "SLEAPRTC_ERROR";
 
     public const string TrainPackage = "train";
+    public const string TrackPackage = "track";
 
     private static readonly byte[] KeepAliveBytes = Encoding.ASCII.GetBytes("KEEP_ALIVE");
 

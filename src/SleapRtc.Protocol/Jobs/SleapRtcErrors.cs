@@ -186,3 +186,21 @@ public sealed class ServerNotSpecifiedException : SleapRtcException
     {
     }
 }
+
+/// <summary>The worker could not run an inference (no track script, tracker failed, no predictions, ...).</summary>
+public sealed class InferenceFailedException : SleapRtcException
+{
+    public const string Id = "InferenceJobFailed";
+
+    public InferenceFailedException(string workerId, string code, string detail)
+        : base(Id, code == JobErrorCodes.ChecksumMismatch ? SleapRtcErrorKind.InvalidData : SleapRtcErrorKind.InvalidResult,
+            $"Inference on worker {workerId} failed ({code}): {detail}",
+            "Read the tracker's output (-Verbose or -ShowLog); check the model folders and the data file, then submit again.")
+    {
+        WorkerId = workerId;
+        Code = code;
+    }
+
+    public string WorkerId { get; }
+    public string Code { get; }
+}

@@ -15,6 +15,12 @@ public sealed class WorkerJobOptions
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
     /// <summary>How long to wait for the client to close the channel after the results went out.</summary>
     public TimeSpan ResultsDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Inference space: the model folders the worker keeps; they are added to every track command.</summary>
+    public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
+    /// <summary>Inference space: waits for this request's turn (one at a time, in order).</summary>
+    public Func<CancellationToken, Task<IDisposable>>? WaitForTurnAsync { get; init; }
+    /// <summary>Inference space: from the end of the upload, the most a request may take (queue and run).</summary>
+    public TimeSpan? RequestTimeout { get; init; }
 }
 
 /// <summary>How a job on the worker ended.</summary>

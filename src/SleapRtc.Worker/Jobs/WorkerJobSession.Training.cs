@@ -12,7 +12,8 @@ public sealed partial class WorkerJobSession
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromMilliseconds(200);
     private long _lastProgressTicks;
 
-    private string Unpack(FileReceiver package)
+    /// <param name="scriptName">The script that marks the work folder: train-script.sh or track-script.sh.</param>
+    private string Unpack(FileReceiver package, string scriptName)
     {
         var extractTo = Path.Combine(_jobDirectory, "package");
         try
@@ -32,19 +33,21 @@ public sealed partial class WorkerJobSession
             // The zip is no longer needed; free the disk space now rather than at the end.
             try { File.Delete(package.Path); } catch (IOException) { }
         }
-        return FindWorkDirectory(extractTo, Path.GetFileNameWithoutExtension(package.Meta.Name))
-            ?? throw new JobFailureException(JobErrorCodes.NoTrainScript,
-                $"The package has no {TrainScript.FileName} (looked in its top folder and in '{Path.GetFileNameWithoutExtension(package.Meta.Name)}/'). Export the package from SLEAP with a training script.");
+        var training = scriptName == TrainScript.FileName;
+        return FindWorkDirectory(extractTo, Path.GetFileNameWithoutExtension(package.Meta.Name), scriptName)
+            ?? throw new JobFailureException(training ? JobErrorCodes.NoTrainScript : JobErrorCodes.NoTrackScript,
+                $"The package has no {scriptName} (looked in its top folder and in '{Path.GetFileNameWithoutExtension(package.Meta.Name)}/'). " +
+                (training ? "Export the package from SLEAP with a training script." : "Build it with Submit-SleapInference or SLEAP's remote-inference export."));
     }
 
     /// <summary>Classic expects the zip to hold a folder named like the zip; packages zipped flat are accepted too.</summary>
-    private static string? FindWorkDirectory(string extracted, string zipStem)
+    private static string? FindWorkDirectory(string extracted, string zipStem, string scriptName)
     {
         var classic = Path.Combine(extracted, zipStem);
-        if (File.Exists(Path.Combine(classic, TrainScript.FileName))) return classic;
-        if (File.Exists(Path.Combine(extracted, TrainScript.FileName))) return extracted;
+        if (File.Exists(Path.Combine(classic, scriptName))) return classic;
+        if (File.Exists(Path.Combine(extracted, scriptName))) return extracted;
         var nested = Directory.EnumerateDirectories(extracted)
-            .Where(d => File.Exists(Path.Combine(d, TrainScript.FileName)))
+            .Where(d => File.Exists(Path.Combine(d, scriptName)))
             .ToList();
         return nested.Count == 1 ? nested[0] : null;
     }
@@ -162,11 +165,17 @@ public sealed partial class WorkerJobSession
         var zipName = FileMetaInfo.WireSafeName($"trained_{stem}.zip");
         var zipPath = Path.Combine(_jobDirectory, zipName);
         PackageArchive.CreateFromDirectoryContents(Path.Combine(workDirectory, _outputDirectory), zipPath);
-        var size = new FileInfo(zipPath).Length;
+        await SendFileAsync(zipPath, zipName, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The classic result transfer: FILE_META::name:size:outdir, chunks, END_OF_FILE (SHA-256 with our clients).</summary>
+    private async Task SendFileAsync(string path, string wireName, CancellationToken cancellationToken)
+    {
+        var size = new FileInfo(path).Length;
         var chunk = Math.Max(1024, Math.Min(_options.ChunkSize, _channel.MaxMessageSize > 0 ? _channel.MaxMessageSize : _options.ChunkSize));
-        Emit($"Sending results {zipName} ({size / (1024.0 * 1024.0):F1} MB)");
-        using var source = new FileStream(zipPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        await FileSender.SendAsync(source, new FileMetaInfo(zipName, size, _outputDirectory), _writer.SendText,
+        Emit($"Sending results {wireName} ({size / (1024.0 * 1024.0):F1} MB)");
+        using var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        await FileSender.SendAsync(source, new FileMetaInfo(wireName, size, _outputDirectory), _writer.SendText,
             _writer.SendBinaryAsync, chunk, _extensions, null, cancellationToken).ConfigureAwait(false);
     }
 

@@ -77,7 +77,8 @@ public sealed partial class WorkerJobSession
             if (_channel.State is DataChannelState.Closed or DataChannelState.Closing) Abort(WorkerJobEnd.ClientGone);
             var package = await _packageReady.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             JobStarted?.Invoke();
-            var workDirectory = Unpack(package);
+            if (_packageType == JobMessages.TrackPackage) return await RunTrackAsync(package, linked.Token).ConfigureAwait(false);
+            var workDirectory = Unpack(package, TrainScript.FileName);
             configs.AddRange(ReadConfigs(workDirectory));
             failed = await TrainAllAsync(workDirectory, configs, linked.Token).ConfigureAwait(false);
             _writer.SendText(JobMessages.TrainingJobsDone);
@@ -110,6 +111,8 @@ public sealed partial class WorkerJobSession
         {
             Emit($"ERROR: {failure.Message}");
             if (_extensions) _writer.TrySendText(JobExtensions.ErrorMessage(failure.Code, failure.Message));
+            // Classic track clients know only INFERENCE_ERROR (ours read the coded error above first).
+            if (_packageType == JobMessages.TrackPackage) _writer.TrySendText(InferenceErrorMessage(failure.Message));
             SetPhase("failed");
             await WaitForClientToFinishAsync(linked.Token).ConfigureAwait(false);
             return new WorkerJobOutcome(JobId, WorkerJobEnd.Failed, configs, failed, failure.Message);
@@ -173,11 +176,12 @@ public sealed partial class WorkerJobSession
                 break;
             case JobMessages.PackageType:
                 _packageType = args.FirstOrDefault();
-                if (_packageType != JobMessages.TrainPackage)
-                    Fail(JobErrorCodes.BadPackage, $"This worker runs training packages only (got '{_packageType}').");
+                if (_packageType is not (JobMessages.TrainPackage or JobMessages.TrackPackage))
+                    Fail(JobErrorCodes.BadPackage, $"This worker runs training and track packages only (got '{_packageType}').");
                 break;
             case JobMessages.OutputDir:
-                _outputDirectory = SafeRelativeDirectory(args.FirstOrDefault()) ?? "models";
+                // "." is what classic track clients send (the package folder itself).
+                _outputDirectory = args.FirstOrDefault()?.Trim() == "." ? "." : SafeRelativeDirectory(args.FirstOrDefault()) ?? "models";
                 break;
             case JobMessages.FileMeta:
                 BeginFile(args[0]);

@@ -35,7 +35,7 @@ public static class TrainScript
     /// <summary>The run name classic uses for a config: its file name without extension.</summary>
     public static string ConfigStem(string config) => Path.GetFileNameWithoutExtension(config.Replace('\\', '/'));
 
-    private static IEnumerable<string> JoinContinuations(string text)
+    internal static IEnumerable<string> JoinContinuations(string text)
     {
         var current = "";
         foreach (var raw in text.Replace("\r\n", "\n").Split('\n'))
@@ -49,7 +49,7 @@ public static class TrainScript
     }
 
     // Whitespace split with simple quote removal: the script is data, so no shell expansion ever happens.
-    private static List<string> Tokenize(string args)
+    internal static List<string> Tokenize(string args)
     {
         var tokens = new List<string>();
         foreach (Match m in Regex.Matches(args, "\"([^\"]*)\"|'([^']*)'|(\\S+)"))

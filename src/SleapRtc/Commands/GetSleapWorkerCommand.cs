@@ -54,31 +54,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
             return;
         }
 
-        ResolvedRoom room;
-        try
-        {
-            room = CredentialResolver.Resolve(RoomId, Token, Server, SessionString, ModuleData.Credentials());
-        }
-        catch (SleapRtcException ex)
-        {
-            WriteError(SleapErrors.FromLibrary(ex, RoomId));
-            return;
-        }
-        catch (FormatException ex)
-        {
-            WriteError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
-            return;
-        }
-        if (room.Server is null)
-        {
-            var sessionServer = RunningServer.OfThisSession().FirstOrDefault()?.LocalUrl;
-            if (sessionServer is null)
-            {
-                WriteError(SleapErrors.MissingServer());
-                return;
-            }
-            room = new ResolvedRoom { RoomId = room.RoomId, Token = room.Token, Server = sessionServer, WorkerPeerId = room.WorkerPeerId, Source = room.Source };
-        }
+        if (RoomArguments.Resolve(this, RoomId, Token, Server, SessionString) is not { } room) return;
         WriteVerbose($"Discovering workers of room {room.RoomId} on {room.Server} (credentials from {room.Source}).");
 
         var filter = new WorkerFilter { MinGpuMemoryMB = MinGpuMemoryMB, Status = Status == "*" ? null : Status, Tags = Tag };

@@ -52,6 +52,21 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Tag { get; set; } = Array.Empty<string>();
 
+    /// <summary>Serve this named inference space of the room (unique in the room) with the models of -ModelPath.</summary>
+    [Parameter]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public string? Space { get; set; }
+
+    /// <summary>The space's trained model folders, kept on this worker.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[] ModelPath { get; set; } = Array.Empty<string>();
+
+    /// <summary>The most one space request may take from the end of its upload, waiting in line included.</summary>
+    [Parameter]
+    [ValidateRange(1, 86400)]
+    public int RequestTimeoutSec { get; set; } = 120;
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -73,6 +88,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         var workingDirectory = WorkingDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(WorkingDirectory);
         var nvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath);
         var sleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath);
+        var spaceModels = ModelPath.Select(GetUnresolvedProviderPathFromPSPath).ToArray();
         WorkerOptions OptionsFor(string server) => new()
         {
             Server = server,
@@ -84,6 +100,9 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,
             Tags = Tag,
+            Space = Space,
+            SpaceModelPaths = spaceModels,
+            SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
             Log = log,

@@ -68,7 +68,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
         }
         var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
         var interactive = HostWorkerChooser.IsInteractive(Host) && !AsJob;
-        var plan = new SubmissionPlan(packagePath, outputPath, Worker, SessionString, RoomId, Token, EffectiveServer(),
+        var plan = new SubmissionPlan(packagePath, outputPath, Worker, SessionString, RoomId, Token, EffectiveServer(Server, Worker, SessionString, RoomId),
             WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
 
         if (AsJob)
@@ -91,13 +91,13 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
     }
 
     /// <summary>-Server, else whatever the credentials name, else (when nothing names one) a server of this session.</summary>
-    private string? EffectiveServer()
+    internal static string? EffectiveServer(string? server, WorkerInfo? worker, string? sessionString, string? roomId)
     {
-        if (!string.IsNullOrWhiteSpace(Server)) return Server;
-        if (!string.IsNullOrEmpty(Worker?.Server) || !string.IsNullOrEmpty(SessionString)) return null;
+        if (!string.IsNullOrWhiteSpace(server)) return server;
+        if (!string.IsNullOrEmpty(worker?.Server) || !string.IsNullOrEmpty(sessionString)) return null;
         if (CredentialResolver.ServerFromEnvironment() is not null) return null;
-        var roomId = RoomId ?? Environment.GetEnvironmentVariable(CredentialResolver.RoomIdVariable);
-        if (!string.IsNullOrEmpty(roomId) && ModuleData.Credentials().Get(roomId!)?.Server is { Length: > 0 }) return null;
+        var room = roomId ?? Environment.GetEnvironmentVariable(CredentialResolver.RoomIdVariable);
+        if (!string.IsNullOrEmpty(room) && ModuleData.Credentials().Get(room!)?.Server is { Length: > 0 }) return null;
         return RunningServer.OfThisSession().FirstOrDefault()?.LocalUrl;
     }
 }

@@ -4,7 +4,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Infrastructure;
 
 /// <summary>
-/// Submit-SleapTraining -AsJob: a real PowerShell job in the session's job repository, so Get-Job, Receive-Job,
+/// Submit-SleapTraining -AsJob (and Submit-SleapInference -AsJob): a real PowerShell job in the session's job repository, so Get-Job, Receive-Job,
 /// Wait-Job, Stop-Job and Remove-Job work. Its streams fill live; Stop-Job cancels the job on the worker.
 /// </summary>
 public sealed class TrainingJob : Job2
@@ -13,43 +13,59 @@ public sealed class TrainingJob : Job2
     private readonly CancellationTokenSource _cancel = new();
     private Task _run = Task.CompletedTask;
 
-    private TrainingJob(string command) : base(command, "SleapTraining")
+    private readonly string _source;
+
+    private TrainingJob(string command, string name, string typeName, string source) : base(command, name)
     {
-        PSJobTypeName = "SleapTrainingJob";
+        PSJobTypeName = typeName;
+        _source = source;
     }
 
-    internal static TrainingJob Start(PSCmdlet cmdlet, SubmissionPlan plan, string command)
+    internal static TrainingJob Start(PSCmdlet cmdlet, SubmissionPlan plan, string command) =>
+        Start(cmdlet, command, new JobKind("SleapTraining", "SleapTrainingJob", "Submit-SleapTraining", "TrainingJobFailed", null),
+            plan.WorkerId ?? plan.Worker?.PeerId ?? plan.RoomId, plan.PackagePath,
+            async (sink, ct) => await plan.RunAsync(sink, chooser: null, ct).ConfigureAwait(false));
+
+    /// <summary>Names and error ids of one kind of submission job.</summary>
+    /// <param name="CancelledErrorId">When set, a stopped job also records an ErrorRecord with this id.</param>
+    internal sealed record JobKind(string Name, string TypeName, string Source, string FailedErrorId, string? CancelledErrorId);
+
+    internal static TrainingJob Start(PSCmdlet cmdlet, string command, JobKind kind, object? target, object? fallbackTarget,
+        Func<ISubmissionSink, CancellationToken, Task<object>> run)
     {
-        var job = new TrainingJob(command);
+        var job = new TrainingJob(command, kind.Name, kind.TypeName, kind.Source);
         cmdlet.JobRepository.Add(job);
-        job.Begin(plan);
+        job.Begin(kind, target, fallbackTarget, run);
         return job;
     }
 
-    private void Begin(SubmissionPlan plan)
+    private void Begin(JobKind kind, object? target, object? fallbackTarget, Func<ISubmissionSink, CancellationToken, Task<object>> run)
     {
         SetJobState(JobState.Running);
         _run = Task.Run(async () =>
         {
             try
             {
-                var result = await plan.RunAsync(new JobSink(this), chooser: null, _cancel.Token).ConfigureAwait(false);
+                var result = await run(new JobSink(this), _cancel.Token).ConfigureAwait(false);
                 Output.Add(PSObject.AsPSObject(result));
                 SetJobState(JobState.Completed);
             }
             catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
             {
+                if (kind.CancelledErrorId is { } cancelled)
+                    Error.Add(SleapErrors.Create(cancelled, ErrorCategory.OperationStopped, target,
+                        "The job was stopped; the worker was told to stop it.", "Submit it again when you want the results."));
                 SetJobState(JobState.Stopped);
             }
             catch (SleapRtcException ex)
             {
-                Error.Add(SleapErrors.FromLibrary(ex, plan.WorkerId ?? plan.Worker?.PeerId ?? plan.RoomId));
+                Error.Add(SleapErrors.FromLibrary(ex, target));
                 SetJobState(JobState.Failed);
             }
             catch (Exception ex)
             {
                 // A job must end in a final state whatever happens; the error record carries what went wrong.
-                Error.Add(new ErrorRecord(ex, "TrainingJobFailed", ErrorCategory.NotSpecified, plan.PackagePath));
+                Error.Add(new ErrorRecord(ex, kind.FailedErrorId, ErrorCategory.NotSpecified, fallbackTarget));
                 SetJobState(JobState.Failed);
             }
         });
@@ -112,6 +128,6 @@ public sealed class TrainingJob : Job2
         public void Progress(ProgressRecord record) => _job.Progress.Add(record);
         public void Verbose(string text) => _job.Verbose.Add(new VerboseRecord(text));
         public void Information(string text, bool showInHost) =>
-            _job.Information.Add(new InformationRecord(text, "Submit-SleapTraining"));
+            _job.Information.Add(new InformationRecord(text, _job._source));
     }
 }

@@ -1,0 +1,53 @@
+using System.Management.Automation;
+using SleapRtc.Client.Discovery;
+using SleapRtc.PowerShell.Completion;
+using SleapRtc.PowerShell.Infrastructure;
+using SleapRtc.Protocol.Jobs;
+
+namespace SleapRtc.PowerShell.Commands;
+
+/// <summary>Lists the inference spaces of a room: name, serving worker, state and queue length.</summary>
+[Cmdlet(VerbsCommon.Get, "SleapSpace")]
+[OutputType(typeof(SpaceInfo))]
+public sealed class GetSleapSpaceCommand : SleapCmdlet
+{
+    private static readonly TimeSpan ListTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Only this space (exact name).</summary>
+    [Parameter(Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string? Name { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(RoomIdCompleter))]
+    public string? RoomId { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Token { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? SessionString { get; set; }
+
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    public string? Server { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        if (RoomArguments.Resolve(this, RoomId, Token, Server, SessionString) is not { } room) return;
+        try
+        {
+            var spaces = RunOnBackground((_, ct) => SpaceDiscovery.ListAsync(room, Name, new ClientConnectionOptions(), ct), ListTimeout);
+            foreach (var space in spaces) WriteObject(space);
+        }
+        catch (SleapRtcException ex)
+        {
+            WriteError(SleapErrors.FromLibrary(ex, room.RoomId));
+        }
+        catch (TimeoutException ex)
+        {
+            WriteError(SleapErrors.Create(ErrorIds.OperationTimedOut, ErrorCategory.OperationTimeout, room.RoomId,
+                $"Listing the spaces of room {room.RoomId} did not finish within {ListTimeout.TotalSeconds} s.",
+                "Check that the signaling server is reachable and try again.", ex));
+        }
+    }
+}
