@@ -30,9 +30,7 @@ Describe 'Workers and clients end to end' {
             Submit-SleapTraining -PackagePath $package -OutputPath (Join-Path $work 'models')
         $result.Status | Should -Be 'Succeeded'
         $result.ModelPaths | Should -Not -BeNullOrEmpty
-        # The worker publishes 'available' once the client has closed the channel.
-        $deadline = [datetime]::UtcNow.AddSeconds(30)
-        while ((Get-SleapWorker -RoomId $room.RoomId -Status *).Status -contains 'busy' -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        Wait-RoomIdle $room
         (Get-SleapWorker -RoomId $room.RoomId -Status *).Status | Should -Not -Contain 'busy'
     }
     It 'auto-selects the most GPU memory' {

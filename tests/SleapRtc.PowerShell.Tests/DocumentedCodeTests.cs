@@ -67,6 +67,27 @@ public sealed partial class DocumentedCodeTests : IClassFixture<SharedSession>
         Assert.True(missing.Count == 0, $"{relativePath}: {string.Join("\n", missing)}");
     }
 
+    /// <summary>The check above binds the way PowerShell's binder does, on the module's real commands.</summary>
+    [Theory]
+    [InlineData("ConvertTo-SleapSessionString -RoomId r -Token t -PeerId p", true)]
+    [InlineData("ConvertTo-SleapSessionString r t p", true)] // by position
+    [InlineData("ConvertTo-SleapSessionString -Token t r p", true)] // named first, the rest fill the remaining positions
+    [InlineData("$worker | ConvertTo-SleapSessionString -Token t", true)] // RoomId, PeerId by property name from the pipeline
+    [InlineData("ConvertTo-SleapSessionString @splat", true)] // left to the binder
+    [InlineData("ConvertTo-SleapSessionString -RoomId r -Token t -Server s", false)] // README's tour before the fix
+    [InlineData("ConvertTo-SleapSessionString r t", false)]
+    [InlineData("Submit-SleapTraining -AutoSelect -RoomId r", false)] // no -PackagePath
+    [InlineData("Submit-SleapTraining -AutoSelect labels.zip", true)] // a switch takes no value: labels.zip is -PackagePath
+    [InlineData("Get-SleapWorker -Local", true)]
+    [InlineData("Get-SleapWorker -Local -RoomId r", false)] // no parameter set takes both
+    public void The_mandatory_parameter_check_binds_as_the_binder_does(string code, bool binds)
+    {
+        var ast = Parser.ParseInput(code, out _, out _);
+        var call = ast.FindAll(a => a is CommandAst, searchNestedScriptBlocks: true).Cast<CommandAst>().Single();
+        var problem = UnboundMandatoryParameters(call, _commands.Value[call.GetCommandName()]);
+        Assert.True(binds == (problem is null), problem ?? $"'{code}' should have been found incomplete");
+    }
+
     /// <summary>
     /// Null when some parameter set of <paramref name="command"/> is fully bound by the call; else, per set, the
     /// mandatory parameters left unbound.
