@@ -204,7 +204,7 @@ public sealed partial class DocumentedCodeTests : IClassFixture<SharedSession>
     public void The_readme_commands_name_files_that_exist()
     {
         var readme = File.ReadAllText(Path.Combine(RepoPaths.Root, "README.md"));
-        foreach (var path in new[] { "SleapRtc.sln", "examples/demo.ps1", ".ci/install-deps.sh", "build.ps1", "SleapRtc.psd1" })
+        foreach (var path in new[] { "SleapRtc.sln", "examples/demo.ps1", ".ci/install-deps.sh", "build.ps1", "SleapRtc.psd1", ".config/dotnet-tools.json", "tests/PesterModule/PesterModule.csproj" })
         {
             Assert.Contains(path, readme);
             Assert.True(File.Exists(Path.Combine(RepoPaths.Root, path)), $"README names {path}, which does not exist");
