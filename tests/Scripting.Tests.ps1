@@ -3,20 +3,13 @@
 # whether the training worked.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'common.ps1')
-    $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
-    $room = New-SleapRoom -Server $server.Url
-    $smi = Join-Path $RepoRoot 'tests/fixtures/nvidia-smi'
-    $nn = Join-Path $RepoRoot 'tests/fixtures/sleap-nn'
-    $work = Join-Path $env:SLEAP_RTC_DATA_DIR 'scripting'
+    $server, $room, $work = Initialize-TestRoom scripting
     $workers = 0, 1 | ForEach-Object { $room | Start-SleapWorker -GpuId $_ -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory $work }
     $package = New-TestPackage -Directory $work -Name labels.v001
     $failing = New-TestPackage -Directory $work -Name broken -Failing
     $biggest = $workers | Sort-Object GpuMemoryMB -Descending | Select-Object -First 1
 }
-AfterAll {
-    Get-SleapWorker -Local | Stop-SleapWorker
-    Get-SleapSignalingServer | Stop-SleapSignalingServer
-}
+AfterAll { Stop-TestRoom }
 
 Describe 'The headline pipeline, verbatim' {
     It 'discovers, sorts by GPU memory, picks the first and trains there' {

@@ -5,6 +5,23 @@ $env:SLEAP_RTC_LOCAL_ADDRESSES = '127.0.0.1'
 $env:SLEAP_NN_STANDIN_EPOCH_SECONDS = '0.02'
 Import-Module (Join-Path $script:RepoRoot 'SleapRtc.psd1') -Force -ErrorAction Stop
 
+# The recorded nvidia-smi (GPUs 0-2) and the stand-in trainer that workers in these files use.
+$smi = Join-Path $script:RepoRoot 'tests/fixtures/nvidia-smi'
+$nn = Join-Path $script:RepoRoot 'tests/fixtures/sleap-nn'
+
+# What an end-to-end file starts from: a server on a free loopback port with an in-memory database, a room on it,
+# and a working folder of its own. Returns the three ($server, $room, $work = Initialize-TestRoom name).
+function Initialize-TestRoom([string] $Purpose) {
+    $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
+    $server, (New-SleapRoom -Server $server.Url), (Join-Path $env:SLEAP_RTC_DATA_DIR $Purpose)
+}
+
+# Stops every worker and server the file started, so no port stays bound after a failing test.
+function Stop-TestRoom {
+    Get-SleapWorker -Local | Stop-SleapWorker
+    Get-SleapSignalingServer | Stop-SleapSignalingServer
+}
+
 function Complete([string] $Line) {
     [System.Management.Automation.CommandCompletion]::CompleteInput($Line, $Line.Length, $null).CompletionMatches
 }
