@@ -8,7 +8,10 @@
       Build    dotnet build of the module; lays it out at the repo root (bin/, en-US/) so
                `Import-Module ./SleapRtc.psd1` works.
       Test     dotnet test of the solution (hosted-engine PowerShell tests included), then the
-               Pester files in tests/ when Pester 5 is installed.
+               Pester files tests/*.Tests.ps1 in a child pwsh, with Pester restored from NuGet
+               (tests/PesterModule). The last line is "N passed, M failed" over both; the exit
+               code is 1 when anything failed. README's test command:
+                   dotnet tool restore && dotnet pwsh ./build.ps1 -Task Test
       Docs     turns docs/*.md into en-US/SleapRtc.dll-Help.xml and about_SleapRtc.help.txt: with
                PlatyPS (Microsoft.PowerShell.PlatyPS) when installed, else with tools/HelpBuilder.
       Package  a versioned module folder out/SleapRtc/<version>/ ready for Publish-PSResource.
@@ -50,17 +53,75 @@ function Invoke-BuildTask {
     Invoke-Dotnet build (Join-Path $root 'src/SleapRtc/SleapRtc.csproj') -c $Configuration
 }
 
-function Invoke-TestTask {
-    Invoke-Dotnet test (Join-Path $root 'SleapRtc.sln') -c $Configuration
-    $pester = Get-Module -ListAvailable Pester | Where-Object Version -ge '5.0.0' | Sort-Object Version -Descending | Select-Object -First 1
-    if (-not $pester) {
-        Write-Warning 'Pester 5 is not installed: skipping tests/*.Tests.ps1 (Install-PSResource Pester).'
-        return
+function Get-PwshCommandLine {
+    # The pwsh running this script, as a command line for a child: `dotnet pwsh` (the local tool) runs as
+    # `dotnet <PSHOME>/pwsh.dll`, an installed pwsh as itself.
+    $self = [System.Diagnostics.Process]::GetCurrentProcess().MainModule.FileName
+    if ([System.IO.Path]::GetFileNameWithoutExtension($self) -eq 'dotnet') { return @($self, (Join-Path $PSHOME 'pwsh.dll')) }
+    @($self)
+}
+
+function Get-PesterManifest {
+    # Pester comes from NuGet (tests/PesterModule pins the version); the package's tools/ folder is the module.
+    $project = Join-Path $root 'tests/PesterModule/PesterModule.csproj'
+    Invoke-Dotnet restore $project --verbosity quiet
+    $version = ([xml](Get-Content -Raw -LiteralPath $project)).Project.PropertyGroup.PesterVersion | Where-Object { $_ } | Select-Object -First 1
+    $packages = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
+    $manifest = Join-Path $packages.Trim() "pester/$version/tools/Pester.psd1"
+    if (-not (Test-Path -LiteralPath $manifest)) { throw "Pester $version was restored but $manifest is missing." }
+    $manifest
+}
+
+function Invoke-XunitSuites {
+    # Counts from each test assembly's summary line ("Passed!  - Failed: 0, Passed: 42, Skipped: 0, ...").
+    $counts = @{ Passed = 0; Failed = 0 }
+    $summary = '^\s*(Passed|Failed)!\s+-\s+Failed:\s+(\d+),\s+Passed:\s+(\d+)'
+    Write-Host "dotnet test SleapRtc.sln -c $Configuration" -ForegroundColor Cyan
+    & dotnet test (Join-Path $root 'SleapRtc.sln') -c $Configuration | ForEach-Object {
+        Write-Host $_
+        if ($_ -match $summary) { $counts.Failed += [int]$Matches[2]; $counts.Passed += [int]$Matches[3] }
     }
-    # A child process, so the module's assemblies never lock this session.
-    $script = "Import-Module Pester -MinimumVersion 5.0.0; `$c = New-PesterConfiguration; `$c.Run.Path = '$root/tests'; `$c.Run.Exit = `$true; `$c.Output.Verbosity = 'Detailed'; Invoke-Pester -Configuration `$c"
-    & ([System.Diagnostics.Process]::GetCurrentProcess().MainModule.FileName) -NoProfile -NonInteractive -Command $script
-    if ($LASTEXITCODE -ne 0) { throw "Pester reported $LASTEXITCODE failed test(s)." }
+    # A build error or a crashed test host leaves no summary to count: still a failure.
+    if ($LASTEXITCODE -ne 0 -and $counts.Failed -eq 0) { $counts.Failed = 1 }
+    $counts
+}
+
+function Invoke-PesterFiles {
+    $manifest = Get-PesterManifest
+    $resultFile = Join-Path ([System.IO.Path]::GetTempPath()) "sleaprtc-pester-$PID.json"
+    # A child process, so the module's assemblies and the servers the tests start never outlive the run here.
+    $script = @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$($manifest -replace "'", "''")'
+`$c = New-PesterConfiguration
+`$c.Run.Path = '$((Join-Path $root 'tests') -replace "'", "''")'
+`$c.Run.PassThru = `$true
+`$c.Output.Verbosity = 'Detailed'
+`$r = Invoke-Pester -Configuration `$c
+`$failed = `$r.FailedCount
+# A file that fails before its tests are found (a parse error, a failing BeforeDiscovery) counts no test.
+if (`$r.Result -ne 'Passed' -and `$failed -eq 0) { `$failed = 1 }
+@{ Passed = `$r.PassedCount; Failed = `$failed } | ConvertTo-Json | Set-Content -LiteralPath '$resultFile'
+"@
+    $pwsh = @(Get-PwshCommandLine)
+    $rest = @($pwsh | Select-Object -Skip 1)
+    Write-Host "Invoke-Pester tests/*.Tests.ps1 (Pester from $manifest)" -ForegroundColor Cyan
+    Remove-Item -LiteralPath $resultFile -ErrorAction SilentlyContinue
+    & $pwsh[0] @rest -NoProfile -NonInteractive -Command $script | Out-Host
+    if (-not (Test-Path -LiteralPath $resultFile)) { return @{ Passed = 0; Failed = 1 } }
+    $counts = Get-Content -Raw -LiteralPath $resultFile | ConvertFrom-Json
+    Remove-Item -LiteralPath $resultFile
+    @{ Passed = [int]$counts.Passed; Failed = [int]$counts.Failed }
+}
+
+function Invoke-TestTask {
+    # Both suites always run; the last line counts both, and the exit code is non-zero when anything failed.
+    $xunit = Invoke-XunitSuites
+    $pester = Invoke-PesterFiles
+    Write-Host ("xunit: {0} passed, {1} failed; Pester: {2} passed, {3} failed" -f $xunit.Passed, $xunit.Failed, $pester.Passed, $pester.Failed)
+    $failed = $xunit.Failed + $pester.Failed
+    Write-Host ("{0} passed, {1} failed" -f ($xunit.Passed + $pester.Passed), $failed)
+    if ($failed -gt 0) { exit 1 }
 }
 
 function Invoke-DocsTask {

@@ -5,6 +5,8 @@
 #        netstandard2.0 builds the way Windows PowerShell 5.1 does; its Facades hold netstandard.dll), iproute2 + util-linux
 #        (private network namespaces: ip, unshare, nsenter), nodejs + npm when node is missing.
 #   npm: tests/interop (npm ci from the committed package-lock.json: @roamhq/wrtc, node-datachannel, werift, ws).
+#   dotnet: the pinned PowerShell tool (.config/dotnet-tools.json, run as `dotnet pwsh`), Pester from NuGet
+#        (tests/PesterModule), the solution's packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -27,4 +29,6 @@ if [ -f tests/interop/package-lock.json ]; then
     echo "$want" > "$stamp"
   fi
 fi
+dotnet tool restore >/dev/null
+dotnet restore tests/PesterModule --verbosity quiet
 dotnet restore SleapRtc.sln --verbosity quiet

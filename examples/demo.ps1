@@ -5,9 +5,12 @@
     one submission, and the trained models it returns.
 
 .DESCRIPTION
-    Run from a clone after building (dotnet build SleapRtc.sln):
+    Run from a clone with only the .NET SDK (README's demo command):
 
-        pwsh ./examples/demo.ps1
+        dotnet tool restore && dotnet pwsh ./examples/demo.ps1
+
+    The first run builds the module (dotnet build, a few minutes) when bin/ is missing; after changing
+    the source, build again (dotnet build src/SleapRtc) or delete bin/.
 
     Everything runs on this machine. Without -SleapNnPath the workers use the stand-in trainer in
     tests/fixtures (prints like `sleap-nn train`, writes a checkpoint), and report the GPUs of a recorded
@@ -20,7 +23,7 @@
     Where the returned models are extracted. Default: a folder under the temp directory.
 
 .EXAMPLE
-    pwsh ./examples/demo.ps1 -OutputPath ./demo-models
+    dotnet pwsh ./examples/demo.ps1 -OutputPath ./demo-models
 #>
 [CmdletBinding()]
 param(
@@ -30,6 +33,11 @@ param(
 
 $ErrorActionPreference = 'Stop'
 $repo = Split-Path -Parent $PSScriptRoot
+if (-not (Test-Path -LiteralPath (Join-Path $repo 'bin/SleapRtc.dll'))) {
+    Write-Host '== 0. Building the module (bin/ is missing): dotnet build src/SleapRtc' -ForegroundColor Cyan
+    & dotnet build (Join-Path $repo 'src/SleapRtc/SleapRtc.csproj') --nologo --verbosity quiet
+    if ($LASTEXITCODE -ne 0) { throw "dotnet build failed with exit code $LASTEXITCODE." }
+}
 Import-Module (Join-Path $repo 'SleapRtc.psd1') -Force
 
 $fixtures = Join-Path $repo 'tests/fixtures'

@@ -1,15 +1,8 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'common.ps1')
-    $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
-    $room = New-SleapRoom -Server $server.Url
-    $smi = Join-Path $RepoRoot 'tests/fixtures/nvidia-smi'
-    $nn = Join-Path $RepoRoot 'tests/fixtures/sleap-nn'
-    $work = Join-Path $env:SLEAP_RTC_DATA_DIR 'monitor'
+    $server, $room, $work = Initialize-TestRoom monitor
 }
-AfterAll {
-    Get-SleapWorker -Local | Stop-SleapWorker
-    Get-SleapSignalingServer | Stop-SleapSignalingServer
-}
+AfterAll { Stop-TestRoom }
 
 Describe 'Show-SleapMonitor' {
     It 'builds a link with the credentials in the fragment, never in a query string' {

@@ -1,19 +1,12 @@
 # Mirrors the scenario-numbered tests of WorkerCmdletTests (seeds/000): busy handling and the 20-client race.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'common.ps1')
-    $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
-    $room = New-SleapRoom -Server $server.Url
-    $smi = Join-Path $RepoRoot 'tests/fixtures/nvidia-smi'
-    $nn = Join-Path $RepoRoot 'tests/fixtures/sleap-nn'
-    $work = Join-Path $env:SLEAP_RTC_DATA_DIR 'scenarios'
+    $server, $room, $work = Initialize-TestRoom scenarios
     $workers = 0, 1, 2 | ForEach-Object { $room | Start-SleapWorker -GpuId $_ -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory $work }
     $long = New-TestPackage -Directory $work -Name occupying -Epochs 400
     $short = New-TestPackage -Directory $work -Name quick -Epochs 2
 }
-AfterAll {
-    Get-SleapWorker -Local | Stop-SleapWorker
-    Get-SleapSignalingServer | Stop-SleapSignalingServer
-}
+AfterAll { Stop-TestRoom }
 
 Describe 'Scenarios 7, 10, 11: a busy worker' {
     It 'refuses -WorkerId, keeps its job, and -AutoSelect trains elsewhere' {

@@ -1,16 +1,9 @@
 BeforeAll {
     . (Join-Path $PSScriptRoot 'common.ps1')
-    $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:'
-    $room = New-SleapRoom -Server $server.Url
-    $smi = Join-Path $RepoRoot 'tests/fixtures/nvidia-smi'
-    $nn = Join-Path $RepoRoot 'tests/fixtures/sleap-nn'
-    $work = Join-Path $env:SLEAP_RTC_DATA_DIR 'workers'
+    $server, $room, $work = Initialize-TestRoom workers
     $workers = 0, 1 | ForEach-Object { $room | Start-SleapWorker -GpuId $_ -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory $work -InformationVariable +banner }
 }
-AfterAll {
-    Get-SleapWorker -Local | Stop-SleapWorker
-    Get-SleapSignalingServer | Stop-SleapSignalingServer
-}
+AfterAll { Stop-TestRoom }
 
 Describe 'Workers and clients end to end' {
     It 'prints the banner and joins both workers to one room' {
@@ -30,9 +23,7 @@ Describe 'Workers and clients end to end' {
             Submit-SleapTraining -PackagePath $package -OutputPath (Join-Path $work 'models')
         $result.Status | Should -Be 'Succeeded'
         $result.ModelPaths | Should -Not -BeNullOrEmpty
-        # The worker publishes 'available' once the client has closed the channel.
-        $deadline = [datetime]::UtcNow.AddSeconds(30)
-        while ((Get-SleapWorker -RoomId $room.RoomId -Status *).Status -contains 'busy' -and [datetime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 200 }
+        Wait-RoomIdle $room
         (Get-SleapWorker -RoomId $room.RoomId -Status *).Status | Should -Not -Contain 'busy'
     }
     It 'auto-selects the most GPU memory' {
@@ -42,5 +33,15 @@ Describe 'Workers and clients end to end' {
         $package = New-TestPackage -Directory $work -Name job
         $job = Submit-SleapTraining -PackagePath $package -RoomId $room.RoomId -AutoSelect -OutputPath (Join-Path $work 'job') -AsJob
         $job | Wait-Job -Timeout 90 | Receive-Job | ForEach-Object Status | Should -Be 'Succeeded'
+    }
+}
+
+Describe 'Stop-SleapWorker' {
+    It 'stops a piped worker session and leaves the others running' {
+        $extra = $room | Start-SleapWorker -GpuId 2 -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory $work
+        (Get-SleapWorker -Local).PeerId | Should -Contain $extra.PeerId
+        $extra | Stop-SleapWorker
+        (Get-SleapWorker -Local).PeerId | Should -Not -Contain $extra.PeerId
+        @(Get-SleapWorker -Local).Count | Should -Be 2
     }
 }

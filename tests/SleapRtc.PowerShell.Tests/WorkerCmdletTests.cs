@@ -74,15 +74,16 @@ public sealed class WorkerCmdletTests : IDisposable
     public void The_headline_pipeline_trains_and_returns_the_models()
     {
         StartWorker(0);
-        StartWorker(1);
+        var big = StartWorker(1);
         var package = TestEnvironment.BuildPackage(_work, "labels.v001", ("config.json", 2));
         var models = Path.Combine(_work, "models");
         var result = _ps.Run($"""
-            Get-SleapWorker -RoomId $room.RoomId | Where-Object GpuMemoryMB -gt 30000 |
+            Get-SleapWorker -RoomId $room.RoomId | Sort-Object GpuMemoryMB -Descending | Select-Object -First 1 |
                 Submit-SleapTraining -PackagePath '{package}' -OutputPath '{models}' -Verbose
             """, JobTimeout);
         var training = result.SingleOf("SleapRtc.TrainingResult");
         Assert.Equal("Succeeded", training.Text("Status"));
+        Assert.Equal(big.Text("PeerId"), training.Text("WorkerId")); // the most GPU memory (GPU 1, 49140 MB)
         var paths = (string[])training.Prop("ModelPaths")!;
         Assert.NotEmpty(paths);
         Assert.All(paths, p => Assert.True(File.Exists(p) || Directory.Exists(p), p));
