@@ -90,12 +90,25 @@ public sealed partial class SctpAssociation
         _peer = peer;
         _peerTag = peer.InitiateTag;
         _cookieToEcho = cookie.ToArray();
-        SetState(SctpAssociationState.CookieEchoed);
+        EnterT1State(SctpAssociationState.CookieEchoed);
+    }
+
+    /// <summary>COOKIE-WAIT or COOKIE-ECHOED: sends INIT or COOKIE ECHO and starts T1 at the initial RTO.</summary>
+    private void EnterT1State(SctpAssociationState state)
+    {
+        SetState(state);
         _t1RtoMs = _options.RtoInitial.TotalMilliseconds;
         _t1Retransmissions = 0;
-        SendCookieEcho();
+        SendT1Chunk();
         _t1Deadline = Now + MsToTicks(_t1RtoMs);
         ArmTimer();
+    }
+
+    /// <summary>What T1 guards: INIT in COOKIE-WAIT, COOKIE ECHO in COOKIE-ECHOED.</summary>
+    private void SendT1Chunk()
+    {
+        if (_state == SctpAssociationState.CookieWait) SendInit();
+        else SendCookieEcho();
     }
 
     private void SendCookieEcho()
@@ -176,8 +189,7 @@ public sealed partial class SctpAssociation
             return;
         }
         _t1RtoMs = Math.Min(_t1RtoMs * 2, _options.RtoMax.TotalMilliseconds);
-        if (_state == SctpAssociationState.CookieWait) SendInit();
-        else SendCookieEcho();
+        SendT1Chunk();
         _t1Deadline = now + MsToTicks(_t1RtoMs);
     }
 }

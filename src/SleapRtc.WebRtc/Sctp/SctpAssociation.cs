@@ -139,12 +139,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
             if (_started || _closed) return;
             _started = true;
             if (_state != SctpAssociationState.Closed) return;
-            SetState(SctpAssociationState.CookieWait);
-            _t1RtoMs = _options.RtoInitial.TotalMilliseconds;
-            _t1Retransmissions = 0;
-            SendInit();
-            _t1Deadline = Now + MsToTicks(_t1RtoMs);
-            ArmTimer();
+            EnterT1State(SctpAssociationState.CookieWait);
         }
         RaisePendingEvents();
     }
