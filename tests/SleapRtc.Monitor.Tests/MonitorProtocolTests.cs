@@ -420,7 +420,8 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
     [Fact]
     public async Task Clients_stay_out_of_the_stream_and_a_worker_moving_rooms_leaves_the_old_one()
     {
-        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-mover", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        var moverIdToken = await _server.SignInAsync("w-mover");
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-mover", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"), idToken: moverIdToken);
         using var request = _server.AuthorisedGet($"/api/rooms/{_roomId}/events", _token);
         using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         await using var events = new EventStreamReader(await response.Content.ReadAsStreamAsync());
@@ -428,8 +429,8 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
 
         await using var client = await _server.RegisterWorkerAsync(_roomId, _token, "c-watcher", new JsonObject(), role: "client");
         var (otherRoom, otherToken) = await _server.CreateRoomAsync();
-        // The same peer id registering in another room (classic re-registration) displaces the first connection.
-        await using var moved = await _server.RegisterWorkerAsync(otherRoom, otherToken, "w-mover", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
+        // The same peer (same id_token: a classic worker re-sends its own) registering in another room displaces its first connection.
+        await using var moved = await _server.RegisterWorkerAsync(otherRoom, otherToken, "w-mover", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"), idToken: moverIdToken);
 
         var (name, data) = await events.NextAsync(WithinOneSecond);
         Assert.Equal("worker_left", name);
