@@ -17,8 +17,7 @@ namespace SleapRtc.Signaling.Tests;
 /// </summary>
 public class CredentialThrottleTests(ITestOutputHelper output)
 {
-    private static string Register(string peerId, string roomId, string token, string idToken)
-        => $$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "worker"}""";
+    private static string Register(string peerId, string roomId, string token, string idToken) => Wire.Register(peerId, roomId, token, idToken);
 
     [Fact]
     public async Task Two_hundred_wrong_tokens_in_parallel_over_200_websockets_are_answered_about_one_a_second()

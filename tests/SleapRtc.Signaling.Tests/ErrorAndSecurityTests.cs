@@ -6,8 +6,7 @@ namespace SleapRtc.Signaling.Tests;
 
 public class ErrorAndSecurityTests
 {
-    private static string Register(string peerId, string roomId, string token, string idToken)
-        => $$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "worker"}""";
+    private static string Register(string peerId, string roomId, string token, string idToken) => Wire.Register(peerId, roomId, token, idToken);
 
     [Fact]
     public async Task InvalidJsonIsReportedAndTheConnectionStaysUsable()

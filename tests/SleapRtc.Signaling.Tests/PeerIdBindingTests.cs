@@ -12,18 +12,10 @@ namespace SleapRtc.Signaling.Tests;
 /// </summary>
 public class PeerIdBindingTests
 {
-    private static string Register(string peerId, string roomId, string token, string idToken, string role = "worker")
-        => $$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "{{role}}", "metadata": {"properties": {"status": "available"} } }""";
+    private static string Register(string peerId, string roomId, string token, string idToken)
+        => Wire.Register(peerId, roomId, token, idToken, metadataJson: """{"properties": {"status": "available"}}""");
 
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + TestServer.Wait;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached in time");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) => Wire.WaitUntilAsync(condition);
 
     [Fact]
     public async Task A_peer_id_cannot_be_taken_over_from_another_room()

@@ -14,15 +14,7 @@ namespace SleapRtc.Signaling.Tests;
 [Collection(MemoryMeasuringCollection.Name)]
 public class ResourceBoundTests(ITestOutputHelper output)
 {
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null)
-    {
-        var deadline = DateTime.UtcNow + (within ?? TestServer.Wait);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not reached in time");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntilAsync(Func<bool> condition) => Wire.WaitUntilAsync(condition);
 
     [Fact]
     public async Task Two_non_reading_floods_of_one_megabyte_unknown_types_are_dropped_and_memory_stays_bounded()
