@@ -16,7 +16,8 @@ Describe 'New-SleapRoom / Remove-SleapRoom' {
         $room = New-SleapRoom -Server $server.Url
         $room | Remove-SleapRoom -Confirm:$false
         Remove-SleapRoom -RoomId $room.RoomId -Token x -Server $server.Url -ErrorVariable errs -ErrorAction SilentlyContinue
-        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RoomNotFound,*'
+        # The server answers an unknown room like a wrong token, so nobody can probe which rooms exist.
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'InvalidRoomCredentials,*'
     }
     It 'reports a wrong token as invalid room credentials' {
         $room = New-SleapRoom -Server $server.Url

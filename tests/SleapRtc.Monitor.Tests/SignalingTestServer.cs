@@ -63,9 +63,10 @@ public sealed class SignalingTestServer : IAsyncDisposable
     }
 
     /// <summary>Registers a classic-shaped worker in the room with the given metadata properties.</summary>
-    public async Task<ClassicPeer> RegisterWorkerAsync(string roomId, string token, string peerId, JsonObject properties, string role = "worker")
+    /// <param name="idToken">The id_token to register with (a peer re-registering keeps its own); null signs in afresh.</param>
+    public async Task<ClassicPeer> RegisterWorkerAsync(string roomId, string token, string peerId, JsonObject properties, string role = "worker", string? idToken = null)
     {
-        var idToken = await SignInAsync(peerId);
+        idToken ??= await SignInAsync(peerId);
         var peer = await ClassicPeer.ConnectAsync(new Uri(Host.LocalUrl + "/"), peerId);
         await peer.SendAsync(new JsonObject
         {

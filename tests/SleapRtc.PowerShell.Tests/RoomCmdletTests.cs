@@ -43,9 +43,9 @@ public sealed class RoomCmdletTests : IDisposable
         var roomId = _ps.Run("(New-SleapRoom).RoomId").Single<string>();
         _ps.Run($"[SleapRtc.Room]@{{ RoomId = '{roomId}' }} | Remove-SleapRoom").ThrowOnError();
         Assert.DoesNotContain(roomId, Complete("Remove-SleapRoom -RoomId " + roomId[..4]));
-        // Gone on the server too: the token no longer works.
+        // Gone on the server too: the token no longer works (the server answers an unknown room like a wrong token).
         var again = _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Token whatever -Server '{_url}'");
-        Assert.StartsWith("RoomNotFound,", Assert.Single(again.Errors).FullyQualifiedErrorId);
+        Assert.StartsWith("InvalidRoomCredentials,", Assert.Single(again.Errors).FullyQualifiedErrorId);
     }
 
     [Fact]

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text.Json.Nodes;
 using Xunit;
@@ -7,8 +6,7 @@ namespace SleapRtc.Signaling.Tests;
 
 public class ErrorAndSecurityTests
 {
-    private static string Register(string peerId, string roomId, string token, string idToken)
-        => $$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "worker"}""";
+    private static string Register(string peerId, string roomId, string token, string idToken) => Wire.Register(peerId, roomId, token, idToken);
 
     [Fact]
     public async Task InvalidJsonIsReportedAndTheConnectionStaysUsable()
@@ -96,7 +94,8 @@ public class ErrorAndSecurityTests
         }
 
         Assert.Equal("Missing required fields during registration.", (string?)(await Try($$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}"}"""))["reason"]);
-        Assert.Equal("Room not found", (string?)(await Try(Register(peerId, "nosuchroom", token, idToken)))["reason"]);
+        // Classic said "Room not found"; ours answers an unknown room like a wrong token (issue 11: no room enumeration).
+        Assert.Equal("Invalid token", (string?)(await Try(Register(peerId, "nosuchroom", token, idToken)))["reason"]);
         Assert.Equal("Invalid token", (string?)(await Try(Register(peerId, roomId, "abc123", idToken)))["reason"]);
         Assert.Equal("Room expired", (string?)(await Try(Register(peerId, expired.RoomId, expired.Token, idToken)))["reason"]);
 
@@ -131,34 +130,6 @@ public class ErrorAndSecurityTests
         var classic = await server.Host.CreateRoomAsync(null, null, default, "ab12cd34", "a1b2c3");
         await using var peer = await server.JoinAsync(classic.RoomId, "a1b2c3", "worker");
         Assert.Equal("ab12cd34", peer.Socket.State == WebSocketState.Open ? classic.RoomId : null);
-    }
-
-    [Fact]
-    public async Task RepeatedFailedRegistrationsFromOneAddressAreSlowedDown()
-    {
-        await using var server = await TestServer.StartAsync(o =>
-        {
-            o.FreeFailedRegistrations = 2;
-            // Long enough that a loaded CI box cannot blur "free" failures into slowed-down ones.
-            o.FailedRegistrationDelay = TimeSpan.FromSeconds(1);
-        });
-        var (idToken, peerId) = await server.SignInAsync();
-        await using var peer = await RawPeer.ConnectAsync(server.WsUrl);
-        var timer = Stopwatch.StartNew();
-        for (var i = 0; i < 2; i++)
-        {
-            await peer.SendAsync(Register(peerId, "nosuchroom", "t", idToken));
-            await peer.ReceiveAsync("error");
-        }
-        Assert.True(timer.ElapsedMilliseconds < 800, $"free failures took {timer.ElapsedMilliseconds} ms");
-        timer.Restart();
-        await peer.SendAsync(Register(peerId, "nosuchroom", "t", idToken));
-        await peer.ReceiveAsync("error");
-        Assert.True(timer.ElapsedMilliseconds >= 950, $"third failure answered after {timer.ElapsedMilliseconds} ms");
-        timer.Restart();
-        await peer.SendAsync(Register(peerId, "nosuchroom", "t", idToken));
-        await peer.ReceiveAsync("error");
-        Assert.True(timer.ElapsedMilliseconds >= 1950, $"fourth failure answered after {timer.ElapsedMilliseconds} ms");
     }
 
     [Fact]

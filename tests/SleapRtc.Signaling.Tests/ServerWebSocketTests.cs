@@ -230,7 +230,7 @@ public sealed class ServerWebSocketTests
     public async Task PeerSocket_runs_over_it_receive_loop_concurrent_sends_and_close()
     {
         await using var pair = await Pair.OpenAsync();
-        var peer = new PeerSocket(pair.Server, "127.0.0.1", "localhost", 64 * 1024, 1024);
+        var peer = new PeerSocket(pair.Server, "127.0.0.1", "localhost", new PeerSocketLimits(64 * 1024, 1024));
         var handled = 0;
         using var stop = new CancellationTokenSource(Timeout);
         // The hub's pattern: each message answered through the queue while relays are queued from elsewhere.

@@ -214,3 +214,22 @@ public sealed class RawPeer : IAsyncDisposable
         _socket.Dispose();
     }
 }
+
+/// <summary>Messages and waits the signaling tests share.</summary>
+public static class Wire
+{
+    /// <summary>A classic register message (the peer's own id_token unless a test says otherwise).</summary>
+    public static string Register(string peerId, string roomId, string token, string idToken, string role = "worker", string? metadataJson = null)
+        => $$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "{{role}}", "metadata": {{metadataJson ?? "{}"}}}""";
+
+    /// <summary>Polls until the condition holds; fails the test after <see cref="TestServer.Wait"/>.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var deadline = DateTime.UtcNow + TestServer.Wait;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached in time");
+            await Task.Delay(20);
+        }
+    }
+}

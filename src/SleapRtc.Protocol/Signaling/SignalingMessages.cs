@@ -40,6 +40,8 @@ public static class ErrorCodes
     public const string WorkerBusy = "WORKER_BUSY";
     /// <summary>Ours: the id_token is missing its signature, forged or expired (classic sent a type-less {"error":"Invalid token"}).</summary>
     public const string InvalidIdToken = "INVALID_ID_TOKEN";
+    /// <summary>Ours: another connection holds this peer_id (it registered it first with another id_token).</summary>
+    public const string PeerIdInUse = "PEER_ID_IN_USE";
 }
 
 /// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>
@@ -47,8 +49,12 @@ public static class RegistrationReasons
 {
     public const string MissingFields = "Missing required fields during registration.";
     public const string InvalidToken = "Invalid token";
+    /// <summary>Classic's answer for an unknown room. Our server answers <see cref="InvalidToken"/> instead, so a guesser
+    /// cannot tell which rooms exist; kept for clients talking to classic servers.</summary>
     public const string RoomNotFound = "Room not found";
     public const string RoomExpired = "Room expired";
+    /// <summary>Ours: the peer_id is bound to the id_token of the connection that registered it first.</summary>
+    public const string PeerIdInUse = "Peer id in use";
     public const string StoreError = "DynamoDB error";
     /// <summary>The reason a worker (or the server on its behalf) gives when refusing an offer.</summary>
     public const string WorkerBusy = "worker_busy";

@@ -12,11 +12,6 @@ public sealed class MonitorOptions
     /// <summary>Open event streams allowed per room; more are answered 429 so one room cannot exhaust the server.</summary>
     public int MaxViewersPerRoom { get; set; } = 64;
 
-    /// <summary>Wrong-token attempts one remote address may make per <see cref="FailedAuthWindow"/> before it gets 429.</summary>
-    public int AllowedFailedAuthPerWindow { get; set; } = 20;
-
-    public TimeSpan FailedAuthWindow { get; set; } = TimeSpan.FromMinutes(1);
-
     /// <summary>The reconnect delay the event stream suggests to its reader (SSE <c>retry:</c> field).</summary>
     public TimeSpan ReconnectDelay { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -1,7 +1,7 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using SleapRtc.Protocol.Logging;
+using SleapRtc.Signaling.Server;
 
 namespace SleapRtc.Signaling.Monitor;
 
@@ -27,14 +27,19 @@ public sealed class MonitorService : IAsyncDisposable
     private readonly IMonitorRoomDirectory _directory;
     private readonly MonitorOptions _options;
     private readonly ILogSink _log;
-    private readonly MonitorAuthThrottle _throttle;
+    private readonly CredentialThrottle _throttle;
 
     public MonitorService(IMonitorRoomDirectory directory, MonitorOptions? options = null, ILogSink? log = null)
+        : this(directory, options, log, null) { }
+
+    /// <param name="throttle">The server's throttle for every credential check, so wrong monitor tokens count with wrong
+    /// register and HTTP tokens from the same address and for the same room; null: a throttle of its own.</param>
+    internal MonitorService(IMonitorRoomDirectory directory, MonitorOptions? options, ILogSink? log, CredentialThrottle? throttle)
     {
         _directory = directory;
         _options = options ?? new MonitorOptions();
         _log = log ?? Log.Null;
-        _throttle = new MonitorAuthThrottle(_options.AllowedFailedAuthPerWindow, _options.FailedAuthWindow);
+        _throttle = throttle ?? new CredentialThrottle(5, TimeSpan.FromSeconds(1));
         Hub = new MonitorEventHub(directory, _log);
     }
 
@@ -114,21 +119,15 @@ public sealed class MonitorService : IAsyncDisposable
                 "This room needs its token: send it as 'Authorization: Bearer <room token>'.", cancellationToken).ConfigureAwait(false);
             return null;
         }
-        var wait = _throttle.RetryAfter(request.RemoteAddress, DateTimeOffset.UtcNow);
-        if (wait > TimeSpan.Zero)
-        {
-            var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
-            await WriteErrorAsync(connection, 429, "Too Many Requests", "too_many_attempts",
-                $"Too many wrong tokens from this address; try again in {seconds} s.", cancellationToken,
-                $"Retry-After: {seconds.ToString(CultureInfo.InvariantCulture)}\r\n").ConfigureAwait(false);
-            return null;
-        }
         var expected = await _directory.FindRoomTokenAsync(roomId, cancellationToken).ConfigureAwait(false);
         // An unknown room and a wrong token get the same answer, so the endpoint does not reveal which rooms exist.
-        if (expected is null || !TokensMatch(presented, expected))
+        // The right token is checked first and never waits; a wrong one is answered after the throttle's delay for
+        // this address and this room (about one a second once the free ones are used).
+        if (!RoomTokens.Matches(expected, presented))
         {
-            _throttle.RecordFailure(request.RemoteAddress, DateTimeOffset.UtcNow);
-            _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token");
+            var delay = await _throttle.HoldBackFailureAsync(request.RemoteAddress ?? "unknown", roomId, cancellationToken).ConfigureAwait(false);
+            _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token" +
+                (delay > TimeSpan.Zero ? $" (answer held back {delay.TotalMilliseconds:F0} ms)" : ""));
             await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
                 "Unknown room or wrong token.", cancellationToken).ConfigureAwait(false);
             return null;
@@ -139,17 +138,14 @@ public sealed class MonitorService : IAsyncDisposable
     private async Task<bool> TokenStillOpensRoomAsync(string roomId, string token, CancellationToken cancellationToken)
     {
         var expected = await _directory.FindRoomTokenAsync(roomId, cancellationToken).ConfigureAwait(false);
-        return expected is not null && TokensMatch(token, expected);
+        return RoomTokens.Matches(expected, token);
     }
 
     /// <summary>
     /// Constant-time comparison of the presented and the stored token. Both are hashed first so that neither the
     /// position of the first difference nor the stored token's length shows in the timing.
     /// </summary>
-    internal static bool TokensMatch(string presented, string expected) =>
-        CryptographicOperations.FixedTimeEquals(
-            SHA256.HashData(Encoding.UTF8.GetBytes(presented)),
-            SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+    internal static bool TokensMatch(string presented, string expected) => RoomTokens.Matches(expected, presented);
 
     private static string? BearerToken(string? authorization)
     {

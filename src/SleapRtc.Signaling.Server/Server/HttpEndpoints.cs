@@ -1,6 +1,4 @@
 using System.Net.WebSockets;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using SleapRtc.Protocol.Logging;
@@ -18,7 +16,8 @@ internal readonly record struct HttpResponse(int StatusCode, JsonNode? Body)
 
 /// <summary>
 /// The classic HTTP API: /anonymous-signin, /create-room, /delete-peer, /delete-peers-and-room,
-/// /health, /metrics. The delete endpoints need the room token (classic left them open to anyone).
+/// /health, /metrics. The delete endpoints need the room token (classic left them open to anyone); an unknown room
+/// and a wrong token both get 403 with the same body, after the credential throttle's delay.
 /// </summary>
 internal sealed partial class HttpEndpoints
 {
@@ -29,18 +28,23 @@ internal sealed partial class HttpEndpoints
     private readonly IPeerRegistry _peers;
     private readonly IdTokenService _idTokens;
     private readonly SignalingHub _hub;
+    private readonly CredentialThrottle _throttle;
     private readonly ILogSink _log;
 
-    public HttpEndpoints(RoomService rooms, IPeerRegistry peers, IdTokenService idTokens, SignalingHub hub, ILogSink log)
+    /// <summary>The one answer to a room token that does not open the room, whether the room exists or not.</summary>
+    private static HttpResponse WrongRoomToken => HttpResponse.Detail(403, "Invalid token");
+
+    public HttpEndpoints(RoomService rooms, IPeerRegistry peers, IdTokenService idTokens, SignalingHub hub, CredentialThrottle throttle, ILogSink log)
     {
         _rooms = rooms;
         _peers = peers;
         _idTokens = idTokens;
         _hub = hub;
+        _throttle = throttle;
         _log = log;
     }
 
-    public async Task<HttpResponse> HandleAsync(HttpRequest request, CancellationToken ct)
+    public async Task<HttpResponse> HandleAsync(HttpRequest request, string remoteAddress, CancellationToken ct)
     {
         var path = request.Path.TrimEnd('/');
         if (path.Length == 0) path = "/";
@@ -61,11 +65,11 @@ internal sealed partial class HttpEndpoints
             case ("POST", "/anonymous-signin"):
                 return SignIn(request);
             case ("POST", "/create-room"):
-                return await CreateRoomAsync(request, ct).ConfigureAwait(false);
+                return await CreateRoomAsync(request, remoteAddress, ct).ConfigureAwait(false);
             case ("POST", "/delete-peer"):
-                return await DeletePeerAsync(request, ct).ConfigureAwait(false);
+                return await DeletePeerAsync(request, remoteAddress, ct).ConfigureAwait(false);
             case ("POST", "/delete-peers-and-room"):
-                return await DeleteRoomAsync(request, ct).ConfigureAwait(false);
+                return await DeleteRoomAsync(request, remoteAddress, ct).ConfigureAwait(false);
             case (_, "/health" or "/metrics" or "/anonymous-signin" or "/create-room" or "/delete-peer" or "/delete-peers-and-room"):
                 return HttpResponse.Detail(405, "Method Not Allowed");
             default:
@@ -104,12 +108,17 @@ internal sealed partial class HttpEndpoints
         return HttpResponse.Json(new JsonObject { ["id_token"] = idToken, ["username"] = username });
     }
 
-    private async Task<HttpResponse> CreateRoomAsync(HttpRequest request, CancellationToken ct)
+    private async Task<HttpResponse> CreateRoomAsync(HttpRequest request, string remoteAddress, CancellationToken ct)
     {
         var authorization = request.Header("Authorization");
         var bearer = authorization is not null && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization[7..].Trim() : null;
         var user = _idTokens.Validate(bearer, DateTimeOffset.UtcNow);
-        if (user is null) return HttpResponse.Detail(401, "Invalid or expired id_token");
+        if (user is null)
+        {
+            // Signed tokens cannot be guessed, but every credential check is throttled alike (no room: by address only).
+            await _throttle.HoldBackFailureAsync(remoteAddress, null, ct).ConfigureAwait(false);
+            return HttpResponse.Detail(401, "Invalid or expired id_token");
+        }
 
         var body = ParseBody(request, out var invalid);
         if (invalid) return HttpResponse.Detail(400, "The body must be empty or a JSON object.");
@@ -148,54 +157,58 @@ internal sealed partial class HttpEndpoints
     }
 
     /// <summary>Removes one live peer; needs the token of its room. The room itself stays (it may be long-lived).</summary>
-    private async Task<HttpResponse> DeletePeerAsync(HttpRequest request, CancellationToken ct)
+    private async Task<HttpResponse> DeletePeerAsync(HttpRequest request, string remoteAddress, CancellationToken ct)
     {
         var body = ParseBody(request, out var invalid);
         var peerId = body?.GetString("peer_id");
         if (invalid || body is null || string.IsNullOrEmpty(peerId)) return HttpResponse.Detail(400, "Body must be JSON with peer_id, room_id and token.");
         var live = _peers.Get(peerId);
+        // Classic clients send only peer_id: the room is the live peer's. No room at all is answered like a wrong token.
         var roomId = body.GetString("room_id") ?? live?.RoomId;
-        if (roomId is null) return HttpResponse.Detail(404, "Peer not found");
-        var check = await CheckRoomTokenAsync(roomId, body.GetString("token"), ct).ConfigureAwait(false);
-        if (check is not null) return check.Value;
+        if (await CheckRoomTokenAsync(roomId, body.GetString("token"), remoteAddress, ct).ConfigureAwait(false) is { } refusal) return refusal;
         if (live is null || live.RoomId != roomId) return HttpResponse.Detail(404, "Peer not found");
 
         if (_peers.Evict(peerId) is { } evicted)
+        {
+            _hub.PeerDeleted(peerId);
             evicted.Link.Close(WebSocketCloseStatus.NormalClosure, "Peer deleted");
+        }
         _log.Write(LogLevel.Information, Component, $"Deleted peer {peerId} from room {roomId}");
         return HttpResponse.Json(new JsonObject { ["status"] = $"Peer {peerId} deleted" });
     }
 
     /// <summary>Disconnects every peer of the room and deletes it; needs the room token.</summary>
-    private async Task<HttpResponse> DeleteRoomAsync(HttpRequest request, CancellationToken ct)
+    private async Task<HttpResponse> DeleteRoomAsync(HttpRequest request, string remoteAddress, CancellationToken ct)
     {
         var body = ParseBody(request, out var invalid);
         if (invalid || body is null) return HttpResponse.Detail(400, "Body must be JSON with room_id (or peer_id) and token.");
         var roomId = body.GetString("room_id") ?? (body.GetString("peer_id") is { } peerId ? _peers.Get(peerId)?.RoomId : null);
-        if (string.IsNullOrEmpty(roomId)) return HttpResponse.Detail(404, "Room not found");
-        var check = await CheckRoomTokenAsync(roomId, body.GetString("token"), ct).ConfigureAwait(false);
-        if (check is not null) return check.Value;
+        if (await CheckRoomTokenAsync(roomId, body.GetString("token"), remoteAddress, ct).ConfigureAwait(false) is { } refusal) return refusal;
 
         var removed = 0;
-        foreach (var peer in _peers.PeersInRoom(roomId))
+        foreach (var peer in _peers.PeersInRoom(roomId!))
         {
             if (_peers.Evict(peer.PeerId) is not { } evicted) continue;
+            _hub.PeerDeleted(peer.PeerId);
             evicted.Link.Close(WebSocketCloseStatus.NormalClosure, "Room deleted");
             removed++;
         }
-        await _rooms.DeleteAsync(roomId, ct).ConfigureAwait(false);
+        await _rooms.DeleteAsync(roomId!, ct).ConfigureAwait(false);
         _log.Write(LogLevel.Information, Component, $"Deleted room {roomId} and its {removed} peer(s)");
         return HttpResponse.Json(new JsonObject { ["status"] = $"Room {roomId} and {removed} peer(s) deleted" });
     }
 
-    private async Task<HttpResponse?> CheckRoomTokenAsync(string roomId, string? token, CancellationToken ct)
+    /// <summary>Null when <paramref name="token"/> opens <paramref name="roomId"/>; otherwise the refusal, after the throttle's delay.
+    /// An unknown (or unnamed) room and a wrong token get the same 403 and body, so the API does not reveal which rooms exist.</summary>
+    private async Task<HttpResponse?> CheckRoomTokenAsync(string? roomId, string? token, string remoteAddress, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(token)) return HttpResponse.Detail(401, "The room token is required.");
-        var room = await _rooms.GetAsync(roomId, ct).ConfigureAwait(false);
-        if (room is null) return HttpResponse.Detail(404, "Room not found");
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(room.Token), Encoding.UTF8.GetBytes(token)))
-            return HttpResponse.Detail(403, "Invalid token");
-        return null;
+        var room = string.IsNullOrEmpty(roomId) ? null : await _rooms.GetAsync(roomId!, ct).ConfigureAwait(false);
+        if (RoomTokens.Opens(room, token)) return null;
+        var delay = await _throttle.HoldBackFailureAsync(remoteAddress, roomId ?? "", ct).ConfigureAwait(false);
+        _log.Write(LogLevel.Warning, Component, $"Room token refused for room {SignalingHub.Truncate(roomId ?? "-")} from {remoteAddress}" +
+            (delay > TimeSpan.Zero ? $" (answer held back {delay.TotalMilliseconds:F0} ms)" : ""));
+        return WrongRoomToken;
     }
 
     private static JsonObject? ParseBody(HttpRequest request, out bool invalid)

@@ -25,6 +25,9 @@ internal sealed class IdTokenService(byte[] key, TimeSpan lifetime)
             ["token_use"] = "id",
             ["iat"] = now.ToUnixTimeSeconds(),
             ["exp"] = (now + lifetime).ToUnixTimeSeconds(),
+            // Every token is unique, even two issued in the same second for the same name: the peer id binding
+            // (PeerIdBindings) relies on nobody else being able to obtain the token a peer registered with.
+            ["jti"] = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(),
         };
         var signingInput = header + "." + Base64Url(Encoding.UTF8.GetBytes(payload.ToJsonString()));
         return signingInput + "." + Base64Url(HMACSHA256.HashData(key, Encoding.ASCII.GetBytes(signingInput)));
@@ -66,38 +69,5 @@ internal sealed class IdTokenService(byte[] key, TimeSpan lifetime)
         padded = padded.PadRight(padded.Length + (4 - padded.Length % 4) % 4, '=');
         try { return Convert.FromBase64String(padded); }
         catch (FormatException) { return null; }
-    }
-}
-
-/// <summary>
-/// Slows down repeated failed registrations from one address: after a few free failures within a
-/// window, each further failure answer is delayed, doubling up to a cap. Success does not reset the
-/// window, so an attacker cannot interleave one valid registration to stay fast.
-/// </summary>
-internal sealed class RegistrationThrottle(int freeFailures, TimeSpan window, TimeSpan baseDelay, TimeSpan maxDelay)
-{
-    private readonly object _gate = new();
-    private readonly Dictionary<string, List<DateTimeOffset>> _failures = new(StringComparer.Ordinal);
-
-    /// <summary>Records a failure and returns how long to wait before answering it.</summary>
-    public TimeSpan RecordFailure(string address, DateTimeOffset now)
-    {
-        lock (_gate)
-        {
-            if (_failures.Count > 10_000) Prune(now);
-            if (!_failures.TryGetValue(address, out var times)) _failures[address] = times = [];
-            times.RemoveAll(t => now - t > window);
-            times.Add(now);
-            var excess = times.Count - freeFailures;
-            if (excess <= 0) return TimeSpan.Zero;
-            var delay = TimeSpan.FromTicks((long)(baseDelay.Ticks * Math.Pow(2, Math.Min(excess - 1, 16))));
-            return delay > maxDelay ? maxDelay : delay;
-        }
-    }
-
-    private void Prune(DateTimeOffset now)
-    {
-        foreach (var address in _failures.Where(p => p.Value.All(t => now - t > window)).Select(p => p.Key).ToList())
-            _failures.Remove(address);
     }
 }

@@ -32,7 +32,8 @@ internal sealed class SignalingHub
     private readonly IRoomStore _store;
     private readonly IPeerRegistry _peers;
     private readonly IdTokenService _idTokens;
-    private readonly RegistrationThrottle _throttle;
+    private readonly CredentialThrottle _throttle;
+    private readonly PeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
 
@@ -45,12 +46,13 @@ internal sealed class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, RegistrationThrottle throttle, ILogSink log, Func<int> stunPort)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort)
     {
         _store = store;
         _peers = peers;
         _idTokens = idTokens;
         _throttle = throttle;
+        _bindings = bindings;
         _log = log;
         _stunPort = stunPort;
     }
@@ -60,15 +62,29 @@ internal sealed class SignalingHub
     public async Task HandleAsync(PeerSocket peer, string text)
     {
         Interlocked.Increment(ref TotalMessages);
+        try
+        {
+            await DispatchAsync(peer, text).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A message no handler foresaw must not end the connection or reach the accept loop; the log names the failure, not the content.
+            _log.Write(LogLevel.Error, Component, $"Handling a message from {peer.RemoteAddress} failed: {e.GetType().Name}");
+            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "The message could not be handled."));
+        }
+    }
+
+    private async Task DispatchAsync(PeerSocket peer, string text)
+    {
         var node = SignalingJson.TryParse(text);
         if (node is null)
         {
-            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidJson, "Invalid JSON"));
+            if (peer.SpendMalformedAllowance(text.Length)) Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidJson, "Invalid JSON"));
             return;
         }
         if (node is not JsonObject message || message.GetString("type") is not { } type)
         {
-            Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "Messages must be JSON objects with a string 'type'."));
+            if (peer.SpendMalformedAllowance(text.Length)) Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "Messages must be JSON objects with a string 'type'."));
             return;
         }
 
@@ -81,7 +97,9 @@ internal sealed class SignalingHub
 
         if (!IsKnown(type))
         {
-            Send(peer, SignalingJson.CodedError(ErrorCodes.UnknownMessageType, $"Unknown message type: {Truncate(type)}", type));
+            // The type is echoed (classic clients match errors by it), but only its start: it is untrusted and may be 1 MB.
+            if (peer.SpendMalformedAllowance(text.Length))
+                Send(peer, SignalingJson.CodedError(ErrorCodes.UnknownMessageType, $"Unknown message type: {Truncate(type)}", Truncate(type)));
             return;
         }
         if (peer.PeerId is not { } self || peer.RoomId is not { } room)
@@ -116,7 +134,7 @@ internal sealed class SignalingHub
         var idToken = message.GetString("id_token");
         if (string.IsNullOrEmpty(peerId) || string.IsNullOrEmpty(roomId) || string.IsNullOrEmpty(token) || string.IsNullOrEmpty(idToken))
         {
-            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.MissingFields), "missing fields").ConfigureAwait(false);
+            Send(peer, SignalingJson.ReasonError(RegistrationReasons.MissingFields));
             return;
         }
 
@@ -127,7 +145,7 @@ internal sealed class SignalingHub
             error["error"] = RegistrationReasons.InvalidToken;
             error["code"] = ErrorCodes.InvalidIdToken;
             error["message"] = "The id_token is invalid, expired, or was issued for another peer_id; sign in again.";
-            await FailRegistrationAsync(peer, error, $"invalid id_token for peer {Truncate(peerId)}").ConfigureAwait(false);
+            await FailCredentialAsync(peer, roomId, error, $"invalid id_token for peer {Truncate(peerId)}").ConfigureAwait(false);
             return;
         }
 
@@ -139,30 +157,40 @@ internal sealed class SignalingHub
             Send(peer, SignalingJson.ReasonError(RegistrationReasons.StoreError));
             return;
         }
-        if (room is null)
+        // An unknown room and a wrong token get the same answer (classic said "Room not found"), so guessing tells nothing about which rooms exist.
+        if (!RoomTokens.Opens(room, token))
         {
-            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.RoomNotFound), $"unknown room {Truncate(roomId)}").ConfigureAwait(false);
+            await FailCredentialAsync(peer, roomId, SignalingJson.ReasonError(RegistrationReasons.InvalidToken),
+                room is null ? $"unknown room {Truncate(roomId)}" : $"wrong room token for room {roomId}").ConfigureAwait(false);
             return;
         }
-        if (!TokensEqual(room.Token, token))
+        if (room!.IsExpired(DateTimeOffset.UtcNow))
         {
-            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.InvalidToken), $"wrong room token for room {roomId}").ConfigureAwait(false);
+            Send(peer, SignalingJson.ReasonError(RegistrationReasons.RoomExpired));
             return;
         }
-        if (room.IsExpired(DateTimeOffset.UtcNow))
+        if (!_bindings.TryClaim(peerId, idToken, peer, DateTimeOffset.UtcNow))
         {
-            await FailRegistrationAsync(peer, SignalingJson.ReasonError(RegistrationReasons.RoomExpired), $"expired room {roomId}").ConfigureAwait(false);
+            var inUse = SignalingJson.ReasonError(RegistrationReasons.PeerIdInUse);
+            inUse["code"] = ErrorCodes.PeerIdInUse;
+            inUse["message"] = "This peer_id is registered by another connection with another id_token; sign in for a peer_id of your own.";
+            await FailCredentialAsync(peer, roomId, inUse, $"peer id {peerId} is held by another id_token").ConfigureAwait(false);
             return;
         }
 
         var role = message.GetString("role") is { Length: > 0 } r ? r : "peer";
         var metadata = message.GetObject("metadata")?.DeepClone() as JsonObject ?? new JsonObject();
 
-        if (peer.PeerId is { } previous && previous != peerId) _peers.Remove(previous, peer);
+        if (peer.PeerId is { } previous && previous != peerId)
+        {
+            _peers.Remove(previous, peer);
+            _bindings.Release(previous, peer, resumable: false, DateTimeOffset.UtcNow);
+        }
         var displaced = _peers.Register(peerId, roomId, role, metadata, peer, DateTimeOffset.UtcNow);
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
+        // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 
         string? adminConflict = null;
@@ -174,17 +202,13 @@ internal sealed class SignalingHub
             Send(peer, new JsonObject { ["type"] = MessageTypes.AdminConflict, ["room_id"] = roomId, ["current_admin"] = adminConflict });
     }
 
-    private async Task FailRegistrationAsync(PeerSocket peer, JsonObject error, string why)
+    /// <summary>A wrong credential: answered after the throttle's delay for this address and room (the connection's next message waits too).</summary>
+    private async Task FailCredentialAsync(PeerSocket peer, string room, JsonObject error, string why)
     {
-        var delay = _throttle.RecordFailure(peer.RemoteAddress, DateTimeOffset.UtcNow);
-        _log.Write(LogLevel.Warning, Component, $"Registration from {peer.RemoteAddress} refused: {why}" + (delay > TimeSpan.Zero ? $" (answer delayed {delay.TotalMilliseconds:F0} ms)" : ""));
-        if (delay > TimeSpan.Zero) await Task.Delay(delay).ConfigureAwait(false);
+        var delay = await _throttle.HoldBackFailureAsync(peer.RemoteAddress, room, peer.Lifetime).ConfigureAwait(false);
+        _log.Write(LogLevel.Warning, Component, $"Registration from {peer.RemoteAddress} refused: {why}" + (delay > TimeSpan.Zero ? $" (answer held back {delay.TotalMilliseconds:F0} ms)" : ""));
         Send(peer, error);
     }
-
-    /// <summary>Constant-time comparison: the room token is the room's only secret.</summary>
-    private static bool TokensEqual(string expected, string given)
-        => CryptographicOperations.FixedTimeEquals(Utf8.GetBytes(expected), Utf8.GetBytes(given));
 
     private byte[] BuildRegisteredAuth(PeerSocket peer, string peerId, string roomId, string token)
     {
@@ -414,7 +438,7 @@ internal sealed class SignalingHub
             Send(peer, new JsonObject
             {
                 ["type"] = MessageTypes.Error, ["code"] = ErrorCodes.PeerNotFound, ["reason"] = "peer_not_found",
-                ["target_peer_id"] = targetId, [SignalingJson.InReplyTo] = message.GetString("type"),
+                ["target_peer_id"] = targetId is null ? null : Truncate(targetId), [SignalingJson.InReplyTo] = message.GetString("type"),
             });
             return;
         }
@@ -430,7 +454,7 @@ internal sealed class SignalingHub
     private static void SendPeerNotFound(PeerSocket peer, string targetId, string inReplyTo)
     {
         var error = SignalingJson.CodedError(ErrorCodes.PeerNotFound, $"Peer {Truncate(targetId)} not found in your room", inReplyTo);
-        error["target_peer_id"] = targetId;
+        error["target_peer_id"] = Truncate(targetId);
         Send(peer, error);
     }
 
@@ -438,12 +462,24 @@ internal sealed class SignalingHub
     public void Disconnected(PeerSocket peer)
     {
         if (peer.PeerId is not { } peerId) return;
+        // Lost without a goodbye: the id stays reserved for its holder for the resume grace.
+        _bindings.Release(peerId, peer, resumable: !peer.SaidGoodbye, DateTimeOffset.UtcNow);
         if (_peers.Remove(peerId, peer))
             _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
     }
 
     private static void Send(PeerSocket peer, JsonObject message) => peer.TrySendUtf8(SignalingJson.ToUtf8(message));
 
-    /// <summary>Echoed identifiers are untrusted input: keep error texts short.</summary>
-    private static string Truncate(string text) => text.Length <= 64 ? text : text[..64] + "…";
+    /// <summary>The peer was deleted through the HTTP API (with its room token): its id is free at once.</summary>
+    public void PeerDeleted(string peerId) => _bindings.Forget(peerId);
+
+    /// <summary>Echoed identifiers are untrusted input (up to a whole message): keep what goes back and into logs short.
+    /// Never cuts a surrogate pair in two.</summary>
+    internal static string Truncate(string text)
+    {
+        const int Keep = 64;
+        if (text.Length <= Keep) return text;
+        var cut = char.IsHighSurrogate(text[Keep - 1]) ? Keep - 1 : Keep;
+        return text[..cut] + "…";
+    }
 }

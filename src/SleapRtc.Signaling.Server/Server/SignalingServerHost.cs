@@ -33,6 +33,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly MonitorService _monitor;
     private readonly HttpEndpoints _http;
     private readonly RoomService _rooms;
+    private readonly ConnectionsPerAddress _perAddress;
+    private readonly PeerSocketLimits _peerLimits;
     private readonly ILogSink _log;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<long, TcpClient> _connections = new();
@@ -54,13 +56,18 @@ public sealed class SignalingServerHost : IAsyncDisposable
         _stun = stun;
         _log = options.Log;
         // The live monitor (Monitor/): it reads the registry and the room store, and hears of every peer change.
+        // One throttle for every credential check: register, the HTTP API and the monitor share its per-address and per-room budgets.
+        Throttle = new CredentialThrottle(options.FreeFailedAuthAttempts, options.FailedAuthInterval);
         var registry = new InMemoryPeerRegistry();
-        _monitor = new MonitorService(new RegistryMonitorDirectory(registry, store), options.Monitor, _log);
+        _monitor = new MonitorService(new RegistryMonitorDirectory(registry, store), options.Monitor, _log, Throttle);
         Peers = new MonitoredPeerRegistry(registry, _monitor);
-        var throttle = new RegistrationThrottle(options.FreeFailedRegistrations, TimeSpan.FromMinutes(1), options.FailedRegistrationDelay, options.MaxFailedRegistrationDelay);
-        _hub = new SignalingHub(store, Peers, idTokens, throttle, _log, () => StunPort);
+        PeerIds = new PeerIdBindings(options.PeerIdResumeGrace);
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort);
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
-        _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, _log);
+        _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log);
+        _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
+        _peerLimits = new PeerSocketLimits(options.MaxMessageBytes, options.MaxQueuedMessagesPerConnection, options.MaxQueuedBytesPerConnection,
+            options.SendStallTimeout, options.MalformedMessageAllowance);
         DatabasePath = databasePath;
         var endPoint = (IPEndPoint)listener.LocalEndpoint;
         Port = endPoint.Port;
@@ -100,6 +107,18 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
+
+    /// <summary>The credential throttle (tests look at its size).</summary>
+    internal CredentialThrottle Throttle { get; }
+
+    /// <summary>Who holds each peer id (tests look at its size).</summary>
+    internal PeerIdBindings PeerIds { get; }
+
+    /// <summary>Open TCP connections, HTTP and WebSocket (tests).</summary>
+    internal int OpenConnections => _connections.Count;
+
+    /// <summary>Open connections per address (tests).</summary>
+    internal ConnectionsPerAddress ConnectionsPerAddress => _perAddress;
 
     /// <summary>Starts listening. Throws <see cref="SocketException"/> (AddressAlreadyInUse) when the port is taken.</summary>
     public static async Task<SignalingServerHost> StartAsync(SignalingServerOptions options, CancellationToken ct = default)
@@ -226,16 +245,39 @@ public sealed class SignalingServerHost : IAsyncDisposable
             }
             catch (SocketException) { return; }
 
+            var remote = (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
+            if (remote is { IsIPv4MappedToIPv6: true }) remote = remote.MapToIPv4();
+            var remoteAddress = remote?.ToString() ?? "unknown";
+            if (!_perAddress.TryOpen(remote, remoteAddress))
+            {
+                _ = Task.Run(() => RefuseOverCapAsync(client, remoteAddress));
+                continue;
+            }
             var id = Interlocked.Increment(ref _nextConnectionId);
             _connections[id] = client;
-            _ = Task.Run(() => ServeConnectionAsync(id, client, ct));
+            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, ct));
         }
     }
 
-    private async Task ServeConnectionAsync(long id, TcpClient client, CancellationToken ct)
+    /// <summary>Answers a connection over the per-address cap with 503 and closes it (without reading its request).</summary>
+    private async Task RefuseOverCapAsync(TcpClient client, string remoteAddress)
     {
-        var remote = (client.Client.RemoteEndPoint as IPEndPoint)?.Address;
-        var remoteAddress = remote is null ? "unknown" : (remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote).ToString();
+        _log.Write(LogLevel.Warning, Component, $"Refused a connection from {remoteAddress}: {_options.MaxConnectionsPerAddress} connections from that address are open");
+        using (client)
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+        {
+            try
+            {
+                var stream = client.GetStream();
+                await WriteResponseAsync(stream, HttpResponse.Detail(503, "Too many connections from this address"), false, false, timeout.Token).ConfigureAwait(false);
+                await DrainBeforeCloseAsync(client, stream, timeout.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException) { }
+        }
+    }
+
+    private async Task ServeConnectionAsync(long id, TcpClient client, IPAddress? remote, string remoteAddress, CancellationToken ct)
+    {
         try
         {
             client.NoDelay = true;
@@ -267,7 +309,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
                 if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers, remoteAddress), stream, ct).ConfigureAwait(false)) return;
 
                 HttpResponse response;
-                try { response = await _http.HandleAsync(request, ct).ConfigureAwait(false); }
+                try { response = await _http.HandleAsync(request, remoteAddress, ct).ConfigureAwait(false); }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     _log.Write(LogLevel.Error, Component, $"HTTP {request.Method} {request.Path} failed: {e.GetType().Name}");
@@ -285,6 +327,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         finally
         {
             _connections.TryRemove(id, out _);
+            _perAddress.Release(remote, remoteAddress);
             client.Dispose();
         }
     }
@@ -333,7 +376,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         WebSocket webSocket = new ServerWebSocket(upgraded);
 #endif
         var hostName = HostWithoutPort(request.Header("Host")) ?? (IsAny(((IPEndPoint)_listener.LocalEndpoint).Address) ? "127.0.0.1" : ((IPEndPoint)_listener.LocalEndpoint).Address.ToString());
-        var peer = new PeerSocket(webSocket, remoteAddress, hostName, _options.MaxMessageBytes, _options.MaxQueuedMessagesPerConnection);
+        var peer = new PeerSocket(webSocket, remoteAddress, hostName, _peerLimits);
         _sockets[id] = peer;
         Interlocked.Increment(ref _hub.TotalConnections);
         try
@@ -369,7 +412,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     {
         200 => "OK", 204 => "No Content", 400 => "Bad Request", 401 => "Unauthorized", 403 => "Forbidden", 404 => "Not Found",
         405 => "Method Not Allowed", 411 => "Length Required", 413 => "Payload Too Large", 426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large", 500 => "Internal Server Error", 505 => "HTTP Version Not Supported", _ => "Status",
+        431 => "Request Header Fields Too Large", 500 => "Internal Server Error", 503 => "Service Unavailable", 505 => "HTTP Version Not Supported", _ => "Status",
     };
 
     private static string? HostWithoutPort(string? host)

@@ -33,19 +33,45 @@ public sealed class SignalingServerOptions
     /// <summary>Largest WebSocket message (and HTTP body) accepted; bigger messages close the socket with 1009.</summary>
     public int MaxMessageBytes { get; set; } = 1024 * 1024;
 
-    /// <summary>Failed registrations per address answered at once before answers get delayed.</summary>
-    public int FreeFailedRegistrations { get; set; } = 5;
+    /// <summary>Wrong credentials (room token on register and the HTTP API, id_token, monitor token) answered at once,
+    /// per remote address and per room; after these, one wrong answer per <see cref="FailedAuthInterval"/> per key.
+    /// A right credential is never held back.</summary>
+    public int FreeFailedAuthAttempts { get; set; } = 5;
 
-    /// <summary>First delay once the free failures are used; doubles per failure up to <see cref="MaxFailedRegistrationDelay"/>.</summary>
-    public TimeSpan FailedRegistrationDelay { get; set; } = TimeSpan.FromMilliseconds(250);
+    /// <summary>Spacing of wrong-credential answers per address and per room once the free ones are used.</summary>
+    public TimeSpan FailedAuthInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    public TimeSpan MaxFailedRegistrationDelay { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>After a connection holding a peer id is lost without a close frame, how long the id stays reserved for
+    /// the id_token that registered it (so only the holder can resume it). A close frame frees it at once.</summary>
+    public TimeSpan PeerIdResumeGrace { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>Whether to answer STUN binding requests on UDP (same port number as HTTP when free).</summary>
     public bool EnableStun { get; set; } = true;
 
     /// <summary>Messages queued for one slow connection before the server drops it.</summary>
     public int MaxQueuedMessagesPerConnection { get; set; } = 8192;
+
+    /// <summary>Bytes queued for one connection before the server drops it (a message bigger than this still goes
+    /// out when nothing else is queued). With <see cref="MaxConnectionsPerAddress"/> it bounds what one address
+    /// can make the server hold.</summary>
+    public long MaxQueuedBytesPerConnection { get; set; } = 4L * 1024 * 1024;
+
+    /// <summary>A send to a connection that has not completed within this time drops the connection (its reader
+    /// stopped reading and the socket buffers are full).</summary>
+    public TimeSpan SendStallTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Messages that are not signaling messages at all (not JSON, no string type, unknown type) one connection
+    /// may send at once; after these, ten a second. Each costs one plus one per 16 KiB of its size. More closes the
+    /// connection (1008).</summary>
+    public int MalformedMessageAllowance { get; set; } = 100;
+
+    /// <summary>Open TCP connections (HTTP and WebSocket) from one remote address; more are answered 503 and closed.
+    /// 0 = no cap. The default leaves room for a lab behind one NAT address (dozens of workers and clients).</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>Whether loopback connections are exempt from <see cref="MaxConnectionsPerAddress"/>: everything on this
+    /// machine is one address, and the scale benchmarks run 10,000 peers over loopback.</summary>
+    public bool ExemptLoopbackFromConnectionCap { get; set; } = true;
 
     /// <summary>Settings of the live monitor served on the same port (/monitor, /api/rooms/{id}/state|events).</summary>
     public Monitor.MonitorOptions Monitor { get; set; } = new();
