@@ -117,6 +117,8 @@ public sealed partial class WorkerHost
         var outcome = await session.RunAsync(CancellationToken.None).ConfigureAwait(false);
         Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
         JobCompleted?.Invoke(outcome);
+        // A vanished client cannot take part in a graceful close; waiting for it would only delay "available".
+        if (outcome.End == WorkerJobEnd.ClientGone) return;
         try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
     }
@@ -129,6 +131,9 @@ public sealed partial class WorkerHost
             TrainerPath = _trainerPath,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
+            HeartbeatInterval = _options.HeartbeatInterval,
+            HeartbeatTimeout = _options.HeartbeatTimeout,
+            PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
         }, _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

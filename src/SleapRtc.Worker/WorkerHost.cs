@@ -31,6 +31,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
     private readonly string? _trainerPath;
     private Task _currentJob = Task.CompletedTask;
     private WorkerJobSession? _session;
+    private FolderLock? _workingDirectoryLock;
     private string _status = WorkerStatus.Available;
 
     private WorkerHost(WorkerOptions options, SignalingClient signaling, GpuInfo gpu, RegistrationResult registration, string token, string jobsDirectory, string? trainerPath)
@@ -115,8 +116,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
             }
 
             var jobs = options.WorkingDirectory ?? Path.Combine(Path.GetTempPath(), "SleapRtc", "worker-" + registration.PeerId);
-            Directory.CreateDirectory(jobs);
-            var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer);
+            var workingDirectoryLock = ClaimWorkingDirectory(jobs, options);
+            var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
             host.Attach();
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Model} ({gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
@@ -180,6 +181,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
+        _workingDirectoryLock?.Dispose();
         SetLocalStatus("stopped");
         _completion.TrySetResult();
     }
@@ -191,6 +193,19 @@ public sealed partial class WorkerHost : IAsyncDisposable
         _signaling.OfferReceived += offer => _ = Task.Run(() => HandleOfferObservedAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
+    }
+
+    /// <summary>
+    /// Removes the job folders killed workers left in the working directory. The default directory (new per
+    /// start) is marked as this worker's, so a later start can tell it from a dead worker's and remove it.
+    /// </summary>
+    private static FolderLock? ClaimWorkingDirectory(string jobs, WorkerOptions options)
+    {
+        var isDefault = options.WorkingDirectory is null;
+        var claim = isDefault ? FolderLock.Acquire(jobs, FolderLock.WorkerMarker, removeFolderWhenEmpty: true) : null;
+        Directory.CreateDirectory(jobs);
+        FolderLock.RemoveStaleJobFolders(jobs, options.JobFolderRetention, siblingWorkers: isDefault, options.Log);
+        return claim;
     }
 
     private static JsonObject BuildMetadata(WorkerOptions options, GpuInfo gpu)

@@ -52,6 +52,14 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     public string[] Tag { get; set; } = Array.Empty<string>();
 
     [Parameter]
+    [ValidateRange(1.0, 1_000_000.0)]
+    public double MaxPackageRatio { get; set; } = PackageLimits.DefaultMaxCompressionRatio;
+
+    [Parameter]
+    [ValidateRange(1L, long.MaxValue)]
+    public long MaxUnpackedSize { get; set; } = PackageLimits.DefaultMaxUnpackedBytes;
+
+    [Parameter]
     public SwitchParameter Wait { get; set; }
 
     protected override void ProcessRecord()
@@ -86,6 +94,8 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
                     NvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath),
                     SleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath),
                     Tags = Tag,
+                    MaxPackageRatio = MaxPackageRatio,
+                    MaxUnpackedSize = MaxUnpackedSize,
                     PeerConnectionFactory = PeerConnectionDefaults.Factory,
                     PeerConnection = PeerConnectionDefaults.Options(),
                     Log = log,
