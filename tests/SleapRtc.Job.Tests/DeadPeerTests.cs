@@ -33,7 +33,7 @@ public sealed class DeadPeerTests
         {
             PackagePath = package, OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport,
             PeerConnection = RoomFixture.Loopback, RoomId = host.Session.RoomId, Token = host.Session.Token, Server = room.Url,
-            WorkerId = victim.Ready,
+            WorkerId = victim.Ready, Connection = new Client.Discovery.ClientConnectionOptions { Log = RoomFixture.Log },
         });
         submission.ProgressChanged += p =>
         {
@@ -46,6 +46,7 @@ public sealed class DeadPeerTests
 
         var clock = Stopwatch.StartNew();
         victim.KillHard();
+        _output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} killed the worker");
         var lost = await Assert.ThrowsAsync<WorkerLostException>(() => run.WaitAsync(TimeSpan.FromSeconds(40)));
         _output.WriteLine($"client noticed the killed worker ({phase}) after {clock.Elapsed.TotalSeconds:0.0} s: {lost.Message}");
         Assert.True(clock.Elapsed < Bound, $"noticed after {clock.Elapsed.TotalSeconds:0.0} s");
@@ -68,8 +69,8 @@ public sealed class DeadPeerTests
 
         if (phase == "upload")
         {
-            await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Reserved);
-            await Task.Delay(500); // the channel is open and bytes flow
+            victim.WaitFor("PHASE uploading", TimeSpan.FromSeconds(60)); // the channel is open and bytes flow
+            await Task.Delay(300);
             Assert.Equal(WorkerStatus.Reserved, worker.Status);
         }
         else

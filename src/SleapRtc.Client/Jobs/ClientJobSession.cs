@@ -91,7 +91,11 @@ public sealed class ClientJobSession
         // While we upload, a classic worker may legitimately stay silent; only judge its silence afterwards
         // (a worker that agreed on heartbeats is judged throughout).
         var keepAlive = _liveness.RunAsync(_writer, () => _phase != SubmissionPhase.Uploading,
-            () => FailWith(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_liveness.SilenceLimit.TotalSeconds:0} s")),
+            () =>
+            {
+                _log.Write(LogLevel.Warning, "client-job", $"worker {_workerId} silent for {_liveness.SilenceLimit.TotalSeconds:0} s; giving up on it");
+                FailWith(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_liveness.SilenceLimit.TotalSeconds:0} s"));
+            },
             loopStop.Token);
         try
         {

@@ -146,16 +146,32 @@ public sealed class TrainingSubmission
         Report(SubmissionPhase.Connecting, worker.PeerId);
         Tell($"Connecting to worker {worker.PeerId}...");
         var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        await using var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
+        var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
         });
-        var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
-        TimeToChannelOpen = clock.Elapsed;
-        Tell("Connection established. Starting training job...");
+        var workerLost = false;
+        try
+        {
+            var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+            TimeToChannelOpen = clock.Elapsed;
+            Tell("Connection established. Starting training job...");
+            return await RunJobAsync(channel, worker, packagePath, outputPath, clock, () => workerLost = true, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A graceful shutdown waits for a vanished worker in vain (seconds): let it finish behind the error.
+            if (workerLost) _ = peer.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            else await peer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<TrainingResult> RunJobAsync(IDataChannel channel, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, Action onWorkerLost, CancellationToken cancellationToken)
+    {
+        var workerLost = false;
         try
         {
             var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
@@ -180,10 +196,20 @@ public sealed class TrainingSubmission
                     : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
             };
         }
+        catch (WorkerLostException)
+        {
+            workerLost = true;
+            onWorkerLost();
+            throw;
+        }
         finally
         {
-            try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
-            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+            // A vanished worker cannot take part in a graceful close; waiting for it would only delay the error.
+            if (!workerLost)
+            {
+                try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+                catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+            }
         }
     }
 

@@ -13,6 +13,8 @@ public sealed class ChannelLiveness
     public static readonly TimeSpan DefaultHeartbeatInterval = TimeSpan.FromSeconds(2);
     public static readonly TimeSpan DefaultHeartbeatTimeout = TimeSpan.FromSeconds(8);
 
+    private const long MaxUncreditedLatenessMs = 1000;
+
     private readonly TimeSpan _keepAliveInterval;
     private readonly TimeSpan _idleTimeout;
     private readonly TimeSpan _heartbeatInterval;
@@ -65,11 +67,12 @@ public sealed class ChannelLiveness
                 var tick = Tick();
                 await Task.Delay(tick, cancellationToken).ConfigureAwait(false);
                 var now = Environment.TickCount64;
-                // A starved box (thread pool, CPU) delays this loop and the receive path alike: time this loop did
-                // not run is not the peer's silence, so it is credited back before judging.
-                var stalled = now - lastTick - (long)tick.TotalMilliseconds;
+                // A frozen process (GC pause, starved CPU) delays this loop and the receive path alike: beyond a
+                // second of lateness, time this loop did not run is not the peer's silence and is credited back.
+                // Ordinary lateness of a busy box is not credited, so detection stays bounded under load.
+                var late = now - lastTick - (long)tick.TotalMilliseconds;
                 lastTick = now;
-                if (stalled > 500) Interlocked.Add(ref _lastHeardTicks, stalled);
+                if (late > MaxUncreditedLatenessMs) Interlocked.Add(ref _lastHeardTicks, late - MaxUncreditedLatenessMs);
 
                 var heartbeat = _heartbeat;
                 if (now - lastSent >= (heartbeat ? _heartbeatInterval : _keepAliveInterval).TotalMilliseconds)
