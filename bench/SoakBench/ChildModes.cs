@@ -26,6 +26,10 @@ public static class ChildModes
         _ => 2,
     };
 
+    private const int MaxConnectRetries = 3;
+
+    private static string OneLine(string text) => text.Replace('\r', ' ').Replace('\n', ' ');
+
     public static bool IsChildMode(string[] args) => args.Length > 0 && args[0] is "server" or "worker" or "client";
 
     /// <summary>"server": a signaling server on loopback with one room; READY port room token.</summary>
@@ -72,6 +76,7 @@ public static class ChildModes
         {
             var output = Path.Combine(outRoot, "job-" + job.ToString(CultureInfo.InvariantCulture));
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            var connectRetries = 0;
             while (true)
             {
                 var submission = new TrainingSubmission(new SubmissionOptions
@@ -99,9 +104,15 @@ public static class ChildModes
                 {
                     await Task.Delay(50 + random.Next(200)).ConfigureAwait(false);
                 }
+                catch (Exception e) when (phase is "discovering" or "connecting" && connectRetries++ < MaxConnectRetries)
+                {
+                    // No job started: the connection itself failed (a DTLS handshake past its timeout on an
+                    // overloaded box). Counted and reported by the soak, then tried again.
+                    Console.WriteLine($"RETRY {e.GetType().Name}: {OneLine(e.Message)}");
+                }
                 catch (Exception e)
                 {
-                    Console.WriteLine($"JOB failed {e.GetType().Name}: {e.Message.Replace('\n', ' ')}");
+                    Console.WriteLine($"JOB failed {e.GetType().Name}: {OneLine(e.Message)}");
                     break;
                 }
             }

@@ -9,6 +9,7 @@ if (ChildModes.IsChildMode(args)) return await ChildModes.RunAsync(args);
 
 int jobs = 200, clients = 5, workers = 3;
 var idle = TimeSpan.FromHours(1);
+var trace = false;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -17,8 +18,9 @@ for (var i = 0; i < args.Length; i++)
         case "--clients": clients = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--workers": workers = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--idle-minutes": idle = TimeSpan.FromMinutes(double.Parse(args[++i], CultureInfo.InvariantCulture)); break;
+        case "--trace": trace = true; break;
         default:
-            Console.Error.WriteLine("usage: SoakBench [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60]");
+            Console.Error.WriteLine("usage: SoakBench [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60] [--trace]");
             return 2;
     }
 }
@@ -26,7 +28,7 @@ for (var i = 0; i < args.Length; i++)
 var options = new SoakOptions
 {
     Jobs = jobs, Clients = clients, Workers = workers, Idle = idle, Trainer = Path.Combine(FindRepoRoot(), "tests", "fixtures", "sleap-nn"),
-    Log = line => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss}] {line}"),
+    Log = line => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}"), Trace = trace,
 };
 Console.WriteLine($"SoakBench: {jobs} jobs, {clients} clients, {workers} workers, idle {idle}, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");

@@ -20,6 +20,8 @@ public sealed class SoakOptions
     /// <summary>The stand-in trainer (tests/fixtures/sleap-nn).</summary>
     public required string Trainer { get; init; }
     public Action<string> Log { get; init; } = _ => { };
+    /// <summary>Also log every line the children print (phases, statuses), to see where time goes.</summary>
+    public bool Trace { get; init; }
 }
 
 public sealed record ProcessFigures(string Name, ResourceSample AtBaseline, ResourceSample AtLastJob, ResourceSample AtEnd);
@@ -28,6 +30,8 @@ public sealed class SoakReport
 {
     public int JobsSucceeded { get; init; }
     public IReadOnlyList<string> Failures { get; init; } = Array.Empty<string>();
+    /// <summary>Connections that failed before any job started and were tried again (not job failures; reported).</summary>
+    public IReadOnlyList<string> ConnectRetries { get; init; } = Array.Empty<string>();
     public IReadOnlyList<ProcessFigures> Processes { get; init; } = Array.Empty<ProcessFigures>();
     /// <summary>Job or output folders left behind after the workers stopped.</summary>
     public IReadOnlyList<string> LeftOver { get; init; } = Array.Empty<string>();
@@ -54,12 +58,12 @@ public static class SoakRun
         try
         {
             var package = BuildPackage(root);
-            var server = Start(children, "server", null, "server");
+            var server = Start(options, children, "server", null, "server");
             var parts = server.Ready.Split(' ');
             var (url, roomId, token) = ($"ws://127.0.0.1:{parts[0]}", parts[1], parts[2]);
             var trainerEnvironment = new Dictionary<string, string> { ["SLEAP_NN_STANDIN_EPOCH_SECONDS"] = "0", ["SLEAP_NN_STANDIN_EPOCHS"] = "2" };
             var workers = Enumerable.Range(1, options.Workers)
-                .Select(i => Start(children, "worker " + i, trainerEnvironment, "worker", url, roomId, token, Path.Combine(root, "worker-" + i), options.Trainer))
+                .Select(i => Start(options, children, "worker " + i, trainerEnvironment, "worker", url, roomId, token, Path.Combine(root, "worker-" + i), options.Trainer))
                 .ToList();
             options.Log($"server pid {server.Process.Id}, {workers.Count} workers, {options.Clients} clients, {options.Jobs} jobs");
             var measured = new List<ChildProcess> { server };
@@ -67,6 +71,7 @@ public static class SoakRun
 
             var finished = 0;
             var failures = new List<string>();
+            var connectRetries = new List<string>();
             var durations = new List<double>();
             var baseline = new TaskCompletionSource<ResourceSample[]>(TaskCreationOptions.RunContinuationsAsynchronously);
             var clock = Stopwatch.StartNew();
@@ -74,10 +79,11 @@ public static class SoakRun
             var clients = new List<ChildProcess>();
             for (var i = 0; i < options.Clients; i++)
             {
-                var client = Start(children, "client " + (i + 1), null, "client", url, roomId, token, package, Path.Combine(root, "client-" + (i + 1)),
+                var client = Start(options, children, "client " + (i + 1), null, "client", url, roomId, token, package, Path.Combine(root, "client-" + (i + 1)),
                     perClient[i].ToString(CultureInfo.InvariantCulture));
                 client.Line += line =>
                 {
+                    if (line.StartsWith("RETRY ", StringComparison.Ordinal)) lock (failures) connectRetries.Add(line.Substring(6));
                     if (!line.StartsWith("JOB ", StringComparison.Ordinal)) return;
                     int count;
                     lock (failures)
@@ -123,6 +129,7 @@ public static class SoakRun
             {
                 JobsSucceeded = durations.Count,
                 Failures = failures.ToArray(),
+                ConnectRetries = connectRetries.ToArray(),
                 Processes = figures,
                 LeftOver = leftOver,
                 BoundViolations = violations,
@@ -147,16 +154,19 @@ public static class SoakRun
         text.AppendLine("| process | at job " + options.BaselineJob + " | after the last job | after idle |");
         text.AppendLine("|---|---|---|---|");
         foreach (var p in report.Processes) text.AppendLine($"| {p.Name} | {p.AtBaseline} | {p.AtLastJob} | {p.AtEnd} |");
-        foreach (var f in report.Failures.Take(10)) text.AppendLine("failed: " + f);
+        text.AppendLine(CultureInfo.InvariantCulture, $"connections retried before a job started: {report.ConnectRetries.Count}");
+        foreach (var r in report.ConnectRetries.Take(5)) text.AppendLine("retried: " + r);
+        foreach (var f in report.Failures.Take(10)) text.AppendLine("failed: " + f.Replace('\r', ' '));
         foreach (var v in report.BoundViolations) text.AppendLine("out of bounds: " + v);
         foreach (var l in report.LeftOver.Take(10)) text.AppendLine("left over: " + l);
         text.AppendLine(report.Passed ? "PASS" : "FAIL");
         return text.ToString();
     }
 
-    private static ChildProcess Start(List<ChildProcess> children, string name, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    private static ChildProcess Start(SoakOptions options, List<ChildProcess> children, string name, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         var child = ChildProcess.Start(name, environment, arguments);
+        if (options.Trace) child.Line += line => options.Log($"{name}: {line}");
         children.Add(child);
         return child;
     }
