@@ -57,13 +57,29 @@ public sealed partial class WorkerHost
     private async Task ServeClientAsync(SdpMessage offer)
     {
         var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        await using var connection = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
+        var connection = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : StunServers,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
         });
+        var clientGone = false;
+        try
+        {
+            clientGone = await ServeClientAsync(offer, connection).ConfigureAwait(false);
+        }
+        finally
+        {
+            // A graceful shutdown waits for a vanished client in vain (seconds): be available meanwhile.
+            if (clientGone) _ = connection.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            else await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <returns>True when the client vanished.</returns>
+    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection)
+    {
         var channelOpened = new TaskCompletionSource<(IDataChannel Channel, WorkerJobSession Session)>(TaskCreationOptions.RunContinuationsAsynchronously);
         // The session is created inside the event so it listens before the client's first message arrives.
         connection.DataChannelOpened += channel => channelOpened.TrySetResult((channel, NewSession(channel)));
@@ -91,7 +107,7 @@ public sealed partial class WorkerHost
         {
             if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.Abandon();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
-            return;
+            return true;
         }
 
         if (_spaceQueue is null) lock (_gate) _session = session;
@@ -102,8 +118,11 @@ public sealed partial class WorkerHost
         _spaceRequests.TryRemove(session, out _);
         Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
         JobCompleted?.Invoke(outcome);
+        // A vanished client cannot take part in a graceful close; waiting for it would only delay "available".
+        if (outcome.End == WorkerJobEnd.ClientGone) return true;
         try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+        return false;
     }
 
     private WorkerJobSession NewSession(IDataChannel channel)
@@ -114,6 +133,9 @@ public sealed partial class WorkerHost
             TrainerPath = _trainerPath,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
+            HeartbeatInterval = _options.HeartbeatInterval,
+            HeartbeatTimeout = _options.HeartbeatTimeout,
+            PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

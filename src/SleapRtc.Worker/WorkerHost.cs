@@ -33,6 +33,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
     private readonly string? _trainerPath;
     private Task _currentJob = Task.CompletedTask;
     private WorkerJobSession? _session;
+    private FolderLock? _workingDirectoryLock;
     /// <summary>The worker's status: written only by <see cref="TryChangeStatus"/>, under <see cref="_gate"/>.</summary>
     private string _status = WorkerStatus.Available;
 
@@ -129,7 +130,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
             // idle worker leaves no empty worker-<id> folder in the temp directory; a folder the user gave is theirs.
             var jobs = options.WorkingDirectory ?? DefaultJobsDirectory(registration.PeerId);
             if (options.WorkingDirectory is not null) Directory.CreateDirectory(jobs);
-            var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer);
+            var workingDirectoryLock = ClaimWorkingDirectory(jobs, options);
+            var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
             host.Attach();
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
@@ -214,6 +216,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
+        _workingDirectoryLock?.Dispose();
         TryChangeStatus(StoppedStatus, _ => true, out _);
         RemoveDefaultJobsDirectory();
         _completion.TrySetResult();
@@ -244,6 +247,19 @@ public sealed partial class WorkerHost : IAsyncDisposable
         _signaling.OfferReceived += offer => _ = Task.Run(() => _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
+    }
+
+    /// <summary>
+    /// Removes the job folders killed workers left in the working directory. The default directory (new per
+    /// start) is marked as this worker's, so a later start can tell it from a dead worker's and remove it.
+    /// </summary>
+    private static FolderLock? ClaimWorkingDirectory(string jobs, WorkerOptions options)
+    {
+        var isDefault = options.WorkingDirectory is null;
+        var claim = isDefault ? FolderLock.Acquire(jobs, FolderLock.WorkerMarker, removeFolderWhenEmpty: true) : null;
+        Directory.CreateDirectory(jobs);
+        FolderLock.RemoveStaleJobFolders(jobs, options.JobFolderRetention, siblingWorkers: isDefault, options.Log);
+        return claim;
     }
 
     private static JsonObject BuildMetadata(WorkerOptions options, GpuInfo gpu)

@@ -1,6 +1,8 @@
+using SleapRtc.Protocol.Jobs;
 using SleapRtc.Protocol.Logging;
 using SleapRtc.Signaling.Client;
 using SleapRtc.WebRtc;
+using SleapRtc.Worker.Jobs;
 
 namespace SleapRtc.Worker;
 
@@ -18,6 +20,8 @@ public sealed class WorkerOptions
     public int GpuId { get; init; }
     /// <summary>Parent folder of the per-job temporary folders; default &lt;temp&gt;/SleapRtc/worker-&lt;peer id&gt;.</summary>
     public string? WorkingDirectory { get; init; }
+    /// <summary>Which job folders left by a killed worker survive the next start in the same working directory (default none).</summary>
+    public IJobFolderRetention JobFolderRetention { get; init; } = Jobs.JobFolderRetention.KeepNothing;
     /// <summary>nvidia-smi to query; else SLEAP_RTC_NVIDIA_SMI, else PATH.</summary>
     public string? NvidiaSmiPath { get; init; }
     /// <summary>The trainer; else SLEAP_RTC_SLEAP_NN, else sleap-nn on PATH.</summary>
@@ -25,6 +29,10 @@ public sealed class WorkerOptions
     /// <summary>Tags added to the classic ones ("sleap-rtc", "training-worker", "inference-worker").</summary>
     public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
 
+    /// <summary>A package whose entries or whole inflate beyond this many times their compressed size is refused (zip bombs).</summary>
+    public double MaxPackageRatio { get; init; } = PackageLimits.DefaultMaxCompressionRatio;
+    /// <summary>A package that unpacks to more than this many bytes is refused; free disk space is checked as well.</summary>
+    public long MaxUnpackedSize { get; init; } = PackageLimits.DefaultMaxUnpackedBytes;
     /// <summary>Serve this named inference space (role "space"): requests queue here, one at a time.</summary>
     public string? Space { get; init; }
     /// <summary>The space's model folders, kept on this worker; requests send only data.</summary>
@@ -41,8 +49,11 @@ public sealed class WorkerOptions
     /// <summary>How long an accepted offer may take to open its data channel before the worker is available again.</summary>
     public TimeSpan ReservationTimeout { get; init; } = TimeSpan.FromSeconds(20);
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
-    /// <summary>A client that sends nothing for this long is gone; the job ends and the worker is available again.</summary>
+    /// <summary>A classic client that sends nothing for this long is gone; the job ends and the worker is available again.</summary>
     public TimeSpan ClientIdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>With a SleapRtc client (negotiated): a heartbeat each way this often, and the client is gone after this much silence.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = ChannelLiveness.DefaultHeartbeatInterval;
+    public TimeSpan HeartbeatTimeout { get; init; } = ChannelLiveness.DefaultHeartbeatTimeout;
     /// <summary>Job progress is published to the server's metadata at most this often (the monitor reads it).</summary>
     public TimeSpan ProgressPublishInterval { get; init; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan GpuProbeTimeout { get; init; } = TimeSpan.FromSeconds(10);

@@ -57,7 +57,8 @@ internal sealed class RoomFixture : IAsyncDisposable
     }
 
     public async Task<WorkerHost> StartWorkerAsync(string? roomId = null, string? token = null, int gpuId = 0, string? nvidiaSmi = null,
-        string? sleapNn = null, TimeSpan? clientIdle = null, SignalingClientOptions? signaling = null)
+        string? sleapNn = null, TimeSpan? clientIdle = null, SignalingClientOptions? signaling = null, long? maxUnpackedSize = null,
+        string? workingDirectory = null)
     {
         var worker = await WorkerHost.StartAsync(new WorkerOptions
         {
@@ -67,13 +68,14 @@ internal sealed class RoomFixture : IAsyncDisposable
             GpuId = gpuId,
             NvidiaSmiPath = nvidiaSmi ?? "/nonexistent/nvidia-smi",
             SleapNnPath = sleapNn ?? Fixtures.SleapNn,
-            WorkingDirectory = Path.Combine(Root, "worker-" + Guid.NewGuid().ToString("N").Substring(0, 6)),
+            WorkingDirectory = workingDirectory ?? Path.Combine(Root, "worker-" + Guid.NewGuid().ToString("N").Substring(0, 6)),
             PeerConnectionFactory = Transport,
             PeerConnection = Loopback,
             ClientIdleTimeout = clientIdle ?? TimeSpan.FromSeconds(25),
             ProgressPublishInterval = TimeSpan.FromMilliseconds(100),
             Signaling = signaling,
             Log = Log,
+            MaxUnpackedSize = maxUnpackedSize ?? Protocol.Jobs.PackageLimits.DefaultMaxUnpackedBytes,
         }, CancellationToken.None).WaitAsync(Wait);
         lock (_workers) _workers.Add(worker);
         return worker;

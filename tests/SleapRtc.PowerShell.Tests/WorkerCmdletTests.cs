@@ -58,6 +58,19 @@ public sealed class WorkerCmdletTests : IDisposable
     }
 
     [Fact]
+    public void A_worker_started_with_a_small_MaxUnpackedSize_refuses_a_larger_package_and_says_which_limit()
+    {
+        var session = _ps.Run($"$room | Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}' -MaxUnpackedSize 1MB -MaxPackageRatio 50")
+            .ThrowOnError().SingleOf("SleapRtc.WorkerSession");
+        var package = TestEnvironment.BuildPackage(Path.Combine(_work, "pkg"), "big", 2_000_000, ("config.json", 1));
+        var error = _ps.Run($"Submit-SleapTraining -PackagePath '{package}' -SessionString '{session.Text("SessionString")}' -OutputPath '{Path.Combine(_work, "big-out")}'").FirstError;
+        Assert.NotNull(error);
+        Assert.Contains("1 MiB, the unpacked size limit", error!.ToString());
+        Assert.Contains("-MaxUnpackedSize", error.ToString());
+        Assert.NotNull(_ps.Run($"Start-SleapWorker -WorkingDirectory '{_work}' -MaxPackageRatio 0").FirstError); // below 1:1 makes no sense
+    }
+
+    [Fact]
     public void Without_server_or_room_a_worker_uses_the_session_server_creates_a_room_and_saves_it()
     {
         var result = _ps.Run($"Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError();

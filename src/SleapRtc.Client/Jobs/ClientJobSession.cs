@@ -11,8 +11,11 @@ public sealed class ClientJobOptions
     public int ChunkSize { get; init; } = FileSender.DefaultChunkSize;
     public long HighWaterMark { get; init; } = FrameWriter.DefaultHighWaterMark;
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
-    /// <summary>A worker that sends nothing (not even KEEP_ALIVE) for this long is gone.</summary>
+    /// <summary>A classic worker that sends nothing (not even KEEP_ALIVE) for this long is gone.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>With a worker that agreed on heartbeats: how often both send one, and the silence that means the worker is dead.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = ChannelLiveness.DefaultHeartbeatInterval;
+    public TimeSpan HeartbeatTimeout { get; init; } = ChannelLiveness.DefaultHeartbeatTimeout;
     /// <summary>How long a cancel waits for the worker to confirm before closing anyway.</summary>
     public TimeSpan CancelGrace { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>OUTPUT_DIR sent to the worker: the folder inside the package the trainer writes to.</summary>
@@ -60,7 +63,7 @@ public sealed partial class ClientJobSession
         _log = log ?? Log.Null;
         _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, _options.HighWaterMark,
             () => channel.State == DataChannelState.Open);
-        _liveness = new ChannelLiveness(_options.KeepAliveInterval, _options.IdleTimeout);
+        _liveness = new ChannelLiveness(_options.KeepAliveInterval, _options.IdleTimeout, _options.HeartbeatInterval, _options.HeartbeatTimeout);
     }
 
     public event Action<SubmissionProgress>? ProgressChanged;
@@ -88,9 +91,14 @@ public sealed partial class ClientJobSession
         _channel.MessageReceived += onMessage;
         _channel.Closed += onClosed;
         using var loopStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // While we upload, the worker may legitimately stay silent; only judge silence afterwards.
-        var keepAlive = _liveness.RunAsync(() => _writer.TrySendKeepAlive(), () => _phase != SubmissionPhase.Uploading,
-            () => FailWith(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_options.IdleTimeout.TotalSeconds:0} s")),
+        // While we upload, a classic worker may legitimately stay silent; only judge its silence afterwards
+        // (a worker that agreed on heartbeats is judged throughout).
+        var keepAlive = _liveness.RunAsync(_writer, () => _phase != SubmissionPhase.Uploading,
+            () =>
+            {
+                _log.Write(LogLevel.Warning, "client-job", $"worker {_workerId} silent for {_liveness.SilenceLimit.TotalSeconds:0} s; giving up on it");
+                FailWith(new WorkerLostException(_workerId, PhaseName(), $"nothing received for {_liveness.SilenceLimit.TotalSeconds:0} s"));
+            },
             loopStop.Token);
         try
         {
@@ -114,7 +122,7 @@ public sealed partial class ClientJobSession
             }
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            var extracted = IsTrack ? new[] { KeepResultFile(results, outputPath) } : PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken);
+            var extracted = IsTrack ? new[] { KeepResultFile(results, outputPath) } : PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken: cancellationToken);
             TryDelete(results.Path);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
@@ -206,9 +214,13 @@ public sealed partial class ClientJobSession
         switch (type)
         {
             case JobMessages.Welcome:
-                WorkerJobId = JobExtensions.ParseHandshake(args[0])?.JobId;
+                var welcome = JobExtensions.ParseHandshake(args[0]);
+                WorkerJobId = welcome?.JobId;
                 _job.JobId = WorkerJobId;
+                if (_useExtensions && welcome?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
                 return;
+            case JobMessages.Heartbeat:
+                return; // OnMessage already noted that the worker is alive
             case JobMessages.TrainJobStart:
                 lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
                 _job.ConfigIndex = _configs.Count;

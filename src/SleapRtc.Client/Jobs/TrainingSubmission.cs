@@ -164,24 +164,43 @@ public sealed class TrainingSubmission
         Report(SubmissionPhase.Connecting, worker.PeerId);
         Tell($"Connecting to worker {worker.PeerId}...");
         var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        await using var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
+        var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
         });
-        var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
-        TimeToChannelOpen = clock.Elapsed;
-        Tell($"Connection established. Starting {jobKind} job...");
+        var workerLost = false;
         try
         {
-            return await job(channel, worker, clock, cancellationToken).ConfigureAwait(false);
+            var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+            TimeToChannelOpen = clock.Elapsed;
+            Tell($"Connection established. Starting {jobKind} job...");
+            try
+            {
+                return await job(channel, worker, clock, cancellationToken).ConfigureAwait(false);
+            }
+            catch (WorkerLostException)
+            {
+                workerLost = true;
+                throw;
+            }
+            finally
+            {
+                // A vanished worker cannot take part in a graceful close; waiting for it would only delay the error.
+                if (!workerLost)
+                {
+                    try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+                    catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+                }
+            }
         }
         finally
         {
-            try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
-            catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+            // A graceful shutdown waits for a vanished worker in vain (seconds): let it finish behind the error.
+            if (workerLost) _ = peer.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
+            else await peer.DisposeAsync().ConfigureAwait(false);
         }
     }
 

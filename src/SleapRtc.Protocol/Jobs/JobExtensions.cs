@@ -20,7 +20,9 @@ public static class JobExtensions
     public const string FeatureSha256 = "sha256";
     public const string FeatureProgress = "progress";
     public const string FeatureCancel = "cancel";
-    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel };
+    /// <summary>Both ends send SLEAPRTC_HEARTBEAT every ~2 s and declare the other dead after ~8 s of silence (classic: 15 s KEEP_ALIVE, 25 s).</summary>
+    public const string FeatureHeartbeat = "heartbeat";
+    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel, FeatureHeartbeat };
 
     private static readonly JsonSerializerOptions WireJson = new()
     {
@@ -76,6 +78,8 @@ public static class JobExtensions
         public int Version { get; set; }
         public string[] Features { get; set; } = Array.Empty<string>();
         public string? JobId { get; set; }
+
+        public bool Has(string feature) => Features is not null && Array.IndexOf(Features, feature) >= 0;
     }
 }
 

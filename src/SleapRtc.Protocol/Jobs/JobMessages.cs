@@ -46,6 +46,8 @@ public static class JobMessages
     public const string Cancel = "SLEAPRTC_CANCEL";
     public const string Cancelled = "SLEAPRTC_CANCELLED";
     public const string Error = "SLEAPRTC_ERROR";
+    /// <summary>Sent by both ends every couple of seconds once both announced the heartbeat feature; receivers only note it.</summary>
+    public const string Heartbeat = "SLEAPRTC_HEARTBEAT";
 
     public const string TrainPackage = "train";
     public const string TrackPackage = "track";

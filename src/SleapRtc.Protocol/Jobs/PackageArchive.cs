@@ -17,7 +17,8 @@ public sealed class UnsafeArchiveException : Exception
 /// <summary>
 /// Zip handling for packages (worker side) and results (client side). Extraction validates every entry before
 /// writing anything: no absolute or drive-rooted names, no '..' escaping the target, no symbolic links or
-/// other special files; entries are streamed to disk one by one.
+/// other special files. Entries are then streamed to disk one by one under <see cref="PackageLimits"/>,
+/// counted as they inflate, so a zip bomb is stopped at the limit whatever sizes it declares.
 /// </summary>
 public static class PackageArchive
 {
@@ -26,13 +27,18 @@ public static class PackageArchive
     private const int UnixDirectory = 0x4000;
 
     /// <returns>The full paths of the files written.</returns>
-    public static IReadOnlyList<string> ExtractSafely(string zipPath, string destinationDirectory, CancellationToken cancellationToken = default)
+    /// <exception cref="UnsafeArchiveException">An entry would land outside the folder or is a link; nothing was written.</exception>
+    /// <exception cref="PackageLimitExceededException">A limit was hit; what was written is removed again.</exception>
+    public static IReadOnlyList<string> ExtractSafely(string zipPath, string destinationDirectory, PackageLimits? limits = null, CancellationToken cancellationToken = default)
     {
+        limits ??= PackageLimits.Default;
         var root = Path.GetFullPath(destinationDirectory);
         var rootWithSeparator = root.EndsWith(Path.DirectorySeparatorChar) ? root : root + Path.DirectorySeparatorChar;
+        var archiveBytes = new FileInfo(zipPath).Length;
         using var archive = ZipFile.OpenRead(zipPath);
 
         var plan = new List<(ZipArchiveEntry Entry, string Target, bool IsDirectory)>(archive.Entries.Count);
+        long declared = 0;
         foreach (var entry in archive.Entries)
         {
             var name = entry.FullName;
@@ -50,23 +56,38 @@ public static class PackageArchive
             if (!target.StartsWith(rootWithSeparator, StringComparison.Ordinal) && target != root)
                 throw new UnsafeArchiveException(name, "it resolves outside the extraction folder");
             plan.Add((entry, target, normalized.EndsWith('/')));
+            declared += Math.Max(0, entry.Length);
         }
 
+        // The declared sizes are only good for refusing early; the streaming count below is what holds.
+        if (declared > limits.MaxUnpackedBytes)
+            throw UnpackedSizeExceeded(declared, limits);
         Directory.CreateDirectory(root);
+        EnsureDiskSpace(root, declared);
+
         var written = new List<string>();
-        foreach (var (entry, target, isDirectory) in plan)
+        var budget = new InflationBudget(archiveBytes, limits);
+        try
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (isDirectory)
+            foreach (var (entry, target, isDirectory) in plan)
             {
-                Directory.CreateDirectory(target);
-                continue;
+                cancellationToken.ThrowIfCancellationRequested();
+                if (isDirectory)
+                {
+                    Directory.CreateDirectory(target);
+                    continue;
+                }
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                written.Add(target);
+                using var input = entry.Open();
+                using var output = new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
+                budget.Copy(entry.FullName, Math.Min(entry.CompressedLength, archiveBytes), input, output, cancellationToken);
             }
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            using (var input = entry.Open())
-            using (var output = new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-                input.CopyTo(output);
-            written.Add(target);
+        }
+        catch (Exception e) when (e is PackageLimitExceededException or OperationCanceledException)
+        {
+            foreach (var file in written) TryDelete(file);
+            throw;
         }
         return written;
     }
@@ -81,5 +102,70 @@ public static class PackageArchive
             return;
         }
         ZipFile.CreateFromDirectory(sourceDirectory, zipPath, CompressionLevel.Fastest, includeBaseDirectory: false);
+    }
+
+    private static void EnsureDiskSpace(string root, long needed)
+    {
+        long free;
+        try { free = new DriveInfo(root).AvailableFreeSpace; }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or PlatformNotSupportedException)
+        {
+            return; // no answer from this file system: the write itself will fail with the disk's own error
+        }
+        if (needed > free)
+            throw new PackageLimitExceededException(PackageLimit.DiskSpace,
+                $"The archive unpacks to {PackageLimits.FormatBytes(needed)} but only {PackageLimits.FormatBytes(free)} are free on the disk of {root} (free disk space limit). Nothing was extracted.");
+    }
+
+    private static PackageLimitExceededException UnpackedSizeExceeded(long bytes, PackageLimits limits) =>
+        new(PackageLimit.UnpackedSize,
+            $"The archive unpacks to {(bytes > limits.MaxUnpackedBytes ? "more than " : "")}{PackageLimits.FormatBytes(limits.MaxUnpackedBytes)}, the unpacked size limit. Nothing was extracted.");
+
+    private static void TryDelete(string path)
+    {
+        try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>Counts what each entry and the whole archive inflate to while it is copied.</summary>
+    private sealed class InflationBudget
+    {
+        private readonly long _archiveBytes;
+        private readonly PackageLimits _limits;
+        private long _total;
+
+        public InflationBudget(long archiveBytes, PackageLimits limits)
+        {
+            _archiveBytes = archiveBytes;
+            _limits = limits;
+        }
+
+        public void Copy(string entryName, long compressedBytes, Stream input, Stream output, CancellationToken cancellationToken)
+        {
+            var entryLimit = RatioLimit(compressedBytes);
+            var archiveLimit = RatioLimit(_archiveBytes);
+            var buffer = new byte[1 << 16];
+            long entryBytes = 0;
+            int read;
+            while ((read = input.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                entryBytes += read;
+                _total += read;
+                if (entryBytes > entryLimit) throw RatioExceeded($"the entry '{entryName}'", compressedBytes);
+                if (_total > archiveLimit) throw RatioExceeded("the archive", _archiveBytes);
+                if (_total > _limits.MaxUnpackedBytes) throw UnpackedSizeExceeded(_total, _limits);
+                output.Write(buffer, 0, read);
+            }
+        }
+
+        private long RatioLimit(long compressedBytes)
+        {
+            var limit = compressedBytes * _limits.MaxCompressionRatio;
+            return Math.Max(PackageLimits.RatioExemptBytes, limit >= long.MaxValue ? long.MaxValue : (long)limit);
+        }
+
+        private PackageLimitExceededException RatioExceeded(string what, long compressedBytes) =>
+            new(PackageLimit.CompressionRatio,
+                $"{char.ToUpperInvariant(what[0])}{what.Substring(1)} inflates to more than {_limits.MaxCompressionRatio.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture)} times its compressed size of {PackageLimits.FormatBytes(compressedBytes)} (compression ratio limit; a zip bomb?). Nothing was extracted.");
     }
 }

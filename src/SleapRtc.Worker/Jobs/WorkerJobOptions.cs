@@ -7,12 +7,17 @@ public sealed class WorkerJobOptions
     public required string JobsDirectory { get; init; }
     /// <summary>The trainer executable; null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath { get; init; }
+    /// <summary>How far the package may inflate when it is unpacked.</summary>
+    public Protocol.Jobs.PackageLimits PackageLimits { get; init; } = Protocol.Jobs.PackageLimits.Default;
     /// <summary>Result chunks; classic workers send 32 KiB, clients accept up to 64 KiB.</summary>
     public int ChunkSize { get; init; } = 32 * 1024;
     public long HighWaterMark { get; init; } = Protocol.Jobs.FrameWriter.DefaultHighWaterMark;
     public TimeSpan KeepAliveInterval { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>A peer that sends nothing (not even KEEP_ALIVE) for this long is gone.</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(25);
+    /// <summary>With a client that agreed on heartbeats: how often both send one, and the silence that means the client is dead.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = Protocol.Jobs.ChannelLiveness.DefaultHeartbeatInterval;
+    public TimeSpan HeartbeatTimeout { get; init; } = Protocol.Jobs.ChannelLiveness.DefaultHeartbeatTimeout;
     /// <summary>How long to wait for the client to close the channel after the results went out.</summary>
     public TimeSpan ResultsDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>Inference space: the model folders the worker keeps; they are added to every track command.</summary>

@@ -18,11 +18,20 @@ public sealed partial class WorkerJobSession
         var extractTo = Path.Combine(_jobDirectory, "package");
         try
         {
-            PackageArchive.ExtractSafely(package.Path, extractTo);
+            PackageArchive.ExtractSafely(package.Path, extractTo, _options.PackageLimits);
         }
         catch (UnsafeArchiveException e)
         {
             throw new JobFailureException(JobErrorCodes.BadPackage, e.Message);
+        }
+        catch (PackageLimitExceededException e)
+        {
+            throw new JobFailureException(JobErrorCodes.BadPackage, e.Message + e.Limit switch
+            {
+                PackageLimit.CompressionRatio => " The worker's limit is set with Start-SleapWorker -MaxPackageRatio.",
+                PackageLimit.UnpackedSize => " The worker's limit is set with Start-SleapWorker -MaxUnpackedSize.",
+                _ => " Free space in the worker's working directory.",
+            });
         }
         catch (InvalidDataException e)
         {
@@ -58,6 +67,17 @@ public sealed partial class WorkerJobSession
         if (configs.Count == 0)
             throw new JobFailureException(JobErrorCodes.NoTrainScript,
                 $"{TrainScript.FileName} names no config (expected lines like 'sleap-nn train --config-name <file>').");
+        try
+        {
+            // Every path the trainer gets, checked before any config runs: one bad line refuses the whole package.
+            foreach (var config in configs) PackagePaths.CheckConfig(workDirectory, config);
+            PackagePaths.Resolve(workDirectory, TrainerProcess.ConfigDirectory, "config folder");
+            PackagePaths.Resolve(workDirectory, _outputDirectory, "output folder");
+        }
+        catch (PathOutsidePackageException e)
+        {
+            throw new JobFailureException(JobErrorCodes.BadPackage, e.Message);
+        }
         if (_options.TrainerPath is null)
             throw new JobFailureException(JobErrorCodes.TrainerNotFound,
                 $"sleap-nn was not found on this worker (set -SleapNnPath or {TrainerProcess.EnvironmentVariable}, or put it on PATH).");

@@ -26,6 +26,7 @@ public sealed partial class WorkerJobSession
     private readonly ChannelLiveness _liveness;
     private WorkerJobEnd? _abortReason;
     private readonly string _jobDirectory;
+    private FolderLock? _jobFolderLock;
 
     /// <summary>Starts listening on the channel at once; call <see cref="RunAsync"/> to run the job.</summary>
     public WorkerJobSession(IDataChannel channel, WorkerJobOptions options, ILogSink? log = null)
@@ -37,7 +38,7 @@ public sealed partial class WorkerJobSession
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
         _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, options.HighWaterMark,
             () => channel.State == DataChannelState.Open);
-        _liveness = new ChannelLiveness(options.KeepAliveInterval, options.IdleTimeout);
+        _liveness = new ChannelLiveness(options.KeepAliveInterval, options.IdleTimeout, options.HeartbeatInterval, options.HeartbeatTimeout);
         Progress = new JobProgress { JobId = JobId, Phase = "upload" };
         // Listen from the moment the channel exists: the client starts sending as soon as it is open,
         // possibly before RunAsync is called, and a message with no listener is lost.
@@ -65,9 +66,9 @@ public sealed partial class WorkerJobSession
     public async Task<WorkerJobOutcome> RunAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
-        var keepAlive = _liveness.RunAsync(() => _writer.TrySendKeepAlive(), () => true, () =>
+        var keepAlive = _liveness.RunAsync(_writer, () => true, () =>
         {
-            Emit("The client sent nothing (not even KEEP_ALIVE) for too long; ending the job.");
+            Emit($"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
             Abort(WorkerJobEnd.ClientGone);
         }, linked.Token);
         var configs = new List<string>();
@@ -173,7 +174,11 @@ public sealed partial class WorkerJobSession
             case JobMessages.Hello:
                 _extensions = true;
                 _writer.SendText(JobExtensions.WelcomeMessage(JobId));
+                if (JobExtensions.ParseHandshake(args.FirstOrDefault() ?? "")?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
                 break;
+            case JobMessages.Heartbeat:
+                break; // OnMessage already noted that the client is alive
+
             case JobMessages.PackageType:
                 _packageType = args.FirstOrDefault();
                 if (_packageType is not (JobMessages.TrainPackage or JobMessages.TrackPackage))
@@ -219,7 +224,8 @@ public sealed partial class WorkerJobSession
             if (_receiver is not null) return; // one package per job, as classic
             var name = FileMetaInfo.WireSafeName(meta.Name);
             if (name.Length == 0 || name == "." || name == "..") name = "package.zip";
-            Directory.CreateDirectory(_jobDirectory);
+            // Held until the folder is removed: a worker starting meanwhile in the same directory leaves it alone.
+            _jobFolderLock = FolderLock.Acquire(_jobDirectory, FolderLock.JobMarker);
             _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, name));
             Progress.PackageName = name;
         }
@@ -256,6 +262,7 @@ public sealed partial class WorkerJobSession
 
     private void DeleteJobDirectory()
     {
+        lock (_gate) { _jobFolderLock?.Dispose(); _jobFolderLock = null; }
         for (var attempt = 0; attempt < 3; attempt++)
         {
             try

@@ -13,12 +13,15 @@ public static class TrainerProcess
     /// <summary>Classic flushes a line with no terminator after this many characters.</summary>
     private const int MaxSegmentChars = 64 * 1024;
 
+    /// <summary>The trainer runs in the package folder and reads its configs from there.</summary>
+    public const string ConfigDirectory = ".";
+
     /// <summary>The classic command line (§5.2): config, run name and checkpoint dir overrides, ZMQ ports, no loader workers.</summary>
     public static IReadOnlyList<string> BuildArguments(string configName, string outputDirectory) => new[]
     {
         "train",
         "--config-name", configName,
-        "--config-dir", ".",
+        "--config-dir", ConfigDirectory,
         $"trainer_config.ckpt_dir={outputDirectory}",
         $"trainer_config.run_name={TrainScript.ConfigStem(configName)}",
         "trainer_config.zmq.controller_port=9000",

@@ -68,6 +68,14 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     public int RequestTimeoutSec { get; set; } = 120;
 
     [Parameter]
+    [ValidateRange(1.0, 1_000_000.0)]
+    public double MaxPackageRatio { get; set; } = PackageLimits.DefaultMaxCompressionRatio;
+
+    [Parameter]
+    [ValidateRange(1L, long.MaxValue)]
+    public long MaxUnpackedSize { get; set; } = PackageLimits.DefaultMaxUnpackedBytes;
+
+    [Parameter]
     public SwitchParameter Wait { get; set; }
 
     protected override void ProcessRecord()
@@ -100,6 +108,8 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,
             Tags = Tag,
+            MaxPackageRatio = MaxPackageRatio,
+            MaxUnpackedSize = MaxUnpackedSize,
             Space = Space,
             SpaceModelPaths = spaceModels,
             SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using SleapRtc.Client.Jobs;
+using SleapRtc.Protocol.Jobs;
+using SleapRtc.Worker.Jobs;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SleapRtc.Job.Tests;
+
+/// <summary>
+/// kill -9 of a worker or client process mid-job: SleapRtc peers agree on heartbeats, so the other end notices
+/// within 10 s (classic peers keep the 15 s KEEP_ALIVE and the 25 s idle timeout).
+/// </summary>
+[Collection(nameof(ChildProcessCollection))]
+public sealed class DeadPeerTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+    private readonly ITestOutputHelper _output;
+
+    public DeadPeerTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [InlineData("upload")]
+    [InlineData("training")]
+    public async Task A_killed_worker_is_noticed_by_the_client_within_10_s(string phase)
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var host = await room.StartWorkerAsync(); // only to get a room; the victim runs in its own process
+        using var victim = PeerProcesses.StartWorker(room, host.Session.RoomId, host.Session.Token, Path.Combine(room.Root, "victim"));
+        var package = PeerProcesses.LargePackage(room.Root, 100_000, phase == "upload" ? 300 : 1);
+        var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var submission = new TrainingSubmission(new SubmissionOptions
+        {
+            PackagePath = package, OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport,
+            PeerConnection = RoomFixture.Loopback, RoomId = host.Session.RoomId, Token = host.Session.Token, Server = room.Url,
+            WorkerId = victim.Ready, Connection = new Client.Discovery.ClientConnectionOptions { Log = RoomFixture.Log },
+        });
+        submission.ProgressChanged += p =>
+        {
+            if (phase == "upload" && p.Phase == SubmissionPhase.Uploading && p.BytesDone > 20_000_000) reached.TrySetResult();
+            if (phase == "training" && p.Job is { Epoch: >= 1 }) reached.TrySetResult();
+        };
+        var run = submission.RunAsync(CancellationToken.None);
+        await Task.WhenAny(reached.Task, run).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(reached.Task.IsCompleted, $"the job never reached {phase}: {(run.IsFaulted ? run.Exception!.InnerException!.Message : "")}");
+
+        var clock = Stopwatch.StartNew();
+        victim.KillHard();
+        _output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} killed the worker");
+        var lost = await Assert.ThrowsAsync<WorkerLostException>(() => run.WaitAsync(TimeSpan.FromSeconds(40)));
+        _output.WriteLine($"client noticed the killed worker ({phase}) after {clock.Elapsed.TotalSeconds:0.0} s: {lost.Message}");
+        Assert.True(clock.Elapsed < Bound, $"noticed after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Contains(phase, lost.Message);
+    }
+
+    [Theory]
+    [InlineData("upload")]
+    [InlineData("training")]
+    public async Task A_killed_client_is_noticed_by_the_worker_which_is_available_again_within_10_s(string phase)
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var worker = await room.StartWorkerAsync();
+        var ended = new TaskCompletionSource<WorkerJobOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.JobCompleted += o => ended.TrySetResult(o);
+        var epoch = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.ProgressChanged += p => { if (p.Epoch >= 1) epoch.TrySetResult(); };
+        var package = PeerProcesses.LargePackage(room.Root, 100_000, phase == "upload" ? 300 : 1);
+        using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
+
+        if (phase == "upload")
+        {
+            victim.WaitFor("PHASE uploading", TimeSpan.FromSeconds(60)); // the channel is open and bytes flow
+            await Task.Delay(300);
+            Assert.Equal(WorkerStatus.Reserved, worker.Status);
+        }
+        else
+        {
+            await epoch.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+
+        var clock = Stopwatch.StartNew();
+        victim.KillHard();
+        var outcome = await ended.Task.WaitAsync(TimeSpan.FromSeconds(40));
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        _output.WriteLine($"worker available again after {clock.Elapsed.TotalSeconds:0.0} s ({phase}); job ended {outcome.End}");
+        Assert.Equal(WorkerJobEnd.ClientGone, outcome.End);
+        Assert.True(clock.Elapsed < Bound, $"available after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
+    }
+
+    [Fact]
+    public void Heartbeats_are_only_offered_in_the_extension_handshake()
+    {
+        // A classic peer never says hello, so it never sees the heartbeat feature or a SLEAPRTC_HEARTBEAT.
+        var hello = JobExtensions.ParseHandshake(JobMessages.Parse(JobExtensions.HelloMessage()).Args[0])!;
+        Assert.True(hello.Has(JobExtensions.FeatureHeartbeat));
+        Assert.False(new JobExtensions.Handshake { Features = new[] { "sha256", "progress", "cancel" } }.Has(JobExtensions.FeatureHeartbeat));
+    }
+
+    [Fact]
+    public async Task A_worker_without_the_heartbeat_feature_keeps_the_classic_timings()
+    {
+        // Our client with a worker that speaks the version-1 extensions but not heartbeats: no heartbeat goes out,
+        // and the client keeps judging silence by the classic idle timeout.
+        await using var pair = new InProcessChannelPair();
+        var sent = new List<string>();
+        pair.Worker.MessageReceived += m =>
+        {
+            if (!m.IsText) return;
+            lock (sent) sent.Add(m.Text!);
+            if (m.Text!.StartsWith(JobMessages.Hello, StringComparison.Ordinal))
+                pair.Worker.Send(JobMessages.Welcome + "::{\"version\":1,\"features\":[\"sha256\",\"progress\",\"cancel\"],\"job_id\":\"j\"}");
+        };
+        var dir = Fixtures.NewTempDirectory("old-worker");
+        var client = new ClientJobSession(pair.Client, "w", useExtensions: true, new ClientJobOptions
+        {
+            KeepAliveInterval = TimeSpan.FromMilliseconds(200), IdleTimeout = TimeSpan.FromSeconds(3),
+            HeartbeatInterval = TimeSpan.FromMilliseconds(100), HeartbeatTimeout = TimeSpan.FromMilliseconds(500),
+        });
+        var package = Fixtures.BuildPackage(dir, "p", new Dictionary<string, string> { ["c.json"] = Fixtures.Config(1) });
+        var clock = Stopwatch.StartNew();
+        var lost = await Assert.ThrowsAsync<WorkerLostException>(() => client.RunAsync(package, Path.Combine(dir, "out"), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.Contains("nothing received for 3 s", lost.Message);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), $"judged after {clock.Elapsed.TotalSeconds:0.0} s");
+        lock (sent) Assert.DoesNotContain(sent, t => t.StartsWith(JobMessages.Heartbeat, StringComparison.Ordinal));
+    }
+}

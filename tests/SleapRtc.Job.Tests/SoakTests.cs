@@ -1,0 +1,32 @@
+using SleapRtc.Soak;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace SleapRtc.Job.Tests;
+
+/// <summary>The short form of bench/SoakBench: 40 jobs from 5 client processes on 3 worker processes, then a short idle.</summary>
+[Collection(nameof(ChildProcessCollection))]
+public sealed class SoakTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public SoakTests(ITestOutputHelper output) => _output = output;
+
+    [Fact]
+    public async Task Forty_jobs_across_three_worker_processes_keep_resources_flat_and_leave_nothing()
+    {
+        var options = new SoakOptions
+        {
+            Jobs = 40, Clients = 5, Workers = 3, Idle = TimeSpan.FromSeconds(5), BaselineJob = 10, Trainer = Fixtures.SleapNn,
+            Log = _output.WriteLine,
+        };
+        var report = await SoakRun.RunAsync(options);
+        _output.WriteLine(SoakRun.Format(report, options));
+
+        Assert.Empty(report.Failures);
+        Assert.Equal(40, report.JobsSucceeded);
+        Assert.Empty(report.LeftOver);
+        Assert.Empty(report.BoundViolations);
+        Assert.Equal(4, report.Processes.Count);
+    }
+}
