@@ -73,8 +73,10 @@ public sealed class WorkerStartupTests : IDisposable
     public void Under_Wait_the_banner_masks_the_token_and_the_session_string_and_says_how_to_get_them()
     {
         using var running = _ps.Start($"$room | Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}' -Wait");
-        running.WaitUntil(r => r.Streams.Information.Any(i => i.MessageData.ToString()!.Contains("$w.SessionString")), TimeSpan.FromSeconds(30), "the banner");
-        var session = running.Output.Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
+        // By index: enumerating a live PSDataCollection blocks until the pipeline ends.
+        static IEnumerable<T> SoFar<T>(PSDataCollection<T> stream) => Enumerable.Range(0, stream.Count).Select(i => stream[i]).ToList();
+        running.WaitUntil(r => SoFar(r.Streams.Information).Any(i => i.MessageData.ToString()!.Contains("$w.SessionString")), TimeSpan.FromSeconds(30), "the banner");
+        var session = SoFar(running.Output).Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
         running.Stop(TimeSpan.FromSeconds(40));
 
         var token = session.Text("Token")!;
