@@ -105,12 +105,12 @@ public sealed class ScenarioTests
     }
 
     [Fact]
-    public void T03_interactive_selection_times_out_with_a_clear_error()
+    public async Task T03_interactive_selection_times_out_with_a_clear_error()
     {
         var chooser = new ScriptedChooser();
         var workers = new[] { new WorkerInfo { PeerId = "w1" } };
-        var error = Assert.Throws<SelectionTimeoutException>(() =>
-            WorkerSelection.SelectInteractive(chooser, workers, () => workers, TimeSpan.FromMilliseconds(50), "room"));
+        var error = await Assert.ThrowsAsync<SelectionTimeoutException>(() =>
+            WorkerSelection.SelectInteractiveAsync(chooser, workers, _ => Task.FromResult<IReadOnlyList<WorkerInfo>>(workers), TimeSpan.FromMilliseconds(50), "room", CancellationToken.None));
         Assert.Equal("WorkerSelectionTimeout", error.ErrorId);
         Assert.Contains("-AutoSelect", error.RecommendedAction);
     }
@@ -155,8 +155,9 @@ public sealed class ScenarioTests
         Assert.Equal("Succeeded", result.Status);
         Assert.Equal(worker.Session.PeerId, result.WorkerId);
         Assert.Equal(new[] { "centroid" }, result.Configs);
-        Assert.Equal(new[] { Path.Combine(output, "centroid") }, result.ModelPaths);
-        Assert.True(File.Exists(Path.Combine(output, "centroid", "best.ckpt")));
+        Assert.Equal(output, Path.GetDirectoryName(result.OutputPath));
+        Assert.Equal(new[] { Path.Combine(result.OutputPath!, "centroid") }, result.ModelPaths);
+        Assert.True(File.Exists(Path.Combine(result.OutputPath!, "centroid", "best.ckpt")));
         Assert.StartsWith("job_", result.JobId);
         Assert.True(result.UploadedBytes > 0);
         Assert.NotNull(submission.ConnectTime);
@@ -379,11 +380,11 @@ public sealed class ScenarioTests
 
         public void WriteLine(string line) => Lines.Enqueue(line);
 
-        public string? ReadLine(string prompt, TimeSpan timeout)
+        public async Task<string?> ReadLineAsync(string prompt, TimeSpan timeout, CancellationToken cancellationToken)
         {
             Prompts.Add(prompt);
             if (Answers.TryDequeue(out var answer)) return answer();
-            Thread.Sleep(timeout < TimeSpan.FromSeconds(1) ? timeout : TimeSpan.FromSeconds(1));
+            await Task.Delay(timeout < TimeSpan.FromSeconds(1) ? timeout : TimeSpan.FromSeconds(1), cancellationToken);
             return null;
         }
     }

@@ -8,7 +8,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Discovers the workers of a room through the signaling server (or lists this session's workers with -Local).</summary>
-[Cmdlet(VerbsCommon.Get, "SleapWorker", DefaultParameterSetName = RoomSet)]
+[Cmdlet(VerbsCommon.Get, "SleapWorker", DefaultParameterSetName = RoomSet, HelpUri = ModuleLinks.Docs + "Get-SleapWorker.md")]
 [OutputType(typeof(WorkerInfo), ParameterSetName = new[] { RoomSet })]
 [OutputType(typeof(WorkerSession), ParameterSetName = new[] { LocalSet })]
 public sealed class GetSleapWorkerCommand : SleapCmdlet
@@ -28,6 +28,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
     public string? SessionString { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter(ParameterSetName = RoomSet)]
@@ -57,27 +58,12 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
         ResolvedRoom room;
         try
         {
-            room = CredentialResolver.Resolve(RoomId, Token, Server, SessionString, ModuleData.Credentials());
+            room = RoomTarget.Resolve(RoomId, Token, Server, SessionString);
         }
         catch (SleapRtcException ex)
         {
             WriteError(SleapErrors.FromLibrary(ex, RoomId));
             return;
-        }
-        catch (FormatException ex)
-        {
-            WriteError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
-            return;
-        }
-        if (room.Server is null)
-        {
-            var sessionServer = RunningServer.OfThisSession().FirstOrDefault()?.LocalUrl;
-            if (sessionServer is null)
-            {
-                WriteError(SleapErrors.MissingServer());
-                return;
-            }
-            room = new ResolvedRoom { RoomId = room.RoomId, Token = room.Token, Server = sessionServer, WorkerPeerId = room.WorkerPeerId, Source = room.Source };
         }
         WriteVerbose($"Discovering workers of room {room.RoomId} on {room.Server} (credentials from {room.Source}).");
 
@@ -99,7 +85,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
                 "Check that the signaling server is reachable and try again.", ex));
             return;
         }
-        KnownPeers.RememberDiscovery(room.RoomId, workers);
+        SessionRegistry.Current.RememberDiscovery(room.RoomId, workers);
         foreach (var worker in workers) WriteObject(worker);
     }
 }

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Jobs;
 
 namespace SleapRtc.PowerShell.Infrastructure;
@@ -22,30 +23,33 @@ internal sealed class QueueSubmissionSink : ISubmissionSink
             showInHost ? new[] { "SleapRtc.Submission", "PSHOST" } : new[] { "SleapRtc.Submission" });
 }
 
-/// <summary>One Submit-SleapTraining, captured from the cmdlet's parameters so it can run in the pipeline or as a job.</summary>
+/// <summary>
+/// One Submit-SleapTraining, captured from the cmdlet's parameters (credentials already resolved on the pipeline
+/// thread) so it can run in the pipeline or as a job.
+/// </summary>
 internal sealed record SubmissionPlan(
-    string PackagePath, string OutputPath, WorkerInfo? Worker, string? SessionString, string? RoomId, string? Token,
-    string? Server, string? WorkerId, bool AutoSelect, long MinGpuMemoryMB, bool ShowLog)
+    string PackagePath, string OutputPath, ResolvedRoom Room, WorkerInfo? Worker, string? WorkerId, bool AutoSelect,
+    long MinGpuMemoryMB, bool ShowLog)
 {
     private const int ActivityId = 4711;
     private const string Activity = "Submit-SleapTraining";
 
-    public async Task<TrainingResult> RunAsync(ISubmissionSink sink, Client.Discovery.IWorkerChooser? chooser, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the submission to its end: a job that ran (succeeded or failed) or was cancelled comes back as a report;
+    /// what kept it from running (no worker, busy, bad credentials) is thrown.
+    /// </summary>
+    public async Task<JobReport> RunAsync(ISubmissionSink sink, Client.Discovery.IWorkerChooser? chooser, CancellationToken cancellationToken)
     {
         var submission = new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = PackagePath,
             OutputPath = OutputPath,
+            Room = Room,
             Worker = Worker,
-            SessionString = SessionString,
-            RoomId = RoomId,
-            Token = Token,
-            Server = Server,
             WorkerId = WorkerId,
             AutoSelect = AutoSelect,
             MinGpuMemoryMB = MinGpuMemoryMB,
             Chooser = chooser,
-            CredentialStore = ModuleData.Credentials(),
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
         });
@@ -56,7 +60,11 @@ internal sealed record SubmissionPlan(
         {
             var result = await submission.RunAsync(cancellationToken).ConfigureAwait(false);
             if (submission.ConnectTime is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
-            return result;
+            return JobReport.Of(result);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return JobReport.Of(submission.CancelledResult());
         }
         finally
         {
@@ -69,12 +77,7 @@ internal sealed record SubmissionPlan(
         var record = new ProgressRecord(ActivityId, Activity, progress.Phase.ToString())
         {
             CurrentOperation = progress.Describe(),
-            PercentComplete = progress.Phase switch
-            {
-                SubmissionPhase.Uploading or SubmissionPhase.Downloading => progress.PercentComplete,
-                SubmissionPhase.Training when progress.Job is { EpochCount: > 0 } job => Math.Clamp(job.Epoch * 100 / job.EpochCount, 0, 100),
-                _ => -1,
-            },
+            PercentComplete = progress.PercentComplete,
         };
         if (progress.EstimatedRemaining is { } eta) record.SecondsRemaining = (int)Math.Min(int.MaxValue, eta.TotalSeconds);
         return record;

@@ -5,17 +5,22 @@ namespace SleapRtc.PowerShell.Infrastructure;
 
 /// <summary>
 /// Submit-SleapTraining -AsJob: a real PowerShell job in the session's job repository, so Get-Job, Receive-Job,
-/// Wait-Job, Stop-Job and Remove-Job work. Its streams fill live; Stop-Job cancels the job on the worker.
+/// Wait-Job, Stop-Job and Remove-Job work. Like every built-in job type it is a parent with one child job that holds
+/// the streams (so the usual $job.ChildJobs[0].Progress works; Receive-Job reads the child). They fill live;
+/// Stop-Job cancels the job on the worker.
 /// </summary>
 public sealed class TrainingJob : Job2
 {
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(15);
     private readonly CancellationTokenSource _cancel = new();
+    private readonly TrainingJobRun _child;
     private Task _run = Task.CompletedTask;
 
     private TrainingJob(string command) : base(command, "SleapTraining")
     {
         PSJobTypeName = "SleapTrainingJob";
+        _child = new TrainingJobRun(command);
+        ChildJobs.Add(_child);
     }
 
     internal static TrainingJob Start(PSCmdlet cmdlet, SubmissionPlan plan, string command)
@@ -28,46 +33,53 @@ public sealed class TrainingJob : Job2
 
     private void Begin(SubmissionPlan plan)
     {
-        SetJobState(JobState.Running);
+        SetState(JobState.Running);
+        var child = _child;
         _run = Task.Run(async () =>
         {
             try
             {
-                var result = await plan.RunAsync(new JobSink(this), chooser: null, _cancel.Token).ConfigureAwait(false);
-                Output.Add(PSObject.AsPSObject(result));
-                SetJobState(JobState.Completed);
+                var report = await plan.RunAsync(new JobSink(child), chooser: null, _cancel.Token).ConfigureAwait(false);
+                report.Deliver(result => child.Output.Add(PSObject.AsPSObject(result)), child.Error.Add);
+                SetState(_cancel.IsCancellationRequested ? JobState.Stopped : report.IsFailure ? JobState.Failed : JobState.Completed);
             }
             catch (OperationCanceledException) when (_cancel.IsCancellationRequested)
             {
-                SetJobState(JobState.Stopped);
+                SetState(JobState.Stopped);
             }
             catch (SleapRtcException ex)
             {
-                Error.Add(SleapErrors.FromLibrary(ex, plan.WorkerId ?? plan.Worker?.PeerId ?? plan.RoomId));
-                SetJobState(JobState.Failed);
+                child.Error.Add(SleapErrors.FromLibrary(ex, plan.WorkerId ?? plan.Worker?.PeerId ?? plan.Room.RoomId));
+                SetState(JobState.Failed);
             }
             catch (Exception ex)
             {
                 // A job must end in a final state whatever happens; the error record carries what went wrong.
-                Error.Add(new ErrorRecord(ex, "TrainingJobFailed", ErrorCategory.NotSpecified, plan.PackagePath));
-                SetJobState(JobState.Failed);
+                child.Error.Add(new ErrorRecord(ex, "TrainingJobFailed", ErrorCategory.NotSpecified, plan.PackagePath));
+                SetState(JobState.Failed);
             }
         });
     }
 
+    /// <summary>The child first, so whoever waits on the parent finds the child's streams final.</summary>
+    private void SetState(JobState state)
+    {
+        _child.SetState(state);
+        SetJobState(state);
+    }
+
     public override string StatusMessage => JobStateInfo.State.ToString();
 
-    public override bool HasMoreData =>
-        Output.Count > 0 || Error.Count > 0 || Progress.Count > 0 || Verbose.Count > 0 || Warning.Count > 0 || Information.Count > 0;
+    public override bool HasMoreData => _child.HasMoreData;
 
     public override string Location => Environment.MachineName;
 
     public override void StopJob()
     {
         if (IsFinished) return;
-        SetJobState(JobState.Stopping);
+        SetState(JobState.Stopping);
         _cancel.Cancel();
-        if (!_run.Wait(StopGrace)) SetJobState(JobState.Stopped);
+        if (!_run.Wait(StopGrace)) SetState(JobState.Stopped);
     }
 
     public override void StopJob(bool force, string reason) => StopJob();
@@ -107,11 +119,32 @@ public sealed class TrainingJob : Job2
 
     private sealed class JobSink : ISubmissionSink
     {
-        private readonly TrainingJob _job;
-        public JobSink(TrainingJob job) => _job = job;
+        private readonly Job _job;
+        public JobSink(Job job) => _job = job;
         public void Progress(ProgressRecord record) => _job.Progress.Add(record);
         public void Verbose(string text) => _job.Verbose.Add(new VerboseRecord(text));
         public void Information(string text, bool showInHost) =>
             _job.Information.Add(new InformationRecord(text, "Submit-SleapTraining"));
     }
+}
+
+/// <summary>The child of a <see cref="TrainingJob"/>: the one run, whose streams Receive-Job reads.</summary>
+public sealed class TrainingJobRun : Job
+{
+    internal TrainingJobRun(string command) : base(command, "SleapTraining")
+    {
+        PSJobTypeName = "SleapTrainingJob";
+    }
+
+    internal void SetState(JobState state) => SetJobState(state);
+
+    public override string StatusMessage => JobStateInfo.State.ToString();
+
+    public override bool HasMoreData =>
+        Output.Count > 0 || Error.Count > 0 || Progress.Count > 0 || Verbose.Count > 0 || Warning.Count > 0 || Information.Count > 0;
+
+    public override string Location => Environment.MachineName;
+
+    /// <summary>Stopping is the parent's business (Stop-Job on the parent cancels the work).</summary>
+    public override void StopJob() { }
 }
