@@ -284,8 +284,13 @@ public sealed class ScenarioTests
             Assert.Equal("WorkerBusy", busy.ErrorId);
             Assert.Equal(worker.Session.PeerId, busy.WorkerId);
             Assert.Contains(busy.CurrentStatus, new[] { WorkerStatus.Busy, WorkerStatus.Reserved });
-            Assert.Contains("Worker is currently", busy.Message);
-            Assert.Contains("discover", busy.RecommendedAction);
+            // The worker's classic wording (with the Python tool's flags) is kept; the message speaks PowerShell.
+            Assert.Contains("Worker is currently", busy.WorkerMessage);
+            Assert.Contains($"is {busy.CurrentStatus}", busy.Message);
+            Assert.False(string.IsNullOrEmpty(busy.RoomId));
+            Assert.Contains(busy.RoomId, busy.Message);
+            Assert.Contains("Get-SleapWorker -RoomId " + busy.RoomId, busy.RecommendedAction);
+            Assert.DoesNotContain("--", busy.Message + busy.RecommendedAction);
         }
 
         var result = await firstRun.WaitAsync(Wait);

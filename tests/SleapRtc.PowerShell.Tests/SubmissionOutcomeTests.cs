@@ -51,7 +51,7 @@ public sealed class SubmissionOutcomeTests : IDisposable
         var variables = Variables(FailingPackage("broken"), Path.Combine(_work, "broken-out"));
         var caught = _ps.Run("""
             try {
-                Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -ErrorAction Stop
+                $result = Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out -ErrorAction Stop
                 'did not throw'
             } catch {
                 $_.FullyQualifiedErrorId
@@ -104,7 +104,7 @@ public sealed class SubmissionOutcomeTests : IDisposable
         Assert.Equal("Stopped", seen[0]);
         Assert.Equal("1", seen[1]);
         Assert.Equal("Cancelled", seen[2]);
-        Assert.StartsWith("TrainingJobCancelled,", seen[3]);
+        Assert.StartsWith("TrainingJobCancelled", seen[3]);
         Assert.Equal("Cancelled", seen[4]);
     }
 
@@ -121,7 +121,7 @@ public sealed class SubmissionOutcomeTests : IDisposable
             $failure[0].FullyQualifiedErrorId
             """, JobTimeout, variables).ThrowOnError().Output.Select(o => o.ToString()).ToList();
         Assert.Equal(new[] { "Failed", "Failed" }, seen.Take(2));
-        Assert.StartsWith("TrainingJobFailed,", seen[2]);
+        Assert.StartsWith("TrainingJobFailed", seen[2]);
     }
 
     [Fact]

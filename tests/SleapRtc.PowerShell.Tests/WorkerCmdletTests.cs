@@ -157,7 +157,7 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.NotNull(error);
         Assert.StartsWith("NoWorkersAvailable,", error!.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.ResourceUnavailable, error.CategoryInfo.Category);
-        Assert.Contains("No workers are available in room", error.ErrorDetails.Message);
+        Assert.Contains("No available workers found in room", error.ErrorDetails.Message);
         Assert.DoesNotContain("busy", error.ErrorDetails.Message);
     }
 

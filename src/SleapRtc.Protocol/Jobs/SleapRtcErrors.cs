@@ -84,11 +84,11 @@ public sealed class NoWorkersAvailableException : SleapRtcException
     /// <summary>Nobody in the room is available (or matches <paramref name="minGpuMemoryMB"/>).</summary>
     public static NoWorkersAvailableException EmptyRoom(string roomId, long minGpuMemoryMB = 0) => new(roomId,
         minGpuMemoryMB > 0
-            ? $"No workers are available in room '{roomId}' with at least {minGpuMemoryMB} MB of GPU memory."
-            : $"No workers are available in room '{roomId}'.",
+            ? $"No available workers found in room '{roomId}' with at least {minGpuMemoryMB} MB of GPU memory."
+            : $"No available workers found in room '{roomId}'.",
         minGpuMemoryMB > 0
             ? $"Lower -MinGpuMemoryMB, or list every worker of the room with Get-SleapWorker -RoomId {roomId} -Status *."
-            : $"Start a worker in this room (Start-SleapWorker -RoomId {roomId}) or list every worker with Get-SleapWorker -RoomId {roomId} -Status *.");
+            : $"Ensure workers are running in this room (Start-SleapWorker -RoomId {roomId}) and have status 'available'.");
 
     /// <summary>Workers exist, but each one tried was busy or reserved.</summary>
     public static NoWorkersAvailableException AllBusy(string roomId, int candidates) => new(roomId,

@@ -10,34 +10,13 @@ namespace SleapRtc.PowerShell.Infrastructure;
 /// see it. The record's id is "&lt;Kind&gt;JobFailed" or "&lt;Kind&gt;JobCancelled" (scripts match on them), its
 /// message carries the trainer's exit code and the worker's last log lines, and its TargetObject is the result.
 /// </summary>
-internal sealed class JobReport
+/// <param name="Kind">"Training", "Inference": the first word of the error ids.</param>
+internal sealed record JobReport(string Kind, object Result, string Status, string JobId, string WorkerId, string? Error, int? ExitCode,
+    IReadOnlyList<string> LastLogLines)
 {
     public const string Succeeded = "Succeeded";
     public const string Cancelled = "Cancelled";
     private const int LogLinesInMessage = 10;
-
-    private JobReport(string kind, object result, string status, string jobId, string workerId, string? error, int? exitCode,
-        IReadOnlyList<string> lastLogLines)
-    {
-        Kind = kind;
-        Result = result;
-        Status = status;
-        JobId = jobId;
-        WorkerId = workerId;
-        Error = error;
-        ExitCode = exitCode;
-        LastLogLines = lastLogLines;
-    }
-
-    /// <summary>"Training", "Inference": the first word of the error ids.</summary>
-    public string Kind { get; }
-    public object Result { get; }
-    public string Status { get; }
-    public string JobId { get; }
-    public string WorkerId { get; }
-    public string? Error { get; }
-    public int? ExitCode { get; }
-    public IReadOnlyList<string> LastLogLines { get; }
 
     public bool IsFailure => !string.Equals(Status, Succeeded, StringComparison.Ordinal);
 
