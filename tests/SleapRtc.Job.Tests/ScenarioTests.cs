@@ -295,8 +295,10 @@ public sealed class ScenarioTests
 
         var result = await firstRun.WaitAsync(Wait);
         Assert.Equal("Succeeded", result.Status);
-        Assert.True(File.Exists(Path.Combine(firstOutput, "centroid", "best.ckpt")));
-        Assert.False(Directory.Exists(Path.Combine(room.Root, "other0")) && Directory.EnumerateFileSystemEntries(Path.Combine(room.Root, "other0")).Any());
+        Assert.Equal(firstOutput, Path.GetDirectoryName(result.OutputPath));
+        Assert.True(File.Exists(Path.Combine(result.OutputPath!, "centroid", "best.ckpt")));
+        // A refused submission leaves no output folder behind.
+        Assert.False(Directory.Exists(Path.Combine(room.Root, "other0")));
     }
 
     [Fact]

@@ -198,7 +198,7 @@ public sealed class TrainingSubmission
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
         });
-        var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+        var channel = await ConnectAsync(connection.Signaling, connection.Room.RoomId, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
         TimeToChannelOpen = clock.Elapsed;
         Tell("Connection established. Starting training job...");
         try
@@ -254,16 +254,16 @@ public sealed class TrainingSubmission
     }
 
     /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>
-    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
+    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, string roomId, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
     {
         var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
         void OnError(SignalingError e)
         {
             if (e.IsWorkerBusy && (e.Sender == workerId || e.Sender is null))
-                answer.TrySetException(new WorkerBusyException(workerId, signaling.RoomId ?? "", e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
+                answer.TrySetException(new WorkerBusyException(workerId, roomId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
             else if (e.Code == ErrorCodes.PeerNotFound && e.InReplyTo is null or MessageTypes.Offer)
-                answer.TrySetException(new WorkerNotFoundException(workerId, signaling.RoomId ?? ""));
+                answer.TrySetException(new WorkerNotFoundException(workerId, roomId));
         }
         signaling.AnswerReceived += OnAnswer;
         signaling.ErrorReceived += OnError;
