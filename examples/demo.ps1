@@ -52,7 +52,8 @@ try {
         -NvidiaSmiPath $nvidiaSmi -SleapNnPath $SleapNnPath
 
     Write-Host '== 3. The room, as a client sees it' -ForegroundColor Cyan
-    Get-SleapWorker -RoomId $first.RoomId | Format-Table PeerId, GpuModel, GpuMemoryMB, Status, Hostname
+    # The default view: short peer ids (the full one is on the object), fits an 80-column terminal.
+    Get-SleapWorker -RoomId $first.RoomId | Out-Host
 
     Write-Host '== 4. A sample training package (shaped like a SLEAP export)' -ForegroundColor Cyan
     $packageDir = Join-Path $work 'labels.v001'

@@ -11,7 +11,7 @@ public sealed class Room
     public DateTimeOffset? CreatedAt { get; set; }
 
     /// <summary>The first characters of the token, enough to tell rooms apart without revealing it.</summary>
-    public string MaskedToken => Token.Length <= 4 ? "****" : Token.Substring(0, 4) + new string('*', 8);
+    public string MaskedToken => DisplayText.MaskToken(Token);
 
     public override string ToString() => RoomId;
 }

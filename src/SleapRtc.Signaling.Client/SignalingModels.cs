@@ -41,9 +41,9 @@ public sealed record RegistrationResult(
 /// <summary>One entry of peer_list.</summary>
 public sealed record DiscoveredPeer(string PeerId, string Role, JsonObject Metadata, DateTimeOffset? ConnectedAt)
 {
-    public JsonObject Properties => Metadata.GetObject("properties") ?? new JsonObject();
+    public JsonObject Properties => Metadata.GetObject(PeerMetadataKeys.Properties) ?? new JsonObject();
 
-    public IReadOnlyList<string> Tags => Metadata["tags"] is JsonArray tags
+    public IReadOnlyList<string> Tags => Metadata[PeerMetadataKeys.Tags] is JsonArray tags
         ? tags.Select(t => t is JsonValue v && v.TryGetValue<string>(out var s) ? s : null).OfType<string>().ToList()
         : [];
 }
@@ -100,14 +100,14 @@ public static class PeerFilters
     public static JsonObject Workers(string? status = "available", long minGpuMemoryMB = 0, IEnumerable<string>? anyTags = null)
     {
         var properties = new JsonObject();
-        if (status is not null) properties["status"] = status;
-        if (minGpuMemoryMB > 0) properties["gpu_memory_mb"] = new JsonObject { ["$gte"] = minGpuMemoryMB };
-        var filters = new JsonObject { ["role"] = "worker", ["properties"] = properties };
+        if (status is not null) properties[PeerMetadataKeys.Status] = status;
+        if (minGpuMemoryMB > 0) properties[PeerMetadataKeys.GpuMemoryMB] = new JsonObject { ["$gte"] = minGpuMemoryMB };
+        var filters = new JsonObject { ["role"] = "worker", [PeerMetadataKeys.Properties] = properties };
         if (anyTags is not null)
         {
             var tags = new JsonArray();
             foreach (var tag in anyTags) tags.Add(tag);
-            if (tags.Count > 0) filters["tags"] = tags;
+            if (tags.Count > 0) filters[PeerMetadataKeys.Tags] = tags;
         }
         return filters;
     }

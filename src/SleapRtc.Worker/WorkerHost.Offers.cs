@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using SleapRtc.Protocol.Jobs;
 using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Client;
 using SleapRtc.WebRtc;
 using SleapRtc.Worker.Jobs;
@@ -30,24 +31,10 @@ public sealed partial class WorkerHost
     private async Task HandleOfferAsync(SdpMessage offer)
     {
         if (_stopping.IsCancellationRequested) return;
-        TaskCompletionSource jobDone;
-        string refusedStatus;
-        lock (_gate)
-        {
-            refusedStatus = _status;
-            if (_status == WorkerStatus.Available)
-            {
-                // Atomic with the check: a second offer racing this one sees "reserved".
-                _status = WorkerStatus.Reserved;
-                jobDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                _currentJob = jobDone.Task;
-            }
-            else
-            {
-                jobDone = null!;
-            }
-        }
-        if (jobDone is null)
+        var jobDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Atomic with the check: a second offer racing this one sees "reserved".
+        if (!TryChangeStatus(WorkerStatus.Reserved, from => from == WorkerStatus.Available, out var refusedStatus,
+                whileLocked: () => _currentJob = jobDone.Task, reason: $"Accepting connection from {offer.Sender} (status: available)"))
         {
             Note($"Rejecting connection from {offer.Sender} - worker is {refusedStatus}");
             await _signaling.SendBusyRejectionAsync(offer.Sender, refusedStatus, _stopping.Token).ConfigureAwait(false);
@@ -56,9 +43,6 @@ public sealed partial class WorkerHost
 
         try
         {
-            Note($"Accepting connection from {offer.Sender} (status: available)");
-            StatusChanged?.Invoke(WorkerStatus.Reserved);
-            Session.Status = WorkerStatus.Reserved;
             await PublishStatusAsync(WorkerStatus.Reserved).ConfigureAwait(false);
             await ServeClientAsync(offer).ConfigureAwait(false);
         }
@@ -138,34 +122,48 @@ public sealed partial class WorkerHost
 
     private async Task BecomeBusyAsync(WorkerJobSession session)
     {
-        lock (_gate)
-        {
-            if (_session != session || _status != WorkerStatus.Reserved) return;
-            _status = WorkerStatus.Busy;
-        }
-        Session.Status = WorkerStatus.Busy;
-        StatusChanged?.Invoke(WorkerStatus.Busy);
-        await PublishAsync(new JsonObject { ["status"] = WorkerStatus.Busy, ["job"] = ProgressNode(session.Progress) }).ConfigureAwait(false);
+        if (!TryChangeStatus(WorkerStatus.Busy, from => from == WorkerStatus.Reserved && _session == session, out _)) return;
+        await PublishAsync(new JsonObject { [PeerMetadataKeys.Status] = WorkerStatus.Busy, [PeerMetadataKeys.Job] = ProgressNode(session.Progress) }).ConfigureAwait(false);
     }
 
     private async Task ClearJobAndBecomeAvailableAsync()
     {
         if (_stopping.IsCancellationRequested) return;
-        lock (_gate) { _status = WorkerStatus.Available; _pendingProgress = null; }
-        Session.Status = WorkerStatus.Available;
-        StatusChanged?.Invoke(WorkerStatus.Available);
+        TryChangeStatus(WorkerStatus.Available, _ => true, out _, whileLocked: () => _pendingProgress = null);
         // Publishing "available" also ends the server's reservation hold for the last client.
-        await PublishAsync(new JsonObject { ["status"] = WorkerStatus.Available, ["job"] = null }).ConfigureAwait(false);
+        await PublishAsync(new JsonObject { [PeerMetadataKeys.Status] = WorkerStatus.Available, [PeerMetadataKeys.Job] = null }).ConfigureAwait(false);
     }
 
-    private Task PublishStatusAsync(string status) => PublishAsync(new JsonObject { ["status"] = status });
+    private Task PublishStatusAsync(string status) => PublishAsync(new JsonObject { [PeerMetadataKeys.Status] = status });
+
+    /// <summary>
+    /// The one place the status changes. Under the lock: the check against the current status, the change, its
+    /// mirror on <see cref="Session"/> and <paramref name="whileLocked"/> happen together, so racing offers and a job
+    /// ending cannot interleave; then, outside the lock, the reason is logged and <see cref="StatusChanged"/> raised.
+    /// </summary>
+    /// <param name="allowedFrom">Whether the change may happen from the current status (checked under the lock).</param>
+    /// <param name="current">The status before the call (what refused the change when it returns false).</param>
+    private bool TryChangeStatus(string to, Func<string, bool> allowedFrom, out string current, Action? whileLocked = null, string? reason = null)
+    {
+        lock (_gate)
+        {
+            current = _status;
+            if (!allowedFrom(current)) return false;
+            _status = to;
+            Session.Status = to;
+            whileLocked?.Invoke();
+        }
+        if (reason is not null) Note(reason);
+        StatusChanged?.Invoke(to);
+        return true;
+    }
 
     private async Task PublishAsync(JsonObject properties)
     {
         await _metadataLock.WaitAsync().ConfigureAwait(false);
         try
         {
-            await _signaling.UpdateMetadataAsync(new JsonObject { ["properties"] = properties }, _stopping.Token).ConfigureAwait(false);
+            await _signaling.UpdateMetadataAsync(new JsonObject { [PeerMetadataKeys.Properties] = properties }, _stopping.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SignalingException or OperationCanceledException or InvalidOperationException)
         {
@@ -197,7 +195,7 @@ public sealed partial class WorkerHost
             }
             Interlocked.Exchange(ref _lastProgressPublishTicks, Environment.TickCount64);
             Interlocked.Exchange(ref _progressPublishScheduled, 0);
-            if (node is not null && status == WorkerStatus.Busy) await PublishAsync(new JsonObject { ["job"] = node }).ConfigureAwait(false);
+            if (node is not null && status == WorkerStatus.Busy) await PublishAsync(new JsonObject { [PeerMetadataKeys.Job] = node }).ConfigureAwait(false);
         });
     }
 
@@ -210,13 +208,6 @@ public sealed partial class WorkerHost
     }
 
     private static JsonNode? ProgressNode(JobProgress progress) => JsonNode.Parse(JobExtensions.SerializeProgress(progress));
-
-    private void SetLocalStatus(string status)
-    {
-        lock (_gate) _status = status;
-        Session.Status = status;
-        StatusChanged?.Invoke(status);
-    }
 
     private void Note(string line)
     {

@@ -18,6 +18,8 @@ namespace SleapRtc.Worker;
 public sealed partial class WorkerHost : IAsyncDisposable
 {
     private const string Component = "worker";
+    /// <summary>The local status of a worker that left the room (never published: the server forgets it).</summary>
+    private const string StoppedStatus = "stopped";
     public static readonly IReadOnlyList<string> ClassicTags = new[] { "sleap-rtc", "training-worker" };
 
     private readonly WorkerOptions _options;
@@ -31,14 +33,17 @@ public sealed partial class WorkerHost : IAsyncDisposable
     private readonly string? _trainerPath;
     private Task _currentJob = Task.CompletedTask;
     private WorkerJobSession? _session;
+    /// <summary>The worker's status: written only by <see cref="TryChangeStatus"/>, under <see cref="_gate"/>.</summary>
     private string _status = WorkerStatus.Available;
 
-    private WorkerHost(WorkerOptions options, SignalingClient signaling, GpuInfo gpu, RegistrationResult registration, string token, string jobsDirectory, string? trainerPath)
+    private WorkerHost(WorkerOptions options, SignalingClient signaling, GpuProbeResult gpuProbe, RegistrationResult registration, string token, string jobsDirectory, string? trainerPath)
     {
         _options = options;
         _signaling = signaling;
         _log = options.Log;
+        var gpu = gpuProbe.Gpu;
         Gpu = gpu;
+        GpuWarning = gpuProbe.Warning;
         _jobsDirectory = jobsDirectory;
         _trainerPath = trainerPath;
         Session = new WorkerSession
@@ -59,9 +64,11 @@ public sealed partial class WorkerHost : IAsyncDisposable
         StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
-    /// <summary>The public description (Start-SleapWorker output); Status follows the lifecycle.</summary>
+    /// <summary>The public description (Start-SleapWorker output); its Status mirrors <see cref="Status"/>.</summary>
     public WorkerSession Session { get; }
     public GpuInfo Gpu { get; }
+    /// <summary>Why the worker advertises the CPU instead of a GPU (nvidia-smi missing or failing); null when a GPU was read.</summary>
+    public string? GpuWarning { get; }
     public string Status { get { lock (_gate) return _status; } }
     /// <summary>The trainer this worker runs, or null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath => _trainerPath;
@@ -84,6 +91,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         if (options.RoomId is not null && string.IsNullOrEmpty(options.Token))
             throw new MissingCredentialsException($"room '{options.RoomId}' was given without its token");
         var gpu = GpuProbe.Probe(options.NvidiaSmiPath, options.GpuId, options.GpuProbeTimeout);
+        if (gpu.Warning is not null) options.Log.Write(LogLevel.Warning, Component, gpu.Warning);
         var trainer = ExecutableLocator.Find(options.SleapNnPath, TrainerProcess.EnvironmentVariable, "sleap-nn");
 
         SignalingClient signaling;
@@ -103,7 +111,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
                 (roomId, token) = (options.RoomId, options.Token!);
             }
 
-            var metadata = BuildMetadata(options, gpu);
+            var metadata = BuildMetadata(options, gpu.Gpu);
             RegistrationResult registration;
             try
             {
@@ -114,12 +122,14 @@ public sealed partial class WorkerHost : IAsyncDisposable
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
             }
 
-            var jobs = options.WorkingDirectory ?? Path.Combine(Path.GetTempPath(), "SleapRtc", "worker-" + registration.PeerId);
-            Directory.CreateDirectory(jobs);
+            // The default folder is created by the first job and removed when the worker stops (StopAsync), so an
+            // idle worker leaves no empty worker-<id> folder in the temp directory; a folder the user gave is theirs.
+            var jobs = options.WorkingDirectory ?? DefaultJobsDirectory(registration.PeerId);
+            if (options.WorkingDirectory is not null) Directory.CreateDirectory(jobs);
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer);
             host.Attach();
             host._log.Write(LogLevel.Information, Component,
-                $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Model} ({gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
+                $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
             return host;
         }
         catch (SignalingException e)
@@ -136,36 +146,56 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     /// <summary>
     /// The start-up banner in classic order (§3), for the Information stream: it shows the room token on
-    /// purpose, because other machines need it to join.
+    /// purpose, because other machines need it to join. With <paramref name="maskSecrets"/> (a worker run as a
+    /// service, whose output lands in the system journal) the token and the session string, which carries the token,
+    /// are masked, and the banner says where the account that runs the worker finds them instead.
     /// </summary>
-    public IReadOnlyList<string> GetCredentialsBanner()
+    /// <param name="savedCredentialsFile">Where the room's credentials were saved, named in the masked banner.</param>
+    public IReadOnlyList<string> GetCredentialsBanner(bool maskSecrets = false, string? savedCredentialsFile = null)
     {
         var rule = new string('=', 80);
         var s = Session;
-        return new[]
+        var lines = new List<string>
         {
             rule,
             "Worker authenticated with server",
             rule,
             "",
             "Session string for DIRECT connection to this worker:",
-            "  " + s.SessionString,
+            "  " + (maskSecrets ? DisplayText.MaskSessionString(s.SessionString) : s.SessionString),
             "",
             "Room credentials for OTHER workers/clients to join this room:",
             "  Room ID: " + s.RoomId,
-            "  Token:   " + s.Token,
+            "  Token:   " + (maskSecrets ? DisplayText.MaskToken(s.Token) : s.Token),
             "  Server:  " + s.Server,
             "",
-            "Copy command for other workers to join:",
-            $"  Start-SleapWorker -Server {s.Server} -RoomId {s.RoomId} -Token {s.Token}",
-            "OR Clients:",
-            $"  Get-SleapWorker -Server {s.Server} -RoomId {s.RoomId} -Token {s.Token}",
-            $"  Submit-SleapTraining -SessionString '{s.SessionString}' -PackagePath ./labels.v001.zip",
-            "",
-            "Use the session string with -SessionString for a direct connection to this worker",
-            "Use the room credentials with -RoomId and -Token for worker discovery",
-            rule,
         };
+        if (maskSecrets)
+        {
+            lines.Add("The token and the session string are masked because this output may be kept in a service log.");
+            lines.Add("To get them, as the account this worker runs as:");
+            lines.Add(savedCredentialsFile is null
+                ? $"  the saved credentials of room {s.RoomId}"
+                : $"  the saved credentials of room {s.RoomId} in {savedCredentialsFile}");
+            lines.Add($"  ConvertTo-SleapSessionString -RoomId {s.RoomId} -Token <token> -PeerId {s.PeerId} -Server {s.Server}");
+            lines.Add("  or, in an interactive session: $w = Start-SleapWorker ... (without -Wait); $w.SessionString; $w.Token");
+        }
+        else
+        {
+            lines.AddRange(new[]
+            {
+                "Copy command for other workers to join:",
+                $"  Start-SleapWorker -Server {s.Server} -RoomId {s.RoomId} -Token {s.Token}",
+                "OR Clients:",
+                $"  Get-SleapWorker -Server {s.Server} -RoomId {s.RoomId} -Token {s.Token}",
+                $"  Submit-SleapTraining -SessionString '{s.SessionString}' -PackagePath ./labels.v001.zip",
+                "",
+                "Use the session string with -SessionString for a direct connection to this worker",
+                "Use the room credentials with -RoomId and -Token for worker discovery",
+            });
+        }
+        lines.Add(rule);
+        return lines;
     }
 
     /// <summary>Stops serving: the running job (if any) ends, the worker leaves the room.</summary>
@@ -180,8 +210,26 @@ public sealed partial class WorkerHost : IAsyncDisposable
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
-        SetLocalStatus("stopped");
+        TryChangeStatus(StoppedStatus, _ => true, out _);
+        RemoveDefaultJobsDirectory();
         _completion.TrySetResult();
+    }
+
+    /// <summary>&lt;temp&gt;/SleapRtc/worker-&lt;peer id&gt;: where jobs run when no working directory is given.</summary>
+    public static string DefaultJobsDirectory(string peerId) => Path.Combine(Path.GetTempPath(), "SleapRtc", "worker-" + peerId);
+
+    private void RemoveDefaultJobsDirectory()
+    {
+        if (_options.WorkingDirectory is not null) return;
+        try
+        {
+            if (Directory.Exists(_jobsDirectory)) Directory.Delete(_jobsDirectory, recursive: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A trainer that outlived its job may still hold a file; the folder is in the temp directory either way.
+            _log.Write(LogLevel.Warning, Component, $"could not remove {_jobsDirectory}: {e.Message}");
+        }
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());
@@ -199,20 +247,20 @@ public sealed partial class WorkerHost : IAsyncDisposable
         foreach (var tag in ClassicTags.Concat(options.Tags).Distinct(StringComparer.Ordinal)) tags.Add(tag);
         var properties = new JsonObject
         {
-            ["gpu_memory_mb"] = gpu.MemoryMB,
-            ["gpu_model"] = gpu.Model,
-            ["sleap_version"] = "unknown",
-            ["cuda_version"] = gpu.CudaVersion,
-            ["hostname"] = Environment.MachineName,
-            ["status"] = WorkerStatus.Available,
-            ["max_concurrent_jobs"] = 1,
-            ["supported_models"] = new JsonArray("base", "centroid", "topdown"),
-            ["supported_job_types"] = new JsonArray("training"),
+            [PeerMetadataKeys.GpuMemoryMB] = gpu.MemoryMB,
+            [PeerMetadataKeys.GpuModel] = gpu.Model,
+            [PeerMetadataKeys.SleapVersion] = "unknown",
+            [PeerMetadataKeys.CudaVersion] = gpu.CudaVersion,
+            [PeerMetadataKeys.Hostname] = Environment.MachineName,
+            [PeerMetadataKeys.Status] = WorkerStatus.Available,
+            [PeerMetadataKeys.MaxConcurrentJobs] = 1,
+            [PeerMetadataKeys.SupportedModels] = new JsonArray("base", "centroid", "topdown"),
+            [PeerMetadataKeys.SupportedJobTypes] = new JsonArray("training"),
             [JobExtensions.MetadataProperty] = JobExtensions.Version,
-            ["gpu_id"] = gpu.Index ?? options.GpuId,
+            [PeerMetadataKeys.GpuId] = gpu.Index ?? options.GpuId,
         };
-        if (!string.IsNullOrWhiteSpace(options.Name)) properties["worker_name"] = options.Name;
-        return new JsonObject { ["tags"] = tags, ["properties"] = properties };
+        if (!string.IsNullOrWhiteSpace(options.Name)) properties[PeerMetadataKeys.WorkerName] = options.Name;
+        return new JsonObject { [PeerMetadataKeys.Tags] = tags, [PeerMetadataKeys.Properties] = properties };
     }
 
     private static SignalingClientOptions WithLog(SignalingClientOptions? template, ILogSink log)

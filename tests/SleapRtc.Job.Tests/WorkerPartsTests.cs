@@ -43,17 +43,16 @@ public sealed class WorkerPartsTests
     [InlineData(2, "NVIDIA GeForce GTX 1080 Ti", 11264L)]
     public void Gpu_probe_reads_recorded_multi_gpu_output_per_gpu_id(int gpuId, string model, long memory)
     {
-        var gpu = GpuProbe.Probe(Fixtures.NvidiaSmi, gpuId, TimeSpan.FromSeconds(10));
+        var gpu = GpuProbe.Probe(Fixtures.NvidiaSmi, gpuId, TimeSpan.FromSeconds(10)).Gpu;
         Assert.Equal((gpuId, model, memory, "12.2", "535.104.05"), (gpu.Index!.Value, gpu.Model, gpu.MemoryMB, gpu.CudaVersion, gpu.DriverVersion));
     }
 
     [Fact]
-    public void Gpu_probe_falls_back_to_cpu()
+    public void The_cpu_description_is_what_classic_workers_send_without_cuda()
     {
-        Assert.Equal(GpuInfo.Cpu, GpuProbe.Probe(Fixtures.NvidiaSmi, 7, TimeSpan.FromSeconds(10)));
-        Assert.Equal(GpuInfo.Cpu, GpuProbe.Probe("/nonexistent/nvidia-smi", 0, TimeSpan.FromSeconds(10)));
         Assert.Equal("CPU", GpuInfo.Cpu.Model);
         Assert.Equal(0, GpuInfo.Cpu.MemoryMB);
+        Assert.False(GpuInfo.Cpu.IsGpu);
     }
 
     [Fact]

@@ -17,9 +17,10 @@ public sealed class HostedPowerShell : IDisposable
 
     /// <param name="importModule">Import the built module (most tests).</param>
     /// <param name="interactiveHost">false: no custom host, as in PowerShell.Create() or a service (prompts impossible).</param>
-    public HostedPowerShell(bool importModule = true, bool interactiveHost = true)
+    /// <param name="consoleWidth">Width of the test host's console (Out-Host formats to it).</param>
+    public HostedPowerShell(bool importModule = true, bool interactiveHost = true, int consoleWidth = 120)
     {
-        Host = new TestHost();
+        Host = new TestHost(consoleWidth);
         var state = InitialSessionState.CreateDefault2();
         Runspace = interactiveHost ? RunspaceFactory.CreateRunspace(Host, state) : RunspaceFactory.CreateRunspace(state);
         Runspace.Open();

@@ -15,6 +15,39 @@ public sealed class ModuleLoadingTests
         Assert.Equal(version, moduleVersion);
     }
 
+    /// <summary>
+    /// SQLite's package brings natives for every RID NuGet knows (s390x, mips64, wasm, ...); the module ships those of the
+    /// platforms PowerShell runs on, all of them, and nothing else: in bin/deps (PowerShell 7), bin/desktop (Windows
+    /// PowerShell 5.1, win-* only) and, once ./build.ps1 -Task Package has run, the versioned package folder.
+    /// </summary>
+    [Fact]
+    public void Module_folders_carry_sqlite_natives_only_for_the_platforms_PowerShell_runs_on()
+    {
+        string[] powerShellPlatforms = { "win-x64", "win-x86", "win-arm64", "linux-x64", "linux-arm64", "linux-arm", "linux-musl-x64", "linux-musl-arm64", "osx-x64", "osx-arm64" };
+        var csproj = File.ReadAllText(Path.Combine(RepoPaths.Root, "src", "SleapRtc", "SleapRtc.csproj"));
+        Assert.Equal(string.Join(";", powerShellPlatforms), Regex.Match(csproj, "<ModuleNativeRuntimes>([^<]+)</ModuleNativeRuntimes>").Groups[1].Value);
+
+        var moduleRoots = new List<string> { RepoPaths.Root };
+        var props = File.ReadAllText(Path.Combine(RepoPaths.Root, "Directory.Build.props"));
+        var package = Path.Combine(RepoPaths.Root, "out", "SleapRtc", Regex.Match(props, "<Version>([^<]+)</Version>").Groups[1].Value);
+        if (Directory.Exists(package)) moduleRoots.Add(package);
+        foreach (var root in moduleRoots)
+        {
+            var deps = Path.Combine(root, "bin", "deps", "runtimes");
+            Assert.Equal(powerShellPlatforms.OrderBy(r => r, StringComparer.Ordinal), RuntimeFolders(deps));
+            Assert.All(powerShellPlatforms, rid => Assert.NotEmpty(Directory.GetFiles(Path.Combine(deps, rid, "native"))));
+            var desktop = Path.Combine(root, "bin", "desktop", "runtimes");
+            Assert.Equal(powerShellPlatforms.Where(r => r.StartsWith("win-", StringComparison.Ordinal)).OrderBy(r => r, StringComparer.Ordinal), RuntimeFolders(desktop));
+            // No native file anywhere else in the module (say, a runtimes folder copied whole).
+            var natives = Directory.GetFiles(Path.Combine(root, "bin"), "*", SearchOption.AllDirectories)
+                .Where(f => f.Contains(Path.DirectorySeparatorChar + "runtimes" + Path.DirectorySeparatorChar, StringComparison.Ordinal));
+            Assert.All(natives, f => Assert.Contains(Path.GetRelativePath(Path.Combine(root, "bin"), f).Split(Path.DirectorySeparatorChar)[2], powerShellPlatforms));
+        }
+    }
+
+    private static IEnumerable<string> RuntimeFolders(string runtimes) =>
+        Directory.GetDirectories(runtimes).Select(Path.GetFileName).OrderBy(r => r, StringComparer.Ordinal)!;
+
     [Fact]
     public void Import_exports_exactly_the_manifest_cmdlets_and_nothing_else()
     {

@@ -11,7 +11,10 @@ namespace SleapRtc.PowerShell.Tests;
 /// <summary>A PowerShell host for tests: its UI answers prompts from a queue and records what it was shown.</summary>
 public sealed class TestHost : PSHost
 {
-    private readonly TestHostUserInterface _ui = new();
+    private readonly TestHostUserInterface _ui;
+
+    /// <param name="consoleWidth">Columns of the console: what Out-Host formats tables to (users' terminals are often 80).</param>
+    public TestHost(int consoleWidth = 120) => _ui = new TestHostUserInterface(consoleWidth);
 
     public TestHostUserInterface TestUI => _ui;
     public override PSHostUserInterface UI => _ui;
@@ -45,7 +48,9 @@ public sealed class TestHostUserInterface : PSHostUserInterface
         get { lock (_gate) return _transcript.ToString(); }
     }
 
-    public override PSHostRawUserInterface RawUI { get; } = new TestRawUserInterface();
+    public TestHostUserInterface(int consoleWidth = 120) => RawUI = new TestRawUserInterface(consoleWidth);
+
+    public override PSHostRawUserInterface RawUI { get; }
 
     public override string ReadLine() => NextAnswer("ReadLine");
 
@@ -112,19 +117,27 @@ public sealed class TestHostUserInterface : PSHostUserInterface
     }
 }
 
-/// <summary>A fixed 120x50 console, enough for the formatting engine.</summary>
+/// <summary>A fixed console (120x50 unless told), enough for the formatting engine.</summary>
 internal sealed class TestRawUserInterface : PSHostRawUserInterface
 {
+    public TestRawUserInterface(int width)
+    {
+        BufferSize = new(width, 50);
+        WindowSize = new(width, 50);
+        MaxPhysicalWindowSize = new(width, 50);
+        MaxWindowSize = new(width, 50);
+    }
+
     public override ConsoleColor BackgroundColor { get; set; } = ConsoleColor.Black;
     public override ConsoleColor ForegroundColor { get; set; } = ConsoleColor.White;
-    public override Size BufferSize { get; set; } = new(120, 50);
+    public override Size BufferSize { get; set; }
     public override Coordinates CursorPosition { get; set; }
     public override int CursorSize { get; set; } = 1;
     public override bool KeyAvailable => false;
-    public override Size MaxPhysicalWindowSize => new(120, 50);
-    public override Size MaxWindowSize => new(120, 50);
+    public override Size MaxPhysicalWindowSize { get; }
+    public override Size MaxWindowSize { get; }
     public override Coordinates WindowPosition { get; set; }
-    public override Size WindowSize { get; set; } = new(120, 50);
+    public override Size WindowSize { get; set; }
     public override string WindowTitle { get; set; } = "";
 
     public override void FlushInputBuffer() { }

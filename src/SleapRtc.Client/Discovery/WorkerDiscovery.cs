@@ -57,44 +57,33 @@ public static class WorkerDiscovery
         return workers;
     }
 
+    /// <summary>What a worker that advertises no GPU model is shown as (classic workers without CUDA say "CPU").</summary>
+    private const string GpuModelWithoutGpu = "CPU";
+
     /// <summary>Maps one peer_list entry (classic metadata keys) to the public object.</summary>
     public static WorkerInfo ToWorkerInfo(DiscoveredPeer peer, string roomId, string? server, string? token)
     {
         var properties = peer.Properties;
+        var advertised = WorkerAdvertisement.Read(properties);
         var dictionary = new Dictionary<string, object?>(StringComparer.Ordinal);
         foreach (var (key, value) in properties) dictionary[key] = ToPlain(value);
         return new WorkerInfo
         {
             PeerId = peer.PeerId,
             RoomId = roomId,
-            GpuModel = Text(properties, "gpu_model") ?? "CPU",
-            GpuMemoryMB = Number(properties, "gpu_memory_mb"),
-            CudaVersion = Text(properties, "cuda_version"),
-            Hostname = Text(properties, "hostname"),
-            Status = Text(properties, "status") ?? WorkerStatus.Available,
-            SleapVersion = Text(properties, "sleap_version"),
+            GpuModel = advertised.GpuModel ?? GpuModelWithoutGpu,
+            GpuMemoryMB = advertised.GpuMemoryMB ?? 0,
+            CudaVersion = advertised.CudaVersion,
+            Hostname = advertised.Hostname,
+            Status = advertised.Status ?? WorkerStatus.Available,
+            SleapVersion = advertised.SleapVersion,
             ConnectedAt = peer.ConnectedAt,
             Properties = dictionary,
             Tags = peer.Tags.ToArray(),
             Server = server,
             Token = token,
-            Job = properties["job"] is JsonObject job ? JobExtensions.ParseProgress(job.ToJsonString()) : null,
+            Job = advertised.Job is JsonObject job ? JobExtensions.ParseProgress(job.ToJsonString()) : null,
         };
-    }
-
-    private static string? Text(JsonObject properties, string key) => properties[key] switch
-    {
-        null => null,
-        JsonValue v when v.TryGetValue<string>(out var s) => s,
-        JsonNode n => n.ToJsonString(),
-    };
-
-    private static long Number(JsonObject properties, string key)
-    {
-        if (properties[key] is not JsonValue v) return 0;
-        if (v.TryGetValue<long>(out var l)) return l;
-        if (v.TryGetValue<double>(out var d)) return (long)d;
-        return v.TryGetValue<string>(out var s) && long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var parsed) ? parsed : 0;
     }
 
     // Plain .NET values so PowerShell users see numbers and strings, not JSON nodes.
@@ -139,12 +128,12 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
             var signIn = await signaling.AnonymousSignInAsync(null, cancellationToken).ConfigureAwait(false);
             var metadata = new JsonObject
             {
-                ["tags"] = new JsonArray("sleap-rtc", "training-client"),
-                ["properties"] = new JsonObject
+                [PeerMetadataKeys.Tags] = new JsonArray("sleap-rtc", "training-client"),
+                [PeerMetadataKeys.Properties] = new JsonObject
                 {
-                    ["sleap_version"] = "unknown",
-                    ["platform"] = Environment.OSVersion.Platform.ToString(),
-                    ["user_id"] = Environment.UserName,
+                    [PeerMetadataKeys.SleapVersion] = "unknown",
+                    [PeerMetadataKeys.Platform] = Environment.OSVersion.Platform.ToString(),
+                    [PeerMetadataKeys.UserId] = Environment.UserName,
                 },
             };
             var registration = await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, room.RoomId, room.Token, signIn.IdToken, "client", metadata), cancellationToken).ConfigureAwait(false);

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using SleapRtc.Protocol.Signaling;
 
 namespace SleapRtc.Signaling.Monitor;
 
@@ -36,9 +38,10 @@ internal sealed class MonitorWorkerView
         if (!string.Equals(peer.Role, "worker", StringComparison.Ordinal)) return null;
 
         var properties = peer.Metadata.ValueKind == JsonValueKind.Object
-            && peer.Metadata.TryGetProperty("properties", out var p) && p.ValueKind == JsonValueKind.Object
+            && peer.Metadata.TryGetProperty(PeerMetadataKeys.Properties, out var p) && p.ValueKind == JsonValueKind.Object
             ? p : default;
-        var status = ReadString(properties, "status") ?? "unknown";
+        var advertised = WorkerAdvertisement.Read(properties.ValueKind == JsonValueKind.Object ? JsonObject.Create(properties) : null);
+        var status = advertised.Status ?? "unknown";
         var jobJson = NormaliseJob(properties);
 
         var buffer = new ArrayBufferWriter<byte>(1024);
@@ -46,17 +49,16 @@ internal sealed class MonitorWorkerView
         {
             writer.WriteStartObject();
             writer.WriteString("peer_id", peer.PeerId);
-            WriteStringOrNull(writer, "name", ReadString(properties, "worker_name") ?? ReadString(properties, "_worker_name") ?? ReadString(properties, "name"));
+            WriteStringOrNull(writer, "name", advertised.WorkerName);
             writer.WriteString("role", peer.Role);
-            writer.WriteString("status", status);
-            WriteStringOrNull(writer, "gpu_model", ReadString(properties, "gpu_model"));
-            var memory = ReadInteger(properties, "gpu_memory_mb");
-            if (memory is long mb) writer.WriteNumber("gpu_memory_mb", mb); else writer.WriteNull("gpu_memory_mb");
-            WriteStringOrNull(writer, "cuda_version", ReadString(properties, "cuda_version"));
-            WriteStringOrNull(writer, "hostname", ReadString(properties, "hostname"));
-            WriteStringOrNull(writer, "sleap_version", ReadString(properties, "sleap_version"));
-            writer.WriteStartArray("tags");
-            if (peer.Metadata.ValueKind == JsonValueKind.Object && peer.Metadata.TryGetProperty("tags", out var tags) && tags.ValueKind == JsonValueKind.Array)
+            writer.WriteString(PeerMetadataKeys.Status, status);
+            WriteStringOrNull(writer, PeerMetadataKeys.GpuModel, advertised.GpuModel);
+            if (advertised.GpuMemoryMB is long mb) writer.WriteNumber(PeerMetadataKeys.GpuMemoryMB, mb); else writer.WriteNull(PeerMetadataKeys.GpuMemoryMB);
+            WriteStringOrNull(writer, PeerMetadataKeys.CudaVersion, advertised.CudaVersion);
+            WriteStringOrNull(writer, PeerMetadataKeys.Hostname, advertised.Hostname);
+            WriteStringOrNull(writer, PeerMetadataKeys.SleapVersion, advertised.SleapVersion);
+            writer.WriteStartArray(PeerMetadataKeys.Tags);
+            if (peer.Metadata.ValueKind == JsonValueKind.Object && peer.Metadata.TryGetProperty(PeerMetadataKeys.Tags, out var tags) && tags.ValueKind == JsonValueKind.Array)
             {
                 foreach (var tag in tags.EnumerateArray())
                 {
@@ -64,16 +66,16 @@ internal sealed class MonitorWorkerView
                 }
             }
             writer.WriteEndArray();
-            writer.WritePropertyName("job");
+            writer.WritePropertyName(PeerMetadataKeys.Job);
             writer.WriteRawValue(jobJson, skipInputValidation: true);
             writer.WriteString("connected_at", peer.ConnectedAt.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
             // Everything else the worker advertised, for scripts; the job is already above in its normalised form.
-            writer.WriteStartObject("properties");
+            writer.WriteStartObject(PeerMetadataKeys.Properties);
             if (properties.ValueKind == JsonValueKind.Object)
             {
                 foreach (var property in properties.EnumerateObject())
                 {
-                    if (property.NameEquals("job")) continue;
+                    if (property.NameEquals(PeerMetadataKeys.Job)) continue;
                     property.WriteTo(writer);
                 }
             }
@@ -90,7 +92,7 @@ internal sealed class MonitorWorkerView
     /// </summary>
     private static string NormaliseJob(JsonElement properties)
     {
-        if (properties.ValueKind != JsonValueKind.Object || !properties.TryGetProperty("job", out var job)) return "null";
+        if (properties.ValueKind != JsonValueKind.Object || !properties.TryGetProperty(PeerMetadataKeys.Job, out var job)) return "null";
         JsonDocument? parsed = null;
         try
         {
@@ -147,16 +149,6 @@ internal sealed class MonitorWorkerView
 
     private static double? NumberOf(Dictionary<string, JsonElement> fields, string key) =>
         fields.TryGetValue(key, out var value) ? NumberValue(value) : null;
-
-    private static string? ReadString(JsonElement properties, string name) =>
-        properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(name, out var value) ? ScalarText(value) : null;
-
-    private static long? ReadInteger(JsonElement properties, string name)
-    {
-        if (properties.ValueKind != JsonValueKind.Object || !properties.TryGetProperty(name, out var value)) return null;
-        var number = NumberValue(value);
-        return number is double d && d >= 0 && d <= long.MaxValue ? (long)d : null;
-    }
 
     /// <summary>Strings as they are, numbers and booleans as their JSON text; objects and arrays are not text.</summary>
     private static string? ScalarText(JsonElement value) => value.ValueKind switch

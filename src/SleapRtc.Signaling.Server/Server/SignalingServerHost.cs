@@ -9,7 +9,7 @@ using SleapRtc.Protocol.Logging;
 using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Monitor;
 using SleapRtc.Signaling.Store;
-using SleapRtc.Signaling.Stun;
+using SleapRtc.WebRtc.Stun;
 
 namespace SleapRtc.Signaling.Server;
 
@@ -28,7 +28,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly IRoomStore _store;
     private readonly bool _ownsStore;
-    private readonly StunBindingResponder? _stun;
+    private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
     private readonly MonitorService _monitor;
     private readonly HttpEndpoints _http;
@@ -45,7 +45,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private int _stopRequested;
 
     private SignalingServerHost(SignalingServerOptions options, TcpListener listener, IRoomStore store, bool ownsStore,
-        StunBindingResponder? stun, IdTokenService idTokens, string databasePath)
+        StunBindingServer? stun, IdTokenService idTokens, string databasePath)
     {
         _options = options;
         _listener = listener;
@@ -113,7 +113,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         var store = options.RoomStore ?? SqliteRoomStore.Open(databasePath);
         var ownsStore = options.RoomStore is null;
         TcpListener? listener = null;
-        StunBindingResponder? stun = null;
+        StunBindingServer? stun = null;
         try
         {
             var key = await store.GetOrCreateKeyAsync("id_token_hs256", IdTokenService.NewKey, ct).ConfigureAwait(false);
@@ -126,11 +126,12 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
             if (options.EnableStun)
             {
-                try { stun = StunBindingResponder.Start(address, port, options.Log); }
+                void LogStopped(string reason) => options.Log.Write(LogLevel.Warning, "stun", reason);
+                try { stun = new StunBindingServer(new IPEndPoint(address, port), LogStopped); }
                 catch (SocketException)
                 {
                     // The UDP port number is taken by something else: any free port still serves peers.
-                    stun = StunBindingResponder.Start(address, 0, options.Log);
+                    stun = new StunBindingServer(new IPEndPoint(address, 0), LogStopped);
                 }
             }
 
@@ -142,7 +143,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         catch
         {
             listener?.Stop();
-            if (stun is not null) await stun.DisposeAsync().ConfigureAwait(false);
+            stun?.Dispose();
             if (ownsStore) await store.DisposeAsync().ConfigureAwait(false);
             throw;
         }
@@ -421,7 +422,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (TimeoutException) { }
         await _monitor.DisposeAsync().ConfigureAwait(false);
-        if (_stun is not null) await _stun.DisposeAsync().ConfigureAwait(false);
+        _stun?.Dispose();
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();
     }

@@ -10,8 +10,8 @@ namespace SleapRtc.Signaling.Store;
 public sealed class InMemoryPeerRegistry : IPeerRegistry
 {
     private const string WorkerRole = "worker";
-    private const string AvailableStatus = "available";
-    private const string ReservedStatus = "reserved";
+    private const string AvailableStatus = WorkerStatus.Available;
+    private const string ReservedStatus = WorkerStatus.Reserved;
 
     private sealed class Entry
     {
@@ -144,7 +144,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (!_peers.TryGetValue(peerId, out var entry)) return null;
             var merged = MetadataMerge.Merge(entry.Metadata, (JsonObject)SignalingJson.Materialize(update)!);
             SetMetadataLocked(entry, merged);
-            if (update.GetObject("properties")?.GetString("status") is { } status)
+            if (update.GetObject(PeerMetadataKeys.Properties)?.GetString(PeerMetadataKeys.Status) is { } status)
             {
                 // The worker now owns its status; "available" means the job (or refusal) is over.
                 entry.StatusSetByServer = false;
@@ -170,7 +170,7 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (workerStatus == AvailableStatus)
             {
                 // Discovery must stop offering this worker at once, before the worker publishes "reserved" itself.
-                var merged = MetadataMerge.Merge(worker.Metadata, new JsonObject { ["properties"] = new JsonObject { ["status"] = ReservedStatus } });
+                var merged = MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = ReservedStatus } });
                 SetMetadataLocked(worker, merged);
                 worker.StatusSetByServer = true;
                 workerStatus = ReservedStatus;
@@ -193,12 +193,12 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (worker.StatusSetByServer)
             {
                 worker.StatusSetByServer = false;
-                SetMetadataLocked(worker, MetadataMerge.Merge(worker.Metadata, new JsonObject { ["properties"] = new JsonObject { ["status"] = AvailableStatus } }));
+                SetMetadataLocked(worker, MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = AvailableStatus } }));
             }
         }
     }
 
-    private static string? StatusOf(Entry entry) => entry.Metadata.GetObject("properties")?.GetString("status");
+    private static string? StatusOf(Entry entry) => entry.Metadata.GetObject(PeerMetadataKeys.Properties)?.GetString(PeerMetadataKeys.Status);
 
     public long RoomVersion(string roomId)
     {

@@ -48,8 +48,10 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
     /// <summary>Hands a datagram from the network (first byte 20–63) to DTLS; never throws.</summary>
     public void DeliverFromNetwork(ReadOnlySpan<byte> datagram)
     {
+        // Zero until the handshake completes and the suite's real minimum is known.
         var minimumCiphertext = _minimumCiphertextLength;
-        if (minimumCiphertext > 0 && !DtlsRecordFilter.IsAcceptable(datagram, minimumCiphertext)) return;
+        var handshakeComplete = minimumCiphertext > 0;
+        if (!DtlsRecordFilter.IsAcceptable(datagram, handshakeComplete, handshakeComplete ? minimumCiphertext : DtlsRecordFilter.SmallestCiphertextLength)) return;
         _adapter.Enqueue(datagram);
     }
 

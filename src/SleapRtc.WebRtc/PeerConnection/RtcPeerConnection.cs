@@ -51,6 +51,9 @@ public sealed class RtcPeerConnection : IPeerConnection
 
     internal IceAgent? IceAgent => _ice;
 
+    /// <summary>The DTLS session SCTP runs over (tests speak through it as the authenticated peer).</summary>
+    internal DtlsSession? DtlsSession => _dtls;
+
     internal Task<SctpAssociation> Association => _association.Task;
 
     public async Task<string> CreateOfferAsync(CancellationToken cancellationToken)

@@ -237,7 +237,7 @@ public sealed partial class SctpAssociation
         if (!_peer.SupportsReconfig)
         {
             // Without RE-CONFIG the channel can only close locally.
-            foreach (ushort stream in _streamsAwaitingReset) OnOutgoingStreamReset(stream);
+            foreach (ushort stream in _streamsAwaitingReset) _channels.OnOutgoingStreamReset(stream, peerSupportsReconfig: false);
             _streamsAwaitingReset.Clear();
             return;
         }
@@ -372,7 +372,7 @@ public sealed partial class SctpAssociation
         _deferredIncomingReset = null;
         _peerNextReconfigRequestSeq++;
         SendReconfigResponse(seq, ReconfigResult.SuccessPerformed);
-        foreach (ushort stream in streams) OnIncomingStreamReset(stream);
+        foreach (ushort stream in streams) _channels.OnIncomingStreamReset(stream);
     }
 
     private void SendReconfigResponse(uint seq, uint result)
@@ -411,7 +411,7 @@ public sealed partial class SctpAssociation
         foreach (ushort stream in streams)
         {
             _sender!.ResetStreamSequence(stream);
-            OnOutgoingStreamReset(stream);
+            _channels.OnOutgoingStreamReset(stream, _peer.SupportsReconfig);
         }
         if (_streamsAwaitingReset.Count > 0) TrySendOutgoingReset();
     }

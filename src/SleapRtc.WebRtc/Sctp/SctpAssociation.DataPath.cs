@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace SleapRtc.WebRtc.Sctp;
 
 // DATA, SACK and the transmit loop: bundling, burst limit, T3-rtx and delayed acknowledgement.
-public sealed partial class SctpAssociation : ISctpMessageSink
+public sealed partial class SctpAssociation
 {
     private bool CanSendData => _state is SctpAssociationState.Established or SctpAssociationState.ShutdownPending or SctpAssociationState.ShutdownReceived;
 
@@ -24,7 +24,7 @@ public sealed partial class SctpAssociation : ISctpMessageSink
         // RFC 9260 §6.7: a chunk that fills (part of) a gap is acknowledged at once, so the sender's
         // fast recovery sees the hole close without waiting for the delayed-ack timer.
         if (_receiver.HasGaps) _sackImmediately = true;
-        var outcome = _receiver.OnData(tsn, flags, streamId, ppid, value[12..], this);
+        var outcome = _receiver.OnData(tsn, flags, streamId, ppid, value[12..], _channels);
         switch (outcome)
         {
             case DataChunkOutcome.Duplicate:
@@ -41,11 +41,6 @@ public sealed partial class SctpAssociation : ISctpMessageSink
         }
         if ((flags & DataFlags.Immediate) != 0) _sackImmediately = true;
         return true;
-    }
-
-    void ISctpMessageSink.OnMessage(ushort streamId, uint ppid, byte[] buffer, int length)
-    {
-        DeliverMessage(streamId, ppid, buffer, length);
     }
 
     private void HandleSack(ReadOnlySpan<byte> value)

@@ -163,7 +163,7 @@ public sealed partial class SctpAssociation
         _heartbeatDeadline = Now + MsToTicks(_options.HeartbeatInterval.TotalMilliseconds);
         ArmTimer();
         _established.TrySetResult();
-        OnAssociationEstablished();
+        _channels.OnAssociationEstablished();
     }
 
     private void OnT1Expired(long now)

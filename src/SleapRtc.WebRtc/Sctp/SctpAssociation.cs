@@ -78,8 +78,11 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
         _localInitialTsn = NonZeroRandom();
         _nextReconfigRequestSeq = _localInitialTsn;
         _timer = new Timer(static state => ((SctpAssociation)state!).OnTimer(), this, Timeout.Infinite, Timeout.Infinite);
-        _nextStreamId = options.IsDtlsClient ? (ushort)0 : (ushort)1;
+        _channels = new DataChannelRouter(this, options.IsDtlsClient, options.RemoteMaxMessageSize);
     }
+
+    /// <summary>The tag every packet to us must carry (tests forge packets the common-header checks accept).</summary>
+    internal uint LocalVerificationTag => _localTag;
 
     public SctpAssociationState State
     {
@@ -269,114 +272,151 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
     private void ProcessPacket(ReadOnlySpan<byte> packet)
     {
         _packetsReceived++;
-        if (packet.Length < SctpPacketWriter.CommonHeaderSize + 4)
+        if (!TryReadCommonHeader(packet, out uint tag)) return;
+        var chunks = packet[SctpPacketWriter.CommonHeaderSize..];
+        if (chunks[0] == ChunkType.Init)
+        {
+            HandleInitPacket(tag, chunks);
+            return;
+        }
+        if (!HasValidVerificationTag(tag, firstType: chunks[0], firstFlags: chunks[1]))
         {
             _packetsDiscarded++;
             return;
+        }
+        if (ProcessChunks(chunks)) ScheduleSackForData();
+    }
+
+    /// <summary>Length, CRC32c and ports of the common header (RFC 9260 §3.1); false discards the packet.</summary>
+    private bool TryReadCommonHeader(ReadOnlySpan<byte> packet, out uint verificationTag)
+    {
+        verificationTag = 0;
+        if (packet.Length < SctpPacketWriter.CommonHeaderSize + 4)
+        {
+            _packetsDiscarded++;
+            return false;
         }
         if (!Crc32c.VerifyPacket(packet))
         {
             _checksumErrors++;
-            return;
+            return false;
         }
         ushort sourcePort = BinaryPrimitives.ReadUInt16BigEndian(packet);
         ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(packet[2..]);
-        uint tag = BinaryPrimitives.ReadUInt32BigEndian(packet[4..]);
         if (sourcePort != _options.RemotePort || destinationPort != _options.LocalPort)
         {
             _packetsDiscarded++;
-            return;
+            return false;
         }
-        var chunks = packet[SctpPacketWriter.CommonHeaderSize..];
-        byte firstType = chunks[0];
-        byte firstFlags = chunks[1];
-        if (firstType == ChunkType.Init)
-        {
-            // INIT travels alone with tag 0 (RFC 9260 §8.5.1).
-            var initReader = new SctpChunkReader(chunks);
-            if (tag != 0 || !initReader.TryRead(out var init) || initReader.TryRead(out _))
-            {
-                _packetsDiscarded++;
-                return;
-            }
-            HandleInit(init.Value);
-            return;
-        }
-        bool reflectedTag = (firstType == ChunkType.Abort || firstType == ChunkType.ShutdownComplete) && (firstFlags & 1) != 0;
-        bool tagOk = reflectedTag ? (tag == _peerTag && _peerTag != 0) : tag == _localTag;
-        if (!tagOk)
+        verificationTag = BinaryPrimitives.ReadUInt32BigEndian(packet[4..]);
+        return true;
+    }
+
+    /// <summary>INIT travels alone with tag 0 (RFC 9260 §8.5.1); anything else in such a packet discards it.</summary>
+    private void HandleInitPacket(uint tag, ReadOnlySpan<byte> chunks)
+    {
+        var initReader = new SctpChunkReader(chunks);
+        if (tag != 0 || !initReader.TryRead(out var init) || initReader.TryRead(out _))
         {
             _packetsDiscarded++;
             return;
         }
+        HandleInit(init.Value);
+    }
+
+    /// <summary>Our tag, or the peer's own when an ABORT or SHUTDOWN COMPLETE sets the T bit (RFC 9260 §8.5.1).</summary>
+    private bool HasValidVerificationTag(uint tag, byte firstType, byte firstFlags)
+    {
+        bool reflectedTag = (firstType == ChunkType.Abort || firstType == ChunkType.ShutdownComplete) && (firstFlags & 1) != 0;
+        return reflectedTag ? (tag == _peerTag && _peerTag != 0) : tag == _localTag;
+    }
+
+    /// <summary>
+    /// Handles the packet's chunks in order. True when it carried DATA that needs acknowledging and was
+    /// processed to the end; an unknown chunk type that says "stop" ends it early (and returns false).
+    /// </summary>
+    private bool ProcessChunks(ReadOnlySpan<byte> chunks)
+    {
         var reader = new SctpChunkReader(chunks);
         bool packetHadData = false;
         _unrecognizedReported = false;
         while (!_closed && reader.TryRead(out var chunk))
         {
-            switch (chunk.Type)
-            {
-                case ChunkType.Data:
-                    packetHadData |= HandleData(chunk.Flags, chunk.Value);
-                    break;
-                case ChunkType.Sack:
-                    HandleSack(chunk.Value);
-                    break;
-                case ChunkType.InitAck:
-                    HandleInitAck(chunk.Value);
-                    break;
-                case ChunkType.CookieEcho:
-                    HandleCookieEcho(chunk.Value);
-                    break;
-                case ChunkType.CookieAck:
-                    HandleCookieAck();
-                    break;
-                case ChunkType.Heartbeat:
-                    HandleHeartbeat(chunk.Value);
-                    break;
-                case ChunkType.HeartbeatAck:
-                    HandleHeartbeatAck(chunk.Value);
-                    break;
-                case ChunkType.Abort:
-                    HandleAbort(chunk.Value);
-                    break;
-                case ChunkType.Shutdown:
-                    HandleShutdown(chunk.Value);
-                    break;
-                case ChunkType.ShutdownAck:
-                    HandleShutdownAck();
-                    break;
-                case ChunkType.ShutdownComplete:
-                    HandleShutdownComplete();
-                    break;
-                case ChunkType.ReConfig:
-                    HandleReconfig(chunk.Value);
-                    break;
-                case ChunkType.Init:
-                case ChunkType.Error:
-                    break;
-                default:
-                    // RFC 9260 §3.2: the two high bits of an unknown type say report (x1) and stop (0x) or skip (1x).
-                    if ((chunk.Type & 0x40) != 0 && !_unrecognizedReported)
-                    {
-                        _unrecognizedReported = true; // one report per packet: no amplification
-                        ReportUnrecognizedChunk(chunk);
-                    }
-                    if ((chunk.Type & 0x80) == 0) return;
-                    break;
-            }
+            if (chunk.Type == ChunkType.Data) packetHadData |= HandleData(chunk.Flags, chunk.Value);
+            else if (!HandleControlChunk(chunk)) return false;
         }
         if (reader.Malformed) _packetsDiscarded++;
-        if (packetHadData)
+        return packetHadData;
+    }
+
+    /// <summary>Dispatches one non-DATA chunk; false when the rest of the packet must be skipped.</summary>
+    private bool HandleControlChunk(in SctpChunk chunk)
+    {
+        switch (chunk.Type)
         {
-            _dataPacketsSinceSack++;
-            _sackPending = true;
-            if (_receiver!.HasGaps || _receiver.DuplicateCount > 0) _sackImmediately = true;
-            if (!_sackImmediately && _dataPacketsSinceSack < 2 && _sackDeadline == long.MaxValue)
-            {
-                _sackDeadline = Now + MsToTicks(DelayedAckMs);
-                ArmTimer();
-            }
+            case ChunkType.Sack:
+                HandleSack(chunk.Value);
+                break;
+            case ChunkType.InitAck:
+                HandleInitAck(chunk.Value);
+                break;
+            case ChunkType.CookieEcho:
+                HandleCookieEcho(chunk.Value);
+                break;
+            case ChunkType.CookieAck:
+                HandleCookieAck();
+                break;
+            case ChunkType.Heartbeat:
+                HandleHeartbeat(chunk.Value);
+                break;
+            case ChunkType.HeartbeatAck:
+                HandleHeartbeatAck(chunk.Value);
+                break;
+            case ChunkType.Abort:
+                HandleAbort(chunk.Value);
+                break;
+            case ChunkType.Shutdown:
+                HandleShutdown(chunk.Value);
+                break;
+            case ChunkType.ShutdownAck:
+                HandleShutdownAck();
+                break;
+            case ChunkType.ShutdownComplete:
+                HandleShutdownComplete();
+                break;
+            case ChunkType.ReConfig:
+                HandleReconfig(chunk.Value);
+                break;
+            case ChunkType.Init:
+            case ChunkType.Error:
+                break;
+            default:
+                return HandleUnknownChunk(chunk);
+        }
+        return true;
+    }
+
+    /// <summary>RFC 9260 §3.2: the two high bits of an unknown type say report (x1) and stop (0x) or skip (1x).</summary>
+    private bool HandleUnknownChunk(in SctpChunk chunk)
+    {
+        if ((chunk.Type & 0x40) != 0 && !_unrecognizedReported)
+        {
+            _unrecognizedReported = true; // one report per packet: no amplification
+            ReportUnrecognizedChunk(chunk);
+        }
+        return (chunk.Type & 0x80) != 0;
+    }
+
+    /// <summary>RFC 9260 §6.2: SACK every second DATA packet, at once on gaps or duplicates, else after the delayed-ack timeout.</summary>
+    private void ScheduleSackForData()
+    {
+        _dataPacketsSinceSack++;
+        _sackPending = true;
+        if (_receiver!.HasGaps || _receiver.DuplicateCount > 0) _sackImmediately = true;
+        if (!_sackImmediately && _dataPacketsSinceSack < 2 && _sackDeadline == long.MaxValue)
+        {
+            _sackDeadline = Now + MsToTicks(DelayedAckMs);
+            ArmTimer();
         }
     }
 
@@ -530,7 +570,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
         SetState(SctpAssociationState.Closed);
         _t1Deadline = _t3Deadline = _sackDeadline = _heartbeatDeadline = _t2Deadline = _reconfigDeadline = long.MaxValue;
         _timer.Dispose();
-        CloseAllChannels(error);
+        _channels.CloseAll(error);
         _sender?.Release();
         _receiver?.Release();
         _pendingEvents.Add(new PendingEvent(PendingEventKind.AssociationClosed, null, error));

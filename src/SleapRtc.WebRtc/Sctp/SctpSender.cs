@@ -238,23 +238,39 @@ internal sealed class SctpSender
     {
         if (Serial.Lt(cumulativeTsn, _cumAck) || Serial.Ge(cumulativeTsn, _nextTsn)) return default;
         long flightBefore = _flight;
-        long acked = 0;
         bool cumulativeAdvanced = cumulativeTsn != _cumAck;
-        uint highestNewlyAcked = _cumAck;
-        bool anyNewlyAcked = false;
-        uint latestAckedSend = 0;
+        var progress = new AckProgress { HighestNewlyAcked = _cumAck };
+        AckUpToCumulativeTsn(cumulativeTsn, now, ref progress);
+        bool fastRetransmitStarted = false;
+        if (gapBlockCount > 0)
+        {
+            AckGapBlocks(gapBlocks, gapBlockCount, now, ref progress);
+            if (progress.AnyNewlyAcked) fastRetransmitStarted = CountMissIndications(progress);
+        }
+        if (_inFastRecovery && Serial.Ge(_cumAck, _recoverTsn)) _inFastRecovery = false;
+        if (cumulativeAdvanced && !_inFastRecovery && progress.BytesAcked > 0) GrowCongestionWindow(progress.BytesAcked, flightBefore);
+        if (_flight == 0) _partialBytesAcked = 0;
+        _peerRwnd = Math.Max(0, (long)advertisedWindow - _flight);
+        return new SackOutcome(true, cumulativeAdvanced, progress.BytesAcked, fastRetransmitStarted);
+    }
+
+    /// <summary>What one SACK newly acknowledged, gathered across its cumulative ack and its gap blocks.</summary>
+    private struct AckProgress
+    {
+        public long BytesAcked;
+        public uint HighestNewlyAcked;
+        /// <summary>Transmission order (<see cref="SentChunk.SentSeq"/>) of the latest-sent chunk newly acked.</summary>
+        public uint LatestAckedSend;
+        public bool AnyNewlyAcked;
+    }
+
+    /// <summary>Frees every slot up to the cumulative TSN ack, returning message buffers whose last fragment is acked.</summary>
+    private void AckUpToCumulativeTsn(uint cumulativeTsn, long now, ref AckProgress progress)
+    {
         for (uint tsn = _cumAck + 1; tsn != cumulativeTsn + 1; tsn++)
         {
             ref var chunk = ref Slot(tsn);
-            if (chunk.State != SlotAcked)
-            {
-                acked += Charge(chunk.Length);
-                chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
-                highestNewlyAcked = tsn;
-                if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
-                anyNewlyAcked = true;
-                MeasureRtt(tsn, chunk.Retransmitted, now);
-            }
+            if (chunk.State != SlotAcked) RecordNewlyAcked(tsn, ref chunk, now, ref progress);
             if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
             else if (chunk.State == SlotNeedsRetransmit) _toRetransmit--;
             if ((chunk.Flags & DataFlags.End) != 0)
@@ -266,88 +282,98 @@ internal sealed class SctpSender
             chunk = default;
         }
         _cumAck = cumulativeTsn;
+    }
 
+    /// <summary>Marks the chunks inside the SACK's gap blocks acknowledged (they stay in the ring until the cumulative ack passes them).</summary>
+    private void AckGapBlocks(ReadOnlySpan<byte> gapBlocks, int gapBlockCount, long now, ref AckProgress progress)
+    {
+        for (int i = 0; i < gapBlockCount; i++)
+        {
+            int start = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4)..]);
+            int end = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4 + 2)..]);
+            if (start == 0 || end < start) continue;
+            uint first = _cumAck + (uint)start;
+            uint last = _cumAck + (uint)end;
+            if (Serial.Ge(last, _nextTsn)) continue;
+            for (uint tsn = first; tsn != last + 1; tsn++)
+            {
+                ref var chunk = ref Slot(tsn);
+                if (chunk.State == SlotAcked || chunk.State == SlotEmpty) continue;
+                if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
+                else _toRetransmit--;
+                chunk.State = SlotAcked;
+                RecordNewlyAcked(tsn, ref chunk, now, ref progress);
+            }
+        }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void RecordNewlyAcked(uint tsn, ref SentChunk chunk, long now, ref AckProgress progress)
+    {
+        progress.BytesAcked += Charge(chunk.Length);
+        chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
+        MeasureRtt(tsn, chunk.Retransmitted, now);
+        if (!progress.AnyNewlyAcked || Serial.Gt(tsn, progress.HighestNewlyAcked)) progress.HighestNewlyAcked = tsn;
+        if (!progress.AnyNewlyAcked || Serial.Gt(chunk.SentSeq, progress.LatestAckedSend)) progress.LatestAckedSend = chunk.SentSeq;
+        progress.AnyNewlyAcked = true;
+    }
+
+    /// <summary>
+    /// HTNA (RFC 9260 §7.2.4) in transmission order: a chunk gets a miss indication only when something
+    /// sent after it was newly acknowledged. For first transmissions that is exactly "TSN below the highest
+    /// newly acked TSN"; a retransmission is not blamed for acks of packets that left before it, and a lost
+    /// retransmission can be fast-retransmitted again instead of waiting for T3. True when a chunk reached
+    /// the miss threshold and was marked for fast retransmission.
+    /// </summary>
+    private bool CountMissIndications(in AckProgress progress)
+    {
         bool fastRetransmitStarted = false;
-        if (gapBlockCount > 0)
+        for (uint tsn = _cumAck + 1; Serial.Lt(tsn, progress.HighestNewlyAcked); tsn++)
         {
-            uint highestGapAcked = _cumAck;
-            for (int i = 0; i < gapBlockCount; i++)
-            {
-                int start = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4)..]);
-                int end = System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(gapBlocks[(i * 4 + 2)..]);
-                if (start == 0 || end < start) continue;
-                uint first = _cumAck + (uint)start;
-                uint last = _cumAck + (uint)end;
-                if (Serial.Ge(last, _nextTsn)) continue;
-                for (uint tsn = first; tsn != last + 1; tsn++)
-                {
-                    ref var chunk = ref Slot(tsn);
-                    if (chunk.State == SlotAcked || chunk.State == SlotEmpty) continue;
-                    if (chunk.State == SlotInFlight) _flight -= Charge(chunk.Length);
-                    else _toRetransmit--;
-                    chunk.State = SlotAcked;
-                    acked += Charge(chunk.Length);
-                    chunk.Message!.Owner?.OnBytesAcknowledged(chunk.Length);
-                    MeasureRtt(tsn, chunk.Retransmitted, now);
-                    if (!anyNewlyAcked || Serial.Gt(tsn, highestNewlyAcked)) highestNewlyAcked = tsn;
-                    if (!anyNewlyAcked || Serial.Gt(chunk.SentSeq, latestAckedSend)) latestAckedSend = chunk.SentSeq;
-                    anyNewlyAcked = true;
-                }
-                if (Serial.Gt(last, highestGapAcked)) highestGapAcked = last;
-            }
-            // HTNA (RFC 9260 §7.2.4) in transmission order: a chunk gets a miss indication only when something
-            // sent after it was newly acknowledged. For first transmissions that is exactly "TSN below the highest
-            // newly acked TSN"; a retransmission is not blamed for acks of packets that left before it, and a lost
-            // retransmission can be fast-retransmitted again instead of waiting for T3.
-            if (anyNewlyAcked)
-            {
-                for (uint tsn = _cumAck + 1; Serial.Lt(tsn, highestNewlyAcked); tsn++)
-                {
-                    ref var chunk = ref Slot(tsn);
-                    if (chunk.State != SlotInFlight || !Serial.Lt(chunk.SentSeq, latestAckedSend)) continue;
-                    if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
-                    chunk.State = SlotNeedsRetransmit;
-                    chunk.Misses = 0;
-                    _flight -= Charge(chunk.Length);
-                    _toRetransmit++;
-                    if (_timing && _timedTsn == tsn) _timing = false;
-                    // RFC 9260 §7.2.4 step 3: every fast retransmission may send one packet regardless of cwnd,
-                    // also inside a recovery window; only the cwnd cut (step 2) happens once per window.
-                    fastRetransmitStarted = true;
-                    FastRetransmits++;
-                    if (!_inFastRecovery)
-                    {
-                        _inFastRecovery = true;
-                        _recoverTsn = _nextTsn - 1;
-                        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
-                        Cwnd = Ssthresh;
-                        _partialBytesAcked = 0;
-                    }
-                }
-            }
+            ref var chunk = ref Slot(tsn);
+            if (chunk.State != SlotInFlight || !Serial.Lt(chunk.SentSeq, progress.LatestAckedSend)) continue;
+            if (++chunk.Misses < MissIndicationsForFastRetransmit) continue;
+            chunk.State = SlotNeedsRetransmit;
+            chunk.Misses = 0;
+            _flight -= Charge(chunk.Length);
+            _toRetransmit++;
+            if (_timing && _timedTsn == tsn) _timing = false;
+            // RFC 9260 §7.2.4 step 3: every fast retransmission may send one packet regardless of cwnd,
+            // also inside a recovery window; only the cwnd cut (step 2) happens once per window.
+            fastRetransmitStarted = true;
+            FastRetransmits++;
+            if (!_inFastRecovery) EnterFastRecovery();
         }
+        return fastRetransmitStarted;
+    }
 
-        if (_inFastRecovery && Serial.Ge(_cumAck, _recoverTsn)) _inFastRecovery = false;
-        if (cumulativeAdvanced && !_inFastRecovery && acked > 0)
+    /// <summary>RFC 9260 §7.2.4 step 2: halve cwnd once per recovery window, which ends when the cumulative ack passes what was sent by now.</summary>
+    private void EnterFastRecovery()
+    {
+        _inFastRecovery = true;
+        _recoverTsn = _nextTsn - 1;
+        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
+        Cwnd = Ssthresh;
+        _partialBytesAcked = 0;
+    }
+
+    /// <summary>Slow start below ssthresh, congestion avoidance above it (RFC 9260 §7.2.1, §7.2.2); only while the window was in use.</summary>
+    private void GrowCongestionWindow(long bytesAcked, long flightBefore)
+    {
+        bool windowWasFull = flightBefore + _mtu > Cwnd;
+        if (Cwnd <= Ssthresh)
         {
-            bool windowWasFull = flightBefore + _mtu > Cwnd;
-            if (Cwnd <= Ssthresh)
+            if (windowWasFull) Cwnd += Math.Min(bytesAcked, _mtu);
+        }
+        else
+        {
+            _partialBytesAcked += bytesAcked;
+            if (_partialBytesAcked >= Cwnd && windowWasFull)
             {
-                if (windowWasFull) Cwnd += Math.Min(acked, _mtu);
-            }
-            else
-            {
-                _partialBytesAcked += acked;
-                if (_partialBytesAcked >= Cwnd && windowWasFull)
-                {
-                    _partialBytesAcked -= Cwnd;
-                    Cwnd += _mtu;
-                }
+                _partialBytesAcked -= Cwnd;
+                Cwnd += _mtu;
             }
         }
-        if (_flight == 0) _partialBytesAcked = 0;
-        _peerRwnd = Math.Max(0, (long)advertisedWindow - _flight);
-        return new SackOutcome(true, cumulativeAdvanced, acked, fastRetransmitStarted);
     }
 
     private void MeasureRtt(uint tsn, bool retransmitted, long now)

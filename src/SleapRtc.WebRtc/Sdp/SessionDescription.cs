@@ -51,110 +51,138 @@ public sealed class SessionDescription
     public static SessionDescription Parse(string sdp)
     {
         ArgumentNullException.ThrowIfNull(sdp);
-        var result = new SessionDescription();
-        var sawApplication = false;
-        var inOtherMedia = false;
-        string? sessionFingerprint = null, sessionUfrag = null, sessionPwd = null;
-        SdpSetup? sessionSetup = null;
-        string? mediaFingerprint = null;
-        SdpSetup? mediaSetup = null;
-        foreach (var rawLine in sdp.Split('\n'))
+        var parser = new Parser();
+        foreach (var rawLine in sdp.Split('\n')) parser.ReadLine(rawLine.TrimEnd('\r', ' '));
+        return parser.Finish();
+    }
+
+    /// <summary>
+    /// Reads an SDP line by line. Attributes before the first m= line are session-level and are the fallback
+    /// for ICE credentials, fingerprint and setup; media sections other than the first m=application are skipped.
+    /// </summary>
+    private sealed class Parser
+    {
+        private readonly SessionDescription _result = new();
+        private bool _sawApplication;
+        private bool _inOtherMedia;
+        private string? _sessionFingerprint, _sessionUfrag, _sessionPwd, _mediaFingerprint;
+        private SdpSetup? _sessionSetup, _mediaSetup;
+
+        public void ReadLine(string line)
         {
-            var line = rawLine.TrimEnd('\r', ' ');
-            if (line.Length < 2 || line[1] != '=') continue;
-            var kind = line[0];
+            if (line.Length < 2 || line[1] != '=') return;
             var value = line[2..];
-            if (kind == 'o')
+            switch (line[0])
             {
-                var parts = value.Split(' ');
-                if (parts.Length >= 3)
-                {
-                    // Chromium's session ids exceed long range; keep what fits, it is informational only.
-                    _ = ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var id);
-                    result.SessionId = id;
-                    _ = ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var version);
-                    result.SessionVersion = version;
-                }
-                continue;
+                case 'o': ReadOrigin(value); break;
+                case 'm': ReadMedia(value); break;
+                case 'a' when !_inOtherMedia: ReadAttribute(value); break;
             }
-            if (kind == 'm')
+        }
+
+        private void ReadOrigin(string value)
+        {
+            var parts = value.Split(' ');
+            if (parts.Length < 3) return;
+            // Chromium's session ids exceed long range; keep what fits, it is informational only.
+            _ = ulong.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var id);
+            _result.SessionId = id;
+            _ = ulong.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var version);
+            _result.SessionVersion = version;
+        }
+
+        private void ReadMedia(string value)
+        {
+            if (_sawApplication) { _inOtherMedia = true; return; }
+            var parts = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length < 4 || parts[0] != "application")
             {
-                if (sawApplication) { inOtherMedia = true; continue; }
-                var parts = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (parts.Length >= 4 && parts[0] == "application")
-                {
-                    if (parts[2].Equals("UDP/DTLS/SCTP", StringComparison.OrdinalIgnoreCase)
-                        || parts[2].Equals("TCP/DTLS/SCTP", StringComparison.OrdinalIgnoreCase))
-                    {
-                        if (parts[3] != "webrtc-datachannel") throw new SdpException("m=application format is not webrtc-datachannel");
-                    }
-                    else if (parts[2].Equals("DTLS/SCTP", StringComparison.OrdinalIgnoreCase))
-                    {
-                        result.LegacySctpMap = true;
-                        if (int.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var legacyPort)) result.SctpPort = legacyPort;
-                    }
-                    else throw new SdpException($"unsupported m=application protocol '{parts[2]}'");
-                    sawApplication = true;
-                    inOtherMedia = false;
-                }
-                else inOtherMedia = true;
-                continue;
+                _inOtherMedia = true;
+                return;
             }
-            if (kind != 'a' || inOtherMedia) continue;
+            if (parts[2].Equals("UDP/DTLS/SCTP", StringComparison.OrdinalIgnoreCase)
+                || parts[2].Equals("TCP/DTLS/SCTP", StringComparison.OrdinalIgnoreCase))
+            {
+                if (parts[3] != "webrtc-datachannel") throw new SdpException("m=application format is not webrtc-datachannel");
+            }
+            else if (parts[2].Equals("DTLS/SCTP", StringComparison.OrdinalIgnoreCase))
+            {
+                _result.LegacySctpMap = true;
+                if (int.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var legacyPort)) _result.SctpPort = legacyPort;
+            }
+            else throw new SdpException($"unsupported m=application protocol '{parts[2]}'");
+            _sawApplication = true;
+            _inOtherMedia = false;
+        }
+
+        private void ReadAttribute(string value)
+        {
             var colon = value.IndexOf(':', StringComparison.Ordinal);
             var name = colon < 0 ? value : value[..colon];
             var attribute = colon < 0 ? "" : value[(colon + 1)..].Trim();
             switch (name)
             {
-                case "ice-ufrag": if (sawApplication) result.IceUfrag = attribute; else sessionUfrag = attribute; break;
-                case "ice-pwd": if (sawApplication) result.IcePwd = attribute; else sessionPwd = attribute; break;
-                case "ice-lite": result.IceLite = true; break;
+                case "ice-ufrag": if (_sawApplication) _result.IceUfrag = attribute; else _sessionUfrag = attribute; break;
+                case "ice-pwd": if (_sawApplication) _result.IcePwd = attribute; else _sessionPwd = attribute; break;
+                case "ice-lite": _result.IceLite = true; break;
                 case "ice-options":
-                    if (attribute.Split(' ', ',').Contains("trickle")) result.IceOptionTrickle = true;
+                    if (attribute.Split(' ', ',').Contains("trickle")) _result.IceOptionTrickle = true;
                     break;
-                case "fingerprint":
-                    if (attribute.StartsWith("sha-256 ", StringComparison.OrdinalIgnoreCase) || (sawApplication ? mediaFingerprint : sessionFingerprint) is null)
-                    {
-                        if (sawApplication) mediaFingerprint = attribute; else sessionFingerprint = attribute;
-                    }
-                    break;
+                case "fingerprint": ReadFingerprintAttribute(attribute); break;
                 case "setup":
                     var setup = ParseSetup(attribute);
-                    if (sawApplication) mediaSetup = setup; else sessionSetup = setup;
+                    if (_sawApplication) _mediaSetup = setup; else _sessionSetup = setup;
                     break;
-                case "mid": if (sawApplication) result.Mid = attribute; break;
+                case "mid": if (_sawApplication) _result.Mid = attribute; break;
                 case "sctp-port":
-                    if (int.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out var sctpPort)) result.SctpPort = sctpPort;
+                    if (int.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out var sctpPort)) _result.SctpPort = sctpPort;
                     break;
-                case "sctpmap":
-                    {
-                        var parts = attribute.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                        if (parts.Length >= 1 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var mapPort))
-                        {
-                            result.SctpPort = mapPort;
-                            result.LegacySctpMap = true;
-                        }
-                        break;
-                    }
-                case "max-message-size":
-                    if (int.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out var maxMessage)) result.MaxMessageSize = maxMessage;
-                    else if (long.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out _)) result.MaxMessageSize = int.MaxValue;
-                    break;
+                case "sctpmap": ReadSctpMap(attribute); break;
+                case "max-message-size": ReadMaxMessageSize(attribute); break;
                 case "candidate":
-                    if (sawApplication && SdpCandidate.TryParse(value, out var candidate)) result.Candidates.Add(candidate!);
+                    if (_sawApplication && SdpCandidate.TryParse(value, out var candidate)) _result.Candidates.Add(candidate!);
                     break;
-                case "end-of-candidates": result.EndOfCandidates = true; break;
-                case "tls-id": result.TlsId = attribute; break;
+                case "end-of-candidates": _result.EndOfCandidates = true; break;
+                case "tls-id": _result.TlsId = attribute; break;
             }
         }
-        if (!sawApplication) throw new SdpException("no m=application section for data channels");
-        if (result.IceUfrag.Length == 0) result.IceUfrag = sessionUfrag ?? "";
-        if (result.IcePwd.Length == 0) result.IcePwd = sessionPwd ?? "";
-        if (result.IceUfrag.Length == 0 || result.IcePwd.Length == 0) throw new SdpException("missing a=ice-ufrag or a=ice-pwd");
-        var fingerprint = mediaFingerprint ?? sessionFingerprint ?? throw new SdpException("missing a=fingerprint");
-        ParseFingerprint(fingerprint, result);
-        result.Setup = mediaSetup ?? sessionSetup ?? SdpSetup.ActPass;
-        return result;
+
+        /// <summary>The first fingerprint of its level wins, unless a later one is sha-256 (the hash every peer supports).</summary>
+        private void ReadFingerprintAttribute(string attribute)
+        {
+            if (!attribute.StartsWith("sha-256 ", StringComparison.OrdinalIgnoreCase) && (_sawApplication ? _mediaFingerprint : _sessionFingerprint) is not null) return;
+            if (_sawApplication) _mediaFingerprint = attribute; else _sessionFingerprint = attribute;
+        }
+
+        private void ReadSctpMap(string attribute)
+        {
+            var parts = attribute.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 1 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var mapPort))
+            {
+                _result.SctpPort = mapPort;
+                _result.LegacySctpMap = true;
+            }
+        }
+
+        /// <summary>A value beyond int range means "larger than anything we send": clamp it.</summary>
+        private void ReadMaxMessageSize(string attribute)
+        {
+            if (int.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out var maxMessage)) _result.MaxMessageSize = maxMessage;
+            else if (long.TryParse(attribute, NumberStyles.None, CultureInfo.InvariantCulture, out _)) _result.MaxMessageSize = int.MaxValue;
+        }
+
+        /// <summary>Applies the session-level fallbacks and checks what a data-channel session cannot do without.</summary>
+        public SessionDescription Finish()
+        {
+            if (!_sawApplication) throw new SdpException("no m=application section for data channels");
+            if (_result.IceUfrag.Length == 0) _result.IceUfrag = _sessionUfrag ?? "";
+            if (_result.IcePwd.Length == 0) _result.IcePwd = _sessionPwd ?? "";
+            if (_result.IceUfrag.Length == 0 || _result.IcePwd.Length == 0) throw new SdpException("missing a=ice-ufrag or a=ice-pwd");
+            var fingerprint = _mediaFingerprint ?? _sessionFingerprint ?? throw new SdpException("missing a=fingerprint");
+            ParseFingerprint(fingerprint, _result);
+            _result.Setup = _mediaSetup ?? _sessionSetup ?? SdpSetup.ActPass;
+            return _result;
+        }
     }
 
     private static SdpSetup ParseSetup(string value) => value.ToLowerInvariant() switch

@@ -4,12 +4,16 @@ namespace SleapRtc.Worker.Training;
 public static class ExecutableLocator
 {
     /// <returns>The full path, or null when the tool is nowhere to be found.</returns>
-    public static string? Find(string? explicitPath, string environmentVariable, string commandName)
+    public static string? Find(string? explicitPath, string environmentVariable, string commandName) =>
+        Search(explicitPath, environmentVariable, commandName).Path;
+
+    /// <summary>Like <see cref="Find"/>, and says which place it looked in, for messages when the tool is missing or fails.</summary>
+    public static ExecutableSearch Search(string? explicitPath, string environmentVariable, string commandName)
     {
-        if (!string.IsNullOrWhiteSpace(explicitPath)) return ExistingFile(explicitPath!);
+        if (!string.IsNullOrWhiteSpace(explicitPath)) return new(ExistingFile(explicitPath!), $"the path given, '{explicitPath}'");
         var fromEnvironment = Environment.GetEnvironmentVariable(environmentVariable);
-        if (!string.IsNullOrWhiteSpace(fromEnvironment)) return ExistingFile(fromEnvironment!);
-        return FindOnPath(commandName);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment)) return new(ExistingFile(fromEnvironment!), $"{environmentVariable}='{fromEnvironment}'");
+        return new(FindOnPath(commandName), $"{commandName} on PATH");
     }
 
     public static string? FindOnPath(string commandName)
@@ -37,3 +41,7 @@ public static class ExecutableLocator
         return expanded.IndexOfAny(new[] { '/', '\\' }) < 0 ? FindOnPath(expanded) : null;
     }
 }
+
+/// <param name="Path">The full path found, or null.</param>
+/// <param name="Tried">Where the search looked (the explicit path, the environment variable, or PATH).</param>
+public sealed record ExecutableSearch(string? Path, string Tried);

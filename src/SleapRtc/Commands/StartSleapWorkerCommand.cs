@@ -34,6 +34,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
 
     [Parameter]
     [ValidateRange(0, 64)]
+    [ArgumentCompleter(typeof(GpuIdCompleter))]
     public int GpuId { get; set; }
 
     [Parameter]
@@ -68,7 +69,33 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             ThrowTerminatingError(SleapErrors.FromLibrary(ex, RoomId));
             return;
         }
+        var (roomId, token) = (room?.RoomId, room?.Token);
+        if (roomId is null && Server is null && RunningWorker.OfThisSession().FirstOrDefault() is { } first)
+        {
+            // One room per machine by default: a second worker (the next GPU) joins the first one's room and server
+            // instead of creating a room of its own on the same embedded server.
+            (roomId, token, knownServer) = (first.Session.RoomId, first.Session.Token, first.Session.Server);
+            WriteInformation($"Joining room {roomId} of worker {first.Session.PeerId} (started in this session) on {knownServer}; pass -RoomId or -Server for another room.", new[] { "SleapRtc.Room" });
+        }
         var log = new PipelineLogSink("worker");
+        var workingDirectory = WorkingDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(WorkingDirectory);
+        var nvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath);
+        var sleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath);
+        WorkerOptions OptionsFor(string server) => new()
+        {
+            Server = server,
+            RoomId = roomId,
+            Token = token,
+            Name = Name,
+            GpuId = GpuId,
+            WorkingDirectory = workingDirectory,
+            NvidiaSmiPath = nvidiaSmiPath,
+            SleapNnPath = sleapNnPath,
+            Tags = Tag,
+            PeerConnectionFactory = PeerConnectionDefaults.Factory,
+            PeerConnection = PeerConnectionDefaults.Options(),
+            Log = log,
+        };
 
         WorkerHost host;
         try
@@ -76,27 +103,24 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             host = RunOnBackground(async (queue, ct) =>
             {
                 var server = knownServer;
+                RunningServer? embedded = null;
                 if (server is null)
                 {
-                    var embedded = await EmbeddedServer.StartAsync(registry, ct).ConfigureAwait(false);
+                    embedded = await EmbeddedServer.StartAsync(registry, ct).ConfigureAwait(false);
                     server = embedded.Url;
                     queue.WriteInformation($"Started an embedded signaling server at {server} (stop it with Stop-SleapSignalingServer).", new[] { "SleapRtc.Server" });
                 }
-                return await WorkerHost.StartAsync(new WorkerOptions
+                try
                 {
-                    Server = server,
-                    RoomId = room?.RoomId,
-                    Token = room?.Token,
-                    Name = Name,
-                    GpuId = GpuId,
-                    WorkingDirectory = WorkingDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(WorkingDirectory),
-                    NvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath),
-                    SleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath),
-                    Tags = Tag,
-                    PeerConnectionFactory = PeerConnectionDefaults.Factory,
-                    PeerConnection = PeerConnectionDefaults.Options(),
-                    Log = log,
-                }, ct).ConfigureAwait(false);
+                    return await WorkerHost.StartAsync(OptionsFor(server), ct).ConfigureAwait(false);
+                }
+                catch when (embedded is not null)
+                {
+                    // A server started only for this worker must not outlive its failed start (a wrong -GpuId, say).
+                    registry.Remove(embedded);
+                    await embedded.StopAsync().ConfigureAwait(false);
+                    throw;
+                }
             }, StartTimeout);
         }
         catch (SleapRtcException ex)
@@ -115,10 +139,12 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         registry.Add(worker);
         var session = worker.Session;
         store.Save(new RoomCredentials { RoomId = session.RoomId, Token = session.Token, Server = session.Server });
-        if (room is null) RoomTarget.RememberCreated(session.RoomId);
+        if (roomId is null) RoomTarget.RememberCreated(session.RoomId);
+        if (host.GpuWarning is not null) WriteWarning(host.GpuWarning);
         if (host.TrainerPath is null)
             WriteWarning("No sleap-nn trainer was found (-SleapNnPath, SLEAP_RTC_SLEAP_NN or PATH): jobs sent to this worker will fail until one is installed.");
-        foreach (var line in host.GetCredentialsBanner())
+        // Under -Wait (the service form) the output goes to the system journal: no token or session string there.
+        foreach (var line in host.GetCredentialsBanner(maskSecrets: Wait, savedCredentialsFile: store.FilePath))
             WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, new[] { "SleapRtc.Banner", "PSHOST" });
         WriteObject(session);
         if (Wait) ServeUntilStopped(worker, log);

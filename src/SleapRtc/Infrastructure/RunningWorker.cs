@@ -12,15 +12,8 @@ internal sealed class RunningWorker : IWorkerService
     public WorkerHost Host => _host;
     public Guid InstanceId { get; } = Guid.NewGuid();
 
-    /// <summary>The object Start-SleapWorker returned, with Status kept current.</summary>
-    public WorkerSession Session
-    {
-        get
-        {
-            _host.Session.Status = _host.Status;
-            return _host.Session;
-        }
-    }
+    /// <summary>The object Start-SleapWorker returned; the host keeps its Status current.</summary>
+    public WorkerSession Session => _host.Session;
 
     public Task StopAsync() => _host.StopAsync();
 

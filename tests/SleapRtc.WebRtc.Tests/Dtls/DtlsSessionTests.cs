@@ -59,6 +59,64 @@ public class DtlsSessionTests
         Assert.Null(error);
     }
 
+    /// <summary>
+    /// Regression (issue 11 peer fuzz): one garbage record in the clear with a far-ahead sequence number, queued
+    /// before the peer's first flight, moved BouncyCastle's epoch-0 replay window so the real flights were dropped
+    /// as replays and the handshake timed out. Every content type did it.
+    /// </summary>
+    [Theory]
+    [InlineData((byte)20)]
+    [InlineData((byte)21)]
+    [InlineData((byte)22)]
+    [InlineData((byte)23)]
+    public async Task A_garbage_clear_record_with_a_far_ahead_sequence_number_does_not_stall_the_handshake(byte contentType)
+    {
+        var clientCert = DtlsCertificate.Generate();
+        var serverCert = DtlsCertificate.Generate();
+        var (client, server) = Pair(clientCert, serverCert);
+        using var c = client;
+        using var s = server;
+        var garbage = new byte[13 + 40];
+        new Random(contentType).NextBytes(garbage);
+        garbage[0] = contentType;
+        garbage[1] = 0xFE;
+        garbage[2] = 0xFD;
+        garbage[3] = 0; // epoch 0
+        garbage[4] = 0;
+        garbage[5] = 0x40; // sequence number 2^46-ish
+        garbage[11] = 0;
+        garbage[12] = 40;
+        server.DeliverFromNetwork(garbage);
+        client.DeliverFromNetwork(garbage);
+        var serverHandshake = server.HandshakeAsync(DtlsRole.Server, clientCert.Fingerprint, TimeSpan.FromSeconds(5), default);
+        var clientHandshake = client.HandshakeAsync(DtlsRole.Client, serverCert.Fingerprint, TimeSpan.FromSeconds(5), default);
+        await Task.WhenAll(serverHandshake, clientHandshake).WaitAsync(Timeout);
+        Assert.True(client.IsEstablished && server.IsEstablished);
+    }
+
+    [Fact]
+    public void The_record_filter_passes_real_handshake_framing_and_drops_what_no_handshake_sends()
+    {
+        // A ClientHello fragment as every peer frames it: one fragment filling the record.
+        var hello = new byte[13 + 12 + 50];
+        hello[0] = 22; hello[1] = 0xFE; hello[2] = 0xFF; hello[10] = 1; hello[12] = 12 + 50;
+        hello[13] = 1; hello[13 + 3] = 50; hello[13 + 11] = 50;
+        Assert.True(DtlsRecordFilter.IsAcceptable(hello, handshakeComplete: false, DtlsRecordFilter.SmallestCiphertextLength));
+        Assert.True(DtlsRecordFilter.IsAcceptable(hello, handshakeComplete: true, 25)); // a retransmitted flight
+        var farAhead = (byte[])hello.Clone();
+        farAhead[6] = 1; // sequence number 2^32
+        Assert.False(DtlsRecordFilter.IsAcceptable(farAhead, handshakeComplete: false, DtlsRecordFilter.SmallestCiphertextLength));
+        var overlong = (byte[])hello.Clone();
+        overlong[13 + 11] = 51; // fragment longer than the record holds
+        Assert.False(DtlsRecordFilter.IsAcceptable(overlong, handshakeComplete: false, DtlsRecordFilter.SmallestCiphertextLength));
+        // A well-formed fatal alert counts while the handshake runs, not after it.
+        var alert = new byte[] { 21, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 3, 0, 2, 2, 42 };
+        Assert.True(DtlsRecordFilter.IsAcceptable(alert, handshakeComplete: false, DtlsRecordFilter.SmallestCiphertextLength));
+        Assert.False(DtlsRecordFilter.IsAcceptable(alert, handshakeComplete: true, 25));
+        var applicationDataInTheClear = new byte[] { 23, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 3, 0, 2, 2, 42 };
+        Assert.False(DtlsRecordFilter.IsAcceptable(applicationDataInTheClear, handshakeComplete: false, DtlsRecordFilter.SmallestCiphertextLength));
+    }
+
     [Fact]
     public async Task Fingerprint_mismatch_aborts_the_handshake()
     {
