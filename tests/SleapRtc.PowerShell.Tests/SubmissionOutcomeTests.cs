@@ -132,6 +132,7 @@ public sealed class SubmissionOutcomeTests : IDisposable
         var variables = Variables(package, output);
         var first = _ps.Run("Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out", JobTimeout, variables);
         var firstResult = first.SingleOf("SleapRtc.TrainingResult");
+        WaitUntilAvailable(); // the worker says so once the first client has closed the channel
         var second = _ps.Run("Submit-SleapTraining -PackagePath $package -SessionString $worker.SessionString -OutputPath $out", JobTimeout, variables)
             .SingleOf("SleapRtc.TrainingResult");
 
@@ -163,6 +164,16 @@ public sealed class SubmissionOutcomeTests : IDisposable
         Assert.NotEmpty(training);
         Assert.True(training.Zip(training.Skip(1)).All(pair => pair.Second >= pair.First), "percentages went back: " + string.Join(", ", training));
         Assert.Contains(training, p => p >= 50); // the second config continues from the first one's half
+    }
+
+    private void WaitUntilAvailable()
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (_ps.Run("(Get-SleapWorker -RoomId $room.RoomId -Status *).Status").ThrowOnError().Output.Select(o => o.ToString()).Any(s => s != "available"))
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("The worker did not become available again within 30 s.");
+            Thread.Sleep(100);
+        }
     }
 
     [Fact]
