@@ -46,6 +46,7 @@
         PSData = @{
             Tags         = @('SLEAP', 'pose-estimation', 'WebRTC', 'GPU', 'training', 'PSEdition_Core', 'Linux', 'Windows', 'MacOS')
             LicenseUri   = 'https://opensource.org/licenses/MIT'
+            ProjectUri   = 'https://github.com/sleap-rtc/SleapRtc'
             ReleaseNotes = 'First release: signaling server, rooms, session strings, workers and training submission.'
         }
     }

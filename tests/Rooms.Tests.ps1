@@ -15,13 +15,13 @@ Describe 'New-SleapRoom / Remove-SleapRoom' {
     It 'removes a piped room on the server and locally' {
         $room = New-SleapRoom -Server $server.Url
         $room | Remove-SleapRoom -Confirm:$false
-        Remove-SleapRoom -RoomId $room.RoomId -Token x -Server $server.Url -ErrorVariable errs -ErrorAction SilentlyContinue
+        Remove-SleapRoom -RoomId $room.RoomId -Token x -Server $server.Url -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue
         # The server answers an unknown room like a wrong token, so nobody can probe which rooms exist.
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'InvalidRoomCredentials,*'
     }
     It 'reports a wrong token as invalid room credentials' {
         $room = New-SleapRoom -Server $server.Url
-        Remove-SleapRoom -RoomId $room.RoomId -Token wrong -ErrorVariable errs -ErrorAction SilentlyContinue
+        Remove-SleapRoom -RoomId $room.RoomId -Token wrong -Confirm:$false -ErrorVariable errs -ErrorAction SilentlyContinue
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'InvalidRoomCredentials,*'
         $errs[0].CategoryInfo.Category | Should -Be 'AuthenticationError'
     }

@@ -7,6 +7,7 @@ public sealed class TrainingResult
     public string WorkerId { get; set; } = "";
     /// <summary>Succeeded, Failed or Cancelled.</summary>
     public string Status { get; set; } = "";
+    /// <summary>The job's own folder under -OutputPath (package-time-jobid); null when no results came back.</summary>
     public string? OutputPath { get; set; }
     public string[] ModelPaths { get; set; } = Array.Empty<string>();
     public TimeSpan Duration { get; set; }
@@ -15,4 +16,16 @@ public sealed class TrainingResult
     public long UploadedBytes { get; set; }
     public double UploadMBps { get; set; }
     public string? Error { get; set; }
+    /// <summary>The trainer's exit code for the first config that failed; null when none failed or the worker did not say.</summary>
+    public int? ExitCode { get; set; }
+    /// <summary>The worker's last log lines when the job did not succeed, so the failure can be read without -Verbose.</summary>
+    public string[] LastLogLines { get; set; } = Array.Empty<string>();
+
+    public override string ToString()
+    {
+        var text = $"{Status} training job {JobId} on worker {WorkerId}";
+        if (!string.IsNullOrEmpty(OutputPath)) text += $", models in {OutputPath}";
+        if (!string.IsNullOrEmpty(Error)) text += $": {Error}";
+        return text;
+    }
 }

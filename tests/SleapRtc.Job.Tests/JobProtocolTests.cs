@@ -62,13 +62,16 @@ public sealed class JobProtocolTests
         Assert.True(worker.ExtensionsEnabled);
         Assert.Equal(worker.JobId, client.WorkerJobId);
         Assert.Equal("trained_labels.v001.zip", outcome.ResultArchiveName);
-        Assert.True(File.Exists(Path.Combine(dir, "out", "centroid", "best.ckpt")));
-        Assert.True(File.Exists(Path.Combine(dir, "out", "centered_instance", "best.ckpt")));
+        // The models land in the job's own folder under the output path, named after the package, the time and the job.
+        Assert.Equal(Path.Combine(dir, "out"), Path.GetDirectoryName(outcome.OutputPath));
+        Assert.Matches(@"^labels\.v001-\d{8}-\d{6}-\w+$", Path.GetFileName(outcome.OutputPath));
+        Assert.True(File.Exists(Path.Combine(outcome.OutputPath!, "centroid", "best.ckpt")));
+        Assert.True(File.Exists(Path.Combine(outcome.OutputPath!, "centered_instance", "best.ckpt")));
         Assert.Equal(new FileInfo(package).Length, outcome.UploadedBytes);
         Assert.Empty(Directory.GetFiles(Path.Combine(dir, "out"), "*.partial", SearchOption.AllDirectories));
 
         // The trainer got the classic overrides.
-        using var args = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "out", "centroid", "training_args.json")));
+        using var args = JsonDocument.Parse(File.ReadAllText(Path.Combine(outcome.OutputPath!, "centroid", "training_args.json")));
         var argv = args.RootElement.GetProperty("argv").EnumerateArray().Select(e => e.GetString()).ToArray();
         Assert.Contains("trainer_config.ckpt_dir=models", argv);
         Assert.Contains("trainer_config.run_name=centroid", argv);
@@ -105,7 +108,7 @@ public sealed class JobProtocolTests
         Assert.Equal(new[] { "broken" }, outcome.FailedConfigs);
         Assert.Equal(WorkerJobEnd.Failed, workerOutcome.End);
         Assert.Equal(1, workerOutcome.FailedConfigs);
-        Assert.True(File.Exists(Path.Combine(dir, "out", "good", "best.ckpt")));
+        Assert.True(File.Exists(Path.Combine(outcome.OutputPath!, "good", "best.ckpt")));
     }
 
     [Fact]

@@ -105,12 +105,12 @@ public sealed class ScenarioTests
     }
 
     [Fact]
-    public void T03_interactive_selection_times_out_with_a_clear_error()
+    public async Task T03_interactive_selection_times_out_with_a_clear_error()
     {
         var chooser = new ScriptedChooser();
         var workers = new[] { new WorkerInfo { PeerId = "w1" } };
-        var error = Assert.Throws<SelectionTimeoutException>(() =>
-            WorkerSelection.SelectInteractive(chooser, workers, () => workers, TimeSpan.FromMilliseconds(50), "room"));
+        var error = await Assert.ThrowsAsync<SelectionTimeoutException>(() =>
+            WorkerSelection.SelectInteractiveAsync(chooser, workers, _ => Task.FromResult<IReadOnlyList<WorkerInfo>>(workers), TimeSpan.FromMilliseconds(50), "room", CancellationToken.None));
         Assert.Equal("WorkerSelectionTimeout", error.ErrorId);
         Assert.Contains("-AutoSelect", error.RecommendedAction);
     }
@@ -155,8 +155,9 @@ public sealed class ScenarioTests
         Assert.Equal("Succeeded", result.Status);
         Assert.Equal(worker.Session.PeerId, result.WorkerId);
         Assert.Equal(new[] { "centroid" }, result.Configs);
-        Assert.Equal(new[] { Path.Combine(output, "centroid") }, result.ModelPaths);
-        Assert.True(File.Exists(Path.Combine(output, "centroid", "best.ckpt")));
+        Assert.Equal(output, Path.GetDirectoryName(result.OutputPath));
+        Assert.Equal(new[] { Path.Combine(result.OutputPath!, "centroid") }, result.ModelPaths);
+        Assert.True(File.Exists(Path.Combine(result.OutputPath!, "centroid", "best.ckpt")));
         Assert.StartsWith("job_", result.JobId);
         Assert.True(result.UploadedBytes > 0);
         Assert.NotNull(submission.ConnectTime);
@@ -283,14 +284,21 @@ public sealed class ScenarioTests
             Assert.Equal("WorkerBusy", busy.ErrorId);
             Assert.Equal(worker.Session.PeerId, busy.WorkerId);
             Assert.Contains(busy.CurrentStatus, new[] { WorkerStatus.Busy, WorkerStatus.Reserved });
-            Assert.Contains("Worker is currently", busy.Message);
-            Assert.Contains("discover", busy.RecommendedAction);
+            // The worker's classic wording (with the Python tool's flags) is kept; the message speaks PowerShell.
+            Assert.Contains("Worker is currently", busy.WorkerMessage);
+            Assert.Contains($"is {busy.CurrentStatus}", busy.Message);
+            Assert.False(string.IsNullOrEmpty(busy.RoomId));
+            Assert.Contains(busy.RoomId, busy.Message);
+            Assert.Contains("Get-SleapWorker -RoomId " + busy.RoomId, busy.RecommendedAction);
+            Assert.DoesNotContain("--", busy.Message + busy.RecommendedAction);
         }
 
         var result = await firstRun.WaitAsync(Wait);
         Assert.Equal("Succeeded", result.Status);
-        Assert.True(File.Exists(Path.Combine(firstOutput, "centroid", "best.ckpt")));
-        Assert.False(Directory.Exists(Path.Combine(room.Root, "other0")) && Directory.EnumerateFileSystemEntries(Path.Combine(room.Root, "other0")).Any());
+        Assert.Equal(firstOutput, Path.GetDirectoryName(result.OutputPath));
+        Assert.True(File.Exists(Path.Combine(result.OutputPath!, "centroid", "best.ckpt")));
+        // A refused submission leaves no output folder behind.
+        Assert.False(Directory.Exists(Path.Combine(room.Root, "other0")));
     }
 
     [Fact]
@@ -379,11 +387,11 @@ public sealed class ScenarioTests
 
         public void WriteLine(string line) => Lines.Enqueue(line);
 
-        public string? ReadLine(string prompt, TimeSpan timeout)
+        public async Task<string?> ReadLineAsync(string prompt, TimeSpan timeout, CancellationToken cancellationToken)
         {
             Prompts.Add(prompt);
             if (Answers.TryDequeue(out var answer)) return answer();
-            Thread.Sleep(timeout < TimeSpan.FromSeconds(1) ? timeout : TimeSpan.FromSeconds(1));
+            await Task.Delay(timeout < TimeSpan.FromSeconds(1) ? timeout : TimeSpan.FromSeconds(1), cancellationToken);
             return null;
         }
     }

@@ -84,6 +84,44 @@ public sealed class HelpTests : IClassFixture<SharedSession>
         }
     }
 
+    [Theory]
+    [MemberData(nameof(ExportedCommands))]
+    public void Every_cmdlet_has_a_HelpUri_to_its_page_for_Get_Help_Online(string command)
+    {
+        var uri = _ps.Run($"(Get-Command {command}).HelpUri").Single<string>();
+        Assert.StartsWith("https://", uri);
+        Assert.EndsWith("/docs/" + command + ".md", uri);
+        Assert.Contains("HelpUri: " + uri + "\n", File.ReadAllText(Path.Combine(RepoPaths.Docs, command + ".md")).Replace("\r\n", "\n"));
+        Assert.StartsWith(_ps.Run("(Get-Module SleapRtc).ProjectUri.ToString()").Single<string>(), uri);
+        Assert.False(string.IsNullOrEmpty(_ps.Run("(Get-Module SleapRtc).LicenseUri.ToString()").Single<string>()));
+    }
+
+    [Theory]
+    [MemberData(nameof(ExportedCommands))]
+    public void Outputs_name_public_types_a_user_can_write(string command)
+    {
+        var help = GetHelp(command);
+        var names = _ps.Run("$h.returnValues.returnValue | ForEach-Object { $_.type.name }", variables: new Dictionary<string, object?> { ["h"] = help })
+            .ThrowOnError().Output.Select(o => o.ToString().Trim()).Where(n => n.Length > 0 && n != "None").ToList();
+        foreach (var name in names)
+        {
+            Assert.DoesNotContain(".PowerShell.", name);
+            Assert.True(_ps.Run("$null -ne ($n -as [type])", variables: new Dictionary<string, object?> { ["n"] = name }).Single<bool>(), $"{command}: OUTPUTS names {name}, which is not a type");
+        }
+    }
+
+    [Fact]
+    public void The_headline_example_of_Submit_SleapTraining_defines_every_variable_it_uses()
+    {
+        var code = ExampleCode(GetHelp("Submit-SleapTraining"))[0];
+        var ast = Parser.ParseInput(code, out _, out _);
+        var assigned = ast.FindAll(a => a is AssignmentStatementAst, true).Cast<AssignmentStatementAst>()
+            .Select(a => a.Left).OfType<VariableExpressionAst>().Select(v => v.VariablePath.UserPath).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        var used = ast.FindAll(a => a is VariableExpressionAst, true).Cast<VariableExpressionAst>().Select(v => v.VariablePath.UserPath)
+            .Where(n => n is not ("_" or "PSItem" or "true" or "false" or "null"));
+        Assert.All(used, name => Assert.Contains(name, assigned));
+    }
+
     [Fact]
     public void About_topic_is_found_by_Get_Help()
     {

@@ -78,4 +78,11 @@ public sealed class ShouldProcessContractTests : IClassFixture<SharedSession>
         var supports = _ps.Run($"$c = Get-Command {command}; $c.Parameters.ContainsKey('WhatIf') -and $c.Parameters.ContainsKey('Confirm')").Single<bool>();
         Assert.True(supports);
     }
+
+    [Fact]
+    public void Remove_SleapRoom_disconnects_a_whole_room_so_it_confirms_by_default()
+    {
+        var impact = _ps.Run("(Get-Command Remove-SleapRoom).ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact.ToString()").Single<string>();
+        Assert.Equal("High", impact);
+    }
 }

@@ -41,10 +41,10 @@ public sealed class RoomCmdletTests : IDisposable
     public void A_piped_room_is_removed_on_the_server_and_forgotten_locally()
     {
         var roomId = _ps.Run("(New-SleapRoom).RoomId").Single<string>();
-        _ps.Run($"[SleapRtc.Room]@{{ RoomId = '{roomId}' }} | Remove-SleapRoom").ThrowOnError();
+        _ps.Run($"[SleapRtc.Room]@{{ RoomId = '{roomId}' }} | Remove-SleapRoom -Confirm:$false").ThrowOnError();
         Assert.DoesNotContain(roomId, Complete("Remove-SleapRoom -RoomId " + roomId[..4]));
         // Gone on the server too: the token no longer works (the server answers an unknown room like a wrong token).
-        var again = _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Token whatever -Server '{_url}'");
+        var again = _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Token whatever -Server '{_url}' -Confirm:$false");
         Assert.StartsWith("InvalidRoomCredentials,", Assert.Single(again.Errors).FullyQualifiedErrorId);
     }
 
@@ -54,14 +54,14 @@ public sealed class RoomCmdletTests : IDisposable
         var roomId = _ps.Run("(New-SleapRoom).RoomId").Single<string>();
         _ps.Run($"Remove-SleapRoom -RoomId {roomId} -WhatIf").ThrowOnError();
         Assert.Contains(roomId, Complete("Remove-SleapRoom -RoomId " + roomId[..4]));
-        _ps.Run($"Remove-SleapRoom -RoomId {roomId}").ThrowOnError();
+        _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Confirm:$false").ThrowOnError();
     }
 
     [Fact]
     public void A_wrong_token_is_reported_as_invalid_room_credentials()
     {
         var roomId = _ps.Run("(New-SleapRoom).RoomId").Single<string>();
-        var result = _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Token wrong-token");
+        var result = _ps.Run($"Remove-SleapRoom -RoomId {roomId} -Token wrong-token -Confirm:$false");
         var error = Assert.Single(result.Errors);
         Assert.StartsWith("InvalidRoomCredentials,", error.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.AuthenticationError, error.CategoryInfo.Category);
@@ -73,7 +73,7 @@ public sealed class RoomCmdletTests : IDisposable
     [Fact]
     public void An_unknown_room_without_a_token_says_what_to_pass()
     {
-        var result = _ps.Run("Remove-SleapRoom -RoomId no-such-room");
+        var result = _ps.Run("Remove-SleapRoom -RoomId no-such-room -Confirm:$false");
         var error = Assert.Single(result.Errors);
         Assert.StartsWith("MissingRoomCredentials,", error.FullyQualifiedErrorId);
         Assert.Contains("-Token", error.ErrorDetails.RecommendedAction);

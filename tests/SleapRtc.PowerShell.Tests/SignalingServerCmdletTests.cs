@@ -131,7 +131,7 @@ public sealed class SignalingServerCmdletTests
             """).SingleOf("SleapRtc.Room");
         var removed = ps.Run($"""
             $s = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath '{database}'
-            Remove-SleapRoom -RoomId $roomId -Server $s.Url
+            Remove-SleapRoom -RoomId $roomId -Server $s.Url -Confirm:$false
             $s | Stop-SleapSignalingServer
             'removed'
             """, variables: new Dictionary<string, object?> { ["roomId"] = room.Text("RoomId") });

@@ -171,6 +171,8 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.NotNull(error);
         Assert.StartsWith("NoWorkersAvailable,", error!.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.ResourceUnavailable, error.CategoryInfo.Category);
+        Assert.Contains("No available workers found in room", error.ErrorDetails.Message);
+        Assert.DoesNotContain("busy", error.ErrorDetails.Message);
     }
 
     [Fact]
@@ -229,8 +231,21 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.StartsWith("WorkerBusy,", error!.FullyQualifiedErrorId);
         Assert.Equal(ErrorCategory.ResourceBusy, error.CategoryInfo.Category);
         Assert.Contains("busy", error.ErrorDetails.Message);
-        Assert.Contains("Get-SleapWorker", error.ErrorDetails.RecommendedAction);
+        var roomId = _ps.Run("$room.RoomId").Single<string>();
+        Assert.Contains(roomId, error.ErrorDetails.Message);
+        Assert.Contains("Get-SleapWorker -RoomId " + roomId, error.ErrorDetails.RecommendedAction);
+        Assert.DoesNotContain("--", error.ErrorDetails.Message + error.ErrorDetails.RecommendedAction);
         Assert.Equal("Running", _ps.Run("$job.State.ToString()").Single<string>());
+
+        // With every worker busy, NoWorkersAvailable says so instead of asking to start workers.
+        foreach (var script in new[] { "Select-SleapWorker -RoomId $room.RoomId -Auto", "Submit-SleapTraining -PackagePath $package -RoomId $room.RoomId -AutoSelect -OutputPath $out" })
+        {
+            var none = _ps.Run(script, TimeSpan.FromSeconds(60), variables).FirstError;
+            Assert.NotNull(none);
+            Assert.StartsWith("NoWorkersAvailable,", none!.FullyQualifiedErrorId);
+            Assert.Contains("busy", none.ErrorDetails.Message);
+            Assert.DoesNotContain("Ensure workers are running", none.ErrorDetails.RecommendedAction);
+        }
 
         // Stop-Job cancels the job on the worker, which becomes available again.
         _ps.Run("Stop-Job $job").ThrowOnError();
@@ -301,6 +316,65 @@ public sealed class WorkerCmdletTests : IDisposable
         Assert.Contains("busy", distinct);
         Assert.True(distinct.SequenceEqual(new[] { "available", "reserved", "busy", "available" }) || distinct.SequenceEqual(new[] { "available", "busy", "available" }),
             "status sequence: " + string.Join(" -> ", distinct));
+    }
+
+    [Fact]
+    public void A_room_pipes_into_Select_SleapWorker_and_a_bare_Get_SleapWorker_uses_the_room_of_this_session()
+    {
+        var worker = StartWorker(1);
+        var chosen = _ps.Run("$room | Select-SleapWorker -Auto").SingleOf("SleapRtc.WorkerInfo");
+        Assert.Equal(worker.Text("PeerId"), chosen.Text("PeerId"));
+        // New-SleapRoom in this session made $room the default room.
+        var found = _ps.Run("Get-SleapWorker").SingleOf("SleapRtc.WorkerInfo");
+        Assert.Equal(worker.Text("PeerId"), found.Text("PeerId"));
+    }
+
+    [Fact]
+    public void WorkerId_completes_for_room_ids_that_parse_as_numbers()
+    {
+        // Room ids are 8 random hex digits; about one in 27 reads as a number (00123456, 2e245701). Make rooms until one does.
+        var roomId = _ps.Run("""
+            foreach ($i in 1..600) {
+                $candidate = New-SleapRoom -Server $server.Url
+                if ($candidate.RoomId -match '^(\d+|[1-9]\d*e\d+)$') { $numeric = $candidate; break }
+            }
+            $numeric.RoomId
+            """, TimeSpan.FromSeconds(120)).Single<string>();
+        var worker = _ps.Run($"$numeric | Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory '{_work}'").ThrowOnError()
+            .Output.Single(o => o.BaseObject.GetType().FullName == "SleapRtc.WorkerSession");
+        Assert.Contains(worker.Text("PeerId"), Complete($"Submit-SleapTraining -PackagePath x.zip -RoomId {roomId} -WorkerId "));
+        Assert.Contains(worker.Text("PeerId"), Complete($"Select-SleapWorker -RoomId {roomId} -WorkerId "));
+    }
+
+    [Fact]
+    public void Server_and_Port_complete_known_values_and_never_file_names()
+    {
+        File.WriteAllText(Path.Combine(_work, "ws-notes.txt"), "not a server");
+        File.WriteAllText(Path.Combine(_work, "9-notes.txt"), "not a port");
+        var url = _ps.Run("$server.Url").Single<string>();
+        var port = _ps.Run("$server.Port").Single<int>().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var servers = Complete($"Set-Location '{_work}'; Get-SleapWorker -Server ", afterSetLocation: true);
+        Assert.Contains(url, servers);
+        Assert.DoesNotContain(servers, m => m.Contains("notes", StringComparison.Ordinal));
+        Assert.Empty(Complete($"Set-Location '{_work}'; New-SleapRoom -Server ws-n", afterSetLocation: true));
+        Assert.Contains(port, Complete("Stop-SleapSignalingServer -Port "));
+        Assert.Empty(Complete($"Set-Location '{_work}'; Get-SleapSignalingServer -Port 9-", afterSetLocation: true));
+    }
+
+    [Fact]
+    public void Discovered_workers_and_their_tokens_stay_in_the_runspace_that_discovered_them()
+    {
+        var worker = StartWorker(0);
+        var peerId = worker.Text("PeerId")!;
+        using var other = new HostedPowerShell();
+        // This runspace discovers (and so remembers) the worker; the other one must not complete it.
+        _ps.Run("Get-SleapWorker -RoomId $room.RoomId").ThrowOnError();
+        var roomId = _ps.Run("$room.RoomId").Single<string>();
+        var completions = other.Run("[System.Management.Automation.CommandCompletion]::CompleteInput($text, $text.Length, $null).CompletionMatches | ForEach-Object { $_.CompletionText }",
+            variables: new Dictionary<string, object?> { ["text"] = $"Submit-SleapTraining -PackagePath x.zip -RoomId {roomId} -WorkerId " })
+            .ThrowOnError().Output.Select(o => o.ToString()).ToList();
+        Assert.DoesNotContain(peerId, completions);
+        Assert.Contains(peerId, Complete($"Submit-SleapTraining -PackagePath x.zip -RoomId {roomId} -WorkerId "));
     }
 
     private string ReadStatus() =>

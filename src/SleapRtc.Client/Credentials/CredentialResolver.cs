@@ -15,6 +15,10 @@ public sealed class ResolvedRoom
     /// <summary>The worker a session string points at; null for room discovery.</summary>
     public string? WorkerPeerId { get; init; }
     public CredentialSource Source { get; init; }
+
+    /// <summary>The same room through <paramref name="server"/> (when nothing named one and the caller knows a default).</summary>
+    public ResolvedRoom WithServer(string server) =>
+        new() { RoomId = RoomId, Token = Token, Server = server, WorkerPeerId = WorkerPeerId, Source = Source };
 }
 
 /// <summary>

@@ -45,6 +45,18 @@ public static class WorkerDiscovery
         return await connection.DiscoverWorkersAsync(filter ?? new WorkerFilter(), cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The available workers of the room with at least <paramref name="minGpuMemoryMB"/>; when there are none, throws the
+    /// <see cref="NoWorkersAvailableException"/> that says why (nobody there, or everyone busy).
+    /// </summary>
+    public static async Task<IReadOnlyList<WorkerInfo>> DiscoverAvailableAsync(ResolvedRoom room, long minGpuMemoryMB, ClientConnectionOptions? options, CancellationToken cancellationToken)
+    {
+        await using var connection = await ClientRoomConnection.ConnectAsync(room, options ?? new ClientConnectionOptions(), cancellationToken).ConfigureAwait(false);
+        var workers = await connection.DiscoverWorkersAsync(new WorkerFilter { MinGpuMemoryMB = minGpuMemoryMB }, cancellationToken).ConfigureAwait(false);
+        if (workers.Count == 0) throw await connection.ExplainNoneAvailableAsync(minGpuMemoryMB, cancellationToken).ConfigureAwait(false);
+        return workers;
+    }
+
     /// <summary>What a worker that advertises no GPU model is shown as (classic workers without CUDA say "CPU").</summary>
     private const string GpuModelWithoutGpu = "CPU";
 
@@ -150,6 +162,15 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
         try { peers = await Signaling.DiscoverAsync(filter.ToWire(), cancellationToken).ConfigureAwait(false); }
         catch (SignalingException e) { throw new SignalingUnavailableException(Server, e.Message, e); }
         return peers.Select(p => WorkerDiscovery.ToWorkerInfo(p, Room.RoomId, Server, Room.Token)).ToList();
+    }
+
+    /// <summary>Why no worker is available: the room has none that match, or all of those are busy or reserved.</summary>
+    public async Task<NoWorkersAvailableException> ExplainNoneAvailableAsync(long minGpuMemoryMB, CancellationToken cancellationToken)
+    {
+        var matching = await DiscoverWorkersAsync(new WorkerFilter { MinGpuMemoryMB = minGpuMemoryMB, Status = null }, cancellationToken).ConfigureAwait(false);
+        return matching.Count == 0
+            ? NoWorkersAvailableException.EmptyRoom(Room.RoomId, minGpuMemoryMB)
+            : NoWorkersAvailableException.AllBusy(Room.RoomId, matching.Count);
     }
 
     public ValueTask DisposeAsync() => Signaling.DisposeAsync();

@@ -5,12 +5,13 @@ namespace SleapRtc.Client.Discovery;
 
 /// <summary>
 /// The host side of interactive selection (the cmdlet implements it with $Host.UI). Lines are shown as
-/// written; <see cref="ReadLine"/> returns null when the host cannot answer or the time is up.
+/// written; <see cref="ReadLineAsync"/> returns null when the host cannot answer or the time is up, and ends
+/// promptly (OperationCanceledException) when <paramref name="cancellationToken"/> is cancelled (Ctrl+C).
 /// </summary>
 public interface IWorkerChooser
 {
     void WriteLine(string line);
-    string? ReadLine(string prompt, TimeSpan timeout);
+    Task<string?> ReadLineAsync(string prompt, TimeSpan timeout, CancellationToken cancellationToken);
 }
 
 /// <summary>Picks one worker: automatically (most GPU memory), by id, or by asking the user.</summary>
@@ -23,7 +24,7 @@ public static class WorkerSelection
         workers.Select((w, i) => (w, i)).OrderByDescending(p => p.w.GpuMemoryMB).ThenBy(p => p.i).Select(p => p.w).ToList();
 
     public static WorkerInfo SelectAuto(IReadOnlyList<WorkerInfo> workers, string roomId) =>
-        RankByGpuMemory(workers).FirstOrDefault() ?? throw new NoWorkersAvailableException(roomId, "");
+        RankByGpuMemory(workers).FirstOrDefault() ?? throw NoWorkersAvailableException.EmptyRoom(roomId);
 
     public static WorkerInfo SelectById(IReadOnlyList<WorkerInfo> workers, string workerId, string roomId) =>
         workers.FirstOrDefault(w => w.PeerId == workerId) ?? throw new WorkerNotFoundException(workerId, roomId);
@@ -32,8 +33,8 @@ public static class WorkerSelection
     /// Numbered list with GPU model, memory, status and hostname; a number selects, 'r' refreshes through
     /// <paramref name="refresh"/>. Throws <see cref="SelectionTimeoutException"/> when no answer comes in time.
     /// </summary>
-    public static WorkerInfo SelectInteractive(IWorkerChooser chooser, IReadOnlyList<WorkerInfo> workers,
-        Func<IReadOnlyList<WorkerInfo>> refresh, TimeSpan timeout, string roomId)
+    public static async Task<WorkerInfo> SelectInteractiveAsync(IWorkerChooser chooser, IReadOnlyList<WorkerInfo> workers,
+        Func<CancellationToken, Task<IReadOnlyList<WorkerInfo>>> refresh, TimeSpan timeout, string roomId, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + timeout;
         var current = workers;
@@ -45,13 +46,13 @@ public static class WorkerSelection
             var prompt = current.Count == 0
                 ? "No workers yet. Enter 'r' to refresh"
                 : $"Select worker (1{(current.Count > 1 ? "-" + current.Count.ToString(CultureInfo.InvariantCulture) : "")}) or 'r' to refresh";
-            var answer = chooser.ReadLine(prompt, left);
+            var answer = await chooser.ReadLineAsync(prompt, left, cancellationToken).ConfigureAwait(false);
             if (answer is null) throw new SelectionTimeoutException(timeout);
             answer = answer.Trim().ToLowerInvariant();
             if (answer is "r" or "refresh")
             {
                 chooser.WriteLine("Refreshing worker list...");
-                current = refresh();
+                current = await refresh(cancellationToken).ConfigureAwait(false);
                 WriteList(chooser, current);
                 continue;
             }

@@ -25,8 +25,10 @@ public sealed class ClientJobOptions
     public string PackageType { get; init; } = JobMessages.TrainPackage;
 }
 
-/// <summary>What the worker sent back.</summary>
-public sealed record ClientJobOutcome(IReadOnlyList<string> Configs, IReadOnlyList<string> FailedConfigs, IReadOnlyList<string> ExtractedFiles, string? ResultArchiveName, long UploadedBytes, double UploadMBps);
+/// <summary>What the worker sent back. <paramref name="OutputPath"/>: the job's own folder (null when no results came).
+/// <paramref name="FirstExitCode"/>: the trainer's exit code for the first failed config.</summary>
+public sealed record ClientJobOutcome(IReadOnlyList<string> Configs, IReadOnlyList<string> FailedConfigs, int? FirstExitCode,
+    IReadOnlyList<string> ExtractedFiles, string? OutputPath, string? ResultArchiveName, long UploadedBytes, double UploadMBps);
 
 /// <summary>
 /// The client side of a training job on an open data channel: classic vocabulary out (PACKAGE_TYPE, OUTPUT_DIR,
@@ -48,7 +50,13 @@ public sealed partial class ClientJobSession
     private readonly JobProgress _job = new() { Phase = "upload" };
     private readonly object _gate = new();
     private FileReceiver? _results;
-    private string _resultsDirectory = "";
+    private string _outputRoot = "";
+    private string _packagePath = "";
+    private string? _jobDirectory;
+    private int? _firstExitCode;
+    private readonly DateTimeOffset _startedAt = DateTimeOffset.Now;
+    private readonly Stopwatch _downloadClock = new();
+    private readonly string _clientJobId = "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
     private bool _jobsDone;
     private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
@@ -73,10 +81,18 @@ public sealed partial class ClientJobSession
     /// <summary>The job id our workers assign (from their welcome); null with classic workers.</summary>
     public string? WorkerJobId { get; private set; }
 
-    public async Task<ClientJobOutcome> RunAsync(string packagePath, string outputPath, CancellationToken cancellationToken)
+    /// <summary>The worker's job id, or one made up here for classic workers (which assign none).</summary>
+    public string JobId => WorkerJobId ?? _clientJobId;
+
+    /// <summary>
+    /// Uploads the package, follows the training and extracts the results into a new folder of their own under
+    /// <paramref name="outputRoot"/> (see <see cref="JobOutputFolder"/>), created only when results arrive: jobs never
+    /// overwrite each other's models, and a job that returns nothing leaves nothing behind.
+    /// </summary>
+    public async Task<ClientJobOutcome> RunAsync(string packagePath, string outputRoot, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(outputPath);
-        _resultsDirectory = outputPath;
+        _outputRoot = outputRoot;
+        _packagePath = packagePath;
         using var failure = new CancellationTokenSource();
         Exception? failureReason = null;
         void FailWith(Exception e)
@@ -122,11 +138,12 @@ public sealed partial class ClientJobSession
             }
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
-            var extracted = IsTrack ? new[] { KeepResultFile(results, outputPath) } : PackageArchive.ExtractSafely(results.Path, outputPath, cancellationToken: cancellationToken);
+            var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
             TryDelete(results.Path);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
-            return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), extracted, results.Meta.Name, uploaded, mbps);
+            lock (_gate)
+                return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), _firstExitCode, extracted, _jobDirectory, results.Meta.Name, uploaded, mbps);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -234,7 +251,13 @@ public sealed partial class ClientJobSession
                 LogLine?.Invoke($"Training finished: {args.FirstOrDefault()}");
                 return;
             case JobMessages.TrainJobError:
-                lock (_gate) _failedConfigs.Add(args.FirstOrDefault() ?? "");
+                lock (_gate)
+                {
+                    _failedConfigs.Add(args.FirstOrDefault() ?? "");
+                    if (_firstExitCode is null && int.TryParse(args.ElementAtOrDefault(1), System.Globalization.NumberStyles.Integer,
+                            System.Globalization.CultureInfo.InvariantCulture, out var exitCode))
+                        _firstExitCode = exitCode;
+                }
                 LogLine?.Invoke($"Training failed: {args.FirstOrDefault()} (exit code {args.ElementAtOrDefault(1)})");
                 return;
             case JobMessages.TrainingJobsDone:
@@ -325,9 +348,11 @@ public sealed partial class ClientJobSession
             if (_results is not null) return;
             var name = FileMetaInfo.WireSafeName(meta.Name);
             if (name.Length == 0 || name is "." or "..") name = "results.zip";
-            // Received next to the output, under a name no extracted file can clash with.
-            var path = Path.Combine(_resultsDirectory, "." + name + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".partial");
+            _jobDirectory = JobOutputFolder.Create(_outputRoot, _packagePath, JobId, _startedAt);
+            // Received in the job's folder, under a name no extracted file can clash with.
+            var path = Path.Combine(_jobDirectory, "." + name + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".partial");
             _results = new FileReceiver(meta with { Name = name }, path);
+            _downloadClock.Restart();
         }
         _phase = SubmissionPhase.Downloading;
         Report(force: true);
@@ -359,14 +384,19 @@ public sealed partial class ClientJobSession
     {
         if (!ShouldReport(force)) return;
         long done, total;
+        double seconds;
         lock (_gate)
         {
             done = _results?.BytesReceived ?? 0;
             total = _results?.Meta.Size ?? 0;
+            seconds = _downloadClock.Elapsed.TotalSeconds;
         }
+        var rate = _phase == SubmissionPhase.Downloading && seconds > 0.05 ? done / seconds : 0;
         ProgressChanged?.Invoke(new SubmissionProgress
         {
             Phase = _phase, WorkerId = _workerId, BytesDone = done, BytesTotal = total,
+            MegabytesPerSecond = rate / 1048576.0,
+            EstimatedRemaining = rate > 0 && total > done ? TimeSpan.FromSeconds((total - done) / rate) : null,
             Job = new JobProgress
             {
                 JobId = _job.JobId, Phase = _job.Phase, ConfigIndex = _job.ConfigIndex, ConfigCount = _job.ConfigCount,

@@ -14,8 +14,10 @@ public sealed class SubmissionOptions
 {
     /// <summary>The training package (Submit-SleapTraining); inference builds its own package and leaves this empty.</summary>
     public string PackagePath { get; init; } = "";
-    /// <summary>Where the returned models are extracted; default the current directory.</summary>
+    /// <summary>Under which folder the job's own folder (<see cref="JobOutputFolder"/>) is made; default the current directory.</summary>
     public string? OutputPath { get; init; }
+    /// <summary>Credentials already resolved by the caller; when set, the worker's, session string's and room fields below only pick the worker.</summary>
+    public ResolvedRoom? Room { get; init; }
     /// <summary>A discovered worker (pipeline input); its Server/Token/RoomId are used unless given explicitly.</summary>
     public WorkerInfo? Worker { get; init; }
     public string? SessionString { get; init; }
@@ -47,8 +49,14 @@ public sealed class SubmissionOptions
 public sealed class TrainingSubmission
 {
     public const string ChannelLabel = "my-data-channel";
+    /// <summary>How many of the worker's last log lines a result keeps, to explain a failure without -Verbose.</summary>
+    public const int LogTailLength = 20;
     private readonly SubmissionOptions _options;
     private readonly ILogSink _log;
+    private readonly Queue<string> _logTail = new();
+    private readonly Stopwatch _clock = new();
+    private string? _workerId;
+    private ClientJobSession? _session;
 
     public TrainingSubmission(SubmissionOptions options)
     {
@@ -70,11 +78,16 @@ public sealed class TrainingSubmission
     /// <summary>From the start of <see cref="RunAsync"/> (credentials, sign-in, discovery, offer) to the data channel being open.</summary>
     public TimeSpan? TimeToChannelOpen { get; private set; }
 
+    /// <summary>
+    /// Runs the submission. A job the worker ran returns a result even when it failed (Status Failed, with the trainer's
+    /// exit code and the worker's last log lines); errors are thrown for what kept the job from running at all.
+    /// </summary>
     public async Task<TrainingResult> RunAsync(CancellationToken cancellationToken)
     {
         var packagePath = Path.GetFullPath(_options.PackagePath);
-        if (!File.Exists(packagePath)) throw new PackageNotFoundException(_options.PackagePath);
         var outputPath = Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory());
+        SubmissionPreflight.CheckPackage(packagePath);
+        SubmissionPreflight.CheckOutputPath(outputPath);
         return await RunOnWorkerAsync("training", (channel, worker, clock, ct) => TrainAsync(channel, worker, packagePath, outputPath, clock, ct),
             cancellationToken).ConfigureAwait(false);
     }
@@ -87,7 +100,8 @@ public sealed class TrainingSubmission
     internal async Task<T> RunOnWorkerAsync<T>(string jobKind, Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, CancellationToken cancellationToken,
         Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null)
     {
-        var clock = Stopwatch.StartNew();
+        var clock = _clock;
+        clock.Restart();
         var room = ResolveRoom();
         Report(SubmissionPhase.Discovering, null);
         await using var connection = await ClientRoomConnection.ConnectAsync(room, _options.Connection, cancellationToken).ConfigureAwait(false);
@@ -109,12 +123,42 @@ public sealed class TrainingSubmission
             }
         }
         throw lastBusy is null
-            ? new NoWorkersAvailableException(room.RoomId, "")
-            : new NoWorkersAvailableException(room.RoomId, $" (all {candidates.Count} candidate workers were busy or reserved)");
+            ? NoWorkersAvailableException.EmptyRoom(room.RoomId, _options.MinGpuMemoryMB)
+            : NoWorkersAvailableException.AllBusy(room.RoomId, candidates.Count);
+    }
+
+    /// <summary>
+    /// What is known of a job that was stopped before it finished (Stop-Job, Ctrl+C): Status Cancelled, the worker, the
+    /// job id if the worker had assigned one, and its last log lines.
+    /// </summary>
+    public TrainingResult CancelledResult() => new()
+    {
+        JobId = _session?.JobId ?? "",
+        WorkerId = _workerId ?? "",
+        Status = "Cancelled",
+        PackagePath = Path.GetFullPath(_options.PackagePath),
+        Duration = _clock.Elapsed,
+        Error = "The job was cancelled before it finished.",
+        LastLogLines = LogTail(),
+    };
+
+    private void RememberLogLine(string line)
+    {
+        lock (_logTail)
+        {
+            _logTail.Enqueue(line);
+            while (_logTail.Count > LogTailLength) _logTail.Dequeue();
+        }
+    }
+
+    private string[] LogTail()
+    {
+        lock (_logTail) return _logTail.ToArray();
     }
 
     private ResolvedRoom ResolveRoom()
     {
+        if (_options.Room is { } resolved) return resolved;
         if (_options.Worker is { } w && string.IsNullOrEmpty(_options.SessionString))
         {
             return CredentialResolver.Resolve(_options.RoomId ?? w.RoomId, _options.Token ?? w.Token, _options.Server ?? w.Server, null, _options.CredentialStore);
@@ -140,7 +184,7 @@ public sealed class TrainingSubmission
         if (_options.AutoSelect)
         {
             var ranked = WorkerSelection.RankByGpuMemory(available);
-            if (ranked.Count == 0) throw new NoWorkersAvailableException(room.RoomId, _options.MinGpuMemoryMB > 0 ? $" with at least {_options.MinGpuMemoryMB} MB of GPU memory" : "");
+            if (ranked.Count == 0) throw await connection.ExplainNoneAvailableAsync(_options.MinGpuMemoryMB, cancellationToken).ConfigureAwait(false);
             Tell($"Found {ranked.Count} available worker(s). Auto-selecting the one with the most GPU memory: {ranked[0].PeerId} ({ranked[0].GpuModel}, {ranked[0].GpuMemoryMB} MB)");
             return ranked;
         }
@@ -148,20 +192,21 @@ public sealed class TrainingSubmission
             throw new SleapRtcException("WorkerSelectionRequired", SleapRtcErrorKind.InvalidArgument,
                 "No worker was chosen and there is no interactive host to ask.",
                 "Use -AutoSelect to pick the worker with the most GPU memory, -WorkerId to name one, or pipe a worker from Get-SleapWorker.");
-        if (available.Count == 0) throw new NoWorkersAvailableException(room.RoomId, "");
-        IReadOnlyList<WorkerInfo> Refresh()
+        if (available.Count == 0) throw await connection.ExplainNoneAvailableAsync(_options.MinGpuMemoryMB, cancellationToken).ConfigureAwait(false);
+        async Task<IReadOnlyList<WorkerInfo>> RefreshAsync(CancellationToken token)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(token);
             timeout.CancelAfter(TimeSpan.FromSeconds(15));
-            return connection.DiscoverWorkersAsync(filter, timeout.Token).GetAwaiter().GetResult();
+            return await connection.DiscoverWorkersAsync(filter, timeout.Token).ConfigureAwait(false);
         }
-        return new[] { WorkerSelection.SelectInteractive(_options.Chooser, available, Refresh, _options.ChooserTimeout, room.RoomId) };
+        return new[] { await WorkerSelection.SelectInteractiveAsync(_options.Chooser, available, RefreshAsync, _options.ChooserTimeout, room.RoomId, cancellationToken).ConfigureAwait(false) };
     }
 
     private async Task<T> SubmitToAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
         Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
     {
         Report(SubmissionPhase.Connecting, worker.PeerId);
+        _workerId = worker.PeerId;
         Tell($"Connecting to worker {worker.PeerId}...");
         var template = _options.PeerConnection ?? new PeerConnectionOptions();
         var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
@@ -174,7 +219,7 @@ public sealed class TrainingSubmission
         var workerLost = false;
         try
         {
-            var channel = await ConnectAsync(connection.Signaling, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+            var channel = await ConnectAsync(connection.Signaling, connection.Room.RoomId, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -207,22 +252,43 @@ public sealed class TrainingSubmission
     private async Task<TrainingResult> TrainAsync(IDataChannel channel, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
     {
         var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
+        _session = session;
         session.ProgressChanged += p => ProgressChanged?.Invoke(p);
-        session.LogLine += l => LogLine?.Invoke(l);
-        var outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
+        session.LogLine += l =>
+        {
+            RememberLogLine(l);
+            LogLine?.Invoke(l);
+        };
+        ClientJobOutcome outcome;
+        try
+        {
+            outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
+        }
+        catch (JobFailedException refused)
+        {
+            // The worker got the package but could not run it: still a job of this worker, reported as a result.
+            return new TrainingResult
+            {
+                JobId = session.JobId, WorkerId = worker.PeerId, Status = "Failed", Duration = clock.Elapsed,
+                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(),
+            };
+        }
         var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
+        var jobFolder = outcome.OutputPath;
         return new TrainingResult
         {
-            JobId = session.WorkerJobId ?? "job_" + Guid.NewGuid().ToString("N").Substring(0, 12),
+            JobId = session.JobId,
             WorkerId = worker.PeerId,
             Status = succeeded ? "Succeeded" : "Failed",
-            OutputPath = outputPath,
-            ModelPaths = TopLevelEntries(outputPath, outcome.ExtractedFiles),
+            OutputPath = jobFolder,
+            ModelPaths = jobFolder is null ? Array.Empty<string>() : TopLevelEntries(jobFolder, outcome.ExtractedFiles),
             Duration = clock.Elapsed,
             Configs = outcome.Configs.ToArray(),
             PackagePath = packagePath,
             UploadedBytes = outcome.UploadedBytes,
             UploadMBps = outcome.UploadMBps,
+            ExitCode = outcome.FirstExitCode,
+            LastLogLines = succeeded ? Array.Empty<string>() : LogTail(),
             Error = succeeded ? null : outcome.Configs.Count == 0
                 ? "The worker trained no config."
                 : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
@@ -230,16 +296,16 @@ public sealed class TrainingSubmission
     }
 
     /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>
-    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
+    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, string roomId, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
     {
         var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
         void OnError(SignalingError e)
         {
             if (e.IsWorkerBusy && (e.Sender == workerId || e.Sender is null))
-                answer.TrySetException(new WorkerBusyException(workerId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
+                answer.TrySetException(new WorkerBusyException(workerId, roomId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
             else if (e.Code == ErrorCodes.PeerNotFound && e.InReplyTo is null or MessageTypes.Offer)
-                answer.TrySetException(new WorkerNotFoundException(workerId, signaling.RoomId ?? ""));
+                answer.TrySetException(new WorkerNotFoundException(workerId, roomId));
         }
         signaling.AnswerReceived += OnAnswer;
         signaling.ErrorReceived += OnError;

@@ -34,20 +34,25 @@ public class SleapRtcException : Exception
     public string RecommendedAction { get; }
 }
 
-/// <summary>The worker rejected the offer with the classic worker_busy error.</summary>
+/// <summary>
+/// The worker rejected the offer with the classic worker_busy error. The worker's own wording (which names the Python
+/// tool's flags) stays in <see cref="WorkerMessage"/>; the message speaks PowerShell.
+/// </summary>
 public sealed class WorkerBusyException : SleapRtcException
 {
-    public WorkerBusyException(string workerId, string currentStatus, string workerMessage)
+    public WorkerBusyException(string workerId, string roomId, string currentStatus, string workerMessage)
         : base("WorkerBusy", SleapRtcErrorKind.ResourceBusy,
-            $"Worker {workerId} rejected the connection: {workerMessage} (worker status: {currentStatus}).",
-            "Use room discovery (Get-SleapWorker -RoomId ... or Submit-SleapTraining -AutoSelect) to find an available worker.")
+            $"Worker {workerId} in room '{roomId}' is {currentStatus} and refused the connection.",
+            $"Discover the room's other workers with Get-SleapWorker -RoomId {roomId}, or let Submit-SleapTraining -AutoSelect pick a free one.")
     {
         WorkerId = workerId;
+        RoomId = roomId;
         CurrentStatus = currentStatus;
         WorkerMessage = workerMessage;
     }
 
     public string WorkerId { get; }
+    public string RoomId { get; }
     public string CurrentStatus { get; }
     public string WorkerMessage { get; }
 }
@@ -65,17 +70,30 @@ public sealed class InvalidRoomCredentialsException : SleapRtcException
     public string RoomId { get; }
 }
 
+/// <summary>No worker can take the job: the room is empty (or none matches the filters), or every candidate is busy.</summary>
 public sealed class NoWorkersAvailableException : SleapRtcException
 {
-    public NoWorkersAvailableException(string roomId, string detail)
-        : base("NoWorkersAvailable", SleapRtcErrorKind.ResourceUnavailable,
-            $"No available workers found in room '{roomId}'{detail}.",
-            "Ensure workers are running in this room (Start-SleapWorker -RoomId ...) and have status 'available'; lower -MinGpuMemoryMB if you set it.")
+    private NoWorkersAvailableException(string roomId, string message, string recommendedAction)
+        : base("NoWorkersAvailable", SleapRtcErrorKind.ResourceUnavailable, message, recommendedAction)
     {
         RoomId = roomId;
     }
 
     public string RoomId { get; }
+
+    /// <summary>Nobody in the room is available (or matches <paramref name="minGpuMemoryMB"/>).</summary>
+    public static NoWorkersAvailableException EmptyRoom(string roomId, long minGpuMemoryMB = 0) => new(roomId,
+        minGpuMemoryMB > 0
+            ? $"No available workers found in room '{roomId}' with at least {minGpuMemoryMB} MB of GPU memory."
+            : $"No available workers found in room '{roomId}'.",
+        minGpuMemoryMB > 0
+            ? $"Lower -MinGpuMemoryMB, or list every worker of the room with Get-SleapWorker -RoomId {roomId} -Status *."
+            : $"Ensure workers are running in this room (Start-SleapWorker -RoomId {roomId}) and have status 'available'.");
+
+    /// <summary>Workers exist, but each one tried was busy or reserved.</summary>
+    public static NoWorkersAvailableException AllBusy(string roomId, int candidates) => new(roomId,
+        $"All {candidates} matching worker(s) in room '{roomId}' are busy or reserved.",
+        $"Wait for a job to finish and submit again; Get-SleapWorker -RoomId {roomId} -Status * shows what each worker is doing.");
 }
 
 public sealed class WorkerNotFoundException : SleapRtcException
@@ -89,6 +107,71 @@ public sealed class WorkerNotFoundException : SleapRtcException
     }
 
     public string WorkerId { get; }
+}
+
+/// <summary>The package is not something a worker can train: not a zip, or no train script inside.</summary>
+public sealed class InvalidTrainingPackageException : SleapRtcException
+{
+    public InvalidTrainingPackageException(string path, string detail, Exception? inner = null)
+        : base("InvalidTrainingPackage", SleapRtcErrorKind.InvalidData,
+            $"The training package '{path}' cannot be trained: {detail}.",
+            "Export the training package from SLEAP (a .zip with train-script.sh, the configs and the labels) and pass its path to -PackagePath.", inner)
+    {
+        PackagePath = path;
+    }
+
+    public string PackagePath { get; }
+}
+
+/// <summary>The models could not be written where the user asked.</summary>
+public sealed class OutputPathNotWritableException : SleapRtcException
+{
+    public OutputPathNotWritableException(string path, string detail, Exception? inner = null)
+        : base("OutputPathNotWritable", SleapRtcErrorKind.InvalidArgument,
+            $"The output path '{path}' cannot hold the trained models: {detail}.",
+            "Pass an -OutputPath in a folder you can write to (it is created if missing).", inner)
+    {
+        OutputPath = path;
+    }
+
+    public string OutputPath { get; }
+}
+
+/// <summary>The room does not exist on the server (never created, deleted, or expired).</summary>
+public sealed class RoomNotFoundException : SleapRtcException
+{
+    public RoomNotFoundException(string roomId, string server)
+        : base("RoomNotFound", SleapRtcErrorKind.ObjectNotFound,
+            $"Room '{roomId}' does not exist on {server} (it may have expired).",
+            "Create a new room with New-SleapRoom if you need one.")
+    {
+        RoomId = roomId;
+    }
+
+    public string RoomId { get; }
+}
+
+/// <summary>A room request (create, delete) failed for a reason other than the credentials.</summary>
+public sealed class RoomRequestFailedException : SleapRtcException
+{
+    public RoomRequestFailedException(string errorId, string what, string server, string detail, Exception? inner = null)
+        : base(errorId, SleapRtcErrorKind.ConnectionError, $"Could not {what} on {server}: {detail}",
+            "Check that the signaling server runs and is reachable (-Server or SLEAP_RTC_SIGNALING_URL).", inner)
+    {
+    }
+}
+
+/// <summary>A -Server value that is not a signaling server address.</summary>
+public sealed class InvalidServerAddressException : SleapRtcException
+{
+    public InvalidServerAddressException(string server, string detail, Exception? inner = null)
+        : base("InvalidSignalingServerAddress", SleapRtcErrorKind.InvalidArgument, detail,
+            "Use ws://host:port, http://host:port or host:port for -Server.", inner)
+    {
+        Server = server;
+    }
+
+    public string Server { get; }
 }
 
 public sealed class PackageNotFoundException : SleapRtcException

@@ -5,7 +5,7 @@ using SleapRtc.Protocol;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Decodes a session string into its room id, token, worker peer id and (when present) server URL.</summary>
-[Cmdlet(VerbsData.ConvertFrom, "SleapSessionString")]
+[Cmdlet(VerbsData.ConvertFrom, "SleapSessionString", HelpUri = ModuleLinks.Docs + "ConvertFrom-SleapSessionString.md")]
 [OutputType(typeof(SessionInfo))]
 public sealed class ConvertFromSleapSessionStringCommand : PSCmdlet
 {

@@ -1,11 +1,12 @@
 using System.Management.Automation;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.Protocol;
+using SleapRtc.PowerShell.Infrastructure;
 
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Encodes room credentials and a worker peer id as the classic session string.</summary>
-[Cmdlet(VerbsData.ConvertTo, "SleapSessionString")]
+[Cmdlet(VerbsData.ConvertTo, "SleapSessionString", HelpUri = ModuleLinks.Docs + "ConvertTo-SleapSessionString.md")]
 [OutputType(typeof(string))]
 public sealed class ConvertToSleapSessionStringCommand : PSCmdlet
 {
@@ -24,6 +25,7 @@ public sealed class ConvertToSleapSessionStringCommand : PSCmdlet
     public string PeerId { get; set; } = "";
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     protected override void ProcessRecord() =>

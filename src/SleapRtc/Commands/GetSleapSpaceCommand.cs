@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Discovery;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
@@ -33,7 +34,16 @@ public sealed class GetSleapSpaceCommand : SleapCmdlet
 
     protected override void ProcessRecord()
     {
-        if (RoomArguments.Resolve(this, RoomId, Token, Server, SessionString) is not { } room) return;
+        ResolvedRoom room;
+        try
+        {
+            room = RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+        }
+        catch (SleapRtcException ex)
+        {
+            WriteError(SleapErrors.FromLibrary(ex, RoomId));
+            return;
+        }
         try
         {
             var spaces = RunOnBackground((_, ct) => SpaceDiscovery.ListAsync(room, Name, new ClientConnectionOptions(), ct), ListTimeout);

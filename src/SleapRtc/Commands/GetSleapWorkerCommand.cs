@@ -8,7 +8,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Discovers the workers of a room through the signaling server (or lists this session's workers with -Local).</summary>
-[Cmdlet(VerbsCommon.Get, "SleapWorker", DefaultParameterSetName = RoomSet)]
+[Cmdlet(VerbsCommon.Get, "SleapWorker", DefaultParameterSetName = RoomSet, HelpUri = ModuleLinks.Docs + "Get-SleapWorker.md")]
 [OutputType(typeof(WorkerInfo), ParameterSetName = new[] { RoomSet })]
 [OutputType(typeof(WorkerSession), ParameterSetName = new[] { LocalSet })]
 public sealed class GetSleapWorkerCommand : SleapCmdlet
@@ -28,6 +28,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
     public string? SessionString { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter(ParameterSetName = RoomSet)]
@@ -54,7 +55,16 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
             return;
         }
 
-        if (RoomArguments.Resolve(this, RoomId, Token, Server, SessionString) is not { } room) return;
+        ResolvedRoom room;
+        try
+        {
+            room = RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+        }
+        catch (SleapRtcException ex)
+        {
+            WriteError(SleapErrors.FromLibrary(ex, RoomId));
+            return;
+        }
         WriteVerbose($"Discovering workers of room {room.RoomId} on {room.Server} (credentials from {room.Source}).");
 
         var filter = new WorkerFilter { MinGpuMemoryMB = MinGpuMemoryMB, Status = Status == "*" ? null : Status, Tags = Tag };
@@ -75,7 +85,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
                 "Check that the signaling server is reachable and try again.", ex));
             return;
         }
-        KnownPeers.RememberDiscovery(room.RoomId, workers);
+        SessionRegistry.Current.RememberDiscovery(room.RoomId, workers);
         foreach (var worker in workers) WriteObject(worker);
     }
 }

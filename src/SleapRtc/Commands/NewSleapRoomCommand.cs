@@ -1,12 +1,14 @@
 using System.Management.Automation;
 using SleapRtc.Client.Credentials;
 using SleapRtc.PowerShell.Infrastructure;
-using SleapRtc.Signaling.Client;
+using SleapRtc.Client.Rooms;
+using SleapRtc.PowerShell.Completion;
+using SleapRtc.Protocol.Jobs;
 
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Creates a room on a signaling server and saves its credentials on this machine.</summary>
-[Cmdlet(VerbsCommon.New, "SleapRoom", SupportsShouldProcess = true)]
+[Cmdlet(VerbsCommon.New, "SleapRoom", SupportsShouldProcess = true, HelpUri = ModuleLinks.Docs + "New-SleapRoom.md")]
 [OutputType(typeof(Room))]
 public sealed class NewSleapRoomCommand : SleapCmdlet
 {
@@ -14,6 +16,7 @@ public sealed class NewSleapRoomCommand : SleapCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [Alias("Url")]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter]
@@ -25,42 +28,29 @@ public sealed class NewSleapRoomCommand : SleapCmdlet
 
     protected override void ProcessRecord()
     {
-        var server = ServerAddress.Resolve(Server, roomId: null);
-        if (server is null)
-        {
-            ThrowTerminatingError(SleapErrors.MissingServer());
-            return;
-        }
         if (ExpiresIn is { } ttl && ttl <= TimeSpan.Zero)
         {
             ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidExpiresIn, ErrorCategory.InvalidArgument, ttl,
                 "-ExpiresIn must be a positive duration.", "Pass for example -ExpiresIn ([timespan]::FromDays(7))."));
             return;
         }
-        if (!ShouldProcess(server, $"Create room{(Name is null ? "" : " '" + Name + "'")}")) return;
-
-        SignalingClient client;
-        try { client = new SignalingClient(server); }
-        catch (FormatException ex)
-        {
-            ThrowTerminatingError(SleapErrors.InvalidServerAddress(server, ex));
-            return;
-        }
-
+        string server;
         Room room;
         try
         {
-            room = RunOnBackground(async (_, token) =>
-            {
-                await using (client.ConfigureAwait(false))
-                    return await client.CreateRoomAsync(Name, ExpiresIn, token).ConfigureAwait(false);
-            }, RequestTimeout);
+            server = RoomTarget.ServerForNewRoom(Server);
+            if (!ShouldProcess(server, $"Create room{(Name is null ? "" : " '" + Name + "'")}")) return;
+            room = RunOnBackground((_, token) => RoomAdministration.CreateAsync(server, Name, ExpiresIn, token), RequestTimeout);
         }
-        catch (Exception ex) when (ex is SignalingException or TimeoutException)
+        catch (SleapRtcException ex)
         {
-            ThrowTerminatingError(SleapErrors.Create(ErrorIds.RoomCreateFailed, ErrorCategory.ConnectionError, server,
-                $"Could not create a room on {server}: {ex.Message}",
-                "Check that the signaling server runs and is reachable (-Server or SLEAP_RTC_SIGNALING_URL).", ex));
+            ThrowTerminatingError(SleapErrors.FromLibrary(ex, Server));
+            return;
+        }
+        catch (TimeoutException ex)
+        {
+            ThrowTerminatingError(SleapErrors.FromLibrary(new RoomRequestFailedException(RoomAdministration.CreateFailedId, "create a room",
+                Server ?? "the signaling server", ex.Message, ex), Server));
             return;
         }
 
@@ -68,6 +58,7 @@ public sealed class NewSleapRoomCommand : SleapCmdlet
         {
             RoomId = room.RoomId, Token = room.Token, Server = room.Server, Name = room.Name, ExpiresAt = room.ExpiresAt,
         });
+        RoomTarget.RememberCreated(room.RoomId);
         WriteVerbose($"Room {room.RoomId} created on {room.Server}; credentials saved in {ModuleData.DataDirectory()}.");
         WriteObject(room);
     }

@@ -3,12 +3,13 @@ using SleapRtc.Client.Credentials;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Protocol.Jobs;
-using SleapRtc.Signaling.Client;
+using SleapRtc.Client.Rooms;
 
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Deletes a room on its server (disconnecting its peers) and forgets its saved credentials.</summary>
-[Cmdlet(VerbsCommon.Remove, "SleapRoom", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+/// <remarks>ConfirmImpact High: deleting a room disconnects every worker in it, so it asks first unless -Confirm:$false.</remarks>
+[Cmdlet(VerbsCommon.Remove, "SleapRoom", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = ModuleLinks.Docs + "Remove-SleapRoom.md")]
 public sealed class RemoveSleapRoomCommand : SleapCmdlet
 {
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
@@ -22,63 +23,50 @@ public sealed class RemoveSleapRoomCommand : SleapCmdlet
     public string? Token { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     protected override void ProcessRecord()
     {
-        var store = ModuleData.Credentials();
         ResolvedRoom room;
-        try { room = CredentialResolver.Resolve(RoomId, Token, Server, null, store); }
-        catch (MissingCredentialsException ex)
+        try { room = RoomTarget.Resolve(RoomId, Token, Server); }
+        catch (SleapRtcException ex)
         {
             WriteError(SleapErrors.FromLibrary(ex, RoomId));
             return;
         }
-        var server = room.Server ?? ServerAddress.Resolve(null, RoomId);
-        if (server is null)
-        {
-            WriteError(SleapErrors.MissingServer());
-            return;
-        }
-        if (!ShouldProcess($"room {room.RoomId} on {server}", "Delete the room and disconnect its workers")) return;
+        if (!ShouldProcess($"room {room.RoomId} on {room.Server}", "Delete the room and disconnect its workers")) return;
 
-        SignalingClient client;
-        try { client = new SignalingClient(server); }
-        catch (FormatException ex)
-        {
-            WriteError(SleapErrors.InvalidServerAddress(server, ex));
-            return;
-        }
         try
         {
-            RunOnBackground(async (_, token) =>
-            {
-                await using (client.ConfigureAwait(false))
-                    await client.DeleteRoomAsync(room.RoomId, room.Token, token).ConfigureAwait(false);
-            }, RequestTimeout);
+            RunOnBackground((_, token) => RoomAdministration.DeleteAsync(room, token), RequestTimeout);
         }
-        catch (SignalingException ex) when (ex.Code is "HTTP_401" or "HTTP_403")
-        {
-            WriteError(SleapErrors.FromLibrary(new InvalidRoomCredentialsException(room.RoomId, ex.Reason ?? "Invalid token"), RoomId));
-            return;
-        }
-        catch (SignalingException ex) when (ex.Code is "HTTP_404")
+        catch (RoomNotFoundException ex)
         {
             // Already gone on the server: forgetting the saved credentials is still what the user wants.
-            store.Remove(room.RoomId);
-            WriteError(SleapErrors.Create(ErrorIds.RoomNotFound, ErrorCategory.ObjectNotFound, RoomId,
-                $"Room '{room.RoomId}' does not exist on {server} (it may have expired); its saved credentials were removed.",
-                "Nothing to do; create a new room with New-SleapRoom if you need one."));
+            Forget(room.RoomId);
+            WriteError(SleapErrors.FromLibrary(new SleapRtcException(ex.ErrorId, ex.Kind, ex.Message.TrimEnd('.') + "; its saved credentials were removed.",
+                "Nothing to do; create a new room with New-SleapRoom if you need one."), RoomId));
             return;
         }
-        catch (Exception ex) when (ex is SignalingException or TimeoutException)
+        catch (SleapRtcException ex)
         {
-            WriteError(SleapErrors.Create(ErrorIds.RoomRemoveFailed, ErrorCategory.ConnectionError, RoomId,
-                $"Could not delete room '{room.RoomId}' on {server}: {ex.Message}",
-                "Check that the signaling server runs and is reachable (-Server or SLEAP_RTC_SIGNALING_URL).", ex));
+            WriteError(SleapErrors.FromLibrary(ex, RoomId));
             return;
         }
-        store.Remove(room.RoomId);
-        WriteVerbose($"Room {room.RoomId} deleted on {server}.");
+        catch (TimeoutException ex)
+        {
+            WriteError(SleapErrors.FromLibrary(new RoomRequestFailedException(RoomAdministration.RemoveFailedId, $"delete room '{room.RoomId}'",
+                room.Server!, ex.Message, ex), RoomId));
+            return;
+        }
+        Forget(room.RoomId);
+        WriteVerbose($"Room {room.RoomId} deleted on {room.Server}.");
+    }
+
+    private static void Forget(string roomId)
+    {
+        ModuleData.Credentials().Remove(roomId);
+        SessionRegistry.Current.ForgetRoom(roomId);
     }
 }

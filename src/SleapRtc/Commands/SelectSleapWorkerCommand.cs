@@ -8,7 +8,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Picks one worker: from a numbered list (default, 'r' refreshes), by most GPU memory (-Auto), or by id.</summary>
-[Cmdlet(VerbsCommon.Select, "SleapWorker", DefaultParameterSetName = RoomSet)]
+[Cmdlet(VerbsCommon.Select, "SleapWorker", DefaultParameterSetName = RoomSet, HelpUri = ModuleLinks.Docs + "Select-SleapWorker.md")]
 [OutputType(typeof(WorkerInfo))]
 public sealed class SelectSleapWorkerCommand : SleapCmdlet
 {
@@ -16,21 +16,25 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
     private const string PipelineSet = "InputObject";
     private static readonly TimeSpan DiscoveryTimeout = TimeSpan.FromSeconds(30);
     private readonly List<WorkerInfo> _piped = new();
+    // Captured on the pipeline thread: discoveries run on the thread pool, where no runspace is current.
+    private SessionRegistry _session = null!;
 
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = PipelineSet)]
     public WorkerInfo[] InputObject { get; set; } = Array.Empty<WorkerInfo>();
 
-    [Parameter(Position = 0, ParameterSetName = RoomSet)]
+    /// <summary>RoomId, Token, Server and SessionString bind by property name, so a Room from New-SleapRoom pipes in.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
     [ArgumentCompleter(typeof(RoomIdCompleter))]
     public string? RoomId { get; set; }
 
-    [Parameter(ParameterSetName = RoomSet)]
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
     public string? Token { get; set; }
 
-    [Parameter(ParameterSetName = RoomSet)]
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
     public string? SessionString { get; set; }
 
-    [Parameter(ParameterSetName = RoomSet)]
+    [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter]
@@ -49,6 +53,7 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
 
     protected override void EndProcessing()
     {
+        _session = SessionRegistry.Current;
         if (Auto && WorkerId is not null)
         {
             ThrowTerminatingError(SleapErrors.Create(ErrorIds.ConflictingSelection, ErrorCategory.InvalidArgument, WorkerId,
@@ -59,10 +64,11 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
 
         try
         {
-            var room = ParameterSetName == RoomSet ? ResolveRoom() : RoomOf(_piped.FirstOrDefault());
+            var room = ParameterSetName == RoomSet ? RoomTarget.Resolve(RoomId, Token, Server, SessionString) : RoomOf(_piped.FirstOrDefault());
             var roomId = room?.RoomId ?? _piped.FirstOrDefault()?.RoomId ?? "";
-            var workers = ParameterSetName == RoomSet ? Discover(room!) : Filter(_piped);
-            if (workers.Count == 0) throw new NoWorkersAvailableException(roomId, MinGpuMemoryMB > 0 ? $" with at least {MinGpuMemoryMB} MB of GPU memory" : "");
+            var workers = ParameterSetName == RoomSet
+                ? RunOnBackground((_, ct) => DiscoverAsync(room!, ct), DiscoveryTimeout)
+                : Filter(_piped, roomId);
 
             WorkerInfo chosen;
             if (WorkerId is not null) chosen = WorkerSelection.SelectById(workers, WorkerId, roomId);
@@ -74,8 +80,8 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
             }
             else
             {
-                chosen = RunOnBackground((queue, ct) => Task.Run(() => WorkerSelection.SelectInteractive(new HostWorkerChooser(queue), workers,
-                    () => room is null ? workers : Discover(room, ct), WorkerSelection.DefaultPromptTimeout, roomId), ct));
+                chosen = RunOnBackground((queue, ct) => WorkerSelection.SelectInteractiveAsync(new HostWorkerChooser(queue, ct), workers,
+                    token => room is null ? Task.FromResult(workers) : RefreshAsync(room, token), WorkerSelection.DefaultPromptTimeout, roomId, ct));
             }
             WriteObject(chosen);
         }
@@ -83,19 +89,11 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
         {
             ThrowTerminatingError(SleapErrors.FromLibrary(ex, WorkerId ?? RoomId));
         }
-        catch (FormatException ex)
+        catch (TimeoutException ex)
         {
-            ThrowTerminatingError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.OperationTimedOut, ErrorCategory.OperationTimeout, RoomId,
+                $"Discovery did not finish within {DiscoveryTimeout.TotalSeconds} s.", "Check that the signaling server is reachable and try again.", ex));
         }
-    }
-
-    private ResolvedRoom ResolveRoom()
-    {
-        var room = CredentialResolver.Resolve(RoomId, Token, Server, SessionString, ModuleData.Credentials());
-        if (room.Server is not null) return room;
-        var sessionServer = RunningServer.OfThisSession().FirstOrDefault()?.LocalUrl;
-        if (sessionServer is null) ThrowTerminatingError(SleapErrors.MissingServer());
-        return new ResolvedRoom { RoomId = room.RoomId, Token = room.Token, Server = sessionServer, Source = room.Source };
     }
 
     /// <summary>Piped workers carry their room's credentials, which lets 'r' refresh the list.</summary>
@@ -104,19 +102,33 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
             ? new ResolvedRoom { RoomId = worker.RoomId, Token = worker.Token!, Server = worker.Server, Source = CredentialSource.Explicit }
             : null;
 
-    private IReadOnlyList<WorkerInfo> Discover(ResolvedRoom room) =>
-        RunOnBackground((_, ct) => Task.FromResult(Discover(room, ct)), DiscoveryTimeout);
-
-    private IReadOnlyList<WorkerInfo> Discover(ResolvedRoom room, CancellationToken ct)
+    /// <summary>The first list: explains an empty room (nobody there, or everyone busy).</summary>
+    private async Task<IReadOnlyList<WorkerInfo>> DiscoverAsync(ResolvedRoom room, CancellationToken ct)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        limit.CancelAfter(DiscoveryTimeout);
-        var filter = new WorkerFilter { MinGpuMemoryMB = MinGpuMemoryMB };
-        var workers = WorkerDiscovery.DiscoverAsync(room, filter, new ClientConnectionOptions(), limit.Token).GetAwaiter().GetResult();
-        KnownPeers.RememberDiscovery(room.RoomId, workers);
+        var workers = await WorkerDiscovery.DiscoverAvailableAsync(room, MinGpuMemoryMB, new ClientConnectionOptions(), ct).ConfigureAwait(false);
+        Remember(room, workers);
         return workers;
     }
 
-    private IReadOnlyList<WorkerInfo> Filter(IEnumerable<WorkerInfo> workers) =>
-        workers.Where(w => w.GpuMemoryMB >= MinGpuMemoryMB && (WorkerId is not null || w.Status == WorkerStatus.Available)).ToList();
+    /// <summary>'r': an empty list is an answer here (the prompt says so), not an error.</summary>
+    private async Task<IReadOnlyList<WorkerInfo>> RefreshAsync(ResolvedRoom room, CancellationToken ct)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        limit.CancelAfter(DiscoveryTimeout);
+        var workers = await WorkerDiscovery.DiscoverAsync(room, new WorkerFilter { MinGpuMemoryMB = MinGpuMemoryMB }, new ClientConnectionOptions(), limit.Token).ConfigureAwait(false);
+        Remember(room, workers);
+        return workers;
+    }
+
+    private void Remember(ResolvedRoom room, IReadOnlyList<WorkerInfo> workers) => _session.RememberDiscovery(room.RoomId, workers);
+
+    private IReadOnlyList<WorkerInfo> Filter(IReadOnlyList<WorkerInfo> workers, string roomId)
+    {
+        var matching = workers.Where(w => w.GpuMemoryMB >= MinGpuMemoryMB).ToList();
+        var usable = matching.Where(w => WorkerId is not null || w.Status == WorkerStatus.Available).ToList();
+        if (usable.Count > 0) return usable;
+        throw matching.Count == 0
+            ? NoWorkersAvailableException.EmptyRoom(roomId, MinGpuMemoryMB)
+            : NoWorkersAvailableException.AllBusy(roomId, matching.Count);
+    }
 }

@@ -14,7 +14,7 @@ namespace SleapRtc.PowerShell.Commands;
 /// Opens the live monitor of a room in the default browser. The credentials travel in the URL fragment
 /// (built by MonitorLinks.BuildUrl), which browsers never send to the server, so the token stays out of logs.
 /// </summary>
-[Cmdlet(VerbsCommon.Show, "SleapMonitor")]
+[Cmdlet(VerbsCommon.Show, "SleapMonitor", HelpUri = ModuleLinks.Docs + "Show-SleapMonitor.md")]
 [OutputType(typeof(string))]
 public sealed class ShowSleapMonitorCommand : SleapCmdlet
 {
@@ -27,6 +27,7 @@ public sealed class ShowSleapMonitorCommand : SleapCmdlet
     public string? Token { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     /// <summary>Only output the URL; do not try to start a browser.</summary>
@@ -40,24 +41,19 @@ public sealed class ShowSleapMonitorCommand : SleapCmdlet
     protected override void ProcessRecord()
     {
         ResolvedRoom room;
-        try { room = CredentialResolver.Resolve(RoomId, Token, Server, null, ModuleData.Credentials()); }
-        catch (MissingCredentialsException ex)
+        try { room = RoomTarget.Resolve(RoomId, Token, Server); }
+        catch (SleapRtcException ex)
         {
             WriteError(SleapErrors.FromLibrary(ex, RoomId));
             return;
         }
-        var server = room.Server ?? ServerAddress.Resolve(null, RoomId);
-        if (server is null)
-        {
-            WriteError(SleapErrors.MissingServer());
-            return;
-        }
+        var server = room.Server!;
 
         string url;
         try { url = MonitorLinks.BuildUrl(server, room.RoomId, room.Token); }
         catch (ArgumentException ex)
         {
-            WriteError(SleapErrors.InvalidServerAddress(server, new FormatException(ex.Message, ex)));
+            WriteError(SleapErrors.InvalidServerAddress(server, ex));
             return;
         }
 

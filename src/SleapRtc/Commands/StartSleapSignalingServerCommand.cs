@@ -1,12 +1,13 @@
 using System.Management.Automation;
 using System.Net.Sockets;
+using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Signaling.Server;
 
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Starts the bundled signaling server in this session (background), or runs it until Ctrl+C with -Wait.</summary>
-[Cmdlet(VerbsLifecycle.Start, "SleapSignalingServer")]
+[Cmdlet(VerbsLifecycle.Start, "SleapSignalingServer", HelpUri = ModuleLinks.Docs + "Start-SleapSignalingServer.md")]
 [OutputType(typeof(SignalingServer))]
 public sealed class StartSleapSignalingServerCommand : SleapCmdlet
 {
@@ -14,6 +15,7 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
 
     [Parameter(Position = 0)]
     [ValidateRange(0, 65535)]
+    [ArgumentCompleter(typeof(PortCompleter))]
     public int Port { get; set; } = 8080;
 
     [Parameter]

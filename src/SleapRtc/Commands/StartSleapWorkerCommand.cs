@@ -11,13 +11,14 @@ namespace SleapRtc.PowerShell.Commands;
 /// Joins (or creates) a room as a training worker and serves jobs in the background of the session, or until
 /// Ctrl+C with -Wait. Prints the session string and room credentials to the Information stream.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Start, "SleapWorker")]
+[Cmdlet(VerbsLifecycle.Start, "SleapWorker", HelpUri = ModuleLinks.Docs + "Start-SleapWorker.md")]
 [OutputType(typeof(WorkerSession))]
 public sealed class StartSleapWorkerCommand : SleapCmdlet
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -82,17 +83,24 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     {
         var registry = SessionRegistry.Current;
         var store = ModuleData.Credentials();
-        var (roomId, token, savedServer) = ResolveRoom(store);
+        // Decided on the pipeline thread: the session's state is only reachable from there.
+        ResolvedRoom? room;
+        string? knownServer;
+        try { (room, knownServer) = RoomTarget.ForWorker(RoomId, Token, Server); }
+        catch (SleapRtcException ex)
+        {
+            ThrowTerminatingError(SleapErrors.FromLibrary(ex, RoomId));
+            return;
+        }
+        var (roomId, token) = (room?.RoomId, room?.Token);
         if (roomId is null && Server is null && RunningWorker.OfThisSession().FirstOrDefault() is { } first)
         {
             // One room per machine by default: a second worker (the next GPU) joins the first one's room and server
             // instead of creating a room of its own on the same embedded server.
-            (roomId, token, savedServer) = (first.Session.RoomId, first.Session.Token, first.Session.Server);
-            WriteInformation($"Joining room {roomId} of worker {first.Session.PeerId} (started in this session) on {savedServer}; pass -RoomId or -Server for another room.", new[] { "SleapRtc.Room" });
+            (roomId, token, knownServer) = (first.Session.RoomId, first.Session.Token, first.Session.Server);
+            WriteInformation($"Joining room {roomId} of worker {first.Session.PeerId} (started in this session) on {knownServer}; pass -RoomId or -Server for another room.", new[] { "SleapRtc.Room" });
         }
         var log = new PipelineLogSink("worker");
-        // Decided on the pipeline thread: the session's state is only reachable from there.
-        var knownServer = Server ?? savedServer ?? CredentialResolver.ServerFromEnvironment() ?? RunningServer.OfThisSession().FirstOrDefault()?.Url;
         var workingDirectory = WorkingDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(WorkingDirectory);
         var nvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath);
         var sleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath);
@@ -160,6 +168,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         registry.Add(worker);
         var session = worker.Session;
         store.Save(new RoomCredentials { RoomId = session.RoomId, Token = session.Token, Server = session.Server });
+        if (roomId is null) RoomTarget.RememberCreated(session.RoomId);
         if (host.GpuWarning is not null) WriteWarning(host.GpuWarning);
         if (host.TrainerPath is null)
             WriteWarning("No sleap-nn trainer was found (-SleapNnPath, SLEAP_RTC_SLEAP_NN or PATH): jobs sent to this worker will fail until one is installed.");
@@ -195,23 +204,6 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             SessionRegistry.Current.Remove(worker);
             if (!worker.StopAsync().Wait(TimeSpan.FromSeconds(35)))
                 WriteWarning($"Worker {worker.Session.PeerId} did not stop within 35 s.");
-        }
-    }
-
-    /// <summary>Room id and token: parameters, then the saved room, then SLEAP_RTC_ROOM_ID/TOKEN; none = a new room.</summary>
-    private (string? RoomId, string? Token, string? SavedServer) ResolveRoom(CredentialStore store)
-    {
-        if (string.IsNullOrWhiteSpace(RoomId) && string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(CredentialResolver.RoomIdVariable)))
-            return (null, null, null);
-        try
-        {
-            var room = CredentialResolver.Resolve(RoomId, Token, null, null, store);
-            return (room.RoomId, room.Token, room.Server);
-        }
-        catch (MissingCredentialsException ex)
-        {
-            ThrowTerminatingError(SleapErrors.FromLibrary(ex, RoomId));
-            throw; // not reached: ThrowTerminatingError always throws
         }
     }
 }

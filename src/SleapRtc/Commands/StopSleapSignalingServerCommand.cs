@@ -1,10 +1,11 @@
 using System.Management.Automation;
+using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Stops signaling servers started in this session: piped server objects, or by port.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "SleapSignalingServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObjectSet)]
+[Cmdlet(VerbsLifecycle.Stop, "SleapSignalingServer", SupportsShouldProcess = true, DefaultParameterSetName = ByObjectSet, HelpUri = ModuleLinks.Docs + "Stop-SleapSignalingServer.md")]
 [OutputType(typeof(SignalingServer))]
 public sealed class StopSleapSignalingServerCommand : SleapCmdlet
 {
@@ -17,6 +18,7 @@ public sealed class StopSleapSignalingServerCommand : SleapCmdlet
 
     [Parameter(Mandatory = true, ParameterSetName = ByPortSet)]
     [ValidateRange(1, 65535)]
+    [ArgumentCompleter(typeof(PortCompleter))]
     public int[] Port { get; set; } = Array.Empty<int>();
 
     [Parameter]

@@ -5,7 +5,7 @@ using SleapRtc.PowerShell.Infrastructure;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Stops workers started in this session: the running job ends and the worker leaves its room.</summary>
-[Cmdlet(VerbsLifecycle.Stop, "SleapWorker", SupportsShouldProcess = true)]
+[Cmdlet(VerbsLifecycle.Stop, "SleapWorker", SupportsShouldProcess = true, HelpUri = ModuleLinks.Docs + "Stop-SleapWorker.md")]
 [OutputType(typeof(WorkerSession))]
 public sealed class StopSleapWorkerCommand : SleapCmdlet
 {

@@ -93,38 +93,55 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     protected override void ProcessRecord()
     {
         var dataPath = GetUnresolvedProviderPathFromPSPath(DataPath);
-        var interactive = HostWorkerChooser.IsInteractive(Host) && !AsJob;
-        var target = new SubmissionPlan("", GetUnresolvedProviderPathFromPSPath(OutputPath ?? "."), Worker, SessionString, RoomId, Token,
-            SubmitSleapTrainingCommand.EffectiveServer(Server, Worker, SessionString, RoomId), WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
-        var plan = new InferencePlan(target, new InferenceRequest
+        var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
+        var canPrompt = HostWorkerChooser.IsInteractive(Host);
+        var interactive = canPrompt && !AsJob;
+        InferencePlan plan;
+        try
         {
-            DataPath = dataPath,
-            ModelPaths = ModelPath.Select(GetUnresolvedProviderPathFromPSPath).ToArray(),
-            Frames = Frames,
-            OnlySuggestedFrames = OnlySuggestedFrames,
-            BatchSize = MyInvocation.BoundParameters.ContainsKey(nameof(BatchSize)) ? BatchSize : null,
-            PeakThreshold = MyInvocation.BoundParameters.ContainsKey(nameof(PeakThreshold)) ? PeakThreshold : null,
-            Space = Space,
-        });
+            var room = Worker is not null && string.IsNullOrEmpty(SessionString)
+                ? RoomTarget.OfWorker(Worker, RoomId, Token, Server)
+                : RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+            if (!canPrompt && Space is null && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
+                throw HostWorkerChooser.NotInteractive();
+            var target = new SubmissionPlan("", outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
+            plan = new InferencePlan(target, new InferenceRequest
+            {
+                DataPath = dataPath,
+                ModelPaths = ModelPath.Select(GetUnresolvedProviderPathFromPSPath).ToArray(),
+                Frames = Frames,
+                OnlySuggestedFrames = OnlySuggestedFrames,
+                BatchSize = MyInvocation.BoundParameters.ContainsKey(nameof(BatchSize)) ? BatchSize : null,
+                PeakThreshold = MyInvocation.BoundParameters.ContainsKey(nameof(PeakThreshold)) ? PeakThreshold : null,
+                Space = Space,
+            });
+        }
+        catch (SleapRtcException ex)
+        {
+            WriteError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId ?? (object)dataPath));
+            return;
+        }
+        catch (FormatException ex)
+        {
+            ThrowTerminatingError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
+            return;
+        }
 
         if (AsJob)
         {
             WriteObject(TrainingJob.Start(this, MyInvocation.Line, InferencePlan.JobKind, Worker?.PeerId ?? WorkerId ?? RoomId, dataPath,
-                async (sink, ct) => await plan.RunAsync(sink, chooser: null, ct).ConfigureAwait(false)));
+                (sink, ct) => plan.RunAsync(sink, chooser: null, ct)));
             return;
         }
         try
         {
-            WriteObject(RunOnBackground((queue, ct) => plan.RunAsync(new QueueSubmissionSink(queue), interactive ? new HostWorkerChooser(queue) : null, ct)));
+            RunOnBackground((queue, ct) => plan.RunAsync(new QueueSubmissionSink(queue), interactive ? new HostWorkerChooser(queue, ct) : null, ct))
+                .Deliver(WriteObject, WriteError);
         }
         catch (SleapRtcException ex)
         {
             // Not terminating: with several inputs on the pipeline the others still run.
             WriteError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId ?? (object)dataPath));
-        }
-        catch (FormatException ex)
-        {
-            ThrowTerminatingError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
         }
     }
 }

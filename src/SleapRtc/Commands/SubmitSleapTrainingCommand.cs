@@ -1,5 +1,4 @@
 using System.Management.Automation;
-using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Jobs;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
@@ -8,7 +7,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Sends a training package to a worker, shows progress and the worker's log, and returns the trained models.</summary>
-[Cmdlet(VerbsLifecycle.Submit, "SleapTraining")]
+[Cmdlet(VerbsLifecycle.Submit, "SleapTraining", HelpUri = ModuleLinks.Docs + "Submit-SleapTraining.md")]
 [OutputType(typeof(TrainingResult))]
 [OutputType(typeof(Job))]
 public sealed class SubmitSleapTrainingCommand : SleapCmdlet
@@ -33,6 +32,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
     public string? Token { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(ServerCompleter))]
     public string? Server { get; set; }
 
     [Parameter]
@@ -60,44 +60,44 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
     protected override void ProcessRecord()
     {
         var packagePath = GetUnresolvedProviderPathFromPSPath(PackagePath);
-        if (!File.Exists(packagePath))
+        var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
+        var canPrompt = HostWorkerChooser.IsInteractive(Host);
+        var interactive = canPrompt && !AsJob;
+        SubmissionPlan plan;
+        try
         {
-            var missing = new PackageNotFoundException(PackagePath);
-            ThrowTerminatingError(SleapErrors.FromLibrary(missing, PackagePath));
+            // Checked before anything connects: a bad package or output path costs nothing and leaves nothing behind.
+            SubmissionPreflight.CheckPackage(packagePath);
+            SubmissionPreflight.CheckOutputPath(outputPath);
+            var room = Worker is not null && string.IsNullOrEmpty(SessionString)
+                ? RoomTarget.OfWorker(Worker, RoomId, Token, Server)
+                : RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+            if (!canPrompt && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
+                throw HostWorkerChooser.NotInteractive();
+            plan = new SubmissionPlan(packagePath, outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
+        }
+        catch (SleapRtcException ex)
+        {
+            ThrowTerminatingError(SleapErrors.FromLibrary(ex, ex is PackageNotFoundException or InvalidTrainingPackageException ? PackagePath
+                : ex is OutputPathNotWritableException ? OutputPath : RoomId));
             return;
         }
-        var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
-        var interactive = HostWorkerChooser.IsInteractive(Host) && !AsJob;
-        var plan = new SubmissionPlan(packagePath, outputPath, Worker, SessionString, RoomId, Token, EffectiveServer(Server, Worker, SessionString, RoomId),
-            WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
 
         if (AsJob)
         {
             WriteObject(TrainingJob.Start(this, plan, MyInvocation.Line));
             return;
         }
+        JobReport report;
         try
         {
-            WriteObject(RunOnBackground((queue, ct) => plan.RunAsync(new QueueSubmissionSink(queue), interactive ? new HostWorkerChooser(queue) : null, ct)));
+            report = RunOnBackground((queue, ct) => plan.RunAsync(new QueueSubmissionSink(queue), interactive ? new HostWorkerChooser(queue, ct) : null, ct));
         }
         catch (SleapRtcException ex)
         {
             ThrowTerminatingError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId));
+            return;
         }
-        catch (FormatException ex)
-        {
-            ThrowTerminatingError(SleapErrors.InvalidSessionString(SessionString ?? "", ex));
-        }
-    }
-
-    /// <summary>-Server, else whatever the credentials name, else (when nothing names one) a server of this session.</summary>
-    internal static string? EffectiveServer(string? server, WorkerInfo? worker, string? sessionString, string? roomId)
-    {
-        if (!string.IsNullOrWhiteSpace(server)) return server;
-        if (!string.IsNullOrEmpty(worker?.Server) || !string.IsNullOrEmpty(sessionString)) return null;
-        if (CredentialResolver.ServerFromEnvironment() is not null) return null;
-        var room = roomId ?? Environment.GetEnvironmentVariable(CredentialResolver.RoomIdVariable);
-        if (!string.IsNullOrEmpty(room) && ModuleData.Credentials().Get(room!)?.Server is { Length: > 0 }) return null;
-        return RunningServer.OfThisSession().FirstOrDefault()?.LocalUrl;
+        report.Deliver(WriteObject, WriteError);
     }
 }

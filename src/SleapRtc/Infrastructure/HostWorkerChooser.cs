@@ -13,13 +13,25 @@ namespace SleapRtc.PowerShell.Infrastructure;
 internal sealed class HostWorkerChooser : IWorkerChooser
 {
     private const string NonInteractiveHostName = "Default Host";
+    private const string ConsoleHostName = "ConsoleHost";
     private readonly PipelineQueue _queue;
+    private readonly CancellationToken _stop;
 
-    public HostWorkerChooser(PipelineQueue queue) => _queue = queue;
+    /// <param name="stop">Ctrl+C: ends a prompt that is waiting for keys.</param>
+    public HostWorkerChooser(PipelineQueue queue, CancellationToken stop)
+    {
+        _queue = queue;
+        _stop = stop;
+    }
 
-    /// <summary>Whether a person can answer prompts: not the default host of PowerShell.Create or pwsh -NonInteractive.</summary>
+    /// <summary>
+    /// Whether a person can answer prompts: not the default host of PowerShell.Create, not pwsh -NonInteractive, and
+    /// not the console host with standard input redirected (pwsh -File script.ps1 &lt;/dev/null, scheduled tasks),
+    /// where nobody types and the console cannot even look for keys.
+    /// </summary>
     public static bool IsInteractive(PSHost host) =>
         host.Name != NonInteractiveHostName && host.UI is not null
+        && !(host.Name == ConsoleHostName && Console.IsInputRedirected)
         && !Environment.GetCommandLineArgs().Any(a => a.Equals("-NonInteractive", StringComparison.OrdinalIgnoreCase));
 
     public static SleapRtcException NotInteractive() => new("NoInteractiveHost", SleapRtcErrorKind.InvalidArgument,
@@ -28,38 +40,38 @@ internal sealed class HostWorkerChooser : IWorkerChooser
 
     public void WriteLine(string line) => _queue.Post(c => c.Host.UI.WriteLine(line));
 
-    public string? ReadLine(string prompt, TimeSpan timeout)
+    public async Task<string?> ReadLineAsync(string prompt, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        var stop = _stop;
         var answer = _queue.InvokeOnPipeline(c =>
         {
             c.Host.UI.Write(prompt + ": ");
             try
             {
-                return c.Host.Name == "ConsoleHost" ? ReadLineWithTimeout(c.Host.UI, timeout) : c.Host.UI.ReadLine();
+                return c.Host.Name == ConsoleHostName ? ReadLineWithTimeout(c.Host.UI, timeout, stop) : c.Host.UI.ReadLine();
             }
-            catch (Exception ex) when (ex is PSInvalidOperationException or NotImplementedException or NotSupportedException or HostException)
+            // InvalidOperationException: the console cannot read keys (input redirected after the check, no console).
+            catch (Exception ex) when (ex is InvalidOperationException or NotImplementedException or NotSupportedException or HostException)
             {
                 throw NotInteractive();
             }
         });
-        try
-        {
-            // The pipeline thread answers; the extra minute covers a host whose ReadLine cannot time out by itself.
-            return answer.Wait(timeout + TimeSpan.FromMinutes(1)) ? answer.Result : null;
-        }
-        catch (AggregateException ex) when (ex.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerException).Throw();
-            throw;
-        }
+        // The pipeline thread answers; the extra minute covers a host whose ReadLine cannot time out by itself.
+        var limit = timeout + TimeSpan.FromMinutes(1);
+        var finished = await Task.WhenAny(answer, Task.Delay(limit, cancellationToken)).ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
+        return finished == answer ? await answer.ConfigureAwait(false) : null;
     }
 
-    /// <summary>A console line editor that gives up after <paramref name="timeout"/> (null), for the 5-minute selection limit.</summary>
-    private static string? ReadLineWithTimeout(PSHostUserInterface ui, TimeSpan timeout)
+    /// <summary>
+    /// A console line editor that gives up after <paramref name="timeout"/> (null), for the 5-minute selection limit,
+    /// and at once on Ctrl+C (which PowerShell reports through the stop token, not as a key).
+    /// </summary>
+    private static string? ReadLineWithTimeout(PSHostUserInterface ui, TimeSpan timeout, CancellationToken stop)
     {
         var deadline = DateTime.UtcNow + timeout;
         var line = new StringBuilder();
-        while (DateTime.UtcNow < deadline)
+        while (DateTime.UtcNow < deadline && !stop.IsCancellationRequested)
         {
             if (!ui.RawUI.KeyAvailable)
             {

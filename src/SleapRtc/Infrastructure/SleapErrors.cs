@@ -11,11 +11,7 @@ internal static class ErrorIds
 {
     public const string InvalidSessionString = "InvalidSessionString";
     public const string MissingServer = "MissingSignalingServer";
-    public const string InvalidServerAddress = "InvalidSignalingServerAddress";
     public const string ServerStartFailed = "SignalingServerStartFailed";
-    public const string RoomCreateFailed = "RoomCreateFailed";
-    public const string RoomNotFound = "RoomNotFound";
-    public const string RoomRemoveFailed = "RoomRemoveFailed";
     public const string OperationTimedOut = "OperationTimedOut";
     public const string ServerNotFound = "SignalingServerNotFound";
     public const string WorkerNotRunningHere = "WorkerNotRunningHere";
@@ -40,19 +36,23 @@ internal static class SleapErrors
             ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = exception.RecommendedAction },
         };
 
-    public static ErrorRecord InvalidSessionString(string value, FormatException reason) => Create(
-        ErrorIds.InvalidSessionString, ErrorCategory.InvalidArgument, value, reason.Message,
+    public static ErrorRecord InvalidSessionString(string value, FormatException reason) =>
+        FromLibrary(InvalidSessionStringException(reason), value);
+
+    public static SleapRtcException InvalidSessionStringException(FormatException reason) => new(
+        ErrorIds.InvalidSessionString, SleapRtcErrorKind.InvalidArgument, reason.Message,
         "Copy the whole 'sleap-session:...' line that Start-SleapWorker printed, or pass -RoomId, -Token and -Server instead.",
         reason);
 
-    public static ErrorRecord MissingServer() => Create(
-        ErrorIds.MissingServer, ErrorCategory.InvalidArgument, null,
+    public static ErrorRecord MissingServer() => FromLibrary(MissingServerException(), null);
+
+    public static SleapRtcException MissingServerException() => new(
+        ErrorIds.MissingServer, SleapRtcErrorKind.InvalidArgument,
         "No signaling server is known: none was given, none is saved for the room, SLEAP_RTC_SIGNALING_URL is not set and no server runs in this session.",
         "Pass -Server (for example ws://lab-server:8080), set SLEAP_RTC_SIGNALING_URL, or start one with Start-SleapSignalingServer.");
 
-    public static ErrorRecord InvalidServerAddress(string server, FormatException reason) => Create(
-        ErrorIds.InvalidServerAddress, ErrorCategory.InvalidArgument, server, reason.Message,
-        "Use ws://host:port, http://host:port or host:port for -Server.", reason);
+    public static ErrorRecord InvalidServerAddress(string server, Exception reason) =>
+        FromLibrary(new InvalidServerAddressException(server, reason.Message, reason), server);
 
     public static ErrorCategory CategoryOf(SleapRtcErrorKind kind) => kind switch
     {

@@ -1,4 +1,5 @@
 using System.Management.Automation;
+using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Jobs;
 
 namespace SleapRtc.PowerShell.Infrastructure;
@@ -22,35 +23,40 @@ internal sealed class QueueSubmissionSink : ISubmissionSink
             showInHost ? new[] { "SleapRtc.Submission", "PSHOST" } : new[] { "SleapRtc.Submission" });
 }
 
-/// <summary>One Submit-SleapTraining, captured from the cmdlet's parameters so it can run in the pipeline or as a job.</summary>
+/// <summary>
+/// One Submit-SleapTraining, captured from the cmdlet's parameters (credentials already resolved on the pipeline
+/// thread) so it can run in the pipeline or as a job.
+/// </summary>
 internal sealed record SubmissionPlan(
-    string PackagePath, string OutputPath, WorkerInfo? Worker, string? SessionString, string? RoomId, string? Token,
-    string? Server, string? WorkerId, bool AutoSelect, long MinGpuMemoryMB, bool ShowLog)
+    string PackagePath, string OutputPath, ResolvedRoom Room, WorkerInfo? Worker, string? WorkerId, bool AutoSelect,
+    long MinGpuMemoryMB, bool ShowLog)
 {
     private const int ActivityId = 4711;
     private const string Activity = "Submit-SleapTraining";
 
-    public async Task<TrainingResult> RunAsync(ISubmissionSink sink, Client.Discovery.IWorkerChooser? chooser, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the submission to its end: a job that ran (succeeded or failed) or was cancelled comes back as a report;
+    /// what kept it from running (no worker, busy, bad credentials) is thrown.
+    /// </summary>
+    public async Task<JobReport> RunAsync(ISubmissionSink sink, Client.Discovery.IWorkerChooser? chooser, CancellationToken cancellationToken)
     {
         var submission = new TrainingSubmission(Options(chooser));
         submission.LogLine += line => Log(sink, line);
         submission.StatusMessage += message => sink.Information(message, showInHost: true);
         submission.ProgressChanged += progress => sink.Progress(ToRecord(progress, ActivityId, Activity));
-        return await ReportAsync(sink, ActivityId, Activity, () => submission.RunAsync(cancellationToken), () => submission.ConnectTime).ConfigureAwait(false);
-    }
-
-    /// <summary>Runs a submission, notes its connect time, and always completes its progress bar.</summary>
-    public static async Task<T> ReportAsync<T>(ISubmissionSink sink, int activityId, string activity, Func<Task<T>> run, Func<TimeSpan?> connectTime)
-    {
         try
         {
-            var result = await run().ConfigureAwait(false);
-            if (connectTime() is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
-            return result;
+            var result = await submission.RunAsync(cancellationToken).ConfigureAwait(false);
+            if (submission.ConnectTime is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
+            return JobReport.Of(result);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return JobReport.Of(submission.CancelledResult());
         }
         finally
         {
-            sink.Progress(new ProgressRecord(activityId, activity, "Done") { RecordType = ProgressRecordType.Completed });
+            sink.Progress(new ProgressRecord(ActivityId, Activity, "Done") { RecordType = ProgressRecordType.Completed });
         }
     }
 
@@ -59,16 +65,12 @@ internal sealed record SubmissionPlan(
     {
         PackagePath = PackagePath,
         OutputPath = OutputPath,
+        Room = Room,
         Worker = Worker,
-        SessionString = SessionString,
-        RoomId = RoomId,
-        Token = Token,
-        Server = Server,
         WorkerId = WorkerId,
         AutoSelect = AutoSelect,
         MinGpuMemoryMB = MinGpuMemoryMB,
         Chooser = chooser,
-        CredentialStore = ModuleData.Credentials(),
         PeerConnectionFactory = PeerConnectionDefaults.Factory,
         PeerConnection = PeerConnectionDefaults.Options(),
     };
@@ -84,13 +86,8 @@ internal sealed record SubmissionPlan(
         var record = new ProgressRecord(activityId, activity, progress.Phase.ToString())
         {
             CurrentOperation = progress.Describe(),
-            PercentComplete = progress.Phase switch
-            {
-                SubmissionPhase.Uploading or SubmissionPhase.Downloading => progress.PercentComplete,
-                SubmissionPhase.Training when progress.Job is { EpochCount: > 0 } job => Math.Clamp(job.Epoch * 100 / job.EpochCount, 0, 100),
-                SubmissionPhase.Inferring when progress.Inference is { FramesTotal: > 0 } frames => frames.PercentComplete,
-                _ => -1,
-            },
+            PercentComplete = progress.Phase == SubmissionPhase.Inferring && progress.Inference is { FramesTotal: > 0 } frames
+                ? frames.PercentComplete : progress.PercentComplete,
         };
         if ((progress.EstimatedRemaining ?? progress.Inference?.EstimatedRemaining) is { } eta) record.SecondsRemaining = (int)Math.Min(int.MaxValue, eta.TotalSeconds);
         return record;
