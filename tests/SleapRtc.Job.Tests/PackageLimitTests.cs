@@ -155,12 +155,14 @@ public sealed class PackageLimitTests
         await using var room = await RoomFixture.StartAsync();
         var worker = await room.StartWorkerAsync(maxUnpackedSize: 1L << 20);
         var package = Fixtures.BuildPackage(room.Root, "big", new Dictionary<string, string> { ["c.json"] = Fixtures.Config(1) }, extraBytes: 2_000_000);
-        var error = await Assert.ThrowsAsync<JobFailedException>(() => new TrainingSubmission(new SubmissionOptions
+        // The worker got the package but refused to unpack it: a Failed result of that worker, whose error says why.
+        var result = await new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = package, OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = room.Transport,
             PeerConnection = RoomFixture.Loopback, SessionString = worker.Session.SessionString,
-        }).RunAsync(CancellationToken.None).WaitAsync(RoomFixture.Wait));
-        Assert.Contains("1 MiB, the unpacked size limit", error.Message);
-        Assert.Contains("-MaxUnpackedSize", error.Message);
+        }).RunAsync(CancellationToken.None).WaitAsync(RoomFixture.Wait);
+        Assert.Equal("Failed", result.Status);
+        Assert.Contains("1 MiB, the unpacked size limit", result.Error);
+        Assert.Contains("-MaxUnpackedSize", result.Error);
     }
 }

@@ -94,11 +94,20 @@ public sealed partial class ClientJobSession
         });
     }
 
-    /// <summary>The predictions file: renamed from its partial name into the output folder under the worker's name for it.</summary>
+    /// <summary>
+    /// The predictions file: renamed from its partial name into the output folder under the worker's name for it, or,
+    /// when a file of that name is already there, under that name with the time appended (never overwritten).
+    /// </summary>
     private static string KeepResultFile(FileReceiver results, string outputPath)
     {
         var target = Path.Combine(outputPath, results.Meta.Name);
-        if (File.Exists(target)) File.Delete(target);
+        if (File.Exists(target))
+        {
+            var name = results.Meta.Name;
+            var stem = name.EndsWith(".predictions.slp", StringComparison.OrdinalIgnoreCase) ? name.Substring(0, name.Length - ".predictions.slp".Length) : Path.GetFileNameWithoutExtension(name);
+            var extension = name.Substring(stem.Length);
+            target = Path.Combine(outputPath, $"{stem}-{DateTime.Now:yyyyMMdd-HHmmss-fff}{extension}");
+        }
         File.Move(results.Path, target);
         return target;
     }

@@ -348,7 +348,8 @@ public sealed partial class ClientJobSession
             if (_results is not null) return;
             var name = FileMetaInfo.WireSafeName(meta.Name);
             if (name.Length == 0 || name is "." or "..") name = "results.zip";
-            _jobDirectory = JobOutputFolder.Create(_outputRoot, _packagePath, JobId, _startedAt);
+            // Models get a folder per job; predictions are one file named after the data, kept in the output folder itself.
+            _jobDirectory = IsTrack ? Directory.CreateDirectory(_outputRoot).FullName : JobOutputFolder.Create(_outputRoot, _packagePath, JobId, _startedAt);
             // Received in the job's folder, under a name no extracted file can clash with.
             var path = Path.Combine(_jobDirectory, "." + name + "." + Guid.NewGuid().ToString("N").Substring(0, 8) + ".partial");
             _results = new FileReceiver(meta with { Name = name }, path);

@@ -8,7 +8,7 @@ using SleapRtc.Protocol.Jobs;
 namespace SleapRtc.PowerShell.Commands;
 
 /// <summary>Lists the inference spaces of a room: name, serving worker, state and queue length.</summary>
-[Cmdlet(VerbsCommon.Get, "SleapSpace")]
+[Cmdlet(VerbsCommon.Get, "SleapSpace", HelpUri = ModuleLinks.Docs + "Get-SleapSpace.md")]
 [OutputType(typeof(SpaceInfo))]
 public sealed class GetSleapSpaceCommand : SleapCmdlet
 {

@@ -11,7 +11,7 @@ namespace SleapRtc.PowerShell.Commands;
 /// progress (frames done of total, frames/s, ETA) and the tracker's output, and returns the predictions.
 /// The worker is chosen as for Submit-SleapTraining; a TrainingResult piped in supplies the models.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Submit, "SleapInference", DefaultParameterSetName = ModelsSet)]
+[Cmdlet(VerbsLifecycle.Submit, "SleapInference", DefaultParameterSetName = ModelsSet, HelpUri = ModuleLinks.Docs + "Submit-SleapInference.md")]
 [OutputType(typeof(InferenceResult))]
 [OutputType(typeof(Job))]
 public sealed class SubmitSleapInferenceCommand : SleapCmdlet
