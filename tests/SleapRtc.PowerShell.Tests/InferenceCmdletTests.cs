@@ -70,7 +70,7 @@ public sealed class InferenceCmdletTests : IDisposable
             $job.State.ToString()
             $job.PSJobTypeName
             $job.ChildJobs.Count
-            $job.Error | ForEach-Object { $_.FullyQualifiedErrorId }
+            $job.ChildJobs[0].Error | ForEach-Object { $_.FullyQualifiedErrorId }
             """, JobTimeout).ThrowOnError();
         Assert.Equal(new[] { "Failed", "SleapInferenceJob", "1" }, job.Output.Take(3).Select(o => o.ToString()));
         Assert.StartsWith("InferenceJobFailed", job.Output[3].ToString());
