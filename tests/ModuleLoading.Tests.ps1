@@ -9,8 +9,11 @@ Describe 'Loading the module' {
         $manifest.PowerShellVersion | Should -Be ([version] '5.1')
     }
     It 'exports the cmdlets and resolves the public types' {
-        (Get-Command -Module SleapRtc).Count | Should -Be 13
+        (Get-Command -Module SleapRtc).Count | Should -Be 15
+        (Get-Command -Module SleapRtc).Name | Should -Contain 'Submit-SleapInference'
+        (Get-Command -Module SleapRtc).Name | Should -Contain 'Get-SleapSpace'
         [SleapRtc.WorkerInfo].FullName | Should -Be 'SleapRtc.WorkerInfo'
+        [SleapRtc.InferenceResult].FullName | Should -Be 'SleapRtc.InferenceResult'
     }
     It 'runs the library build meant for this edition, from its private folder' {
         $null = ConvertTo-SleapSessionString -RoomId r -Token t -PeerId p
