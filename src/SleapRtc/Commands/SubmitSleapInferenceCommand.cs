@@ -99,9 +99,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
         InferencePlan plan;
         try
         {
-            var room = Worker is not null && string.IsNullOrEmpty(SessionString)
-                ? RoomTarget.OfWorker(Worker, RoomId, Token, Server)
-                : RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+            var room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString);
             if (!canPrompt && Space is null && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
                 throw HostWorkerChooser.NotInteractive();
             var target = new SubmissionPlan("", outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);

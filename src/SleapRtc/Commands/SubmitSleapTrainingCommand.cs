@@ -69,9 +69,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
             // Checked before anything connects: a bad package or output path costs nothing and leaves nothing behind.
             SubmissionPreflight.CheckPackage(packagePath);
             SubmissionPreflight.CheckOutputPath(outputPath);
-            var room = Worker is not null && string.IsNullOrEmpty(SessionString)
-                ? RoomTarget.OfWorker(Worker, RoomId, Token, Server)
-                : RoomTarget.Resolve(RoomId, Token, Server, SessionString);
+            var room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString);
             if (!canPrompt && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
                 throw HostWorkerChooser.NotInteractive();
             plan = new SubmissionPlan(packagePath, outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);

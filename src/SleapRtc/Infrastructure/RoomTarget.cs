@@ -27,6 +27,12 @@ internal static class RoomTarget
     public static ResolvedRoom OfWorker(WorkerInfo worker, string? roomId, string? token, string? server) =>
         Resolve(roomId ?? worker.RoomId, token ?? worker.Token, server ?? worker.Server);
 
+    /// <summary>The room a submission (training, inference) goes to: the piped worker's, unless a session string names one.</summary>
+    public static ResolvedRoom ForSubmission(WorkerInfo? worker, string? roomId, string? token, string? server, string? sessionString) =>
+        worker is not null && string.IsNullOrEmpty(sessionString)
+            ? OfWorker(worker, roomId, token, server)
+            : Resolve(roomId, token, server, sessionString);
+
     /// <summary>
     /// What Start-SleapWorker joins: the named room (null when nothing names one: the worker creates a room) and the
     /// server (null when none is known: the worker starts an embedded one). A session server is given by its LAN
