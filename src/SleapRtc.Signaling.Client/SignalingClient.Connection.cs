@@ -74,8 +74,12 @@ public sealed partial class SignalingClient
         Raise(MessageReceived, message);
         switch (type)
         {
-            case MessageTypes.RegisteredAuth or MessageTypes.PeerList or MessageTypes.MetadataUpdated:
+            case MessageTypes.RegisteredAuth or MessageTypes.PeerList or MessageTypes.MetadataUpdated
+                or JobQueueMessages.Ticket or JobQueueMessages.List or JobQueueMessages.CancelAccepted:
                 CompleteWaiter(type, message);
+                break;
+            case JobQueueMessages.Position or JobQueueMessages.Assigned or JobQueueMessages.Cancel:
+                DispatchJobPush(type, message);
                 break;
             case MessageTypes.Offer or MessageTypes.Answer:
                 var sdp = new SdpMessage(type, message.GetString("sender") ?? "", message.GetString("sdp") ?? "", message);

@@ -78,6 +78,15 @@ public static class JobExtensions
         public int Version { get; set; }
         public string[] Features { get; set; } = Array.Empty<string>();
         public string? JobId { get; set; }
+        /// <summary>Client hello only: <see cref="ModeRun"/> (null means run) or <see cref="ModeCollect"/> (download a finished job's kept results).</summary>
+        public string? Mode { get; set; }
+        /// <summary>Client hello only: trainer overrides for every config of the package.</summary>
+        public SleapRtc.Protocol.Signaling.TrainingOverrides? Overrides { get; set; }
+        /// <summary>Client hello only: a package already under the worker's data root (relative name); nothing is uploaded.</summary>
+        public string? WorkerPackagePath { get; set; }
+
+        public const string ModeRun = "run";
+        public const string ModeCollect = "collect";
 
         public bool Has(string feature) => Features is not null && Array.IndexOf(Features, feature) >= 0;
     }
@@ -94,4 +103,10 @@ public static class JobErrorCodes
     public const string NoTrackScript = "no_track_script";
     public const string InferenceFailed = "inference_failed";
     public const string RequestTimeout = "request_timeout";
+    /// <summary>Collect: the worker holds no results for that job id (never ran here, expired, or already collected).</summary>
+    public const string JobNotFound = "job_not_found";
+    /// <summary>A worker_package_path outside the data root, missing, or the worker has no data root.</summary>
+    public const string BadWorkerPath = "bad_worker_path";
+    /// <summary>An override value out of range or of the wrong kind.</summary>
+    public const string BadOverride = "bad_override";
 }

@@ -48,6 +48,12 @@ public static class JobMessages
     public const string Error = "SLEAPRTC_ERROR";
     /// <summary>Sent by both ends every couple of seconds once both announced the heartbeat feature; receivers only note it.</summary>
     public const string Heartbeat = "SLEAPRTC_HEARTBEAT";
+    /// <summary>Worker → client once the package is received, verified and unpacked: from here the job runs to its end whether
+    /// or not the client stays (<c>SLEAPRTC_ACCEPTED::{"job_id":…}</c>); <c>-NoWait</c> returns on it.</summary>
+    public const string Accepted = "SLEAPRTC_ACCEPTED";
+    /// <summary>Worker → client at the end of a collection (hello mode "collect"), after the last result file:
+    /// <c>SLEAPRTC_COLLECTED::{"job_id":…,"state":…,"files":n}</c>.</summary>
+    public const string Collected = "SLEAPRTC_COLLECTED";
 
     public const string TrainPackage = "train";
     public const string TrackPackage = "track";
