@@ -88,6 +88,32 @@ public sealed class DeadPeerTests
         Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
     }
 
+    [Fact]
+    public async Task A_client_killed_before_the_data_channel_opened_frees_its_worker_at_once()
+    {
+        // No candidates either way: the connection can never come up, so the client is killed mid-negotiation for
+        // sure. Before: the worker stayed "reserved" (for the server's discovery too) until its 20 s reservation
+        // timeout; now the server tells it that the client who reserved it left.
+        await using var room = await RoomFixture.StartAsync(new SdpTampering(new WebRtc.PeerConnection.RtcPeerConnectionFactory(),
+            SdpTampering.WithoutCandidates, SdpTampering.WithoutCandidates));
+        var worker = await room.StartWorkerAsync();
+        var reserved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.StatusChanged += s => { if (s == WorkerStatus.Reserved) reserved.TrySetResult(); };
+        var package = PeerProcesses.LargePackage(room.Root, 1, 1);
+        using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
+        await reserved.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.Delay(500); // the answer is out; the client's ICE is looking for a path that does not exist
+
+        var clock = Stopwatch.StartNew();
+        victim.KillHard();
+        while (worker.Status != WorkerStatus.Available && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(20);
+        var freed = clock.Elapsed;
+        var offered = await Client.Discovery.WorkerDiscovery.DiscoverAsync(room.Room(worker), null, null, CancellationToken.None);
+        _output.WriteLine($"worker available again {freed.TotalSeconds:0.0} s after its client was killed mid-negotiation");
+        Assert.Contains(offered, w => w.PeerId == worker.Session.PeerId);
+        Assert.True(freed < TimeSpan.FromSeconds(5), $"available after {freed.TotalSeconds:0.0} s");
+    }
+
     /// <summary>
     /// <see cref="ChannelLiveness"/> on a simulated clock: every tick lands <paramref name="latePerTickMs"/> late
     /// (a starved process), the peer is heard at <paramref name="heardAtMs"/>; returns when the peer was declared
