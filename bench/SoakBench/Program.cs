@@ -4,12 +4,14 @@ using SleapRtc.Soak;
 // Soak: jobs back to back from client processes across worker processes (stand-in trainer, 0 s epochs, small
 // package), then an idle period with the workers connected; server and worker RSS, open files and threads must
 // stay flat (end vs the baseline job), no job may fail and no job folder may be left.
-//   dotnet run -c Release --project bench/SoakBench -- [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60]
+//   dotnet run -c Release --project bench/SoakBench -- [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60] [--no-tiered-jit]
+// --no-tiered-jit runs the children with DOTNET_TieredCompilation=0 and then also bounds RSS (see SoakOptions.TieredJit).
 if (ChildModes.IsChildMode(args)) return await ChildModes.RunAsync(args);
 
 int jobs = 200, clients = 5, workers = 3;
 var idle = TimeSpan.FromHours(1);
 var trace = false;
+var tieredJit = true;
 for (var i = 0; i < args.Length; i++)
 {
     switch (args[i])
@@ -19,8 +21,9 @@ for (var i = 0; i < args.Length; i++)
         case "--workers": workers = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
         case "--idle-minutes": idle = TimeSpan.FromMinutes(double.Parse(args[++i], CultureInfo.InvariantCulture)); break;
         case "--trace": trace = true; break;
+        case "--no-tiered-jit": tieredJit = false; break;
         default:
-            Console.Error.WriteLine("usage: SoakBench [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60] [--trace]");
+            Console.Error.WriteLine("usage: SoakBench [--jobs 200] [--clients 5] [--workers 3] [--idle-minutes 60] [--no-tiered-jit] [--trace]");
             return 2;
     }
 }
@@ -28,9 +31,9 @@ for (var i = 0; i < args.Length; i++)
 var options = new SoakOptions
 {
     Jobs = jobs, Clients = clients, Workers = workers, Idle = idle, Trainer = Path.Combine(FindRepoRoot(), "tests", "fixtures", "sleap-nn"),
-    Log = line => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}"), Trace = trace,
+    Log = line => Console.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff}] {line}"), Trace = trace, TieredJit = tieredJit,
 };
-Console.WriteLine($"SoakBench: {jobs} jobs, {clients} clients, {workers} workers, idle {idle}, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+Console.WriteLine($"SoakBench: {jobs} jobs, {clients} clients, {workers} workers, idle {idle}, tiered JIT {(tieredJit ? "on" : "off")}, {Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()}");
 var report = await SoakRun.RunAsync(options);
 Console.Write(SoakRun.Format(report, options));

@@ -16,9 +16,20 @@ public sealed class SoakOptions
     public int BaselineJob { get; init; } = 20;
     /// <summary>Bound on the managed heap after a full compacting collection, end vs baseline: this fraction plus <see cref="HeapSlackMB"/>.</summary>
     public double MaxHeapGrowth { get; init; } = 0.10;
-    public double HeapSlackMB { get; init; } = 0.5;
-    /// <summary>Bound on RSS after that collection (native memory, jitted code and the GC's committed heap included).</summary>
-    public double MaxRssGrowth { get; init; } = 0.20;
+    /// <summary>A heap of about 1 MB moves by up to a megabyte between samples (pools, caches filled on first use); a leak of
+    /// more than about 12 KB a job breaks the bound over the 180 jobs after the baseline.</summary>
+    public double HeapSlackMB { get; init; } = 2;
+    /// <summary>Bound on RSS after that collection (native memory, jitted code and the GC's committed heap included),
+    /// judged only without tiered compilation (<see cref="TieredJit"/> false).</summary>
+    public double MaxRssGrowth { get; init; } = 0.10;
+    /// <summary>
+    /// False: every child runs with DOTNET_TieredCompilation=0, so each method is compiled once, on its first call,
+    /// and what RSS gains after the baseline can only be data. With tiered compilation (the default, as in
+    /// production) the JIT keeps recompiling methods that turned hot (tier 0, instrumented, tier 1: thousands over
+    /// 200 jobs), and their code and profiles grow RSS for as long as new methods turn hot; a leak then shows in the
+    /// heap, file descriptors and threads, which are judged either way.
+    /// </summary>
+    public bool TieredJit { get; init; } = true;
     public int MaxExtraOpenFiles { get; init; } = 10;
     public int MaxExtraThreads { get; init; } = 10;
     /// <summary>The stand-in trainer (tests/fixtures/sleap-nn).</summary>
@@ -130,7 +141,7 @@ public static class SoakRun
                 // collector had not collected yet and the heap it keeps committed for the next allocations.
                 if (f.AtEnd.ManagedHeapMB > f.AtBaseline.ManagedHeapMB * (1 + options.MaxHeapGrowth) + options.HeapSlackMB)
                     violations.Add($"{f.Name}: managed heap after a full GC {f.AtBaseline.ManagedHeapMB:0.00} -> {f.AtEnd.ManagedHeapMB:0.00} MB (more than +{options.MaxHeapGrowth:P0} + {options.HeapSlackMB} MB)");
-                if (f.AtEnd.RssAfterGcMB > f.AtBaseline.RssAfterGcMB * (1 + options.MaxRssGrowth))
+                if (!options.TieredJit && f.AtEnd.RssAfterGcMB > f.AtBaseline.RssAfterGcMB * (1 + options.MaxRssGrowth))
                     violations.Add($"{f.Name}: RSS after a full GC {f.AtBaseline.RssAfterGcMB:0.0} -> {f.AtEnd.RssAfterGcMB:0.0} MB (more than +{options.MaxRssGrowth:P0})");
                 if (f.AtEnd.OpenFiles > f.AtBaseline.OpenFiles + options.MaxExtraOpenFiles)
                     violations.Add($"{f.Name}: open files {f.AtBaseline.OpenFiles} -> {f.AtEnd.OpenFiles} (more than +{options.MaxExtraOpenFiles})");
@@ -178,7 +189,10 @@ public static class SoakRun
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"jobs: {report.JobsSucceeded} succeeded, {report.Failures.Count} failed, in {report.JobsDuration.TotalSeconds:0.0} s (per job p50 {report.JobSecondsP50:0.00} s, max {report.JobSecondsMax:0.00} s, busy-retries included)");
-        text.AppendLine(CultureInfo.InvariantCulture, $"bounds, end vs job {options.BaselineJob}, after a full compacting GC: managed heap <= +{options.MaxHeapGrowth:P0} + {options.HeapSlackMB} MB, RSS <= +{options.MaxRssGrowth:P0}; open files <= +{options.MaxExtraOpenFiles}, threads <= +{options.MaxExtraThreads}");
+        var rssBound = options.TieredJit
+            ? "RSS reported (tiered JIT on: not judged)"
+            : string.Create(CultureInfo.InvariantCulture, $"RSS <= +{options.MaxRssGrowth:P0} (tiered JIT off)");
+        text.AppendLine(CultureInfo.InvariantCulture, $"bounds, end vs job {options.BaselineJob}, after a full compacting GC: managed heap <= +{options.MaxHeapGrowth:P0} + {options.HeapSlackMB} MB, {rssBound}; open files <= +{options.MaxExtraOpenFiles}, threads <= +{options.MaxExtraThreads}");
         text.AppendLine("| process | at job " + options.BaselineJob + " | after the last job | after idle |");
         text.AppendLine("|---|---|---|---|");
         foreach (var p in report.Processes) text.AppendLine($"| {p.Name} | {p.AtBaseline} | {p.AtLastJob} | {p.AtEnd} |");
@@ -193,7 +207,9 @@ public static class SoakRun
 
     private static ChildProcess Start(SoakOptions options, List<ChildProcess> children, string name, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
-        var child = ChildProcess.Start(name, environment, arguments);
+        var variables = environment?.ToDictionary(p => p.Key, p => p.Value) ?? new Dictionary<string, string>();
+        if (!options.TieredJit) variables["DOTNET_TieredCompilation"] = "0";
+        var child = ChildProcess.Start(name, variables, arguments);
         if (options.Trace) child.Line += line => options.Log($"{name}: {line}");
         children.Add(child);
         return child;
