@@ -51,7 +51,7 @@ try
     await using var space = await WorkerHost.StartAsync(new WorkerOptions
     {
         Server = url, RoomId = room.RoomId, Token = room.Token, NvidiaSmiPath = "/nonexistent/nvidia-smi",
-        SleapNnPath = StandInLauncher(Path.Combine(repo, "tests", "fixtures", "sleap-nn")), WorkingDirectory = Path.Combine(scratch, "worker"),
+        SleapNnPath = Path.Combine(repo, "tests", "fixtures", "sleap-nn"), WorkingDirectory = Path.Combine(scratch, "worker"),
         PeerConnectionFactory = factory, PeerConnection = loopback, Space = "bench", SpaceModelPaths = new[] { model },
     }, CancellationToken.None);
     var trackerStarted = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -145,20 +145,6 @@ string Data(string name, long bytes)
     using var file = File.Create(path);
     for (var left = bytes; left > 0; left -= block.Length) file.Write(block, 0, (int)Math.Min(left, block.Length));
     return path;
-}
-
-// The stand-in is a stdlib-only Python script started by its "#!/usr/bin/env python3" line; where python3 on PATH is a
-// pyenv shim (a bash script that resolves the version, 1-3 s per start on this box) every request would mostly time
-// that shim. A two-line launcher runs it with the system interpreter instead, which is what a lab's sleap-nn entry
-// point (a console script with an absolute interpreter path) does.
-string StandInLauncher(string fixture)
-{
-    const string systemPython = "/usr/bin/python3";
-    if (OperatingSystem.IsWindows() || !File.Exists(systemPython)) return fixture;
-    var launcher = Path.Combine(scratch, "sleap-nn");
-    File.WriteAllText(launcher, $"#!/bin/sh\nexec {systemPython} -E -S '{fixture}' \"$@\"\n");
-    File.SetUnixFileMode(launcher, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-    return launcher;
 }
 
 // Two of our peer connections in this process, one channel, 64 KiB messages with a 1 MiB high-water mark (what the
