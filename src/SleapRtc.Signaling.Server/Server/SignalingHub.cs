@@ -360,6 +360,13 @@ internal sealed class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
             return;
         }
+        // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
+        // serves it beside the job it runs.
+        if (message.GetString(JobQueueMessages.OfferPurposeKey) == JobQueueMessages.CollectPurpose)
+        {
+            RelaySignal(peer, self, room, message, MessageTypes.Offer);
+            return;
+        }
         var outcome = _peers.TryReserve(targetId, self, room, out var status);
         switch (outcome)
         {
