@@ -28,6 +28,8 @@ public sealed class JobInfo
     public int EpochCount { get; set; }
     public double? Loss { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
+    /// <summary>When the server handed the queued ticket to its worker; null for a direct submission or while queued.</summary>
+    public DateTimeOffset? AssignedAt { get; set; }
     public DateTimeOffset? StartedAt { get; set; }
     public DateTimeOffset? FinishedAt { get; set; }
     /// <summary>From start to finish (or to now while it runs); null before it starts.</summary>

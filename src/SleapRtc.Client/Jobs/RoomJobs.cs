@@ -137,6 +137,7 @@ public static class JobRecords
             EpochCount = record.Progress?.EpochCount ?? 0,
             Loss = record.Progress?.Loss,
             CreatedAt = Time(record.CreatedAt) ?? DateTimeOffset.FromUnixTimeMilliseconds(0),
+            AssignedAt = Time(record.AssignedAt),
             StartedAt = started,
             FinishedAt = finished,
             Duration = started is { } s ? (finished ?? (JobStates.IsFinished(record.State) ? s : now)) - s : null,

@@ -139,6 +139,19 @@ public sealed class TrainingSubmission
     }
 
     /// <summary>
+    /// A queued ticket may wait for hours: its connection re-registers under the same peer id when the server restarts
+    /// or the network drops, so the server keeps the ticket (it does for a while) and the assignment still reaches us.
+    /// </summary>
+    private ClientConnectionOptions ConnectionOptions() =>
+        _options.Queue is null || _options.Connection.Signaling is not null
+            ? _options.Connection
+            : new ClientConnectionOptions
+            {
+                Log = _options.Connection.Log,
+                Signaling = new SignalingClientOptions { AutoReconnect = true, MaxReconnectDelay = TimeSpan.FromSeconds(5) },
+            };
+
+    /// <summary>
     /// -Queue: puts the ticket in the room's queue, reports its position while it waits, and returns the worker the server
     /// reserved for it (our workers only: the server hands tickets to nothing else). Ctrl+C while queued withdraws the ticket.
     /// </summary>
@@ -262,7 +275,7 @@ public sealed class TrainingSubmission
         clock.Restart();
         var room = ResolveRoom();
         Report(SubmissionPhase.Discovering, null);
-        await using var connection = await ClientRoomConnection.ConnectAsync(room, _options.Connection, cancellationToken).ConfigureAwait(false);
+        await using var connection = await ClientRoomConnection.ConnectAsync(room, ConnectionOptions(), cancellationToken).ConfigureAwait(false);
         var candidates = chooseTarget is null
             ? await ChooseCandidatesAsync(connection, room, cancellationToken).ConfigureAwait(false)
             : await chooseTarget(connection, cancellationToken).ConfigureAwait(false);
