@@ -210,6 +210,34 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         AssertNoPageErrors();
     }
 
+    [Fact]
+    public async Task Requests_in_a_row_from_one_page_all_return_and_a_larger_upload_streams_through()
+    {
+        await using var space = await StartSpaceAsync("ants");
+        var page = await OpenMonitorAsync();
+        var panel = SpacePanel(page, "ants");
+        await Expect(panel.Locator(".panel-state")).ToHaveTextAsync("ready · queue 0");
+        var connectTimes = new List<double>();
+        const int Requests = 8;
+        for (var i = 0; i < Requests; i++)
+        {
+            // A 16 MiB "video" last: it streams from the file in 64 KiB frames, never whole in memory.
+            var data = WriteData($"clip{i}.mp4", i == Requests - 1 ? 16 << 20 : 20_000);
+            await panel.Locator(".data-input").SetInputFilesAsync(data);
+            await panel.Locator(".submit-button").ClickAsync();
+            var request = panel.Locator(".request").First;
+            await Expect(request.Locator(".request-name")).ToHaveTextAsync($"clip{i}.mp4");
+            await Expect(request).ToHaveAttributeAsync("data-state", "done", new LocatorAssertionsToHaveAttributeOptions { Timeout = RequestTimeoutMs });
+            AssertDerivedFrom(await DownloadPredictionsAsync(page, request, $"clip{i}.predictions.slp"), data);
+            connectTimes.Add(double.Parse((await request.GetAttributeAsync("data-connect-ms"))!, CultureInfo.InvariantCulture));
+            Report(request, $"request {i}");
+        }
+        await Expect(panel.Locator(".request")).ToHaveCountAsync(Requests);
+        var sorted = connectTimes.Skip(1).Order().ToList();
+        output.WriteLine($"submit -> channel open after the first: p50 {sorted[sorted.Count / 2]:F0} ms, min {sorted[0]:F0} ms, max {sorted[^1]:F0} ms");
+        AssertNoPageErrors();
+    }
+
     private async Task<WorkerHost> StartSpaceAsync(string name)
     {
         var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch, "space-models", m)).FullName).ToArray();

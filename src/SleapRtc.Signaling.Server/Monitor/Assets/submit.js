@@ -14,6 +14,7 @@
   const LOW_WATER = 256 * 1024;              // …and resume below this
   const CONNECT_TIMEOUT_MS = 30000;
   const GATHER_CAP_MS = 1000;                // an unreachable STUN server must not hold the offer back longer
+  const SPARE_MS = 120000;                   // a signaling connection opened when files were picked waits this long
   const KEEP_ALIVE_MS = 15000, CLASSIC_SILENCE_MS = 25000;   // classic peers: binary KEEP_ALIVE, 25 s of silence
   const HEARTBEAT_MS = 2000, HEARTBEAT_SILENCE_MS = 8000;    // our extension, once the worker agreed
   const LOG_LINES = 200;
@@ -240,8 +241,10 @@
   // ---- One request: connect, upload, follow, download ---------------------------------------------------------
 
   class InferenceRequest {
-    constructor(target, dataFile, models, view) {
+    /** <paramref name="prepared"/>: a signaling connection opened when the files were picked (may be null or failed). */
+    constructor(target, dataFile, models, view, prepared) {
       this.target = target;          // { peerId, extensions, space }
+      this.prepared = prepared;
       this.dataFile = dataFile;
       this.models = models;
       this.view = view;
@@ -257,9 +260,10 @@
         const pkg = new TrackPackage(this.dataFile, this.models);
         this.view.state("connecting", "connecting…");
         this.marks = [["start", started]];
-        this.signaling = await Signaling.open(room.id, room.token);
+        const ready = this.prepared && await this.prepared.catch(() => null);
+        this.signaling = ready && !ready.closed ? ready : await Signaling.open(room.id, room.token);
         this.mark("registered");
-        if (this.finished) return;
+        if (this.finished) return this.release();
         const channel = await this.connect();
         this.view.connected(performance.now() - started, this.marks);
         await this.upload(channel, pkg);
@@ -281,11 +285,15 @@
 
       await pc.setLocalDescription(await pc.createOffer());
       this.mark("offer");
-      // Our worker reads candidates from the offer (no trickle). A browser that hides its addresses behind mDNS
-      // names still connects: the worker learns its address from the first connectivity check (peer reflexive).
+      // Our worker reads candidates from the offer (no trickle), but it needs none of the browser's: browsers hide
+      // their host addresses behind mDNS names it cannot resolve, and it learns the real one from the browser's first
+      // connectivity check (a peer-reflexive candidate). Only a server-reflexive address (from the server's STUN) is
+      // worth waiting for, and not for long.
+      const stun = this.signaling.iceServers.length > 0;
       await new Promise((resolve) => {
-        if (pc.iceGatheringState === "complete") return resolve();
+        if (!stun || pc.iceGatheringState === "complete") return resolve();
         pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") resolve(); });
+        pc.addEventListener("icecandidate", (event) => { if (event.candidate && / typ srflx/.test(event.candidate.candidate)) setTimeout(resolve, 20); });
         setTimeout(resolve, GATHER_CAP_MS);
       });
       this.mark("gathered");
@@ -479,13 +487,16 @@
       this.finished = true;
       this.view.state(state, text);
       for (const timer of this.timers) clearInterval(timer);
-      const channel = this.channel, pc = this.pc, signaling = this.signaling;
       // Let a cancel message leave before the connection goes.
-      setTimeout(() => {
-        try { if (channel) channel.close(); } catch (e) { /* gone */ }
-        try { if (pc) pc.close(); } catch (e) { /* gone */ }
-        if (signaling) signaling.close();
-      }, state === "cancelled" ? 200 : 0);
+      setTimeout(() => this.release(), state === "cancelled" ? 200 : 0);
+    }
+
+    /** Closes whatever this request holds (called again by run() when it ended while a step was under way). */
+    release() {
+      try { if (this.channel) this.channel.close(); } catch (e) { /* gone */ }
+      try { if (this.pc) this.pc.close(); } catch (e) { /* gone */ }
+      if (this.signaling) this.signaling.close();
+      else if (this.prepared) this.prepared.then((s) => s.close(), () => {});
     }
   }
 
@@ -605,6 +616,8 @@
       this.button.type = "submit";
       this.form.append(this.button);
       this.form.addEventListener("submit", (event) => { event.preventDefault(); this.submit(); });
+      // Picking files is the moment to sign in and register, so the request itself only has to connect.
+      this.form.addEventListener("change", () => this.prepare());
       this.list = make("ol", "requests");
       this.node.append(head, this.targetNode, this.form, this.list);
     }
@@ -638,6 +651,27 @@
       }
     }
 
+    /** Opens a signaling connection for the next request ahead of time; closed again if no request takes it. */
+    prepare() {
+      if (this.spare || !room.token || !this.worker) return;
+      const spare = { signaling: Signaling.open(room.id, room.token) };
+      spare.signaling.catch(() => { /* the request opens its own */ });
+      spare.timer = setTimeout(() => {
+        if (this.spare !== spare) return;
+        this.spare = null;
+        spare.signaling.then((s) => s.close(), () => {});
+      }, SPARE_MS);
+      this.spare = spare;
+    }
+
+    takeSpare() {
+      const spare = this.spare;
+      this.spare = null;
+      if (!spare) return null;
+      clearTimeout(spare.timer);
+      return spare.signaling;
+    }
+
     submit() {
       const data = this.dataInput.files && this.dataInput.files[0];
       if (!data) { this.dataInput.focus(); return; }
@@ -652,7 +686,7 @@
         peerId: worker ? worker.peer_id : null,
         space: this.kind === "space" ? this.key : null,
         extensions: !!worker && Number((worker.properties || {}).sleaprtc_ext) >= 1,
-      }, data, models, view);
+      }, data, models, view, this.takeSpare());
       view.cancelButton.addEventListener("click", () => request.cancel());
       this.requests.add(request);
       if (!worker) return request.fail(this.kind === "space" ? "The space is offline: no worker serves it." : "The worker left the room.");
