@@ -38,10 +38,11 @@ internal sealed class MonitorWorkerView
     /// <summary>The whole worker object as sent in the state document and in events.</summary>
     public string Json { get; }
 
-    /// <summary>The monitor view of a peer, or null when the peer is not a worker (clients are not shown).</summary>
+    /// <summary>The monitor view of a peer, or null when the peer is neither a worker nor an inference space's worker
+    /// (clients are not shown).</summary>
     public static MonitorWorkerView? FromPeer(MonitorPeer peer)
     {
-        if (!string.Equals(peer.Role, "worker", StringComparison.Ordinal)) return null;
+        if (peer.Role is not ("worker" or SpaceMetadata.Role)) return null;
 
         var properties = peer.Metadata.ValueKind == JsonValueKind.Object
             && peer.Metadata.TryGetProperty(PeerMetadataKeys.Properties, out var p) && p.ValueKind == JsonValueKind.Object
@@ -77,6 +78,7 @@ internal sealed class MonitorWorkerView
             writer.WriteEndArray();
             writer.WritePropertyName(PeerMetadataKeys.Job);
             writer.WriteRawValue(jobJson, skipInputValidation: true);
+            WriteSpace(writer, peer.Role, properties);
             writer.WriteString("connected_at", peer.ConnectedAt.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
             // Everything else the worker advertised, for scripts; the job is already above in its normalised form.
             writer.WriteStartObject(PeerMetadataKeys.Properties);
@@ -149,6 +151,26 @@ internal sealed class MonitorWorkerView
         {
             parsed?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// <c>"space": {"name", "state", "queue_length"}</c> for the worker of an inference space (role "space"), what the
+    /// page's submit panel keys its space panels by; <c>null</c> for a training worker.
+    /// </summary>
+    private static void WriteSpace(Utf8JsonWriter writer, string role, JsonElement properties)
+    {
+        var name = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(SpaceMetadata.NameProperty, out var n) ? ScalarText(n) : null;
+        if (role != SpaceMetadata.Role || string.IsNullOrEmpty(name))
+        {
+            writer.WriteNull(SpaceMetadata.NameProperty);
+            return;
+        }
+        var fields = properties.EnumerateObject().ToDictionary(p => p.Name, p => p.Value, StringComparer.Ordinal);
+        writer.WriteStartObject(SpaceMetadata.NameProperty);
+        writer.WriteString("name", name);
+        writer.WriteString("state", TextOf(fields, SpaceMetadata.StateProperty) ?? SpaceMetadata.Ready);
+        writer.WriteNumber("queue_length", NumberOf(fields, SpaceMetadata.QueueProperty) ?? 0);
+        writer.WriteEndObject();
     }
 
     private static string CanonicalKey(string name) => name.Replace("_", "", StringComparison.Ordinal).ToLowerInvariant();
