@@ -56,14 +56,7 @@ public sealed partial class WorkerHost
 
     private async Task ServeClientAsync(SdpMessage offer)
     {
-        var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        var connection = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
-        {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : StunServers,
-            IncludeLoopback = template.IncludeLoopback,
-            LocalAddresses = template.LocalAddresses,
-            MaxMessageSize = template.MaxMessageSize,
-        });
+        var connection = NewPeerConnection();
         var clientGone = false;
         try
         {
@@ -145,6 +138,10 @@ public sealed partial class WorkerHost
         {
             JobsDirectory = _jobsDirectory,
             TrainerPath = _trainerPath,
+            Results = _results,
+            IsJobIdInUse = IsJobIdInUse,
+            DataRoot = _options.DataRoot,
+            StopGrace = _options.StopGrace,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
             HeartbeatInterval = _options.HeartbeatInterval,
@@ -154,6 +151,7 @@ public sealed partial class WorkerHost
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);
         session.ProgressChanged += OnJobProgress;
+        WireJobReports(session);
         return session;
     }
 
@@ -242,6 +240,8 @@ public sealed partial class WorkerHost
         string status;
         lock (_gate) status = _status;
         await PublishStatusAsync(status).ConfigureAwait(false);
+        // The server may have marked the running job lost meanwhile; its record comes back with this report.
+        _reporter.ReportActiveAgain();
     }
 
     private static JsonNode? ProgressNode(JobProgress progress) => JsonNode.Parse(JobExtensions.SerializeProgress(progress));

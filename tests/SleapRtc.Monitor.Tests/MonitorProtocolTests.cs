@@ -289,6 +289,7 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         {
             ("/", "text/html"), ("/monitor", "text/html"), ("/monitor/monitor.js", "text/javascript"),
             ("/monitor/monitor.css", "text/css"), ("/monitor/favicon.svg", "image/svg+xml"),
+            ("/monitor/submit.js", "text/javascript"), ("/monitor/submit.css", "text/css"),
         })
         {
             using var response = await _server.Http.GetAsync(path);

@@ -14,7 +14,7 @@ namespace SleapRtc.Signaling.Monitor;
 /// The server hands every parsed request to <see cref="TryHandleAsync"/> and reports peer changes to
 /// <see cref="NotifyPeerChanged"/>; see README.md in this folder for the exact hook.
 /// </summary>
-public sealed class MonitorService : IAsyncDisposable
+public sealed class MonitorService : IAsyncDisposable, Jobs.IJobQueueObserver
 {
     private const string Component = "monitor";
     private const string ApiPrefix = "/api/rooms/";
@@ -51,6 +51,17 @@ public sealed class MonitorService : IAsyncDisposable
 
     /// <summary>Call when a room was deleted or many of its peers changed at once.</summary>
     public void NotifyRoomChanged(string roomId) => Hub.NotifyRoomChanged(roomId);
+
+    /// <summary>The room job queue whose tickets and records the state document and the events show (set once at start).</summary>
+    internal IMonitorJobSource? Jobs
+    {
+        get => Hub.Jobs;
+        set => Hub.Jobs = value;
+    }
+
+    void Jobs.IJobQueueObserver.JobChanged(string roomId, SleapRtc.Protocol.Signaling.JobRecord record) => Hub.NotifyJobChanged(roomId, record);
+
+    void Jobs.IJobQueueObserver.QueueChanged(string roomId) => Hub.NotifyQueueChanged(roomId);
 
     /// <summary>
     /// Answers the request if it is one of the monitor's and returns true; the caller then closes the connection
