@@ -29,6 +29,9 @@ public static class ChildModes
 
     private const int MaxConnectRetries = 3;
 
+    /// <summary>How long a soak worker keeps a finished job's results (its folder) for collection.</summary>
+    public static readonly TimeSpan ResultRetention = TimeSpan.FromSeconds(30);
+
     private static string OneLine(string text) => text.Replace('\r', ' ').Replace('\n', ' ');
 
     public static bool IsChildMode(string[] args) => args.Length > 0 && args[0] is "server" or "worker" or "client";
@@ -54,6 +57,10 @@ public static class ChildModes
             Server = server, RoomId = roomId, Token = token, WorkingDirectory = workDirectory, SleapNnPath = trainer,
             NvidiaSmiPath = "/nonexistent/nvidia-smi", PeerConnectionFactory = new RtcPeerConnectionFactory(), PeerConnection = Loopback,
             ProgressPublishInterval = TimeSpan.FromMilliseconds(200),
+            // The soak's clients take their results back at once: what is kept for a later collection expires soon
+            // (after the download: kept results are the job's folder), so any job folder found after that is one
+            // the worker failed to remove.
+            ResultRetention = ResultRetention, ResultSweepInterval = TimeSpan.FromSeconds(1),
         }, CancellationToken.None).ConfigureAwait(false);
         worker.StatusChanged += s => Console.WriteLine("STATUS " + s);
         worker.ProgressChanged += p => { if (p.Phase == "training" && p.Epoch >= 1) Console.WriteLine("EPOCH " + p.Epoch.ToString(CultureInfo.InvariantCulture)); };

@@ -149,6 +149,9 @@ public static class SoakRun
                     violations.Add($"{f.Name}: threads {f.AtBaseline.Threads} -> {f.AtEnd.Threads} (more than +{options.MaxExtraThreads})");
             }
 
+            // Results are kept for collection a while (ChildModes.ResultRetention): only what outlives that is left over.
+            var keptFor = ChildModes.ResultRetention + TimeSpan.FromSeconds(3) - options.Idle;
+            if (keptFor > TimeSpan.Zero) await Task.Delay(keptFor, cancellationToken).ConfigureAwait(false);
             foreach (var worker in workers) worker.Stop(TimeSpan.FromSeconds(30));
             var leftOver = Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories)
                 .Where(p => !p.StartsWith(Path.Combine(root, "package"), StringComparison.Ordinal))
