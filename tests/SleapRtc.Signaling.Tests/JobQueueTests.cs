@@ -257,9 +257,10 @@ public class JobQueueTests
         await using var harness = await QueueHarness.StartAsync();
         var submitter = await harness.ClientAsync();
         var workers = new List<SignalingClient>();
-        for (var i = 0; i < 6; i++) workers.Add(await harness.WorkerAsync(status: "busy"));
+        for (var i = 0; i < 4; i++) workers.Add(await harness.WorkerAsync(status: "busy"));
         var tickets = new List<string>();
-        for (var i = 0; i < 40; i++) tickets.Add((await submitter.SubmitTicketAsync(QueueHarness.Ticket(i % 3))).JobId);
+        // 30 jobs per worker: far more reports than the job_update burst allows, none of which may be dropped.
+        for (var i = 0; i < 120; i++) tickets.Add((await submitter.SubmitTicketAsync(QueueHarness.Ticket(i % 3))).JobId);
 
         var inbox = workers.ToDictionary(w => w.PeerId!, _ => Channel.CreateUnbounded<string>());
         var counts = new ConcurrentDictionary<string, int>();
