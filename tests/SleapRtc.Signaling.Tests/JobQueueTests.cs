@@ -99,6 +99,38 @@ internal sealed class QueueHarness : IAsyncDisposable
     public static Task RawReportAsync(RawPeer worker, string jobId, string state)
         => worker.SendAsync(new JsonObject { ["type"] = "job_update", ["record"] = new JobRecord { JobId = jobId, State = state }.ToJson() });
 
+    /// <summary>
+    /// Signaling-only stand-in workers, each on its own task: turn available, then for every job id that reaches its inbox
+    /// (from the submitter's queue_assigned) report it Running and Succeeded at once and turn available again. Fails if a
+    /// worker is ever handed a job while it holds one; returns once <paramref name="total"/> jobs are done.
+    /// </summary>
+    public static async Task RunStandInWorkersAsync(IReadOnlyList<SignalingClient> workers, IReadOnlyDictionary<string, Channel<string>> inbox, int total, TimeSpan within)
+    {
+        var holding = new ConcurrentDictionary<string, int>();
+        var done = 0;
+        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task RunAsync(SignalingClient worker)
+        {
+            await SetStatusAsync(worker, "available");
+            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
+            {
+                Assert.Equal(1, holding.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
+                await ReportAsync(worker, jobId, JobStates.Running);
+                await ReportAsync(worker, jobId, JobStates.Succeeded);
+                holding.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
+                if (Interlocked.Increment(ref done) == total) allDone.TrySetResult();
+                await SetStatusAsync(worker, "available");
+            }
+        }
+        var loops = workers.Select(w => Task.Run(() => RunAsync(w))).ToList();
+        try { await allDone.Task.WaitAsync(within); }
+        finally
+        {
+            foreach (var channel in inbox.Values) channel.Writer.TryComplete();
+        }
+        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+    }
+
     public static Task SetStatusAsync(SignalingClient worker, string status)
         => worker.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["status"] = status } });
 
@@ -126,9 +158,10 @@ internal sealed class QueueHarness : IAsyncDisposable
         var deadline = DateTime.UtcNow + (within ?? TestServer.Wait);
         while (true)
         {
-            var record = await RecordAsync(asker, jobId);
-            if (condition(record)) return record;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"Record {jobId} never met the condition; last: {record.ToWire()}");
+            // The report may not have reached the server yet (it travels on the worker's connection): absent is "not yet".
+            var record = (await asker.ListJobsAsync(jobId)).SingleOrDefault();
+            if (record is not null && condition(record)) return record;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"Record {jobId} never met the condition; last: {record?.ToWire() ?? "none"}");
             await Task.Delay(50);
         }
     }
@@ -217,26 +250,7 @@ public class JobQueueTests
         }
         var order = expected.OrderByDescending(e => e.Priority).ThenBy(e => e.Index).ToList();
 
-        var busyNow = new ConcurrentDictionary<string, int>();
-        var done = 0;
-        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        async Task RunWorkerAsync(SignalingClient worker)
-        {
-            await QueueHarness.SetStatusAsync(worker, "available");
-            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
-            {
-                Assert.Equal(1, busyNow.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Running);
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Succeeded);
-                busyNow.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
-                if (Interlocked.Increment(ref done) == priorities.Length) allDone.TrySetResult();
-                await QueueHarness.SetStatusAsync(worker, "available");
-            }
-        }
-        var loops = workers.Select(w => Task.Run(() => RunWorkerAsync(w))).ToList();
-        await allDone.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        foreach (var channel in inbox.Values) channel.Writer.TryComplete();
-        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+        await QueueHarness.RunStandInWorkersAsync(workers, inbox, priorities.Length, TimeSpan.FromSeconds(20));
 
         Assert.Equal(priorities.Length, handedOut.Count);
         Assert.All(handedOut.Values, n => Assert.Equal(1, n));
@@ -269,25 +283,7 @@ public class JobQueueTests
             counts.AddOrUpdate(a.JobId, 1, (_, n) => n + 1);
             inbox[a.WorkerId].Writer.TryWrite(a.JobId);
         };
-        var holding = new ConcurrentDictionary<string, int>();
-        var finished = 0;
-        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var loops = workers.Select(worker => Task.Run(async () =>
-        {
-            await QueueHarness.SetStatusAsync(worker, "available");
-            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
-            {
-                Assert.Equal(1, holding.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Running);
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Succeeded);
-                holding.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
-                if (Interlocked.Increment(ref finished) == tickets.Count) allDone.TrySetResult();
-                await QueueHarness.SetStatusAsync(worker, "available");
-            }
-        })).ToList();
-        await allDone.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        foreach (var channel in inbox.Values) channel.Writer.TryComplete();
-        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+        await QueueHarness.RunStandInWorkersAsync(workers, inbox, tickets.Count, TimeSpan.FromSeconds(30));
 
         Assert.Equal(tickets.Order(), counts.Keys.Order());
         Assert.All(counts.Values, n => Assert.Equal(1, n));
@@ -482,6 +478,22 @@ public class JobQueueTests
         Assert.Equal(JobStates.Succeeded, done.State);
         Assert.Equal([0.9, 0.7, 0.5], done.Progress!.LossHistory);
         Assert.NotNull(done.FinishedAt);
+    }
+
+    [Fact]
+    public async Task AFloodOfProgressIsCutOffButTheJobsStateChangesStillApply()
+    {
+        await using var harness = await QueueHarness.StartAsync(o => { o.UpdateBurst = 5; o.UpdatesPerSecond = 1; });
+        var client = await harness.ClientAsync();
+        var worker = await harness.WorkerAsync(status: "busy");
+        const string JobId = "job_f10000000001";
+        await QueueHarness.ReportAsync(worker, JobId, JobStates.Running);
+        for (var epoch = 1; epoch <= 200; epoch++)
+            await QueueHarness.ReportAsync(worker, JobId, JobStates.Running, progress: new JobRecordProgress { Epoch = epoch, EpochCount = 200 });
+        await QueueHarness.ReportAsync(worker, JobId, JobStates.Succeeded);
+        var record = await harness.WaitForRecordAsync(client, JobId, r => r.State == JobStates.Succeeded);
+        // The new direct job took one token; four progress updates got through, the rest were dropped.
+        Assert.InRange(record.Progress!.Epoch, 1, 10);
     }
 
     [Fact]
