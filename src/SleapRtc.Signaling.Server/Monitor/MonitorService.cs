@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Server;
 
 namespace SleapRtc.Signaling.Monitor;
@@ -139,8 +140,10 @@ public sealed class MonitorService : IAsyncDisposable, Jobs.IJobQueueObserver
             var delay = await _throttle.HoldBackFailureAsync(request.RemoteAddress ?? "unknown", roomId, cancellationToken).ConfigureAwait(false);
             _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token" +
                 (delay > TimeSpan.Zero ? $" (answer held back {delay.TotalMilliseconds:F0} ms)" : ""));
-            await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
-                "Unknown room or wrong token.", cancellationToken).ConfigureAwait(false);
+            // The very status and body of the HTTP API's refusal (403 {"detail":"Invalid token"}): no endpoint tells
+            // an unknown room from a wrong token, nor answers differently from the others.
+            await WriteResponseAsync(connection, RoomTokens.RefusalStatus, "Forbidden", "application/json; charset=utf-8",
+                Encoding.UTF8.GetBytes(SignalingJson.ToWire(RoomTokens.RefusalBody())), "no-store", null, cancellationToken).ConfigureAwait(false);
             return null;
         }
         return presented;

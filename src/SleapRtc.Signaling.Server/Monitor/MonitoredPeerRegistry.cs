@@ -89,6 +89,8 @@ public sealed class MonitoredPeerRegistry(IPeerRegistry inner, MonitorService mo
         if (roomId is not null) monitor.NotifyRoomChanged(roomId);
     }
 
+    public IReadOnlyList<string> WorkersReservedBy(string clientPeerId) => inner.WorkersReservedBy(clientPeerId);
+
     public int Count => inner.Count;
 
     public int RoomCount => inner.RoomCount;

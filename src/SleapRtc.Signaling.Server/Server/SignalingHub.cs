@@ -486,10 +486,24 @@ internal sealed partial class SignalingHub
         if (peer.PeerId is not { } peerId) return;
         // Lost without a goodbye: the id stays reserved for its holder for the resume grace.
         _bindings.Release(peerId, peer, resumable: !peer.SaidGoodbye, DateTimeOffset.UtcNow);
-        if (_peers.Remove(peerId, peer))
+        var reserved = _peers.WorkersReservedBy(peerId);
+        if (!_peers.Remove(peerId, peer)) return;
+        _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
+        if (peer.RoomId is { } room) _jobs.PeerLeft(room, peerId);
+        // A client killed between its offer and an open data channel would otherwise hold its worker "reserved"
+        // until the worker's own reservation timeout (20 s; more on a loaded box): tell each worker it reserved.
+        foreach (var workerId in reserved)
         {
-            _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
-            if (peer.RoomId is { } room) _jobs.PeerLeft(room, peerId);
+            if (_peers.Get(workerId) is not { } worker) continue;
+            _log.Write(LogLevel.Information, Component, $"Told worker {workerId} that {peerId}, who reserved it, left");
+            worker.Link.TrySendUtf8(SignalingJson.ToUtf8(new JsonObject
+            {
+                ["type"] = MessageTypes.Error,
+                ["code"] = ErrorCodes.PeerLeft,
+                ["message"] = $"Peer {peerId}, whose offer reserved you, left the server.",
+                ["sender"] = peerId,
+                ["target"] = workerId,
+            }));
         }
     }
 

@@ -96,6 +96,9 @@ public interface IPeerRegistry
     /// <summary>Drops every reservation the client holds (it disconnected); a status the server set to reserved goes back to available.</summary>
     void ReleaseReservationsHeldBy(string clientPeerId);
 
+    /// <summary>The workers whose reservation <paramref name="clientPeerId"/> holds.</summary>
+    IReadOnlyList<string> WorkersReservedBy(string clientPeerId);
+
     int Count { get; }
 
     int RoomCount { get; }

@@ -231,6 +231,11 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate) ReleaseLocked(clientPeerId);
     }
 
+    public IReadOnlyList<string> WorkersReservedBy(string clientPeerId)
+    {
+        lock (_gate) return _peers.Where(p => p.Value.ReservedBy == clientPeerId).Select(p => p.Key).ToList();
+    }
+
     private void ReleaseLocked(string clientPeerId)
     {
         foreach (var worker in _peers.Values)
