@@ -533,6 +533,24 @@ public class JobQueueTests
     }
 
     [Fact]
+    public async Task AWorkerDeletedThroughTheHttpApiLosesItsRunningJob()
+    {
+        await using var harness = await QueueHarness.StartAsync(o => o.WorkerLostGrace = TimeSpan.FromSeconds(1));
+        var client = await harness.ClientAsync();
+        var worker = await harness.WorkerAsync(status: "busy");
+        await QueueHarness.ReportAsync(worker, "job_de1e7e000001", JobStates.Running);
+        await harness.WaitForRecordAsync(client, "job_de1e7e000001", r => r.State == JobStates.Running);
+        var (status, _) = await harness.Server.PostAsync("delete-peer", new JsonObject
+        {
+            ["peer_id"] = worker.PeerId, ["room_id"] = harness.Room.RoomId, ["token"] = harness.Room.Token,
+        }.ToJsonString());
+        Assert.Equal(200, status);
+        await worker.DisposeAsync();
+        var failed = await harness.WaitForRecordAsync(client, "job_de1e7e000001", r => r.State == JobStates.Failed);
+        Assert.Equal(JobQueue.WorkerDisconnectedReason, failed.Error);
+    }
+
+    [Fact]
     public async Task AWorkerThatReconnectsInTheGraceAndReReportsKeepsItsJobRunning()
     {
         await using var harness = await QueueHarness.StartAsync(o => o.WorkerLostGrace = TimeSpan.FromSeconds(3));
