@@ -23,6 +23,7 @@ Console.WriteLine($"{tickets} tickets, {workerCount} workers, database {database
 var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
 {
     Port = 0, ListenAddress = "127.0.0.1", DatabasePath = database, EnableStun = false,
+    Jobs = { PositionPushDelay = TimeSpan.FromMilliseconds(ArgInt("--position-push-ms", 200)) },
 });
 var url = $"ws://127.0.0.1:{server.Port}";
 var options = new SignalingClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) };
