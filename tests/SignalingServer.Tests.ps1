@@ -27,6 +27,14 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
         }
         finally { $blocker.Stop() }
     }
+    It 'takes the job record retention and refuses one out of range' {
+        $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -JobRetentionDays 7 -MaxFinishedJobsPerRoom 500
+        try { $server.State | Should -Be 'Running' }
+        finally { $server | Stop-SleapSignalingServer }
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -JobRetentionDays 0 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+        Get-SleapSignalingServer | Should -BeNullOrEmpty
+    }
     It '-Wait returns on Ctrl+C (Stop) and stops the server' {
         $ps = [PowerShell]::Create()
         try {

@@ -69,9 +69,9 @@ public sealed partial class SignalingClient
     }
 
     /// <summary>Key our clients add to an offer to say what it is for; <see cref="CollectPurpose"/> reaches a busy worker without reserving it.</summary>
-    public const string OfferPurposeKey = "purpose";
+    public const string OfferPurposeKey = JobQueueMessages.OfferPurposeKey;
     /// <summary>An offer to download a finished job's kept results (Receive-SleapJob).</summary>
-    public const string CollectPurpose = "collect";
+    public const string CollectPurpose = JobQueueMessages.CollectPurpose;
 
     /// <summary>An offer with our <see cref="OfferPurposeKey"/> (classic servers ignore the extra key).</summary>
     public Task SendOfferAsync(string target, string sdp, string? purpose, CancellationToken ct = default)

@@ -99,6 +99,38 @@ internal sealed class QueueHarness : IAsyncDisposable
     public static Task RawReportAsync(RawPeer worker, string jobId, string state)
         => worker.SendAsync(new JsonObject { ["type"] = "job_update", ["record"] = new JobRecord { JobId = jobId, State = state }.ToJson() });
 
+    /// <summary>
+    /// Signaling-only stand-in workers, each on its own task: turn available, then for every job id that reaches its inbox
+    /// (from the submitter's queue_assigned) report it Running and Succeeded at once and turn available again. Fails if a
+    /// worker is ever handed a job while it holds one; returns once <paramref name="total"/> jobs are done.
+    /// </summary>
+    public static async Task RunStandInWorkersAsync(IReadOnlyList<SignalingClient> workers, IReadOnlyDictionary<string, Channel<string>> inbox, int total, TimeSpan within)
+    {
+        var holding = new ConcurrentDictionary<string, int>();
+        var done = 0;
+        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task RunAsync(SignalingClient worker)
+        {
+            await SetStatusAsync(worker, "available");
+            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
+            {
+                Assert.Equal(1, holding.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
+                await ReportAsync(worker, jobId, JobStates.Running);
+                await ReportAsync(worker, jobId, JobStates.Succeeded);
+                holding.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
+                if (Interlocked.Increment(ref done) == total) allDone.TrySetResult();
+                await SetStatusAsync(worker, "available");
+            }
+        }
+        var loops = workers.Select(w => Task.Run(() => RunAsync(w))).ToList();
+        try { await allDone.Task.WaitAsync(within); }
+        finally
+        {
+            foreach (var channel in inbox.Values) channel.Writer.TryComplete();
+        }
+        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+    }
+
     public static Task SetStatusAsync(SignalingClient worker, string status)
         => worker.UpdateMetadataAsync(new JsonObject { ["properties"] = new JsonObject { ["status"] = status } });
 
@@ -126,9 +158,10 @@ internal sealed class QueueHarness : IAsyncDisposable
         var deadline = DateTime.UtcNow + (within ?? TestServer.Wait);
         while (true)
         {
-            var record = await RecordAsync(asker, jobId);
-            if (condition(record)) return record;
-            if (DateTime.UtcNow > deadline) Assert.Fail($"Record {jobId} never met the condition; last: {record.ToWire()}");
+            // The report may not have reached the server yet (it travels on the worker's connection): absent is "not yet".
+            var record = (await asker.ListJobsAsync(jobId)).SingleOrDefault();
+            if (record is not null && condition(record)) return record;
+            if (DateTime.UtcNow > deadline) Assert.Fail($"Record {jobId} never met the condition; last: {record?.ToWire() ?? "none"}");
             await Task.Delay(50);
         }
     }
@@ -217,26 +250,7 @@ public class JobQueueTests
         }
         var order = expected.OrderByDescending(e => e.Priority).ThenBy(e => e.Index).ToList();
 
-        var busyNow = new ConcurrentDictionary<string, int>();
-        var done = 0;
-        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        async Task RunWorkerAsync(SignalingClient worker)
-        {
-            await QueueHarness.SetStatusAsync(worker, "available");
-            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
-            {
-                Assert.Equal(1, busyNow.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Running);
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Succeeded);
-                busyNow.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
-                if (Interlocked.Increment(ref done) == priorities.Length) allDone.TrySetResult();
-                await QueueHarness.SetStatusAsync(worker, "available");
-            }
-        }
-        var loops = workers.Select(w => Task.Run(() => RunWorkerAsync(w))).ToList();
-        await allDone.Task.WaitAsync(TimeSpan.FromSeconds(20));
-        foreach (var channel in inbox.Values) channel.Writer.TryComplete();
-        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+        await QueueHarness.RunStandInWorkersAsync(workers, inbox, priorities.Length, TimeSpan.FromSeconds(20));
 
         Assert.Equal(priorities.Length, handedOut.Count);
         Assert.All(handedOut.Values, n => Assert.Equal(1, n));
@@ -257,9 +271,10 @@ public class JobQueueTests
         await using var harness = await QueueHarness.StartAsync();
         var submitter = await harness.ClientAsync();
         var workers = new List<SignalingClient>();
-        for (var i = 0; i < 6; i++) workers.Add(await harness.WorkerAsync(status: "busy"));
+        for (var i = 0; i < 4; i++) workers.Add(await harness.WorkerAsync(status: "busy"));
         var tickets = new List<string>();
-        for (var i = 0; i < 40; i++) tickets.Add((await submitter.SubmitTicketAsync(QueueHarness.Ticket(i % 3))).JobId);
+        // 30 jobs per worker: far more reports than the job_update burst allows, none of which may be dropped.
+        for (var i = 0; i < 120; i++) tickets.Add((await submitter.SubmitTicketAsync(QueueHarness.Ticket(i % 3))).JobId);
 
         var inbox = workers.ToDictionary(w => w.PeerId!, _ => Channel.CreateUnbounded<string>());
         var counts = new ConcurrentDictionary<string, int>();
@@ -268,25 +283,7 @@ public class JobQueueTests
             counts.AddOrUpdate(a.JobId, 1, (_, n) => n + 1);
             inbox[a.WorkerId].Writer.TryWrite(a.JobId);
         };
-        var holding = new ConcurrentDictionary<string, int>();
-        var finished = 0;
-        var allDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var loops = workers.Select(worker => Task.Run(async () =>
-        {
-            await QueueHarness.SetStatusAsync(worker, "available");
-            await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
-            {
-                Assert.Equal(1, holding.AddOrUpdate(worker.PeerId!, 1, (_, n) => n + 1));
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Running);
-                await QueueHarness.ReportAsync(worker, jobId, JobStates.Succeeded);
-                holding.AddOrUpdate(worker.PeerId!, 0, (_, n) => n - 1);
-                if (Interlocked.Increment(ref finished) == tickets.Count) allDone.TrySetResult();
-                await QueueHarness.SetStatusAsync(worker, "available");
-            }
-        })).ToList();
-        await allDone.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        foreach (var channel in inbox.Values) channel.Writer.TryComplete();
-        await Task.WhenAll(loops).WaitAsync(TestServer.Wait);
+        await QueueHarness.RunStandInWorkersAsync(workers, inbox, tickets.Count, TimeSpan.FromSeconds(30));
 
         Assert.Equal(tickets.Order(), counts.Keys.Order());
         Assert.All(counts.Values, n => Assert.Equal(1, n));
@@ -484,6 +481,22 @@ public class JobQueueTests
     }
 
     [Fact]
+    public async Task AFloodOfProgressIsCutOffButTheJobsStateChangesStillApply()
+    {
+        await using var harness = await QueueHarness.StartAsync(o => { o.UpdateBurst = 5; o.UpdatesPerSecond = 1; });
+        var client = await harness.ClientAsync();
+        var worker = await harness.WorkerAsync(status: "busy");
+        const string JobId = "job_f10000000001";
+        await QueueHarness.ReportAsync(worker, JobId, JobStates.Running);
+        for (var epoch = 1; epoch <= 200; epoch++)
+            await QueueHarness.ReportAsync(worker, JobId, JobStates.Running, progress: new JobRecordProgress { Epoch = epoch, EpochCount = 200 });
+        await QueueHarness.ReportAsync(worker, JobId, JobStates.Succeeded);
+        var record = await harness.WaitForRecordAsync(client, JobId, r => r.State == JobStates.Succeeded);
+        // The new direct job took one token; four progress updates got through, the rest were dropped.
+        Assert.InRange(record.Progress!.Epoch, 1, 10);
+    }
+
+    [Fact]
     public async Task AWorkerReportsADirectJobAndTheRoomSeesIt()
     {
         await using var harness = await QueueHarness.StartAsync();
@@ -517,6 +530,24 @@ public class JobQueueTests
 
         await QueueHarness.SetStatusAsync(survivor, "available");
         Assert.Equal((next.JobId, survivor.PeerId), ((await pushes.NextAssignmentAsync()).JobId, (await harness.RecordAsync(submitter, next.JobId)).WorkerId));
+    }
+
+    [Fact]
+    public async Task AWorkerDeletedThroughTheHttpApiLosesItsRunningJob()
+    {
+        await using var harness = await QueueHarness.StartAsync(o => o.WorkerLostGrace = TimeSpan.FromSeconds(1));
+        var client = await harness.ClientAsync();
+        var worker = await harness.WorkerAsync(status: "busy");
+        await QueueHarness.ReportAsync(worker, "job_de1e7e000001", JobStates.Running);
+        await harness.WaitForRecordAsync(client, "job_de1e7e000001", r => r.State == JobStates.Running);
+        var (status, _) = await harness.Server.PostAsync("delete-peer", new JsonObject
+        {
+            ["peer_id"] = worker.PeerId, ["room_id"] = harness.Room.RoomId, ["token"] = harness.Room.Token,
+        }.ToJsonString());
+        Assert.Equal(200, status);
+        await worker.DisposeAsync();
+        var failed = await harness.WaitForRecordAsync(client, "job_de1e7e000001", r => r.State == JobStates.Failed);
+        Assert.Equal(JobQueue.WorkerDisconnectedReason, failed.Error);
     }
 
     [Fact]

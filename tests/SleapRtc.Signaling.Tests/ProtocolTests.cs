@@ -214,6 +214,9 @@ public class ProtocolTests
         Assert.Equal(second.PeerId, (string?)busy["target"]);
 
         await first.DisposeAsync();
+        // The worker hears that the client holding it left (PEER_LEFT), then is free for the next offer.
+        var left = await worker.ReceiveAsync("error");
+        Assert.Equal(("PEER_LEFT", first.PeerId), ((string?)left["code"], (string?)left["sender"]));
         var deadline = DateTime.UtcNow + TestServer.Wait;
         List<string> available;
         do available = await DiscoverIdsAsync(second, """{"properties": {"status": "available"} }""");

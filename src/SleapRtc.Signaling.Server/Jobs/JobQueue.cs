@@ -467,8 +467,10 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             room.Jobs.TryGetValue(report.JobId, out var job);
             if (job is null && _jobRooms.ContainsKey(report.JobId)) return "the job belongs to another room";
             if (job is not null && job.Record.WorkerId != worker) return "the job is not this worker's";
-            var transition = job is null || job.Record.State != report.State;
-            if (!SpendUpdate(worker, transition)) return "too many job updates";
+            // A state change of a job the server knows is bounded by the forward-only rule (a few per job), so it is never
+            // held back; progress, result updates and new direct jobs are what a worker could repeat without end.
+            var bounded = job is not null && job.Record.State != report.State;
+            if (!bounded && !SpendUpdate(worker)) return "too many job updates";
 
             if (job is null)
             {
@@ -561,9 +563,8 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         public long CheckedAt = Environment.TickCount64;
     }
 
-    /// <summary>Progress updates need a token (refilled at UpdatesPerSecond); state changes may overdraw a little further, so a worker's
-    /// Succeeded is not lost behind its own progress, while a flood of state changes is still cut off.</summary>
-    private bool SpendUpdate(string worker, bool transition)
+    /// <summary>One token per progress update, result update or new direct job, refilled at UpdatesPerSecond up to UpdateBurst.</summary>
+    private bool SpendUpdate(string worker)
     {
         var budget = _updateBudgets.GetOrAdd(worker, _ => new UpdateBudget(_options.UpdateBurst));
         lock (budget)
@@ -571,8 +572,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             var now = Environment.TickCount64;
             budget.Tokens = Math.Min(_options.UpdateBurst, budget.Tokens + (now - budget.CheckedAt) * _options.UpdatesPerSecond / 1000);
             budget.CheckedAt = now;
-            var floor = transition ? -_options.UpdateBurst : 1;
-            if (budget.Tokens < floor) return false;
+            if (budget.Tokens < 1) return false;
             budget.Tokens -= 1;
             return true;
         }

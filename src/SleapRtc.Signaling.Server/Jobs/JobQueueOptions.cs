@@ -42,8 +42,9 @@ public sealed class JobQueueOptions
     /// <summary>Position pushes to submitters are gathered this long, so one assignment in a queue of thousands is not thousands of messages.</summary>
     public TimeSpan PositionPushDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>job_update messages one worker may send per second on average (progress; a burst of <see cref="UpdateBurst"/> is allowed).
-    /// State changes always pass unless the worker is far beyond this.</summary>
+    /// <summary>job_update messages one worker may send per second on average (a burst of <see cref="UpdateBurst"/> is allowed)
+    /// for progress, result updates and new direct jobs; more are dropped. A state change of a known job always passes: the
+    /// forward-only rule already bounds those to a few per job.</summary>
     public double UpdatesPerSecond { get; set; } = 5;
 
     public int UpdateBurst { get; set; } = 20;

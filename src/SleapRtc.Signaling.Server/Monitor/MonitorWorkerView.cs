@@ -17,9 +17,6 @@ internal sealed class MonitorWorkerView
     /// <summary>Loss points kept per job: enough for a sparkline, small enough for 2 updates a second.</summary>
     internal const int MaxLossHistoryPoints = 200;
 
-    /// <summary>The property per-GPU workers of one host share (the worker side names it PeerMetadataKeys.MachineId).</summary>
-    internal const string MachineIdKey = "machine_id";
-
     private MonitorWorkerView(string peerId, string status, string? machineId, string jobJson, string json)
     {
         MachineId = machineId;
@@ -50,7 +47,7 @@ internal sealed class MonitorWorkerView
         var advertised = WorkerAdvertisement.Read(properties.ValueKind == JsonValueKind.Object ? JsonObject.Create(properties) : null);
         var status = advertised.Status ?? "unknown";
         var jobJson = NormaliseJob(properties);
-        var machineId = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(MachineIdKey, out var m)
+        var machineId = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(PeerMetadataKeys.MachineId, out var m)
             && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
 
         var buffer = new ArrayBufferWriter<byte>(1024);
@@ -65,7 +62,7 @@ internal sealed class MonitorWorkerView
             if (advertised.GpuMemoryMB is long mb) writer.WriteNumber(PeerMetadataKeys.GpuMemoryMB, mb); else writer.WriteNull(PeerMetadataKeys.GpuMemoryMB);
             WriteStringOrNull(writer, PeerMetadataKeys.CudaVersion, advertised.CudaVersion);
             WriteStringOrNull(writer, PeerMetadataKeys.Hostname, advertised.Hostname);
-            WriteStringOrNull(writer, MachineIdKey, machineId);
+            WriteStringOrNull(writer, PeerMetadataKeys.MachineId, machineId);
             WriteStringOrNull(writer, PeerMetadataKeys.SleapVersion, advertised.SleapVersion);
             writer.WriteStartArray(PeerMetadataKeys.Tags);
             if (peer.Metadata.ValueKind == JsonValueKind.Object && peer.Metadata.TryGetProperty(PeerMetadataKeys.Tags, out var tags) && tags.ValueKind == JsonValueKind.Array)

@@ -170,7 +170,7 @@ internal sealed partial class HttpEndpoints
 
         if (_peers.Evict(peerId) is { } evicted)
         {
-            _hub.PeerDeleted(peerId);
+            _hub.PeerDeleted(evicted.PeerId, evicted.RoomId);
             evicted.Link.Close(WebSocketCloseStatus.NormalClosure, "Peer deleted");
         }
         _log.Write(LogLevel.Information, Component, $"Deleted peer {peerId} from room {roomId}");
@@ -189,7 +189,7 @@ internal sealed partial class HttpEndpoints
         foreach (var peer in _peers.PeersInRoom(roomId!))
         {
             if (_peers.Evict(peer.PeerId) is not { } evicted) continue;
-            _hub.PeerDeleted(peer.PeerId);
+            _hub.PeerDeleted(evicted.PeerId, evicted.RoomId);
             evicted.Link.Close(WebSocketCloseStatus.NormalClosure, "Room deleted");
             removed++;
         }

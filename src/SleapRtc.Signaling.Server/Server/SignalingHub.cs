@@ -510,7 +510,12 @@ internal sealed partial class SignalingHub
     private static void Send(PeerSocket peer, JsonObject message) => peer.TrySendUtf8(SignalingJson.ToUtf8(message));
 
     /// <summary>The peer was deleted through the HTTP API (with its room token): its id is free at once.</summary>
-    public void PeerDeleted(string peerId) => _bindings.Forget(peerId);
+    public void PeerDeleted(string peerId, string roomId)
+    {
+        _bindings.Forget(peerId);
+        // Its connection's end will not count as leaving (the registration is already gone): tell the job queue now.
+        _jobs.PeerLeft(roomId, peerId);
+    }
 
     /// <summary>Echoed identifiers are untrusted input (up to a whole message): keep what goes back and into logs short.
     /// Never cuts a surrogate pair in two.</summary>

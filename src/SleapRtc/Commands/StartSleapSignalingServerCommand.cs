@@ -26,6 +26,16 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string? DatabasePath { get; set; }
 
+    /// <summary>Days finished job records stay on the server (the room job queue, issue 12).</summary>
+    [Parameter]
+    [ValidateRange(1, 3650)]
+    public int JobRetentionDays { get; set; } = 30;
+
+    /// <summary>Finished job records kept per room; the oldest go first.</summary>
+    [Parameter]
+    [ValidateRange(1, 1_000_000)]
+    public int MaxFinishedJobsPerRoom { get; set; } = 10_000;
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -36,6 +46,8 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
         if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
 
         var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath };
+        options.Jobs.FinishedRetention = TimeSpan.FromDays(JobRetentionDays);
+        options.Jobs.MaxFinishedPerRoom = MaxFinishedJobsPerRoom;
         PipelineLogSink? log = null;
         if (Wait)
         {

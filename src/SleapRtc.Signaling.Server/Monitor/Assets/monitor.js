@@ -12,6 +12,9 @@
     roomId: null,
     token: null,
     workers: new Map(),      // peer_id -> worker object from the server
+    queue: [],               // waiting tickets in order (the first 100), as queue_changed sends them
+    queueLength: 0,
+    jobs: new Map(),         // job_id -> record of the room's jobs that are not waiting (assigned, running, finished)
     cards: new Map(),        // peer_id -> card element
     abort: null,
     reconnectDelay: 1000,
@@ -181,7 +184,17 @@
         setConnection("live", "live");
         clearWorkers();
         for (const worker of payload.workers || []) upsertWorker(worker);
+        state.jobs.clear();
+        for (const job of payload.jobs || []) putJob(job);
+        setQueue(payload);
         break;
+      case "queue_changed":
+        setQueue(payload);
+        break;
+      case "job_changed":
+        if (payload.job) putJob(payload.job);
+        renderJobs();
+        return;
       case "worker_joined":
       case "status_changed":
       case "job_progress":
@@ -195,7 +208,134 @@
         return;
     }
     renderSummary();
+    renderJobs();
     announceRoom();
+  }
+
+  // ---- queue and jobs (issue 12)
+  const MAX_JOBS_SHOWN = 50;
+
+  function setQueue(payload) {
+    state.queue = Array.isArray(payload.queue) ? payload.queue : [];
+    state.queueLength = typeof payload.queue_length === "number" ? payload.queue_length : state.queue.length;
+    renderQueue();
+  }
+
+  function putJob(job) {
+    if (!job || typeof job.job_id !== "string") return;
+    // A ticket waiting in the queue belongs to the queue table; once assigned, running or finished it is a job.
+    if (job.state === "Queued" && !job.worker_id) state.jobs.delete(job.job_id);
+    else state.jobs.set(job.job_id, job);
+    if (state.jobs.size > MAX_JOBS_SHOWN) {
+      const oldest = [...state.jobs.values()].sort((a, b) => (a.created_at || 0) - (b.created_at || 0));
+      for (const job of oldest.slice(0, state.jobs.size - MAX_JOBS_SHOWN)) state.jobs.delete(job.job_id);
+    }
+  }
+
+  function cell(row, value, className) {
+    const td = document.createElement("td");
+    td.textContent = value == null ? "" : String(value);
+    if (className) td.className = className;
+    row.append(td);
+    return td;
+  }
+
+  function formatAge(ms) {
+    if (typeof ms !== "number") return "";
+    const seconds = Math.max(0, Math.round((Date.now() - ms) / 1000));
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min";
+    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  }
+
+  function describeNeeds(requirements) {
+    if (!requirements) return "any worker";
+    const parts = [];
+    if (requirements.worker_id) parts.push("worker " + requirements.worker_id);
+    if (requirements.min_gpu_memory_mb > 0) parts.push("≥ " + formatMemory(requirements.min_gpu_memory_mb));
+    if (Array.isArray(requirements.tags) && requirements.tags.length) parts.push("tags " + requirements.tags.join(", "));
+    return parts.length ? parts.join(" · ") : "any worker";
+  }
+
+  function renderQueue() {
+    const section = el("queue-section");
+    section.hidden = !state.roomId || state.stopped || el("connection").dataset.state !== "live";
+    el("queue-length").textContent = state.queueLength ? "(" + state.queueLength + " waiting)" : "";
+    el("queue-empty").hidden = state.queueLength > 0;
+    el("queue").hidden = state.queueLength === 0;
+    const body = el("queue").querySelector("tbody");
+    body.replaceChildren();
+    for (const ticket of state.queue) {
+      const row = document.createElement("tr");
+      row.dataset.jobId = ticket.job_id;
+      cell(row, ticket.position, "position");
+      cell(row, ticket.job_id, "mono job-id");
+      cell(row, ticket.package_name || "", "package");
+      cell(row, ticket.priority, "priority");
+      cell(row, describeNeeds(ticket.requirements), "needs");
+      const age = cell(row, formatAge(ticket.created_at), "age");
+      age.dataset.at = String(ticket.created_at || "");
+      if (ticket.submitter_present === false) {
+        const away = document.createElement("span");
+        away.className = "away";
+        away.textContent = "submitter away";
+        age.append(away);
+      }
+      body.append(row);
+    }
+  }
+
+  function workerLabel(peerId) {
+    if (!peerId) return "—";
+    const worker = state.workers.get(peerId);
+    return worker ? displayName(worker) : peerId;
+  }
+
+  function renderJobs() {
+    const jobs = [...state.jobs.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
+    el("jobs-section").hidden = jobs.length === 0;
+    const body = el("jobs").querySelector("tbody");
+    body.replaceChildren();
+    for (const job of jobs) {
+      const row = document.createElement("tr");
+      row.dataset.jobId = job.job_id;
+      cell(row, job.job_id, "mono job-id");
+      cell(row, job.package_name || "", "package");
+      const stateName = job.state === "Queued" ? "Assigned" : String(job.state || "");
+      const stateCell = cell(row, stateName, "state state-" + (/^[A-Za-z]+$/.test(stateName) ? stateName.toLowerCase() : "unknown"));
+      if (job.error) {
+        const error = document.createElement("div");
+        error.className = "job-error";
+        error.textContent = job.error;
+        stateCell.append(error);
+      }
+      cell(row, workerLabel(job.worker_id), "worker");
+      const progress = job.progress || null;
+      const progressCell = cell(row, "", "progress");
+      if (progress && progress.epoch_count) {
+        progressCell.textContent = (progress.config_count > 1 ? "config " + progress.config_index + "/" + progress.config_count + " · " : "") +
+          "epoch " + (progress.epoch || 0) + "/" + progress.epoch_count + " ";
+        const bar = document.createElement("progress");
+        bar.max = 1;
+        bar.value = Math.min(1, (progress.epoch || 0) / progress.epoch_count);
+        progressCell.append(bar);
+      }
+      const lossCell = cell(row, progress && typeof progress.loss === "number" ? formatLoss(progress.loss) + " " : "", "loss");
+      const history = progress && Array.isArray(progress.loss_history) ? progress.loss_history : [];
+      if (history.length >= 2) {
+        const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+        svg.setAttribute("class", "sparkline");
+        svg.setAttribute("viewBox", "0 0 120 28");
+        svg.setAttribute("preserveAspectRatio", "none");
+        svg.setAttribute("aria-hidden", "true");
+        const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+        line.setAttribute("class", "spark");
+        svg.append(line);
+        drawSparkline(line, history);
+        lossCell.append(svg);
+      }
+      body.append(row);
+    }
   }
 
   // The submit panel (submit.js) follows the room through this in-page event: the credentials it registers with
@@ -208,6 +348,11 @@
 
   function clearWorkers() {
     state.workers.clear();
+    state.jobs.clear();
+    state.queue = [];
+    state.queueLength = 0;
+    renderQueue();
+    renderJobs();
     for (const card of state.cards.values()) card.remove();
     state.cards.clear();
     renderSummary();
@@ -367,6 +512,8 @@
     for (const node of document.querySelectorAll(".job-running")) {
       if (node.dataset.since) node.textContent = formatRunning(node.dataset.since);
     }
+    // Queue ages re-render with the queue (the "submitter away" mark lives in the same cell).
+    if (state.queue.length) renderQueue();
   }, 15000);
 
   document.addEventListener("DOMContentLoaded", start);
