@@ -86,10 +86,20 @@ public sealed partial class WorkerHost
             }
         };
 
+        // The server says when the client left before the channel opened (killed mid-negotiation): no need to
+        // wait out the reservation timeout for a connection that cannot come.
+        void OnSignalingError(SignalingError error)
+        {
+            if (error.Code == ErrorCodes.PeerLeft && error.Sender == offer.Sender
+                || error.Code == ErrorCodes.PeerNotFound && error.InReplyTo == MessageTypes.Answer && error.Raw.GetString("target_peer_id") == offer.Sender)
+                channelOpened.TrySetException(new IOException("the client left the signaling server"));
+        }
+
         using var reservation = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         reservation.CancelAfter(_options.ReservationTimeout);
         IDataChannel channel;
         WorkerJobSession session;
+        _signaling.ErrorReceived += OnSignalingError;
         try
         {
             var answer = await connection.AcceptOfferAsync(offer.Sdp, reservation.Token).ConfigureAwait(false);
@@ -101,6 +111,10 @@ public sealed partial class WorkerHost
             if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.Abandon();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
             return true;
+        }
+        finally
+        {
+            _signaling.ErrorReceived -= OnSignalingError;
         }
 
         if (_spaceQueue is null) lock (_gate) _session = session;
