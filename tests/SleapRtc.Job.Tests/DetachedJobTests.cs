@@ -192,7 +192,7 @@ public sealed class DetachedJobTests
         Assert.StartsWith("STANDIN-CHECKPOINT epoch=", EntryText(collected.Files[0], "centroid/best.ckpt"));
         var args = JsonDocument.Parse(EntryText(collected.Files[0], "centroid/training_args.json")).RootElement;
         Assert.True(args.GetProperty("stopped_early").GetBoolean()); // SIGINT reached the trainer: a graceful stop, not a kill
-        Assert.InRange(args.GetProperty("epochs_completed").GetInt32(), 3, 99_999);
+        Assert.InRange(args.GetProperty("epochs_completed").GetInt32(), 2, 99_999); // stopped mid-way, after the epochs seen
     }
 
     [Fact]

@@ -107,10 +107,7 @@ public static class JobCollection
         channel.Closed += OnClosed;
         try
         {
-            channel.Send(JobMessages.Format(JobMessages.Hello, JsonSerializer.Serialize(new Dictionary<string, object>
-            {
-                ["version"] = JobExtensions.Version, ["features"] = JobExtensions.AllFeatures, ["job_id"] = jobId, ["mode"] = JobExtensions.Handshake.ModeCollect,
-            })));
+            channel.Send(JobExtensions.HelloMessage(new JobExtensions.Handshake { JobId = jobId, Mode = JobExtensions.Handshake.ModeCollect }));
             while (!done.Task.IsCompleted)
             {
                 await Task.WhenAny(done.Task, Task.Delay(250, cancellationToken)).ConfigureAwait(false);
