@@ -99,6 +99,11 @@ public sealed partial class WorkerHost : IAsyncDisposable
         SignalingClient signaling;
         try { signaling = new SignalingClient(options.Server, WithLog(options.Signaling, options.Log)); }
         catch (FormatException e) { throw new SignalingUnavailableException(options.Server, e.Message, e); }
+        // Listening from before the registration: a queued ticket is handed to a worker the moment it registers, and its
+        // client's offer can arrive while this worker still sets up its folders; it is served once the host is ready.
+        var ready = new TaskCompletionSource<WorkerHost>(TaskCreationOptions.RunContinuationsAsynchronously);
+        signaling.OfferReceived += offer => _ = ready.Task.ContinueWith(t => t.Result.DispatchOffer(offer),
+            CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
         try
         {
             var signIn = await signaling.AnonymousSignInAsync(null, cancellationToken).ConfigureAwait(false);
@@ -134,6 +139,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
             host.AttachJobs(OpenResults(jobs, options));
             host.Attach();
+            ready.SetResult(host);
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
             return host;
@@ -243,12 +249,13 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
+    private void DispatchOffer(SdpMessage offer) => _ = Task.Run(() =>
+        IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
+        : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
+
     private void Attach()
     {
         if (_options.Space is not null) StartServingSpace();
-        _signaling.OfferReceived += offer => _ = Task.Run(() =>
-            IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
-            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }

@@ -53,39 +53,58 @@ public sealed class DeadPeerTests
         Assert.Contains(phase, lost.Message);
     }
 
-    [Theory]
-    [InlineData("upload")]
-    [InlineData("training")]
-    public async Task A_killed_client_is_noticed_by_the_worker_which_is_available_again_within_10_s(string phase)
+    [Fact]
+    public async Task A_client_killed_during_the_upload_is_noticed_by_the_worker_which_is_available_again_within_10_s()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var worker = await room.StartWorkerAsync();
+        var ended = new TaskCompletionSource<WorkerJobOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.JobCompleted += o => ended.TrySetResult(o);
+        var package = PeerProcesses.LargePackage(room.Root, 100_000, 300);
+        using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
+        victim.WaitFor("PHASE uploading", TimeSpan.FromSeconds(60)); // the channel is open and bytes flow
+        await Task.Delay(300);
+        Assert.Equal(WorkerStatus.Reserved, worker.Status);
+
+        var clock = Stopwatch.StartNew();
+        victim.KillHard();
+        var outcome = await ended.Task.WaitAsync(TimeSpan.FromSeconds(40));
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        _output.WriteLine($"worker available again after {clock.Elapsed.TotalSeconds:0.0} s; job ended {outcome.End}");
+        Assert.Equal(WorkerJobEnd.ClientGone, outcome.End);
+        Assert.True(clock.Elapsed < Bound, $"available after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
+    }
+
+    /// <summary>Issue 12: once the worker accepted the package, a client that dies no longer ends the job.</summary>
+    [Fact]
+    public async Task A_client_killed_during_training_is_noticed_but_the_accepted_job_trains_on()
     {
         await using var room = await RoomFixture.StartAsync();
         var worker = await room.StartWorkerAsync();
         var ended = new TaskCompletionSource<WorkerJobOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         worker.JobCompleted += o => ended.TrySetResult(o);
         var epoch = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        worker.ProgressChanged += p => { if (p.Epoch >= 1) epoch.TrySetResult(); };
-        var package = PeerProcesses.LargePackage(room.Root, 100_000, phase == "upload" ? 300 : 1);
+        string? jobId = null;
+        worker.ProgressChanged += p => { if (p.Epoch >= 1) { jobId = p.JobId; epoch.TrySetResult(); } };
+        var noticed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.LogLine += l => { if (l.StartsWith("The client left", StringComparison.Ordinal)) noticed.TrySetResult(); };
+        var package = PeerProcesses.LargePackage(room.Root, 100_000, 1);
         using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
-
-        if (phase == "upload")
-        {
-            victim.WaitFor("PHASE uploading", TimeSpan.FromSeconds(60)); // the channel is open and bytes flow
-            await Task.Delay(300);
-            Assert.Equal(WorkerStatus.Reserved, worker.Status);
-        }
-        else
-        {
-            await epoch.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        }
+        await epoch.Task.WaitAsync(TimeSpan.FromSeconds(60));
 
         var clock = Stopwatch.StartNew();
         victim.KillHard();
-        var outcome = await ended.Task.WaitAsync(TimeSpan.FromSeconds(40));
+        await noticed.Task.WaitAsync(TimeSpan.FromSeconds(40));
+        _output.WriteLine($"worker noticed the killed client after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(clock.Elapsed < Bound, $"noticed after {clock.Elapsed.TotalSeconds:0.0} s");
+        await Task.Delay(1000);
+        Assert.False(ended.Task.IsCompleted, "the accepted job ended with its client");
+        Assert.Equal(WorkerStatus.Busy, worker.Status);
+
+        Assert.True(worker.CancelJob(jobId!, keepCheckpoint: false));
+        Assert.Equal(WorkerJobEnd.Cancelled, (await ended.Task.WaitAsync(TimeSpan.FromSeconds(40))).End);
         await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
-        _output.WriteLine($"worker available again after {clock.Elapsed.TotalSeconds:0.0} s ({phase}); job ended {outcome.End}");
-        Assert.Equal(WorkerJobEnd.ClientGone, outcome.End);
-        Assert.True(clock.Elapsed < Bound, $"available after {clock.Elapsed.TotalSeconds:0.0} s");
-        Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
     }
 
     [Fact]

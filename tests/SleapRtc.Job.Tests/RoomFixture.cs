@@ -58,9 +58,20 @@ internal sealed class RoomFixture : IAsyncDisposable
 
     public async Task<WorkerHost> StartWorkerAsync(string? roomId = null, string? token = null, int gpuId = 0, string? nvidiaSmi = null,
         string? sleapNn = null, TimeSpan? clientIdle = null, SignalingClientOptions? signaling = null, long? maxUnpackedSize = null,
-        string? workingDirectory = null)
+        string? workingDirectory = null, Func<WorkerOptions, WorkerOptions>? configure = null)
     {
-        var worker = await WorkerHost.StartAsync(new WorkerOptions
+        var worker = await WorkerHost.StartAsync(Options(roomId, token, gpuId, nvidiaSmi, sleapNn, clientIdle, signaling, maxUnpackedSize, workingDirectory, configure),
+            CancellationToken.None).WaitAsync(Wait);
+        lock (_workers) _workers.Add(worker);
+        return worker;
+    }
+
+    /// <summary>The options <see cref="StartWorkerAsync"/> uses (loopback, stand-in tools), for tests that start workers themselves.</summary>
+    public WorkerOptions Options(string? roomId = null, string? token = null, int gpuId = 0, string? nvidiaSmi = null,
+        string? sleapNn = null, TimeSpan? clientIdle = null, SignalingClientOptions? signaling = null, long? maxUnpackedSize = null,
+        string? workingDirectory = null, Func<WorkerOptions, WorkerOptions>? configure = null)
+    {
+        var options = new WorkerOptions
         {
             Server = Url,
             RoomId = roomId,
@@ -76,9 +87,14 @@ internal sealed class RoomFixture : IAsyncDisposable
             Signaling = signaling,
             Log = Log,
             MaxUnpackedSize = maxUnpackedSize ?? Protocol.Jobs.PackageLimits.DefaultMaxUnpackedBytes,
-        }, CancellationToken.None).WaitAsync(Wait);
-        lock (_workers) _workers.Add(worker);
-        return worker;
+        };
+        return configure is null ? options : configure(options);
+    }
+
+    /// <summary>Workers a test started itself, stopped with the fixture.</summary>
+    public void Track(IEnumerable<WorkerHost> workers)
+    {
+        lock (_workers) _workers.AddRange(workers);
     }
 
     public ResolvedRoom Room(WorkerHost worker) => new() { RoomId = worker.Session.RoomId, Token = worker.Session.Token, Server = Url };

@@ -61,7 +61,7 @@ public sealed class WorkerStartupTests : IDisposable
         var text = $"Start-SleapWorker -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi")}' -GpuId ";
         var matches = _ps.Run("[System.Management.Automation.CommandCompletion]::CompleteInput($text, $text.Length, $null).CompletionMatches",
             variables: new Dictionary<string, object?> { ["text"] = text }).ThrowOnError().Output.Select(o => (CompletionResult)o.BaseObject).ToList();
-        Assert.Equal(new[] { "0", "1", "2" }, matches.Select(m => m.CompletionText));
+        Assert.Equal(new[] { "0", "1", "2", "all" }, matches.Select(m => m.CompletionText));
         Assert.Equal("GPU 1: NVIDIA RTX A6000 (49140 MB)", matches[1].ToolTip);
 
         var broken = $"Start-SleapWorker -NvidiaSmiPath '{TestEnvironment.Fixture("nvidia-smi-driver-failure")}' -GpuId ";
@@ -102,6 +102,37 @@ public sealed class WorkerStartupTests : IDisposable
         Assert.Contains("  " + session.Text("SessionString"), banner);
         Assert.Contains("  Token:   " + session.Text("Token"), banner);
         Assert.Contains("Use the room credentials with -RoomId and -Token for worker discovery", banner);
+    }
+
+    [Fact]
+    public void GpuId_all_starts_one_worker_per_gpu_of_one_machine_and_Stop_SleapWorker_stops_them()
+    {
+        var result = Start("-RoomId $room.RoomId -GpuId all -NvidiaSmiPath $smi").ThrowOnError();
+        var sessions = result.Output.Where(o => o.TypeNames.Contains("SleapRtc.WorkerSession")).ToList();
+
+        Assert.Equal(new[] { 0, 1, 2 }, sessions.Select(s => (int)s.Prop("GpuId")!));
+        Assert.Equal(3, sessions.Select(s => s.Text("PeerId")).Distinct().Count());
+        var workers = _ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status *").ThrowOnError().Output;
+        Assert.Equal(3, workers.Count); // one WorkerInfo per worker
+        Assert.All(workers, w => Assert.Equal(Environment.MachineName, ((System.Collections.IDictionary)w.Prop("Properties")!)["machine_id"]?.ToString()));
+
+        _ps.Run("Get-SleapWorker -Local | Stop-SleapWorker").ThrowOnError();
+        Assert.Empty(_ps.Run("Get-SleapWorker -Local").ThrowOnError().Output);
+        Assert.Empty(_ps.Run("Get-SleapWorker -RoomId $room.RoomId -Status *").ThrowOnError().Output);
+    }
+
+    [Fact]
+    public void GpuId_all_on_a_machine_without_gpus_starts_one_cpu_worker_and_a_list_is_GpuNotFound()
+    {
+        var cpu = Start("-RoomId $room.RoomId -GpuId all -NvidiaSmiPath /nonexistent/nvidia-smi").ThrowOnError();
+        Assert.Equal("CPU", cpu.SingleOf("SleapRtc.WorkerSession").Text("GpuModel"));
+        Assert.Contains(cpu.Warnings, w => w.Contains("-GpuId all") && w.Contains("one worker starts on the CPU"));
+        _ps.Run("Get-SleapWorker -Local | Stop-SleapWorker").ThrowOnError();
+
+        var list = Start("-RoomId $room.RoomId -GpuId 0,1 -NvidiaSmiPath /nonexistent/nvidia-smi");
+        Assert.StartsWith("GpuNotFound,", list.FirstError!.FullyQualifiedErrorId);
+        Assert.Empty(list.Output);
+        Assert.Empty(_ps.Run("Get-SleapWorker -Local").ThrowOnError().Output);
     }
 
     [Fact]

@@ -59,6 +59,8 @@ public sealed partial class ClientJobSession
     private readonly DateTimeOffset _startedAt = DateTimeOffset.Now;
     private readonly Stopwatch _downloadClock = new();
     private readonly TaskCompletionSource<bool> _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Collect mode: the worker's SLEAPRTC_COLLECTED, which follows the last kept file.</summary>
+    private readonly TaskCompletionSource<bool> _collected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _jobsDone;
     private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
@@ -155,6 +157,7 @@ public sealed partial class ClientJobSession
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
             TryDelete(results.Path);
+            if (Request.Collect) await ConfirmCollectedAsync(cancellationToken).ConfigureAwait(false);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
             lock (_gate)
@@ -289,7 +292,8 @@ public sealed partial class ClientJobSession
                 LogLine?.Invoke("The worker accepted the package; the job now runs whether or not this client stays.");
                 return;
             case JobMessages.Collected:
-                return; // the results (already received) are all a collection brings
+                _collected.TrySetResult(true);
+                return;
             case JobMessages.TrainJobStart:
                 lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
                 _job.ConfigIndex = _configs.Count;
@@ -411,6 +415,17 @@ public sealed partial class ClientJobSession
         Report(force: true);
     }
 
+
+    /// <summary>
+    /// Collect mode: once the results are extracted, waits for the worker's SLEAPRTC_COLLECTED (it follows the job log,
+    /// which this session does not keep) and echoes it: the worker deletes its copy only on that echo.
+    /// </summary>
+    private async Task ConfirmCollectedAsync(CancellationToken cancellationToken)
+    {
+        try { await _collected.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false); }
+        catch (TimeoutException) { return; } // an older worker: it keeps the results until they expire
+        _writer.TrySendText(JobMessages.Format(JobMessages.Collected, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["job_id"] = Request.JobId })));
+    }
 
     private async Task CancelOnWorkerAsync()
     {

@@ -28,7 +28,7 @@ public sealed class JobResultsNotFoundException : SleapRtcException
 /// credentials, even while that worker trains another job: offer with purpose "collect", SLEAPRTC_HELLO with mode
 /// "collect" and the job id, then every kept file (FILE_META, chunks, SHA-256 checked, END_OF_FILE) into
 /// <c>outputDirectory</c> as it was sent (the result archive trained_&lt;package&gt;.zip and job.log), until
-/// SLEAPRTC_COLLECTED. A clean close afterwards tells the worker the results arrived; it then deletes its copy.
+/// SLEAPRTC_COLLECTED, which the collector echoes to say the results arrived (the worker then deletes its copy).
 /// </summary>
 public static class JobCollection
 {
@@ -43,7 +43,7 @@ public static class JobCollection
         return await ReceiveAsync(connection.Channel, workerId, jobId, outputDirectory, DefaultIdleTimeout, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The collection on an already open channel (the caller closes it afterwards; a clean close confirms delivery).</summary>
+    /// <summary>The collection on an already open channel (the caller closes it afterwards).</summary>
     public static async Task<CollectedJob> ReceiveAsync(IDataChannel channel, string workerId, string jobId, string outputDirectory,
         TimeSpan idleTimeout, CancellationToken cancellationToken)
     {
@@ -84,6 +84,8 @@ public static class JobCollection
                     case JobMessages.Collected:
                         var summary = JsonDocument.Parse(args.FirstOrDefault() ?? "{}").RootElement;
                         var state = summary.TryGetProperty("state", out var s) ? s.GetString() ?? "" : "";
+                        // The echo tells the worker every file arrived and checked out: it deletes its copy.
+                        channel.Send(JobMessages.Format(JobMessages.Collected, JsonSerializer.Serialize(new Dictionary<string, string> { ["job_id"] = jobId })));
                         done.TrySetResult(new CollectedJob(jobId, workerId, state, files.ToArray()));
                         break;
                     case JobMessages.Error:
@@ -105,10 +107,7 @@ public static class JobCollection
         channel.Closed += OnClosed;
         try
         {
-            channel.Send(JobMessages.Format(JobMessages.Hello, JsonSerializer.Serialize(new Dictionary<string, object>
-            {
-                ["version"] = JobExtensions.Version, ["features"] = JobExtensions.AllFeatures, ["job_id"] = jobId, ["mode"] = JobExtensions.Handshake.ModeCollect,
-            })));
+            channel.Send(JobExtensions.HelloMessage(new JobExtensions.Handshake { JobId = jobId, Mode = JobExtensions.Handshake.ModeCollect }));
             while (!done.Task.IsCompleted)
             {
                 await Task.WhenAny(done.Task, Task.Delay(250, cancellationToken)).ConfigureAwait(false);

@@ -8,7 +8,7 @@ namespace SleapRtc.Worker.Jobs;
 /// <summary>How a collection on the worker ended.</summary>
 public enum CollectionEnd
 {
-    /// <summary>Every kept file was sent and the client closed cleanly: the results were deleted.</summary>
+    /// <summary>Every kept file was sent and the client confirmed it: the results were deleted.</summary>
     Delivered,
     /// <summary>Every file was sent but delivery could not be confirmed: the results stay.</summary>
     Sent,
@@ -22,7 +22,7 @@ public enum CollectionEnd
 /// Serves one result collection (issue 12) on a data channel offered with purpose "collect": the client says
 /// SLEAPRTC_HELLO with mode "collect" and its job id, the worker answers WELCOME, sends the job's kept files exactly
 /// as results go out at the end of a job (FILE_META, chunks, SHA-256, END_OF_FILE) and then SLEAPRTC_COLLECTED.
-/// Results a client confirmed (a clean close after the last byte was acknowledged) are deleted; an unknown or
+/// Results a client confirmed (it echoes SLEAPRTC_COLLECTED once it has every file) are deleted; an unknown or
 /// expired job id is answered SLEAPRTC_ERROR job_not_found. Runs beside a training job: it never touches the status.
 /// </summary>
 public sealed class ResultCollection
@@ -33,6 +33,7 @@ public sealed class ResultCollection
     private readonly ILogSink _log;
     private readonly FrameWriter _writer;
     private readonly TaskCompletionSource<JobExtensions.Handshake?> _hello = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<bool> _confirmed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _closedCleanly;
 
     /// <summary>Starts listening at once (the client's hello may arrive before <see cref="RunAsync"/>).</summary>
@@ -80,7 +81,8 @@ public sealed class ResultCollection
                 }
                 var collected = new Dictionary<string, object> { ["job_id"] = JobId!, ["state"] = results.State, ["files"] = results.Files.Length };
                 _writer.SendText(JobMessages.Format(JobMessages.Collected, JsonSerializer.Serialize(collected)));
-                delivered = await ChannelDelivery.WaitForCleanCloseAsync(_channel, _options.ResultsDrainTimeout, () => _closedCleanly, cancellationToken).ConfigureAwait(false);
+                // Our collector echoes SLEAPRTC_COLLECTED once every file is on its disk and checked: only then are the results deleted.
+                delivered = await _confirmed.Task.WaitAsync(_options.ResultsDrainTimeout, cancellationToken).ConfigureAwait(false);
             }
             if (!delivered) return CollectionEnd.Sent;
             _store.Remove(JobId!);
@@ -89,6 +91,10 @@ public sealed class ResultCollection
         catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
         {
             return CollectionEnd.Abandoned;
+        }
+        catch (TimeoutException)
+        {
+            return CollectionEnd.Sent;
         }
         finally
         {
@@ -102,11 +108,13 @@ public sealed class ResultCollection
         if (!message.IsText) return;
         var (type, args) = JobMessages.Parse(message.Text!);
         if (type == JobMessages.Hello) _hello.TrySetResult(JobExtensions.ParseHandshake(args.FirstOrDefault() ?? ""));
+        else if (type == JobMessages.Collected) _confirmed.TrySetResult(true);
     }
 
     private void OnClosed(Exception? error)
     {
         _closedCleanly = error is null;
         _hello.TrySetResult(null);
+        _confirmed.TrySetResult(false);
     }
 }

@@ -32,10 +32,25 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
+    /// <summary>GPU index(es) as nvidia-smi numbers them, or "all": one worker per GPU (default GPU 0).</summary>
     [Parameter]
-    [ValidateRange(0, 64)]
+    [ValidateNotNullOrEmpty]
     [ArgumentCompleter(typeof(GpuIdCompleter))]
-    public int GpuId { get; set; }
+    public string[] GpuId { get; set; } = { "0" };
+
+    /// <summary>Shared storage: clients may name a package under it instead of uploading; results are also kept in &lt;root&gt;/jobs/&lt;job id&gt;.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? DataRoot { get; set; }
+
+    /// <summary>How long a finished job's results are kept for collection (Receive-SleapJob).</summary>
+    [Parameter]
+    public TimeSpan ResultRetention { get; set; } = WorkerOptions.DefaultResultRetention;
+
+    /// <summary>The most the kept results may take on disk, in GB; beyond it the oldest are removed.</summary>
+    [Parameter]
+    [ValidateRange(0.001, 1_000_000.0)]
+    public double ResultQuotaGB { get; set; } = WorkerOptions.DefaultResultQuotaBytes / 1e9;
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -101,18 +116,46 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             WriteInformation($"Joining room {roomId} of worker {first.Session.PeerId} (started in this session) on {knownServer}; pass -RoomId or -Server for another room.", new[] { "SleapRtc.Room" });
         }
         var log = new PipelineLogSink("worker");
+        if (ResultRetention <= TimeSpan.Zero)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidResultRetention, ErrorCategory.InvalidArgument, ResultRetention,
+                $"-ResultRetention must be longer than zero (got {ResultRetention}).", "Give a duration such as (New-TimeSpan -Days 7) or '2.00:00:00'."));
+            return;
+        }
+        var dataRoot = DataRoot is null ? null : GetUnresolvedProviderPathFromPSPath(DataRoot);
+        if (dataRoot is not null && !Directory.Exists(dataRoot))
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.DataRootNotFound, ErrorCategory.ObjectNotFound, DataRoot,
+                $"The data root '{dataRoot}' is not a folder.", "Give an existing folder (the shared storage clients name packages under)."));
+            return;
+        }
         var workingDirectory = WorkingDirectory is null ? null : GetUnresolvedProviderPathFromPSPath(WorkingDirectory);
         var nvidiaSmiPath = NvidiaSmiPath is null ? null : GetUnresolvedProviderPathFromPSPath(NvidiaSmiPath);
         var sleapNnPath = SleapNnPath is null ? null : GetUnresolvedProviderPathFromPSPath(SleapNnPath);
         var spaceModels = ModelPath.Select(GetUnresolvedProviderPathFromPSPath).ToArray();
+        GpuPlan plan;
+        try { plan = WorkerMachine.Plan(GpuId, nvidiaSmiPath, TimeSpan.FromSeconds(10)); }
+        catch (SleapRtcException ex)
+        {
+            ThrowTerminatingError(SleapErrors.FromLibrary(ex, string.Join(",", GpuId)));
+            return;
+        }
+        catch (ArgumentException ex)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidGpuId, ErrorCategory.InvalidArgument, string.Join(",", GpuId), ex.Message,
+                "Give GPU indexes as nvidia-smi numbers them (Tab lists them), or 'all'.", ex));
+            return;
+        }
         WorkerOptions OptionsFor(string server) => new()
         {
             Server = server,
             RoomId = roomId,
             Token = token,
             Name = Name,
-            GpuId = GpuId,
             WorkingDirectory = workingDirectory,
+            DataRoot = dataRoot,
+            ResultRetention = ResultRetention,
+            ResultQuotaBytes = (long)(ResultQuotaGB * 1e9),
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,
             Tags = Tag,
@@ -126,10 +169,10 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             Log = log,
         };
 
-        WorkerHost host;
+        IReadOnlyList<WorkerHost> hosts;
         try
         {
-            host = RunOnBackground(async (queue, ct) =>
+            hosts = RunOnBackground(async (queue, ct) =>
             {
                 var server = knownServer;
                 RunningServer? embedded = null;
@@ -141,7 +184,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
                 }
                 try
                 {
-                    return await WorkerHost.StartAsync(OptionsFor(server), ct).ConfigureAwait(false);
+                    return await WorkerMachine.StartAsync(OptionsFor(server), plan.GpuIds, ct).ConfigureAwait(false);
                 }
                 catch when (embedded is not null)
                 {
@@ -164,46 +207,59 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             return;
         }
 
-        var worker = new RunningWorker(host);
-        registry.Add(worker);
-        var session = worker.Session;
+        var workers = hosts.Select(h => new RunningWorker(h)).ToList();
+        foreach (var started in workers) registry.Add(started);
+        var host = hosts[0];
+        var session = host.Session;
         store.Save(new RoomCredentials { RoomId = session.RoomId, Token = session.Token, Server = session.Server });
         if (roomId is null) RoomTarget.RememberCreated(session.RoomId);
-        if (host.GpuWarning is not null) WriteWarning(host.GpuWarning);
+        if (plan.Warning is not null) WriteWarning(plan.Warning);
+        foreach (var gpuWarning in hosts.Select(h => h.GpuWarning).OfType<string>().Distinct()) WriteWarning(gpuWarning);
         if (host.TrainerPath is null)
             WriteWarning("No sleap-nn trainer was found (-SleapNnPath, SLEAP_RTC_SLEAP_NN or PATH): jobs sent to this worker will fail until one is installed.");
         // Under -Wait (the service form) the output goes to the system journal: no token or session string there.
         foreach (var line in host.GetCredentialsBanner(maskSecrets: Wait, savedCredentialsFile: store.FilePath))
             WriteInformation(new HostInformationMessage { Message = line, NoNewLine = false }, new[] { "SleapRtc.Banner", "PSHOST" });
-        WriteObject(session);
-        if (Wait) ServeUntilStopped(worker, log);
+        foreach (var other in hosts.Skip(1))
+            WriteInformation($"Also started worker {other.Session.PeerId} on GPU {other.Session.GpuId} ({other.Gpu.Model}) in room {other.Session.RoomId}.", new[] { "SleapRtc.Banner" });
+        foreach (var started in workers) WriteObject(started.Session);
+        if (Wait) ServeUntilStopped(workers, log);
     }
 
-    /// <summary>-Wait: relay the worker's log and status until Ctrl+C, then leave the room.</summary>
-    private void ServeUntilStopped(RunningWorker worker, PipelineLogSink log)
+    /// <summary>-Wait: relay the workers' log and status until Ctrl+C, then leave the room.</summary>
+    private void ServeUntilStopped(IReadOnlyList<RunningWorker> workers, PipelineLogSink log)
     {
         PipelineQueue? attached = null;
-        void OnLine(string line) => attached?.WriteVerbose(line);
-        void OnStatus(string status) => attached?.WriteVerbose($"Worker {worker.Session.PeerId} is {status}.");
-        worker.Host.LogLine += OnLine;
-        worker.Host.StatusChanged += OnStatus;
+        var relays = workers.Select(worker => (
+            Worker: worker,
+            OnLine: (Action<string>)(line => attached?.WriteVerbose(line)),
+            OnStatus: (Action<string>)(status => attached?.WriteVerbose($"Worker {worker.Session.PeerId} is {status}.")))).ToList();
+        foreach (var relay in relays)
+        {
+            relay.Worker.Host.LogLine += relay.OnLine;
+            relay.Worker.Host.StatusChanged += relay.OnStatus;
+        }
         try
         {
             RunOnBackground(async (queue, ct) =>
             {
                 attached = queue;
                 log.Attach(queue);
-                await worker.Host.Completion.WaitAsync(ct).ConfigureAwait(false);
+                // Serving until every worker of this start has stopped (Stop-SleapWorker from elsewhere) or Ctrl+C.
+                await Task.WhenAll(workers.Select(w => w.Host.Completion)).WaitAsync(ct).ConfigureAwait(false);
             });
         }
         finally
         {
-            worker.Host.LogLine -= OnLine;
-            worker.Host.StatusChanged -= OnStatus;
+            foreach (var relay in relays)
+            {
+                relay.Worker.Host.LogLine -= relay.OnLine;
+                relay.Worker.Host.StatusChanged -= relay.OnStatus;
+            }
             log.Detach();
-            SessionRegistry.Current.Remove(worker);
-            if (!worker.StopAsync().Wait(TimeSpan.FromSeconds(35)))
-                WriteWarning($"Worker {worker.Session.PeerId} did not stop within 35 s.");
+            foreach (var worker in workers) SessionRegistry.Current.Remove(worker);
+            if (!Task.WhenAll(workers.Select(w => w.StopAsync())).Wait(TimeSpan.FromSeconds(35)))
+                WriteWarning($"Worker(s) {string.Join(", ", workers.Select(w => w.Session.PeerId))} did not stop within 35 s.");
         }
     }
 }

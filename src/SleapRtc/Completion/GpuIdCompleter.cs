@@ -2,13 +2,15 @@ using System.Collections;
 using System.Globalization;
 using System.Management.Automation;
 using System.Management.Automation.Language;
+using SleapRtc.Worker;
 using SleapRtc.Worker.Gpu;
 
 namespace SleapRtc.PowerShell.Completion;
 
 /// <summary>
 /// Completes -GpuId with the GPUs nvidia-smi lists (the one given by -NvidiaSmiPath, else SLEAP_RTC_NVIDIA_SMI, else
-/// PATH), each with its model and memory as the tooltip. No nvidia-smi, or one that fails, completes nothing.
+/// PATH), each with its model and memory as the tooltip, then "all" (one worker per GPU). No nvidia-smi, or one that
+/// fails, completes nothing.
 /// </summary>
 public sealed class GpuIdCompleter : IArgumentCompleter
 {
@@ -27,6 +29,7 @@ public sealed class GpuIdCompleter : IArgumentCompleter
         var gpus = new SortedDictionary<string, string>(NumericOrder);
         foreach (var gpu in GpuProbe.List(nvidiaSmi, ListTimeout).Gpus)
             gpus[gpu.Index!.Value.ToString(CultureInfo.InvariantCulture)] = $"GPU {gpu.Index}: {gpu.Model} ({gpu.MemoryMB} MB)";
+        if (gpus.Count > 0) gpus[WorkerMachine.AllGpus] = $"every GPU of this machine ({gpus.Count}), one worker each";
         return CompletionText.Matching(wordToComplete, gpus);
     }
 }

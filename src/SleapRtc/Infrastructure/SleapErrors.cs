@@ -15,6 +15,9 @@ internal static class ErrorIds
     public const string OperationTimedOut = "OperationTimedOut";
     public const string ServerNotFound = "SignalingServerNotFound";
     public const string WorkerNotRunningHere = "WorkerNotRunningHere";
+    public const string InvalidGpuId = "InvalidGpuId";
+    public const string DataRootNotFound = "DataRootNotFound";
+    public const string InvalidResultRetention = "InvalidResultRetention";
     public const string ConflictingSelection = "ConflictingSelection";
     public const string InvalidExpiresIn = "InvalidExpiresIn";
 }
