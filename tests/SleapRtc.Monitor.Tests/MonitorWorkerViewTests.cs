@@ -36,6 +36,25 @@ public sealed class MonitorWorkerViewTests
     }
 
     [Fact]
+    public void An_inference_space_is_shown_with_its_name_state_and_queue()
+    {
+        var view = MonitorWorkerView.FromPeer(Peer("space",
+            """{"tags":["sleap-rtc","inference-space"],"properties":{"status":"available","gpu_model":"NVIDIA L4","space":"mice","space_state":"busy","queue_length":3,"sleaprtc_ext":1}}"""));
+
+        Assert.NotNull(view);
+        using var json = JsonDocument.Parse(view.Json);
+        var root = json.RootElement;
+        Assert.Equal("space", root.GetProperty("role").GetString());
+        var space = root.GetProperty("space");
+        Assert.Equal(("mice", "busy", 3), (space.GetProperty("name").GetString(), space.GetProperty("state").GetString(), space.GetProperty("queue_length").GetInt32()));
+        // The page decides on our extensions from the advertised properties, which stay as they were.
+        Assert.Equal(1, root.GetProperty("properties").GetProperty("sleaprtc_ext").GetInt32());
+        // A training worker has no space.
+        var worker = MonitorWorkerView.FromPeer(Peer("worker", """{"properties":{"status":"available"}}"""));
+        Assert.Equal(JsonValueKind.Null, JsonDocument.Parse(worker!.Json).RootElement.GetProperty("space").ValueKind);
+    }
+
+    [Fact]
     public void Job_in_snake_case_pascal_case_or_as_a_string_gets_one_shape()
     {
         var snake = MonitorWorkerView.FromPeer(Peer("worker",

@@ -6,6 +6,7 @@ using SleapRtc.Protocol.Logging;
 using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Client;
 using SleapRtc.WebRtc;
+using SleapRtc.WebRtc.Dtls;
 
 namespace SleapRtc.Client.Jobs;
 
@@ -496,6 +497,17 @@ public sealed class TrainingSubmission
         catch (SignalingException e)
         {
             throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
+        }
+        catch (DtlsFingerprintMismatchException e)
+        {
+            throw new WorkerUnreachableException(workerId, "its certificate does not match the fingerprint it sent through the signaling server, " +
+                "so the encrypted connection was refused (something between the two machines may be interfering)", e);
+        }
+        catch (Exception e) when (e is IOException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            // The transport's own failure (ICE found no path, the DTLS handshake failed or timed out, SCTP did not
+            // come up): the user gets the worker and a stable error id, not a bare IOException.
+            throw new WorkerUnreachableException(workerId, "the peer-to-peer connection failed (" + e.Message.TrimEnd('.') + ")", e);
         }
         finally
         {

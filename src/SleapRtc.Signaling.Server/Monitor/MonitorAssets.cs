@@ -2,7 +2,7 @@ using System.Reflection;
 
 namespace SleapRtc.Signaling.Monitor;
 
-/// <summary>The monitor page and its script, style and icon, embedded in the assembly (no files to deploy, no build step).</summary>
+/// <summary>The monitor page and its scripts, styles and icon, embedded in the assembly (no files to deploy, no build step).</summary>
 internal static class MonitorAssets
 {
     internal sealed record Asset(string ContentType, byte[] Content);
@@ -22,6 +22,9 @@ internal static class MonitorAssets
             ["/monitor/"] = page,
             ["/monitor/monitor.js"] = new Asset("text/javascript; charset=utf-8", Read("monitor.js")),
             ["/monitor/monitor.css"] = new Asset("text/css; charset=utf-8", Read("monitor.css")),
+            // The submit panel (inference from the browser, peer to peer with the worker): its own files.
+            ["/monitor/submit.js"] = new Asset("text/javascript; charset=utf-8", Read("submit.js")),
+            ["/monitor/submit.css"] = new Asset("text/css; charset=utf-8", Read("submit.css")),
             ["/monitor/favicon.svg"] = new Asset("image/svg+xml", Read("favicon.svg")),
         };
     }

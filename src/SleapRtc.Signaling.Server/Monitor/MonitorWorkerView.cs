@@ -17,8 +17,12 @@ internal sealed class MonitorWorkerView
     /// <summary>Loss points kept per job: enough for a sparkline, small enough for 2 updates a second.</summary>
     internal const int MaxLossHistoryPoints = 200;
 
-    private MonitorWorkerView(string peerId, string status, string jobJson, string json)
+    /// <summary>The property per-GPU workers of one host share (the worker side names it PeerMetadataKeys.MachineId).</summary>
+    internal const string MachineIdKey = "machine_id";
+
+    private MonitorWorkerView(string peerId, string status, string? machineId, string jobJson, string json)
     {
+        MachineId = machineId;
         PeerId = peerId;
         Status = status;
         JobJson = jobJson;
@@ -27,15 +31,18 @@ internal sealed class MonitorWorkerView
 
     public string PeerId { get; }
     public string Status { get; }
+    /// <summary>The host several GPU workers share (<c>properties.machine_id</c>), null when not advertised.</summary>
+    public string? MachineId { get; }
     /// <summary>The normalised job object, or <c>null</c> as JSON text.</summary>
     public string JobJson { get; }
     /// <summary>The whole worker object as sent in the state document and in events.</summary>
     public string Json { get; }
 
-    /// <summary>The monitor view of a peer, or null when the peer is not a worker (clients are not shown).</summary>
+    /// <summary>The monitor view of a peer, or null when the peer is neither a worker nor an inference space's worker
+    /// (clients are not shown).</summary>
     public static MonitorWorkerView? FromPeer(MonitorPeer peer)
     {
-        if (!string.Equals(peer.Role, "worker", StringComparison.Ordinal)) return null;
+        if (peer.Role is not ("worker" or SpaceMetadata.Role)) return null;
 
         var properties = peer.Metadata.ValueKind == JsonValueKind.Object
             && peer.Metadata.TryGetProperty(PeerMetadataKeys.Properties, out var p) && p.ValueKind == JsonValueKind.Object
@@ -43,6 +50,8 @@ internal sealed class MonitorWorkerView
         var advertised = WorkerAdvertisement.Read(properties.ValueKind == JsonValueKind.Object ? JsonObject.Create(properties) : null);
         var status = advertised.Status ?? "unknown";
         var jobJson = NormaliseJob(properties);
+        var machineId = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(MachineIdKey, out var m)
+            && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
 
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -56,6 +65,7 @@ internal sealed class MonitorWorkerView
             if (advertised.GpuMemoryMB is long mb) writer.WriteNumber(PeerMetadataKeys.GpuMemoryMB, mb); else writer.WriteNull(PeerMetadataKeys.GpuMemoryMB);
             WriteStringOrNull(writer, PeerMetadataKeys.CudaVersion, advertised.CudaVersion);
             WriteStringOrNull(writer, PeerMetadataKeys.Hostname, advertised.Hostname);
+            WriteStringOrNull(writer, MachineIdKey, machineId);
             WriteStringOrNull(writer, PeerMetadataKeys.SleapVersion, advertised.SleapVersion);
             writer.WriteStartArray(PeerMetadataKeys.Tags);
             if (peer.Metadata.ValueKind == JsonValueKind.Object && peer.Metadata.TryGetProperty(PeerMetadataKeys.Tags, out var tags) && tags.ValueKind == JsonValueKind.Array)
@@ -68,6 +78,7 @@ internal sealed class MonitorWorkerView
             writer.WriteEndArray();
             writer.WritePropertyName(PeerMetadataKeys.Job);
             writer.WriteRawValue(jobJson, skipInputValidation: true);
+            WriteSpace(writer, peer.Role, properties);
             writer.WriteString("connected_at", peer.ConnectedAt.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture));
             // Everything else the worker advertised, for scripts; the job is already above in its normalised form.
             writer.WriteStartObject(PeerMetadataKeys.Properties);
@@ -82,7 +93,7 @@ internal sealed class MonitorWorkerView
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        return new MonitorWorkerView(peer.PeerId, status, jobJson, Encoding.UTF8.GetString(buffer.WrittenSpan));
+        return new MonitorWorkerView(peer.PeerId, status, machineId, jobJson, Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
 
     /// <summary>
@@ -140,6 +151,26 @@ internal sealed class MonitorWorkerView
         {
             parsed?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// <c>"space": {"name", "state", "queue_length"}</c> for the worker of an inference space (role "space"), what the
+    /// page's submit panel keys its space panels by; <c>null</c> for a training worker.
+    /// </summary>
+    private static void WriteSpace(Utf8JsonWriter writer, string role, JsonElement properties)
+    {
+        var name = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(SpaceMetadata.NameProperty, out var n) ? ScalarText(n) : null;
+        if (role != SpaceMetadata.Role || string.IsNullOrEmpty(name))
+        {
+            writer.WriteNull(SpaceMetadata.NameProperty);
+            return;
+        }
+        var fields = properties.EnumerateObject().ToDictionary(p => p.Name, p => p.Value, StringComparer.Ordinal);
+        writer.WriteStartObject(SpaceMetadata.NameProperty);
+        writer.WriteString("name", name);
+        writer.WriteString("state", TextOf(fields, SpaceMetadata.StateProperty) ?? SpaceMetadata.Ready);
+        writer.WriteNumber("queue_length", NumberOf(fields, SpaceMetadata.QueueProperty) ?? 0);
+        writer.WriteEndObject();
     }
 
     private static string CanonicalKey(string name) => name.Replace("_", "", StringComparison.Ordinal).ToLowerInvariant();

@@ -103,8 +103,8 @@
       if (controller.signal.aborted) return;
       return scheduleReconnect("The server cannot be reached.");
     }
-    if (response.status === 401) {
-      // Wrong credentials: show nothing of the room, forget the token, ask again.
+    if (response.status === 401 || response.status === 403) {
+      // No token (401) or a wrong one or an unknown room (403): show nothing of the room, forget the token, ask again.
       state.stopped = true;
       sessionStorage.removeItem(TOKEN_KEY + state.roomId);
       clearWorkers();
@@ -113,6 +113,7 @@
       setConnection("failed", "not authorised");
       showError("Access denied: the room id or token is wrong (or the room has expired). Check the credentials printed by Start-SleapWorker or New-SleapRoom.");
       showForm(state.roomId);
+      announceRoom();
       return;
     }
     if (!response.ok || !response.body) {
@@ -194,6 +195,15 @@
         return;
     }
     renderSummary();
+    announceRoom();
+  }
+
+  // The submit panel (submit.js) follows the room through this in-page event: the credentials it registers with
+  // and the workers as the server last reported them (sent after whole events only, never mid-snapshot).
+  function announceRoom() {
+    document.dispatchEvent(new CustomEvent("sleaprtc:room", {
+      detail: { roomId: state.roomId, token: state.stopped ? null : state.token, workers: [...state.workers.values()] },
+    }));
   }
 
   function clearWorkers() {
