@@ -126,19 +126,12 @@ public sealed partial class ClientJobSession
         {
             if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
             if (_useExtensions) _writer.SendText(Request.HelloMessage());
+            _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
+            _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
             long uploaded = 0;
             double mbps = 0;
-            if (Request.Collect)
+            using (var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token))
             {
-                _phase = SubmissionPhase.Downloading;
-                _job.Phase = "download";
-                Report(force: true);
-            }
-            else
-            {
-                _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
-                _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
-                using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
                 if (Request.ResumeFromFolder is { } checkpoint) await SendCheckpointAsync(checkpoint, uploadStop.Token).ConfigureAwait(false);
                 // A package on the worker's data root is named in the hello instead of uploaded.
                 if (Request.WorkerPackagePath is null) (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
@@ -150,7 +143,7 @@ public sealed partial class ClientJobSession
                 lock (_gate)
                     return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), null, Array.Empty<string>(), null, null, uploaded, mbps, HandedOver: true);
             }
-            if (!Request.Collect) ReportRunning();
+            ReportRunning();
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
@@ -288,8 +281,6 @@ public sealed partial class ClientJobSession
                 _accepted.TrySetResult(true);
                 LogLine?.Invoke("The worker accepted the package; the job now runs whether or not this client stays.");
                 return;
-            case JobMessages.Collected:
-                return; // the results (already received) are all a collection brings
             case JobMessages.TrainJobStart:
                 lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
                 _job.ConfigIndex = _configs.Count;
@@ -414,8 +405,6 @@ public sealed partial class ClientJobSession
 
     private async Task CancelOnWorkerAsync()
     {
-        // Stopping a collection only stops the download: the job it collects is over (Stop-SleapJob stops jobs).
-        if (Request.Collect) return;
         if (_useExtensions) _writer.TrySendText(JobMessages.Cancel);
         var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
         // Give the stop message time to leave before the caller closes the connection.
