@@ -82,9 +82,16 @@ Describe 'Queued jobs from several clients' {
         }
         # Every ticket is in before any worker exists, so the order is the queue's alone.
         Wait-Until '10 queued tickets' 90 { @(Get-RoomJob -State Queued).Count -eq 10 }
-        $queued = Get-RoomJob -State Queued
-        ($queued | Sort-Object Position).Position | Should -Be (1..10)
-        $expected = ($queued | Sort-Object @{ Expression = 'Priority'; Descending = $true }, CreatedAt).JobId
+        $queue = Get-RoomJob -State Queued | Sort-Object Position
+        $queue.Position | Should -Be (1..10)
+        # Highest priority first, first come first served within one (tickets created in the same millisecond in
+        # either order: only the server saw which came first).
+        for ($i = 1; $i -lt 10; $i++) {
+            $ahead, $behind = $queue[$i - 1], $queue[$i]
+            ($ahead.Priority -gt $behind.Priority -or ($ahead.Priority -eq $behind.Priority -and $ahead.CreatedAt -le $behind.CreatedAt)) |
+                Should -BeTrue -Because "$($ahead.JobId) (priority $($ahead.Priority)) is ahead of $($behind.JobId) (priority $($behind.Priority))"
+        }
+        $expected = $queue.JobId
 
         $null = Start-WorkerProcess fifo-a 0
         $null = Start-WorkerProcess fifo-b 1
@@ -173,7 +180,7 @@ Describe 'A server restart' {
         $null = Wait-WorkerPeer restart-a; $null = Wait-WorkerPeer restart-b
         $package = New-TestPackage -Directory (Join-Path $work 'restart') -Name restart -Epochs 2
         $client = Start-PwshScript restart-client (
-            "`$queued = 1..5 | ForEach-Object { Submit-SleapTraining -PackagePath '$package' -RoomId `$RoomId -Token `$Token -Server `$Server -Queue -MaxEpochs 1500 -NoWait -AsJob }`n" +
+            "`$queued = 1..5 | ForEach-Object { Submit-SleapTraining -PackagePath '$package' -RoomId `$RoomId -Token `$Token -Server `$Server -Queue -MaxEpochs 600 -NoWait -AsJob }`n" +
             "`$queued | Wait-Job -Timeout 300 | Receive-Job -ErrorAction Continue | ForEach-Object JobId | Set-Content handles.txt")
         Wait-Until '2 running and 3 queued' 90 { $now = Get-RoomJob; @($now | Where-Object State -eq Running).Count -eq 2 -and @($now | Where-Object State -eq Queued).Count -eq 3 }
         $before = Get-RoomJob | Where-Object { $_.State -in 'Running', 'Queued' }
