@@ -179,11 +179,14 @@ Describe 'A server restart' {
         $null = Start-WorkerProcess restart-b 1
         $null = Wait-WorkerPeer restart-a; $null = Wait-WorkerPeer restart-b
         $package = New-TestPackage -Directory (Join-Path $work 'restart') -Name restart -Epochs 2
+        $since = [DateTimeOffset]::UtcNow.AddSeconds(-1)
         $client = Start-PwshScript restart-client (
             "`$queued = 1..5 | ForEach-Object { Submit-SleapTraining -PackagePath '$package' -RoomId `$RoomId -Token `$Token -Server `$Server -Queue -MaxEpochs 600 -NoWait -AsJob }`n" +
             "`$queued | Wait-Job -Timeout 300 | Receive-Job -ErrorAction Continue | ForEach-Object JobId | Set-Content handles.txt")
-        Wait-Until '2 running and 3 queued' 90 { $now = Get-RoomJob; @($now | Where-Object State -eq Running).Count -eq 2 -and @($now | Where-Object State -eq Queued).Count -eq 3 }
-        $before = Get-RoomJob | Where-Object { $_.State -in 'Running', 'Queued' }
+        # This client's jobs only: an earlier test may have left a ticket whose client it killed (cancelled after 2 min).
+        function Get-Ours { Get-RoomJob | Where-Object CreatedAt -ge $since }
+        Wait-Until '2 running and 3 queued' 90 { $now = Get-Ours; @($now | Where-Object State -eq Running).Count -eq 2 -and @($now | Where-Object State -eq Queued).Count -eq 3 }
+        $before = Get-Ours
 
         $port = $server.Port
         $server | Stop-SleapSignalingServer
