@@ -211,12 +211,13 @@ Describe 'Stop-SleapJob and bad job ids' {
 
     It 'cancels a queued ticket at once and stops a running job, -KeepCheckpoint returning its checkpoint' {
         $package = New-TestPackage -Directory (Join-Path $work 'stop') -Name stop -Epochs 2
+        $since = [DateTimeOffset]::UtcNow.AddSeconds(-1)
         $client = Start-PwshScript stop-client (
             "`$queued = 1..3 | ForEach-Object { Submit-SleapTraining -PackagePath '$package' -RoomId `$RoomId -Token `$Token -Server `$Server -Queue -MaxEpochs 400 -NoWait -AsJob }`n" +
             "`$queued | Wait-Job -Timeout 240 | Receive-Job -ErrorAction Continue | ForEach-Object JobId | Set-Content handles.txt")
-        Wait-Until 'one running, two queued' 60 { (Get-RoomJob -State Running | Where-Object WorkerId -eq $stopperId) -and @(Get-RoomJob -State Queued).Count -ge 2 }
+        Wait-Until 'one running, two queued' 60 { (Get-RoomJob -State Running | Where-Object WorkerId -eq $stopperId) -and @(Get-RoomJob -State Queued | Where-Object CreatedAt -ge $since).Count -ge 2 }
         $running = (Get-RoomJob -State Running | Where-Object WorkerId -eq $stopperId).JobId
-        $last = (Get-RoomJob -State Queued | Sort-Object Position | Select-Object -Last 1).JobId
+        $last = (Get-RoomJob -State Queued | Where-Object CreatedAt -ge $since | Sort-Object Position | Select-Object -Last 1).JobId
 
         Stop-SleapJob -JobId $last @credentials -Confirm:$false
         (Get-RoomJob -JobId $last).State | Should -Be 'Cancelled'

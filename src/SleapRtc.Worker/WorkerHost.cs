@@ -99,6 +99,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
         SignalingClient signaling;
         try { signaling = new SignalingClient(options.Server, WithLog(options.Signaling, options.Log)); }
         catch (FormatException e) { throw new SignalingUnavailableException(options.Server, e.Message, e); }
+        // A worker is offered work the moment it registers (a queued ticket waits for exactly that, and its client
+        // offers at once): offers that arrive before the host listens are held for it, not lost.
+        var offers = new OfferInbox();
+        signaling.OfferReceived += offers.Add;
         try
         {
             var signIn = await signaling.AnonymousSignInAsync(null, cancellationToken).ConfigureAwait(false);
@@ -133,7 +137,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             var workingDirectoryLock = ClaimWorkingDirectory(jobs, options);
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
             host.AttachJobs(OpenResults(jobs, options));
-            host.Attach();
+            host.Attach(offers);
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
             return host;
@@ -243,12 +247,12 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
-    private void Attach()
+    private void Attach(OfferInbox offers)
     {
         if (_options.Space is not null) StartServingSpace();
-        _signaling.OfferReceived += offer => _ = Task.Run(() =>
+        offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
-            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
+            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }
