@@ -17,11 +17,12 @@ Describe 'Submit-SleapTraining job options' {
         { Submit-SleapTraining -PackagePath $package -WorkerPackagePath lab/x.zip @offline -WorkerId w } |
             Should -Throw -ErrorId 'AmbiguousParameterSet,SleapRtc.PowerShell.Commands.SubmitSleapTrainingCommand'
     }
-    It 'refuses <Option> at binding' -ForEach @(
-        @{ Option = @{ Priority = 101 } }, @{ Option = @{ Priority = -101 } }, @{ Option = @{ MaxEpochs = 0 } },
-        @{ Option = @{ BatchSize = 65537 } }, @{ Option = @{ LearningRate = 0 } }, @{ Option = @{ LearningRate = 11 } },
-        @{ Option = @{ RunName = 'two words' } }, @{ Option = @{ RunName = '../up' } }
+    It 'refuses -<Name> <Value> at binding' -ForEach @(
+        @{ Name = 'Priority'; Value = 101 }, @{ Name = 'Priority'; Value = -101 }, @{ Name = 'MaxEpochs'; Value = 0 },
+        @{ Name = 'BatchSize'; Value = 65537 }, @{ Name = 'LearningRate'; Value = 0 }, @{ Name = 'LearningRate'; Value = 11 },
+        @{ Name = 'RunName'; Value = 'two words' }, @{ Name = 'RunName'; Value = '../up' }
     ) {
+        $Option = @{ $Name = $Value }
         { Submit-SleapTraining -PackagePath $package -Queue @Option @offline } |
             Should -Throw -ErrorId 'ParameterArgumentValidationError,SleapRtc.PowerShell.Commands.SubmitSleapTrainingCommand'
     }

@@ -99,11 +99,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
         SignalingClient signaling;
         try { signaling = new SignalingClient(options.Server, WithLog(options.Signaling, options.Log)); }
         catch (FormatException e) { throw new SignalingUnavailableException(options.Server, e.Message, e); }
-        // Listening from before the registration: a queued ticket is handed to a worker the moment it registers, and its
-        // client's offer can arrive while this worker still sets up its folders; it is served once the host is ready.
-        var ready = new TaskCompletionSource<WorkerHost>(TaskCreationOptions.RunContinuationsAsynchronously);
-        signaling.OfferReceived += offer => _ = ready.Task.ContinueWith(t => t.Result.DispatchOffer(offer),
-            CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        // A worker is offered work the moment it registers (a queued ticket waits for exactly that, and its client
+        // offers at once): offers that arrive before the host listens are held for it, not lost.
+        var offers = new OfferInbox();
+        signaling.OfferReceived += offers.Add;
         try
         {
             var signIn = await signaling.AnonymousSignInAsync(null, cancellationToken).ConfigureAwait(false);
@@ -138,8 +137,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             var workingDirectoryLock = ClaimWorkingDirectory(jobs, options);
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
             host.AttachJobs(OpenResults(jobs, options));
-            host.Attach();
-            ready.SetResult(host);
+            host.Attach(offers);
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
             return host;
@@ -249,13 +247,12 @@ public sealed partial class WorkerHost : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
-    private void DispatchOffer(SdpMessage offer) => _ = Task.Run(() =>
-        IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
-        : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
-
-    private void Attach()
+    private void Attach(OfferInbox offers)
     {
         if (_options.Space is not null) StartServingSpace();
+        offers.Open(offer => _ = Task.Run(() =>
+            IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
+            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }

@@ -113,6 +113,25 @@ public sealed class JobCmdletTests : IClassFixture<SharedSession>
     }
 
     [Fact]
+    public void A_server_without_the_job_queue_gives_JobQueueUnsupported_and_receives_no_queue_message()
+    {
+        using var classic = new ClassicServerStandIn();
+        var room = $"-RoomId room-c -Token tok-c -Server {classic.Url}";
+        var output = Path.Combine(TestEnvironment.NewDirectory("classic"), "models");
+        var package = TestEnvironment.BuildPackage(TestEnvironment.NewDirectory("classic-package"), "p", ("c.json", 1));
+
+        var error = FirstError($"Submit-SleapTraining -PackagePath '{package}' -Queue -OutputPath '{output}' {room}");
+        Assert.StartsWith("JobQueueUnsupported,", error.FullyQualifiedErrorId);
+        Assert.Contains("job_queue", error.Exception.Message);
+        Assert.False(Directory.Exists(output));
+        foreach (var command in new[] { "Get-SleapJob", "Wait-SleapJob -JobId job_0123456789ab", "Stop-SleapJob -JobId job_0123456789ab -Confirm:$false",
+                     "Receive-SleapJob -JobId job_0123456789ab" })
+            Assert.StartsWith("JobQueueUnsupported,", FirstError($"{command} {room}").FullyQualifiedErrorId);
+        // Registration only: a classic server never sees queue_submit, job_list or job_cancel.
+        Assert.Empty(classic.UnexpectedTypes);
+    }
+
+    [Fact]
     public void Job_info_knows_which_states_are_finished()
     {
         var finished = _ps.Run("'Queued','Running','Succeeded','Failed','Cancelled' | ForEach-Object { ([SleapRtc.JobInfo]@{ State = $_ }).IsFinished }")

@@ -59,8 +59,6 @@ public sealed partial class ClientJobSession
     private readonly DateTimeOffset _startedAt = DateTimeOffset.Now;
     private readonly Stopwatch _downloadClock = new();
     private readonly TaskCompletionSource<bool> _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    /// <summary>Collect mode: the worker's SLEAPRTC_COLLECTED, which follows the last kept file.</summary>
-    private readonly TaskCompletionSource<bool> _collected = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _jobsDone;
     private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
@@ -128,19 +126,12 @@ public sealed partial class ClientJobSession
         {
             if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
             if (_useExtensions) _writer.SendText(Request.HelloMessage());
+            _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
+            _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
             long uploaded = 0;
             double mbps = 0;
-            if (Request.Collect)
+            using (var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token))
             {
-                _phase = SubmissionPhase.Downloading;
-                _job.Phase = "download";
-                Report(force: true);
-            }
-            else
-            {
-                _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
-                _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
-                using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
                 if (Request.ResumeFromFolder is { } checkpoint) await SendCheckpointAsync(checkpoint, uploadStop.Token).ConfigureAwait(false);
                 // A package on the worker's data root is named in the hello instead of uploaded.
                 if (Request.WorkerPackagePath is null) (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
@@ -152,12 +143,11 @@ public sealed partial class ClientJobSession
                 lock (_gate)
                     return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), null, Array.Empty<string>(), null, null, uploaded, mbps, HandedOver: true);
             }
-            if (!Request.Collect) ReportRunning();
+            ReportRunning();
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
             TryDelete(results.Path);
-            if (Request.Collect) await ConfirmCollectedAsync(cancellationToken).ConfigureAwait(false);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
             lock (_gate)
@@ -291,9 +281,6 @@ public sealed partial class ClientJobSession
                 _accepted.TrySetResult(true);
                 LogLine?.Invoke("The worker accepted the package; the job now runs whether or not this client stays.");
                 return;
-            case JobMessages.Collected:
-                _collected.TrySetResult(true);
-                return;
             case JobMessages.TrainJobStart:
                 lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
                 _job.ConfigIndex = _configs.Count;
@@ -416,21 +403,8 @@ public sealed partial class ClientJobSession
     }
 
 
-    /// <summary>
-    /// Collect mode: once the results are extracted, waits for the worker's SLEAPRTC_COLLECTED (it follows the job log,
-    /// which this session does not keep) and echoes it: the worker deletes its copy only on that echo.
-    /// </summary>
-    private async Task ConfirmCollectedAsync(CancellationToken cancellationToken)
-    {
-        try { await _collected.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false); }
-        catch (TimeoutException) { return; } // an older worker: it keeps the results until they expire
-        _writer.TrySendText(JobMessages.Format(JobMessages.Collected, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["job_id"] = Request.JobId })));
-    }
-
     private async Task CancelOnWorkerAsync()
     {
-        // Stopping a collection only stops the download: the job it collects is over (Stop-SleapJob stops jobs).
-        if (Request.Collect) return;
         if (_useExtensions) _writer.TrySendText(JobMessages.Cancel);
         var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
         // Give the stop message time to leave before the caller closes the connection.

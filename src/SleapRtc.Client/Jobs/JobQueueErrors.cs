@@ -80,3 +80,18 @@ public sealed class JobWaitTimeoutException : SleapRtcException
 
     public string JobId { get; }
 }
+
+/// <summary>A queued ticket ended before it got a worker: cancelled (Stop-SleapJob) or failed (its assignments lapsed).</summary>
+public sealed class QueuedJobEndedException : SleapRtcException
+{
+    public QueuedJobEndedException(string jobId, string state, string? reason)
+        : base(state == JobStates.Cancelled ? "TrainingJobCancelled" : "TrainingJobFailed",
+            state == JobStates.Cancelled ? SleapRtcErrorKind.OperationStopped : SleapRtcErrorKind.InvalidResult,
+            $"Queued job {jobId} ended {state} before a worker took it" + (string.IsNullOrEmpty(reason) ? "." : $": {reason}."),
+            "Get-SleapJob shows the record; submit the package again when you want it to run.")
+    {
+        JobId = jobId;
+    }
+
+    public string JobId { get; }
+}

@@ -7,7 +7,7 @@ namespace SleapRtc.Client.Jobs;
 /// What the client asks of the worker for one job beyond the package itself, said in the SLEAPRTC_HELLO (so only our
 /// workers receive it): the job id (the worker adopts it, so a queue ticket and the job share one id), trainer
 /// overrides, a package already on the worker's data root, a checkpoint to resume from, and whether the client leaves
-/// once the worker has accepted the package (-NoWait) or collects a finished job's kept results (Receive-SleapJob).
+/// once the worker has accepted the package (-NoWait).
 /// </summary>
 public sealed record JobRequest
 {
@@ -19,22 +19,19 @@ public sealed record JobRequest
     public string? ResumeFromFolder { get; init; }
     /// <summary>Return as soon as the worker says SLEAPRTC_ACCEPTED; the job goes on without this client.</summary>
     public bool ReturnWhenAccepted { get; init; }
-    /// <summary>Download the kept results of the finished job <see cref="JobId"/> instead of running anything.</summary>
-    public bool Collect { get; init; }
 
     /// <summary>True when the request needs a worker that speaks our extensions (a classic worker would ignore it).</summary>
-    public bool NeedsExtensions => Overrides is { IsEmpty: false } || WorkerPackagePath is not null || ResumeFromFolder is not null || ReturnWhenAccepted || Collect;
+    public bool NeedsExtensions => Overrides is { IsEmpty: false } || WorkerPackagePath is not null || ResumeFromFolder is not null || ReturnWhenAccepted;
 
     /// <summary>The option a classic worker cannot honour, named as the user typed it.</summary>
     public string? FirstExtensionOption() =>
-        Collect ? "a result collection" : WorkerPackagePath is not null ? "-WorkerPackagePath" : ResumeFromFolder is not null ? "-ResumeFrom"
+        WorkerPackagePath is not null ? "-WorkerPackagePath" : ResumeFromFolder is not null ? "-ResumeFrom"
         : Overrides is { IsEmpty: false } ? "trainer overrides (-MaxEpochs, -BatchSize, -LearningRate, -RunName)" : ReturnWhenAccepted ? "-NoWait" : null;
 
     /// <summary>The hello this request sends (our workers only).</summary>
     public string HelloMessage() => JobExtensions.HelloMessage(new JobExtensions.Handshake
     {
         JobId = JobId,
-        Mode = Collect ? JobExtensions.Handshake.ModeCollect : null,
         Overrides = Overrides is { IsEmpty: false } ? Overrides : null,
         WorkerPackagePath = WorkerPackagePath,
     });

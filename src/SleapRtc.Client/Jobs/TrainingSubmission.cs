@@ -187,7 +187,7 @@ public sealed class TrainingSubmission
             string workerId;
             try
             {
-                workerId = await assigned.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                workerId = await WaitForAssignmentAsync(signaling, jobId, assigned.Task, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -206,6 +206,29 @@ public sealed class TrainingSubmission
             signaling.TicketPositionChanged -= OnPosition;
         }
     }
+
+    /// <summary>
+    /// The assignment push, or the end of the ticket without one: the server tells no submitter that its ticket was
+    /// cancelled (Stop-SleapJob from anywhere) or failed (assignments lapsed), so the record is looked at now and then.
+    /// A lost connection is ridden out: it re-registers, and the next look tells.
+    /// </summary>
+    private static async Task<string> WaitForAssignmentAsync(SignalingClient signaling, string jobId, Task<string> assigned, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Task.WhenAny(assigned, Task.Delay(TicketCheckInterval, cancellationToken)).ConfigureAwait(false);
+            if (assigned.IsCompleted) return await assigned.ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            IReadOnlyList<JobRecord> records;
+            try { records = await signaling.ListJobsAsync(jobId, null, cancellationToken).ConfigureAwait(false); }
+            catch (SignalingException) { continue; }
+            if (records.FirstOrDefault(r => r.JobId == jobId) is { } record && JobStates.IsFinished(record.State) && !assigned.IsCompleted)
+                throw new QueuedJobEndedException(jobId, record.State, record.Error);
+        }
+    }
+
+    /// <summary>How often a waiting ticket's record is checked for an end nobody announced.</summary>
+    private static readonly TimeSpan TicketCheckInterval = TimeSpan.FromSeconds(3);
 
     private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath) => new()
     {
@@ -268,9 +291,8 @@ public sealed class TrainingSubmission
     /// channel and runs <paramref name="job"/> on it; the channel is closed afterwards. Shared by training and inference.
     /// </summary>
     /// <param name="chooseTarget">Overrides how the target is found (an inference space's holder); null chooses a worker as training does.</param>
-    /// <param name="offerPurpose">Our offer extension (<see cref="SignalingClient.CollectPurpose"/>); null for a job.</param>
     internal async Task<T> RunOnWorkerAsync<T>(string jobKind, Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, CancellationToken cancellationToken,
-        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null, string? offerPurpose = null)
+        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null)
     {
         var clock = _clock;
         clock.Restart();
@@ -286,7 +308,7 @@ public sealed class TrainingSubmission
         {
             try
             {
-                return await SubmitToAsync(connection, worker, jobKind, job, clock, offerPurpose, cancellationToken).ConfigureAwait(false);
+                return await SubmitToAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
             }
             catch (WorkerBusyException busy) when (_options.AutoSelect)
             {
@@ -375,23 +397,18 @@ public sealed class TrainingSubmission
     }
 
     private async Task<T> SubmitToAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
-        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, string? offerPurpose, CancellationToken cancellationToken)
+        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
     {
         Report(SubmissionPhase.Connecting, worker.PeerId);
         _workerId = worker.PeerId;
         Tell($"Connecting to worker {worker.PeerId}...");
-        var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        var peer = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
-        {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
-            IncludeLoopback = template.IncludeLoopback,
-            LocalAddresses = template.LocalAddresses,
-            MaxMessageSize = template.MaxMessageSize,
-        });
+        var peer = WorkerChannel.CreatePeer(connection, _options.PeerConnectionFactory, _options.PeerConnection);
         var workerLost = false;
         try
         {
-            var channel = await ConnectAsync(connection.Signaling, connection.Room.RoomId, peer, worker.PeerId, offerPurpose, cancellationToken).ConfigureAwait(false);
+            var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose: null, _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            ConnectTime = connectTime;
+            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms");
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -457,63 +474,6 @@ public sealed class TrainingSubmission
                 ? "The worker trained no config."
                 : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
         };
-    }
-
-    /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>
-    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, string roomId, IPeerConnection peer, string workerId, string? offerPurpose,
-        CancellationToken cancellationToken)
-    {
-        var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
-        void OnError(SignalingError e)
-        {
-            if (e.IsWorkerBusy && (e.Sender == workerId || e.Sender is null))
-                answer.TrySetException(new WorkerBusyException(workerId, roomId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
-            else if (e.Code == ErrorCodes.PeerNotFound && e.InReplyTo is null or MessageTypes.Offer)
-                answer.TrySetException(new WorkerNotFoundException(workerId, roomId));
-        }
-        signaling.AnswerReceived += OnAnswer;
-        signaling.ErrorReceived += OnError;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.ConnectTimeout);
-        var clock = Stopwatch.StartNew();
-        try
-        {
-            var offer = await peer.CreateOfferAsync(timeout.Token).ConfigureAwait(false);
-            clock.Restart();
-            await signaling.SendOfferAsync(workerId, offer, offerPurpose, timeout.Token).ConfigureAwait(false);
-            var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
-            await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
-            var channel = await peer.OpenDataChannelAsync(ChannelLabel, timeout.Token).ConfigureAwait(false);
-            ConnectTime = clock.Elapsed;
-            _log.Write(LogLevel.Information, "client", $"data channel to {workerId} open after {ConnectTime.Value.TotalMilliseconds:F0} ms");
-            return channel;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new WorkerUnreachableException(workerId, $"no connection within {_options.ConnectTimeout.TotalSeconds:0} s" +
-                (answer.Task.IsCompletedSuccessfully ? " (the worker answered; the peer-to-peer path failed)" : " (the worker never answered)"));
-        }
-        catch (SignalingException e)
-        {
-            throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
-        }
-        catch (DtlsFingerprintMismatchException e)
-        {
-            throw new WorkerUnreachableException(workerId, "its certificate does not match the fingerprint it sent through the signaling server, " +
-                "so the encrypted connection was refused (something between the two machines may be interfering)", e);
-        }
-        catch (Exception e) when (e is IOException or TimeoutException && !cancellationToken.IsCancellationRequested)
-        {
-            // The transport's own failure (ICE found no path, the DTLS handshake failed or timed out, SCTP did not
-            // come up): the user gets the worker and a stable error id, not a bare IOException.
-            throw new WorkerUnreachableException(workerId, "the peer-to-peer connection failed (" + e.Message.TrimEnd('.') + ")", e);
-        }
-        finally
-        {
-            signaling.AnswerReceived -= OnAnswer;
-            signaling.ErrorReceived -= OnError;
-        }
     }
 
     internal static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>

@@ -47,18 +47,11 @@ public sealed class WorkerChannel : IAsyncDisposable
     public static async Task<WorkerChannel> OpenAsync(ResolvedRoom room, string workerId, string? purpose, WorkerChannelOptions options, CancellationToken cancellationToken)
     {
         var connection = await ClientRoomConnection.ConnectAsync(room, options.Connection, cancellationToken).ConfigureAwait(false);
-        var template = options.PeerConnection ?? new PeerConnectionOptions();
         IPeerConnection? peer = null;
         try
         {
-            peer = options.PeerConnectionFactory.Create(new PeerConnectionOptions
-            {
-                StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
-                IncludeLoopback = template.IncludeLoopback,
-                LocalAddresses = template.LocalAddresses,
-                MaxMessageSize = template.MaxMessageSize,
-            });
-            var channel = await OfferAsync(connection, peer, workerId, purpose, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            peer = CreatePeer(connection, options.PeerConnectionFactory, options.PeerConnection);
+            var (channel, _) = await OfferAsync(connection, peer, workerId, purpose, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             return new WorkerChannel(connection, peer, channel, workerId);
         }
         catch
@@ -78,7 +71,25 @@ public sealed class WorkerChannel : IAsyncDisposable
         await _room.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static async Task<IDataChannel> OfferAsync(ClientRoomConnection connection, IPeerConnection peer, string workerId, string? purpose, TimeSpan connectTimeout, CancellationToken cancellationToken)
+    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN unless the template names some.</summary>
+    internal static IPeerConnection CreatePeer(ClientRoomConnection connection, IPeerConnectionFactory factory, PeerConnectionOptions? template)
+    {
+        template ??= new PeerConnectionOptions();
+        return factory.Create(new PeerConnectionOptions
+        {
+            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+            IncludeLoopback = template.IncludeLoopback,
+            LocalAddresses = template.LocalAddresses,
+            MaxMessageSize = template.MaxMessageSize,
+        });
+    }
+
+    /// <summary>
+    /// Offer, wait for the answer or the worker's refusal, open the channel; all within <paramref name="connectTimeout"/>.
+    /// Returns the channel and the time from sending the offer to the channel being open.
+    /// </summary>
+    internal static async Task<(IDataChannel Channel, TimeSpan ConnectTime)> OfferAsync(ClientRoomConnection connection, IPeerConnection peer, string workerId,
+        string? purpose, TimeSpan connectTimeout, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         var roomId = connection.Room.RoomId;
@@ -98,12 +109,12 @@ public sealed class WorkerChannel : IAsyncDisposable
         try
         {
             var offer = await peer.CreateOfferAsync(timeout.Token).ConfigureAwait(false);
-            var message = new JsonObject { ["type"] = MessageTypes.Offer, ["sender"] = connection.Registration.PeerId, ["target"] = workerId, ["sdp"] = offer };
-            if (purpose is not null) message[JobQueueMessages.OfferPurposeKey] = purpose;
-            await signaling.SendAsync(message, timeout.Token).ConfigureAwait(false);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await signaling.SendOfferAsync(workerId, offer, purpose, timeout.Token).ConfigureAwait(false);
             var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
             await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
-            return await peer.OpenDataChannelAsync(TrainingSubmission.ChannelLabel, timeout.Token).ConfigureAwait(false);
+            var channel = await peer.OpenDataChannelAsync(TrainingSubmission.ChannelLabel, timeout.Token).ConfigureAwait(false);
+            return (channel, clock.Elapsed);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

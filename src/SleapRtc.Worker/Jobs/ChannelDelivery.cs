@@ -17,17 +17,25 @@ internal static class ChannelDelivery
             writer.SendBinaryAsync, chunk, announceSha256, null, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Milliseconds after the channel left Open for the last acknowledgement and the Closed event, at most.</summary>
+    private const long ClosedEventGrace = 1000;
+
     /// <summary>Lets the last bytes reach the client: waits until the client closes the channel or <paramref name="timeout"/> passes.</summary>
     /// <returns>True when everything sent was acknowledged and the client then closed the channel cleanly (it has the files).</returns>
     public static async Task<bool> WaitForCleanCloseAsync(IDataChannel channel, TimeSpan timeout, Func<bool> closedCleanly, CancellationToken cancellationToken)
     {
         var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
         var drained = false;
+        long? leftOpenAt = null;
         try
         {
-            while (channel.State == DataChannelState.Open && Environment.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
+            while (Environment.TickCount64 < deadline && !cancellationToken.IsCancellationRequested)
             {
                 drained = channel.BufferedAmount == 0;
+                // A client that closes right after the last message closes before the acknowledgement of that message
+                // (delayed SACK) and before the Closed event says how the channel ended: give both a moment.
+                if (channel.State != DataChannelState.Open
+                    && ((drained && closedCleanly()) || Environment.TickCount64 - (leftOpenAt ??= Environment.TickCount64) > ClosedEventGrace)) break;
                 await Task.Delay(20, cancellationToken).ConfigureAwait(false);
             }
         }

@@ -28,21 +28,19 @@ public sealed class ReceiveSleapJobCommand : RoomJobCmdlet
     {
         var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
         if (ResolveRoom(JobId) is not { } room) return;
-        var options = new SubmissionOptions
+        var options = new WorkerChannelOptions
         {
-            Room = room,
-            OutputPath = outputPath,
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
         };
+        WriteProgress(new ProgressRecord(ActivityId, Activity, "Collecting") { CurrentOperation = $"job {JobId}" });
         try
         {
             var result = RunOnBackground((queue, ct) =>
             {
-                var receiver = new JobReceiver(options);
-                receiver.ProgressChanged += p => queue.WriteProgress(SubmissionPlan.ToRecord(p, ActivityId, Activity));
+                var receiver = new JobReceiver(room, options);
                 receiver.StatusMessage += queue.WriteVerbose;
-                return receiver.ReceiveAsync(JobId, ct);
+                return receiver.ReceiveAsync(JobId, outputPath, ct);
             });
             WriteObject(result);
         }
