@@ -34,7 +34,7 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
     private readonly RtcPeerConnectionFactory _transport = new();
     private SignalingTestServer _server = null!;
     private IBrowserContext _context = null!;
-    private string _scratch = "";
+    private readonly ScratchFolder _scratch = new("sleaprtc-monitor-submit");
     private string _roomId = "";
     private string _token = "";
 
@@ -43,16 +43,13 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         _server = await SignalingTestServer.StartAsync(log: _serverLog);
         (_roomId, _token) = await _server.CreateRoomAsync();
         _context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { AcceptDownloads = true, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
-        _scratch = Path.Combine(Path.GetTempPath(), "sleaprtc-monitor-submit-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(_scratch);
     }
 
     public async Task DisposeAsync()
     {
         await _context.CloseAsync();
         await _server.DisposeAsync();
-        try { Directory.Delete(_scratch, recursive: true); }
-        catch (IOException) { }
+        _scratch.Dispose();
     }
 
     [Fact]
@@ -178,12 +175,12 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         await using var worker = await WorkerHost.StartAsync(new WorkerOptions
         {
             Server = _server.Host.LocalUrl, RoomId = _roomId, Token = _token, Name = "lab-gpu",
-            NvidiaSmiPath = Path.Combine(RepoRoot, "tests", "fixtures", "nvidia-smi"),
-            SleapNnPath = Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn"),
-            WorkingDirectory = Path.Combine(_scratch, "worker"), PeerConnectionFactory = _transport,
+            NvidiaSmiPath = RepoFixtures.NvidiaSmi,
+            SleapNnPath = RepoFixtures.SleapNn,
+            WorkingDirectory = Path.Combine(_scratch.Path, "worker"), PeerConnectionFactory = _transport,
         }, CancellationToken.None).WaitAsync(Wait);
         // A parent folder holding two trained models (each with its training_config.json and a checkpoint).
-        var models = Path.Combine(_scratch, "trained");
+        var models = Path.Combine(_scratch.Path, "trained");
         foreach (var model in new[] { "centroid", "centered_instance" })
         {
             Directory.CreateDirectory(Path.Combine(models, model));
@@ -240,13 +237,13 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
 
     private async Task<WorkerHost> StartSpaceAsync(string name)
     {
-        var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch, "space-models", m)).FullName).ToArray();
+        var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch.Path, "space-models", m)).FullName).ToArray();
         return await WorkerHost.StartAsync(new WorkerOptions
         {
             Server = _server.Host.LocalUrl, RoomId = _roomId, Token = _token,
-            NvidiaSmiPath = Path.Combine(RepoRoot, "tests", "fixtures", "nvidia-smi"),
-            SleapNnPath = Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn"),
-            WorkingDirectory = Path.Combine(_scratch, "space-" + Guid.NewGuid().ToString("N")[..6]),
+            NvidiaSmiPath = RepoFixtures.NvidiaSmi,
+            SleapNnPath = RepoFixtures.SleapNn,
+            WorkingDirectory = Path.Combine(_scratch.Path, "space-" + Guid.NewGuid().ToString("N")[..6]),
             PeerConnectionFactory = _transport, Space = name, SpaceModelPaths = models,
         }, CancellationToken.None).WaitAsync(Wait);
     }
@@ -265,7 +262,7 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
 
     private string WriteData(string name, int size)
     {
-        var path = Path.Combine(_scratch, name);
+        var path = Path.Combine(_scratch.Path, name);
         File.WriteAllBytes(path, RandomNumberGenerator.GetBytes(size));
         return path;
     }
@@ -302,15 +299,6 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
     private void AssertNoPageErrors()
     {
         lock (_pageErrors) Assert.Empty(_pageErrors);
-    }
-
-    private static string RepoRoot { get; } = FindRepoRoot();
-
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "SleapRtc.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("SleapRtc.sln not found above the test binaries.");
     }
 
     /// <summary>Every line the server logs, to prove the token is not among them.</summary>
