@@ -235,7 +235,37 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         AssertNoPageErrors();
     }
 
-    private async Task<WorkerHost> StartSpaceAsync(string name)
+    [Fact]
+    public async Task A_request_past_the_spaces_timeout_fails_clearly_and_a_cancelled_one_frees_the_space()
+    {
+        // 20 s of inference against a 2 s limit.
+        using var slow = new EnvironmentScope(("SLEAP_NN_STANDIN_FRAMES", "2000"), ("SLEAP_NN_STANDIN_FRAME_SECONDS", "0.01"));
+        await using var space = await StartSpaceAsync("moths", TimeSpan.FromSeconds(2));
+        var page = await OpenMonitorAsync();
+        var panel = SpacePanel(page, "moths");
+        await panel.Locator(".data-input").SetInputFilesAsync(WriteData("slow.mp4", 10_000));
+        await panel.Locator(".submit-button").ClickAsync();
+        var timedOut = panel.Locator(".request").First;
+        await Expect(timedOut).ToHaveAttributeAsync("data-state", "failed", new LocatorAssertionsToHaveAttributeOptions { Timeout = RequestTimeoutMs });
+        await Expect(timedOut.Locator(".request-status")).ToHaveTextAsync(new Regex("^timed out: The request did not finish within 2 s"));
+        await Expect(timedOut.Locator("a.request-download")).ToBeHiddenAsync();
+
+        using var longer = new EnvironmentScope(("SLEAP_NN_STANDIN_FRAMES", "100000"));
+        await using var patient = await StartSpaceAsync("moths-2", TimeSpan.FromMinutes(5));
+        var second = SpacePanel(page, "moths-2");
+        await second.Locator(".data-input").SetInputFilesAsync(WriteData("cancel-me.mp4", 10_000));
+        await second.Locator(".submit-button").ClickAsync();
+        var cancelled = second.Locator(".request").First;
+        await Expect(cancelled).ToHaveAttributeAsync("data-state", "running", new LocatorAssertionsToHaveAttributeOptions { Timeout = RequestTimeoutMs });
+        await Expect(second.Locator(".panel-state")).ToHaveTextAsync("busy · queue 1");
+        await cancelled.Locator(".request-cancel").ClickAsync();
+        await Expect(cancelled).ToHaveAttributeAsync("data-state", "cancelled");
+        // The worker stopped the tracker and let go of its turn: the space is free again.
+        await Expect(second.Locator(".panel-state")).ToHaveTextAsync("ready · queue 0");
+        AssertNoPageErrors();
+    }
+
+    private async Task<WorkerHost> StartSpaceAsync(string name, TimeSpan? requestTimeout = null)
     {
         var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch.Path, "space-models", m)).FullName).ToArray();
         return await WorkerHost.StartAsync(new WorkerOptions
@@ -245,6 +275,7 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
             SleapNnPath = RepoFixtures.SleapNn,
             WorkingDirectory = Path.Combine(_scratch.Path, "space-" + Guid.NewGuid().ToString("N")[..6]),
             PeerConnectionFactory = _transport, Space = name, SpaceModelPaths = models,
+            SpaceRequestTimeout = requestTimeout ?? TimeSpan.FromMinutes(2),
         }, CancellationToken.None).WaitAsync(Wait);
     }
 
