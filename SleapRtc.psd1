@@ -24,19 +24,23 @@
     CmdletsToExport      = @(
         'ConvertFrom-SleapSessionString'
         'ConvertTo-SleapSessionString'
+        'Get-SleapJob'
         'Get-SleapSignalingServer'
         'Get-SleapSpace'
         'Get-SleapWorker'
         'New-SleapRoom'
+        'Receive-SleapJob'
         'Remove-SleapRoom'
         'Select-SleapWorker'
         'Show-SleapMonitor'
         'Start-SleapSignalingServer'
         'Start-SleapWorker'
+        'Stop-SleapJob'
         'Stop-SleapSignalingServer'
         'Stop-SleapWorker'
         'Submit-SleapInference'
         'Submit-SleapTraining'
+        'Wait-SleapJob'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

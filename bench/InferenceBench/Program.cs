@@ -15,14 +15,20 @@ using SleapRtc.Worker;
 //   warm round trip   whole request to a warm space: connect, upload, tracker, predictions back, p50; and the
 //                     same without the tracker process (from "Inference started." to "Inference finished."),
 //                     which on a loaded box is mostly Python starting
-//   dotnet run -c Release --project bench/InferenceBench -- [--runs N (20)]
+//   1 GB video rate   a video of --video-mb MB sent to the space (channel open -> tracker starts, so the worker's
+//                     disk write, SHA-256 and unpack are in it) against the raw rate of a data channel between
+//                     two of our peer connections in this process (same 64 KiB messages and 1 MiB high-water mark,
+//                     bytes counted on arrival, nothing written)
+//   dotnet run -c Release --project bench/InferenceBench -- [--runs N (20)] [--video-mb N (1000; 0 skips)]
 var runs = 20;
+var videoMB = 1000;
 var trace = false;
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--runs") runs = int.Parse(args[++i], CultureInfo.InvariantCulture);
+    else if (args[i] == "--video-mb") videoMB = int.Parse(args[++i], CultureInfo.InvariantCulture);
     else if (args[i] == "--trace") trace = true;
-    else { Console.Error.WriteLine("usage: InferenceBench [--runs N (default 20)] [--trace]"); return 2; }
+    else { Console.Error.WriteLine("usage: InferenceBench [--runs N (default 20)] [--video-mb N (default 1000, 0 skips)] [--trace]"); return 2; }
 }
 
 var repo = FindRepoRoot();
@@ -86,6 +92,23 @@ try
     Row("1 MB request delivered: channel open -> worker starts the tracker", delivered, 50);
     Row("warm space round trip, 0 s stand-in inference (4 KB data)", roundTrip, 150);
     Row("the same round trip without the tracker process (its start and run, as the client sees them)", overhead, 150);
+
+    if (videoMB > 0)
+    {
+        var bytes = (long)videoMB * 1_000_000;
+        var raw = await RawChannelRateAsync(bytes);
+        var video = Data("video.mp4", bytes);
+        trackerStarted = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+        long uploadStart = 0;
+        await RequestAsync(video, message => { if (message.StartsWith("Connection established", StringComparison.Ordinal)) uploadStart = Stopwatch.GetTimestamp(); });
+        var seconds = Stopwatch.GetElapsedTime(uploadStart, await trackerStarted.Task).TotalSeconds;
+        var rate = bytes / 1e6 / seconds;
+        File.Delete(video);
+        Console.WriteLine();
+        Console.WriteLine($"| {videoMB:N0} MB video to the space (channel open -> tracker starts) | {rate:0} MB/s ({seconds:0.0} s) |");
+        Console.WriteLine($"| raw data channel, ours -> ours in this process, {videoMB:N0} MB | {raw:0} MB/s |");
+        Console.WriteLine($"ratio video / raw: {rate / raw:0.00} (target >= 0.80)");
+    }
 }
 finally
 {
@@ -114,13 +137,38 @@ async Task<InferenceSubmission> RequestAsync(string data, Action<string>? status
     return submission;
 }
 
-string Data(string name, int bytes)
+string Data(string name, long bytes)
 {
     var path = Path.Combine(scratch, name);
-    var content = new byte[bytes];
-    new Random(7).NextBytes(content);
-    File.WriteAllBytes(path, content);
+    var block = new byte[Math.Min(bytes, 1 << 20)];
+    new Random(7).NextBytes(block);
+    using var file = File.Create(path);
+    for (var left = bytes; left > 0; left -= block.Length) file.Write(block, 0, (int)Math.Min(left, block.Length));
     return path;
+}
+
+// Two of our peer connections in this process, one channel, 64 KiB messages with a 1 MiB high-water mark (what the
+// file transfer uses); MB/s = bytes / (first send -> last byte counted by the receiver).
+async Task<double> RawChannelRateAsync(long bytes)
+{
+    await using var offerer = factory.CreateConnection(loopback);
+    await using var answerer = factory.CreateConnection(loopback);
+    var received = 0L;
+    var done = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
+    answerer.DataChannelOpened += channel => channel.MessageReceived += message =>
+    {
+        if ((received += message.Binary.Length) >= bytes) done.TrySetResult(Stopwatch.GetTimestamp());
+    };
+    var offer = await offerer.CreateOfferAsync(CancellationToken.None);
+    await offerer.AcceptAnswerAsync(await answerer.AcceptOfferAsync(offer, CancellationToken.None), CancellationToken.None);
+    var sender = await offerer.OpenDataChannelAsync("raw", CancellationToken.None);
+    var chunk = new byte[64 * 1024];
+    new Random(7).NextBytes(chunk);
+    var start = Stopwatch.GetTimestamp();
+    for (var sent = 0L; sent < bytes; sent += chunk.Length)
+        await sender.SendAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, bytes - sent)), 1 << 20, CancellationToken.None);
+    var end = await done.Task.WaitAsync(TimeSpan.FromMinutes(5));
+    return bytes / 1e6 / Stopwatch.GetElapsedTime(start, end).TotalSeconds;
 }
 
 static void Row(string figure, List<double> samples, double target)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Runtime;
 using SleapRtc.Client.Jobs;
 using SleapRtc.Protocol.Jobs;
 using SleapRtc.Signaling.Server;
@@ -41,7 +42,7 @@ public static class ChildModes
         }).ConfigureAwait(false);
         var room = await server.CreateRoomAsync("soak", null).ConfigureAwait(false);
         Console.WriteLine($"READY {server.Port} {room.RoomId} {room.Token}");
-        await Console.In.ReadToEndAsync().ConfigureAwait(false);
+        await ServeUntilStdinClosesAsync().ConfigureAwait(false);
         return 0;
     }
 
@@ -58,8 +59,28 @@ public static class ChildModes
         worker.ProgressChanged += p => { if (p.Phase == "training" && p.Epoch >= 1) Console.WriteLine("EPOCH " + p.Epoch.ToString(CultureInfo.InvariantCulture)); };
         worker.JobCompleted += o => Console.WriteLine($"JOB {o.End} {o.Error}");
         Console.WriteLine("READY " + worker.Session.PeerId);
-        await Console.In.ReadToEndAsync().ConfigureAwait(false);
+        await ServeUntilStdinClosesAsync().ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>
+    /// Reads stdin until it closes (the stop request). "GC" asks for a full, blocking, compacting collection (the
+    /// large object heap included) and is answered "HEAP managed-bytes committed-bytes jitted-methods", so the soak
+    /// can tell what the process still holds from what the collector merely had not collected yet.
+    /// </summary>
+    private static async Task ServeUntilStdinClosesAsync()
+    {
+        while (await Console.In.ReadLineAsync().ConfigureAwait(false) is { } command)
+        {
+            if (command != "GC") continue;
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            GC.WaitForPendingFinalizers();
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            var info = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"HEAP {GC.GetTotalMemory(false)} {info.TotalCommittedBytes} {System.Runtime.JitInfo.GetCompiledMethodCount()}"));
+        }
     }
 
     /// <summary>

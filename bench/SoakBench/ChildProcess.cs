@@ -4,10 +4,17 @@ using System.Globalization;
 
 namespace SleapRtc.Soak;
 
-/// <summary>One sample of a process's resources, read from /proc.</summary>
-public readonly record struct ResourceSample(double RssMB, int OpenFiles, int Threads)
+/// <summary>
+/// One sample of a process's resources: RSS as found, then, after a full compacting collection in the process, its
+/// RSS again, the managed heap (live objects), the memory the GC keeps committed and the methods jitted so far
+/// (code the JIT recompiles at higher tiers as a run goes on is native memory no collection returns); open file
+/// descriptors and threads from /proc.
+/// </summary>
+public readonly record struct ResourceSample(double RssMB, double RssAfterGcMB, double RssAnonMB, double RssFileMB, double ManagedHeapMB,
+    double GcCommittedMB, int JittedMethods, int OpenFiles, int Threads)
 {
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{RssMB:0.0} MB, {OpenFiles} fds, {Threads} threads");
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture,
+        $"RSS {RssMB:0.0} MB ({RssAfterGcMB:0.0} after GC: {RssAnonMB:0.0} anon + {RssFileMB:0.0} file), heap {ManagedHeapMB:0.00} MB (GC committed {GcCommittedMB:0.0}), {JittedMethods} methods jitted, {OpenFiles} fds, {Threads} threads");
 }
 
 /// <summary>
@@ -95,18 +102,34 @@ public sealed class ChildProcess : IDisposable
         return Process.WaitForExit((int)timeout.TotalMilliseconds);
     }
 
-    public ResourceSample Sample() => Sample(Process.Id);
-
-    public static ResourceSample Sample(int pid)
+    /// <summary>Samples a child in the server or worker mode (those answer "GC"); see <see cref="ResourceSample"/>.</summary>
+    public ResourceSample Sample()
     {
-        double rss = 0;
+        var before = ProcStatus(Process.Id);
+        Process.StandardInput.WriteLine("GC");
+        Process.StandardInput.Flush();
+        var heap = WaitFor("HEAP", TimeSpan.FromSeconds(60)).Split(' ');
+        var after = ProcStatus(Process.Id);
+        return new ResourceSample(before.Rss, after.Rss, after.Anon, after.File, MB(heap[0]), MB(heap[1]), int.Parse(heap[2], CultureInfo.InvariantCulture),
+            Directory.GetFileSystemEntries($"/proc/{Process.Id}/fd").Length, after.Threads);
+    }
+
+    private static double MB(string bytes) => long.Parse(bytes, CultureInfo.InvariantCulture) / 1e6;
+
+    /// <summary>RSS (MB), split into anonymous memory (heaps, jitted code, stacks) and file pages (the runtime's and the
+    /// program's mapped images), and the thread count.</summary>
+    private static (double Rss, double Anon, double File, int Threads) ProcStatus(int pid)
+    {
+        double rss = 0, anon = 0, file = 0;
         var threads = 0;
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        foreach (var line in System.IO.File.ReadLines($"/proc/{pid}/status"))
         {
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = Kb(line) / 1024.0;
+            else if (line.StartsWith("RssAnon:", StringComparison.Ordinal)) anon = Kb(line) / 1024.0;
+            else if (line.StartsWith("RssFile:", StringComparison.Ordinal)) file = Kb(line) / 1024.0;
             else if (line.StartsWith("Threads:", StringComparison.Ordinal)) threads = (int)Kb(line);
         }
-        return new ResourceSample(rss, Directory.GetFileSystemEntries($"/proc/{pid}/fd").Length, threads);
+        return (rss, anon, file, threads);
     }
 
     private static long Kb(string statusLine) =>

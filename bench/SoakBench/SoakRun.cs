@@ -14,6 +14,10 @@ public sealed class SoakOptions
     public TimeSpan Idle { get; init; } = TimeSpan.FromHours(1);
     /// <summary>The first sample is taken when this many jobs have finished (the warm-up before it is not judged).</summary>
     public int BaselineJob { get; init; } = 20;
+    /// <summary>Bound on the managed heap after a full compacting collection, end vs baseline: this fraction plus <see cref="HeapSlackMB"/>.</summary>
+    public double MaxHeapGrowth { get; init; } = 0.10;
+    public double HeapSlackMB { get; init; } = 0.5;
+    /// <summary>Bound on RSS after that collection (native memory, jitted code and the GC's committed heap included).</summary>
     public double MaxRssGrowth { get; init; } = 0.20;
     public int MaxExtraOpenFiles { get; init; } = 10;
     public int MaxExtraThreads { get; init; } = 10;
@@ -93,26 +97,41 @@ public static class SoakRun
                         else failures.Add(line.Substring(4));
                     }
                     if (count % 20 == 0) options.Log($"{count} jobs after {clock.Elapsed.TotalSeconds:0} s");
-                    if (count == options.BaselineJob) baseline.TrySetResult(measured.Select(c => c.Sample()).ToArray());
+                    // Sampled off this line reader: a sample waits for each process's collection to be answered.
+                    if (count == options.BaselineJob) _ = Task.Run(() => baseline.TrySetResult(SampleAndLog(options, measured, $"at job {count}")));
                 };
                 clients.Add(client);
             }
             foreach (var client in clients) client.WaitFor("DONE", TimeSpan.FromSeconds(30 + options.Jobs * 10));
             var jobsDuration = clock.Elapsed;
-            var atLastJob = measured.Select(c => c.Sample()).ToArray();
+            // One sample at a time per process: the baseline's must have been answered (it is, unless the run had fewer jobs).
+            if (finished >= options.BaselineJob) await baseline.Task.WaitAsync(TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
+            var atLastJob = SampleAndLog(options, measured, "after the last job");
             foreach (var client in clients) client.Stop(TimeSpan.FromSeconds(20));
-            options.Log($"{options.Jobs} jobs in {jobsDuration.TotalSeconds:0.0} s; idle for {options.Idle}");
+            options.Log($"{options.Jobs} jobs in {jobsDuration.TotalSeconds:0.0} s ({finished - failures.Count} succeeded, {failures.Count} failed); idle for {options.Idle}");
 
-            await Task.Delay(options.Idle, cancellationToken).ConfigureAwait(false);
-            var atEnd = measured.Select(c => c.Sample()).ToArray();
+            // A long idle is sampled every few minutes on the way, so its figures show up while it lasts.
+            var idleClock = Stopwatch.StartNew();
+            while (idleClock.Elapsed + IdleSampleInterval < options.Idle)
+            {
+                await Task.Delay(IdleSampleInterval, cancellationToken).ConfigureAwait(false);
+                SampleAndLog(options, measured, $"after {idleClock.Elapsed.TotalMinutes:0} min idle");
+            }
+            var rest = options.Idle - idleClock.Elapsed;
+            if (rest > TimeSpan.Zero) await Task.Delay(rest, cancellationToken).ConfigureAwait(false);
+            var atEnd = SampleAndLog(options, measured, "at the end");
             var atBaseline = baseline.Task.IsCompleted ? baseline.Task.Result : atLastJob;
 
             var figures = measured.Select((c, i) => new ProcessFigures(c.Name, atBaseline[i], atLastJob[i], atEnd[i])).ToList();
             var violations = new List<string>();
             foreach (var f in figures)
             {
-                if (f.AtEnd.RssMB > f.AtBaseline.RssMB * (1 + options.MaxRssGrowth))
-                    violations.Add($"{f.Name}: RSS {f.AtBaseline.RssMB:0.0} -> {f.AtEnd.RssMB:0.0} MB (more than +{options.MaxRssGrowth:P0})");
+                // What a process holds is its managed heap after a full collection; RSS as found also counts what the
+                // collector had not collected yet and the heap it keeps committed for the next allocations.
+                if (f.AtEnd.ManagedHeapMB > f.AtBaseline.ManagedHeapMB * (1 + options.MaxHeapGrowth) + options.HeapSlackMB)
+                    violations.Add($"{f.Name}: managed heap after a full GC {f.AtBaseline.ManagedHeapMB:0.00} -> {f.AtEnd.ManagedHeapMB:0.00} MB (more than +{options.MaxHeapGrowth:P0} + {options.HeapSlackMB} MB)");
+                if (f.AtEnd.RssAfterGcMB > f.AtBaseline.RssAfterGcMB * (1 + options.MaxRssGrowth))
+                    violations.Add($"{f.Name}: RSS after a full GC {f.AtBaseline.RssAfterGcMB:0.0} -> {f.AtEnd.RssAfterGcMB:0.0} MB (more than +{options.MaxRssGrowth:P0})");
                 if (f.AtEnd.OpenFiles > f.AtBaseline.OpenFiles + options.MaxExtraOpenFiles)
                     violations.Add($"{f.Name}: open files {f.AtBaseline.OpenFiles} -> {f.AtEnd.OpenFiles} (more than +{options.MaxExtraOpenFiles})");
                 if (f.AtEnd.Threads > f.AtBaseline.Threads + options.MaxExtraThreads)
@@ -145,12 +164,21 @@ public static class SoakRun
         }
     }
 
+    private static readonly TimeSpan IdleSampleInterval = TimeSpan.FromMinutes(5);
+
+    private static ResourceSample[] SampleAndLog(SoakOptions options, IReadOnlyList<ChildProcess> measured, string when)
+    {
+        var samples = measured.Select(c => c.Sample()).ToArray();
+        for (var i = 0; i < samples.Length; i++) options.Log($"{when}: {measured[i].Name}: {samples[i]}");
+        return samples;
+    }
+
     /// <summary>The report as the README's Performance table has it.</summary>
     public static string Format(SoakReport report, SoakOptions options)
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"jobs: {report.JobsSucceeded} succeeded, {report.Failures.Count} failed, in {report.JobsDuration.TotalSeconds:0.0} s (per job p50 {report.JobSecondsP50:0.00} s, max {report.JobSecondsMax:0.00} s, busy-retries included)");
-        text.AppendLine(CultureInfo.InvariantCulture, $"bounds, end vs job {options.BaselineJob}: RSS <= +{options.MaxRssGrowth:P0}, open files <= +{options.MaxExtraOpenFiles}, threads <= +{options.MaxExtraThreads}");
+        text.AppendLine(CultureInfo.InvariantCulture, $"bounds, end vs job {options.BaselineJob}, after a full compacting GC: managed heap <= +{options.MaxHeapGrowth:P0} + {options.HeapSlackMB} MB, RSS <= +{options.MaxRssGrowth:P0}; open files <= +{options.MaxExtraOpenFiles}, threads <= +{options.MaxExtraThreads}");
         text.AppendLine("| process | at job " + options.BaselineJob + " | after the last job | after idle |");
         text.AppendLine("|---|---|---|---|");
         foreach (var p in report.Processes) text.AppendLine($"| {p.Name} | {p.AtBaseline} | {p.AtLastJob} | {p.AtEnd} |");

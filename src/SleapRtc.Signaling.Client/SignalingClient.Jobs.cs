@@ -68,6 +68,21 @@ public sealed partial class SignalingClient
         return JobRecord.FromJson(answer["record"]) ?? throw new SignalingException("The server answered job_cancel without a record.");
     }
 
+    /// <summary>Key our clients add to an offer to say what it is for; <see cref="CollectPurpose"/> reaches a busy worker without reserving it.</summary>
+    public const string OfferPurposeKey = "purpose";
+    /// <summary>An offer to download a finished job's kept results (Receive-SleapJob).</summary>
+    public const string CollectPurpose = "collect";
+
+    /// <summary>An offer with our <see cref="OfferPurposeKey"/> (classic servers ignore the extra key).</summary>
+    public Task SendOfferAsync(string target, string sdp, string? purpose, CancellationToken ct = default)
+    {
+        if (purpose is null) return SendOfferAsync(target, sdp, ct);
+        return SendAsync(new JsonObject
+        {
+            ["type"] = MessageTypes.Offer, ["sender"] = RequirePeerId(), ["target"] = target, ["sdp"] = sdp, [OfferPurposeKey] = purpose,
+        }, ct);
+    }
+
     /// <summary>Workers: reports a job's state or progress (fire and forget; the server answers nothing).</summary>
     public Task ReportJobAsync(JobRecord record, CancellationToken ct = default)
     {

@@ -56,14 +56,7 @@ public sealed partial class WorkerHost
 
     private async Task ServeClientAsync(SdpMessage offer)
     {
-        var template = _options.PeerConnection ?? new PeerConnectionOptions();
-        var connection = _options.PeerConnectionFactory.Create(new PeerConnectionOptions
-        {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : StunServers,
-            IncludeLoopback = template.IncludeLoopback,
-            LocalAddresses = template.LocalAddresses,
-            MaxMessageSize = template.MaxMessageSize,
-        });
+        var connection = NewPeerConnection();
         var clientGone = false;
         try
         {
@@ -93,10 +86,20 @@ public sealed partial class WorkerHost
             }
         };
 
+        // The server says when the client left before the channel opened (killed mid-negotiation): no need to
+        // wait out the reservation timeout for a connection that cannot come.
+        void OnSignalingError(SignalingError error)
+        {
+            if (error.Code == ErrorCodes.PeerLeft && error.Sender == offer.Sender
+                || error.Code == ErrorCodes.PeerNotFound && error.InReplyTo == MessageTypes.Answer && error.Raw.GetString("target_peer_id") == offer.Sender)
+                channelOpened.TrySetException(new IOException("the client left the signaling server"));
+        }
+
         using var reservation = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         reservation.CancelAfter(_options.ReservationTimeout);
         IDataChannel channel;
         WorkerJobSession session;
+        _signaling.ErrorReceived += OnSignalingError;
         try
         {
             var answer = await connection.AcceptOfferAsync(offer.Sdp, reservation.Token).ConfigureAwait(false);
@@ -108,6 +111,10 @@ public sealed partial class WorkerHost
             if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.Abandon();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
             return true;
+        }
+        finally
+        {
+            _signaling.ErrorReceived -= OnSignalingError;
         }
 
         if (_spaceQueue is null) lock (_gate) _session = session;
@@ -131,6 +138,10 @@ public sealed partial class WorkerHost
         {
             JobsDirectory = _jobsDirectory,
             TrainerPath = _trainerPath,
+            Results = _results,
+            IsJobIdInUse = IsJobIdInUse,
+            DataRoot = _options.DataRoot,
+            StopGrace = _options.StopGrace,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
             HeartbeatInterval = _options.HeartbeatInterval,
@@ -140,6 +151,7 @@ public sealed partial class WorkerHost
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);
         session.ProgressChanged += OnJobProgress;
+        WireJobReports(session);
         return session;
     }
 
@@ -228,6 +240,8 @@ public sealed partial class WorkerHost
         string status;
         lock (_gate) status = _status;
         await PublishStatusAsync(status).ConfigureAwait(false);
+        // The server may have marked the running job lost meanwhile; its record comes back with this report.
+        _reporter.ReportActiveAgain();
     }
 
     private static JsonNode? ProgressNode(JobProgress progress) => JsonNode.Parse(JobExtensions.SerializeProgress(progress));

@@ -132,6 +132,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             if (options.WorkingDirectory is not null) Directory.CreateDirectory(jobs);
             var workingDirectoryLock = ClaimWorkingDirectory(jobs, options);
             var host = new WorkerHost(options, signaling, gpu, registration, token, jobs, trainer) { _workingDirectoryLock = workingDirectoryLock };
+            host.AttachJobs(OpenResults(jobs, options));
             host.Attach();
             host._log.Write(LogLevel.Information, Component,
                 $"Worker {registration.PeerId} ready in room {registration.RoomId}: {gpu.Gpu.Model} ({gpu.Gpu.MemoryMB} MB), trainer {trainer ?? "not found"}");
@@ -216,6 +217,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
         await _signaling.DisposeAsync().ConfigureAwait(false);
+        DetachJobs();
         _workingDirectoryLock?.Dispose();
         TryChangeStatus(StoppedStatus, _ => true, out _);
         RemoveDefaultJobsDirectory();
@@ -244,7 +246,9 @@ public sealed partial class WorkerHost : IAsyncDisposable
     private void Attach()
     {
         if (_options.Space is not null) StartServingSpace();
-        _signaling.OfferReceived += offer => _ = Task.Run(() => _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
+        _signaling.OfferReceived += offer => _ = Task.Run(() =>
+            IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
+            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }
@@ -258,7 +262,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
         var isDefault = options.WorkingDirectory is null;
         var claim = isDefault ? FolderLock.Acquire(jobs, FolderLock.WorkerMarker, removeFolderWhenEmpty: true) : null;
         Directory.CreateDirectory(jobs);
-        FolderLock.RemoveStaleJobFolders(jobs, options.JobFolderRetention, siblingWorkers: isDefault, options.Log);
+        // In a working directory of the user's, kept results survive a restart (the result store adopts them and applies
+        // its retention); a default directory is new per start, so what dead workers left there is of no use.
+        var retention = isDefault ? options.JobFolderRetention : JobFolderRetention.Either(options.JobFolderRetention, JobResultStore.KeepsFolder);
+        FolderLock.RemoveStaleJobFolders(jobs, retention, siblingWorkers: isDefault, options.Log);
         return claim;
     }
 
@@ -279,7 +286,9 @@ public sealed partial class WorkerHost : IAsyncDisposable
             [PeerMetadataKeys.SupportedJobTypes] = new JsonArray("training", "inference"),
             [JobExtensions.MetadataProperty] = JobExtensions.Version,
             [PeerMetadataKeys.GpuId] = gpu.Index ?? options.GpuId,
+            [PeerMetadataKeys.MachineId] = options.MachineId,
         };
+        if (options.DataRoot is not null) properties[PeerMetadataKeys.DataRoot] = true;
         if (!string.IsNullOrWhiteSpace(options.Name)) properties[PeerMetadataKeys.WorkerName] = options.Name;
         if (options.Space is not null) AddSpaceMetadata(options.Space, tags, properties);
         return new JsonObject { [PeerMetadataKeys.Tags] = tags, [PeerMetadataKeys.Properties] = properties };

@@ -7,7 +7,7 @@ using SleapRtc.Worker.Jobs;
 namespace SleapRtc.Worker;
 
 /// <summary>Everything Start-SleapWorker can set. Only <see cref="Server"/> and <see cref="PeerConnectionFactory"/> are required.</summary>
-public sealed class WorkerOptions
+public sealed record WorkerOptions
 {
     /// <summary>Signaling server URL (ws://, http://, host:port). The cmdlet starts an embedded server when the user gives none.</summary>
     public required string Server { get; init; }
@@ -28,6 +28,25 @@ public sealed class WorkerOptions
     public string? SleapNnPath { get; init; }
     /// <summary>Tags added to the classic ones ("sleap-rtc", "training-worker", "inference-worker").</summary>
     public IReadOnlyList<string> Tags { get; init; } = Array.Empty<string>();
+
+    /// <summary>How long a finished job's results are kept for collection (from the job's end). Default 7 days.</summary>
+    public TimeSpan ResultRetention { get; init; } = DefaultResultRetention;
+    /// <summary>The most the kept results of all jobs may take on disk; beyond it the oldest are removed. Default 20 GB.</summary>
+    public long ResultQuotaBytes { get; init; } = DefaultResultQuotaBytes;
+    /// <summary>How often expired results are looked for.</summary>
+    public TimeSpan ResultSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How many result collections may run at once (beside a training job).</summary>
+    public int MaxConcurrentCollections { get; init; } = 4;
+    /// <summary>Shared storage: clients may name a package under it (worker_package_path) instead of uploading, and every job's
+    /// results are also copied to &lt;root&gt;/jobs/&lt;job id&gt;/.</summary>
+    public string? DataRoot { get; init; }
+    /// <summary>How long a trainer asked to stop early (keep checkpoint) may take before it is killed.</summary>
+    public TimeSpan StopGrace { get; init; } = Training.TrainerProcess.DefaultStopGrace;
+    /// <summary>The machine this worker belongs to (advertised as machine_id; GPU workers of one host share it).</summary>
+    public string MachineId { get; init; } = Environment.MachineName;
+
+    public static readonly TimeSpan DefaultResultRetention = TimeSpan.FromDays(7);
+    public const long DefaultResultQuotaBytes = 20L * 1000 * 1000 * 1000;
 
     /// <summary>A package whose entries or whole inflate beyond this many times their compressed size is refused (zip bombs).</summary>
     public double MaxPackageRatio { get; init; } = PackageLimits.DefaultMaxCompressionRatio;

@@ -89,6 +89,102 @@ public sealed class DeadPeerTests
     }
 
     [Fact]
+    public async Task A_client_killed_before_the_data_channel_opened_frees_its_worker_at_once()
+    {
+        // No candidates either way: the connection can never come up, so the client is killed mid-negotiation for
+        // sure. Before: the worker stayed "reserved" (for the server's discovery too) until its 20 s reservation
+        // timeout; now the server tells it that the client who reserved it left.
+        await using var room = await RoomFixture.StartAsync(new SdpTampering(new WebRtc.PeerConnection.RtcPeerConnectionFactory(),
+            SdpTampering.WithoutCandidates, SdpTampering.WithoutCandidates));
+        var worker = await room.StartWorkerAsync();
+        var reserved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        worker.StatusChanged += s => { if (s == WorkerStatus.Reserved) reserved.TrySetResult(); };
+        var package = PeerProcesses.LargePackage(room.Root, 1, 1);
+        using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
+        await reserved.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        await Task.Delay(500); // the answer is out; the client's ICE is looking for a path that does not exist
+
+        var clock = Stopwatch.StartNew();
+        victim.KillHard();
+        while (worker.Status != WorkerStatus.Available && clock.Elapsed < TimeSpan.FromSeconds(60)) await Task.Delay(20);
+        var freed = clock.Elapsed;
+        var offered = await Client.Discovery.WorkerDiscovery.DiscoverAsync(room.Room(worker), null, null, CancellationToken.None);
+        _output.WriteLine($"worker available again {freed.TotalSeconds:0.0} s after its client was killed mid-negotiation");
+        Assert.Contains(offered, w => w.PeerId == worker.Session.PeerId);
+        Assert.True(freed < TimeSpan.FromSeconds(5), $"available after {freed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>
+    /// <see cref="ChannelLiveness"/> on a simulated clock: every tick lands <paramref name="latePerTickMs"/> late
+    /// (a starved process), the peer is heard at <paramref name="heardAtMs"/>; returns when the peer was declared
+    /// dead (null: alive at the horizon) and how many beats went out.
+    /// </summary>
+    private static (long? DeadAtMs, int Beats) Simulate(Func<long, long> latePerTickMs, long[] heardAtMs, long horizonMs)
+    {
+        long now = 0;
+        var next = 0;
+        using var stop = new CancellationTokenSource();
+        ChannelLiveness? liveness = null;
+        liveness = new ChannelLiveness(TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(25),
+            ChannelLiveness.DefaultHeartbeatInterval, ChannelLiveness.DefaultHeartbeatTimeout, () => now, (tick, _) =>
+            {
+                now += (long)tick.TotalMilliseconds + latePerTickMs(now);
+                // What arrived meanwhile is read when this process runs again: heard at this tick, not earlier.
+                while (next < heardAtMs.Length && heardAtMs[next] <= now) { next++; liveness!.Heard(); }
+                if (now > horizonMs) stop.Cancel();
+                return Task.CompletedTask;
+            });
+        liveness.EnableHeartbeat();
+        long? deadAt = null;
+        var beats = 0;
+        liveness.RunAsync(heartbeat => beats += heartbeat ? 1 : 0, () => true, () => { deadAt ??= now; stop.Cancel(); }, stop.Token).GetAwaiter().GetResult();
+        return (deadAt, beats);
+    }
+
+    [Fact]
+    public void A_silent_peer_is_declared_dead_after_8_s_on_a_healthy_box()
+    {
+        var (deadAt, beats) = Simulate(_ => 0, Array.Empty<long>(), 60_000);
+        Assert.NotNull(deadAt);
+        Assert.InRange(deadAt!.Value, 8_001, 8_500);
+        Assert.Equal(4, beats);
+    }
+
+    [Fact]
+    public void A_live_peer_is_not_declared_dead_while_this_process_is_starved()
+    {
+        // The soak's false alarm (load average ~95 on 2 cores): every tick of ours came ~0.9 s late and the peer,
+        // starved alike, went 10 s between two beats. Before: declared dead at 8 s (only lateness beyond 1 s per
+        // tick was credited); now the 0.8 s a tick this process lost extends the limit.
+        var beats = new long[] { 10_000, 20_000, 30_000, 40_000, 50_000 };
+        var (deadAt, _) = Simulate(_ => 900, beats, 55_000);
+        Assert.Null(deadAt);
+    }
+
+    [Fact]
+    public void A_dead_peer_is_still_declared_dead_on_a_box_that_stays_starved()
+    {
+        // The credit for a starved process is capped at one more silence limit: at most twice 8 s plus a tick.
+        var (deadAt, _) = Simulate(_ => 900, Array.Empty<long>(), 120_000);
+        Assert.NotNull(deadAt);
+        Assert.InRange(deadAt!.Value, 8_001, 17_500);
+    }
+
+    [Fact]
+    public void Time_this_process_was_frozen_is_not_counted_as_the_peers_silence()
+    {
+        // One 30 s freeze (a GC pause, a suspended VM) between the peer's beats, read at the first tick after it.
+        var beats = Enumerable.Range(1, 30).Select(i => i * 2_000L).ToArray();
+        var (deadAt, _) = Simulate(now => now is > 3_000 and < 4_000 ? 30_000 : 0, beats, 60_000);
+        Assert.Null(deadAt);
+        // ... while a peer last heard 2 s before the freeze is declared dead after 8 s of silence outside it
+        // (the freeze ends at 34 s: 2 s before it, 6 s after it).
+        var (dead, _) = Simulate(now => now is > 3_000 and < 4_000 ? 30_000 : 0, new long[] { 2_000 }, 90_000);
+        Assert.NotNull(dead);
+        Assert.InRange(dead!.Value, 40_001, 40_500);
+    }
+
+    [Fact]
     public void Heartbeats_are_only_offered_in_the_extension_handshake()
     {
         // A classic peer never says hello, so it never sees the heartbeat feature or a SLEAPRTC_HEARTBEAT.

@@ -69,6 +69,29 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_failed_dtls_handshake_is_a_WorkerUnreachable_error_not_a_bare_IOException()
+    {
+        // The worker's transport reads a different fingerprint in the client's offer than the client's certificate
+        // has (what an interfering middlebox would cause): its DTLS check refuses the client's certificate, and the
+        // client's handshake fails. Before: the client raised "IOException: DTLS handshake failed: ...".
+        await using var room = await RoomFixture.StartAsync(new SdpTampering(new WebRtc.PeerConnection.RtcPeerConnectionFactory(), SdpTampering.AlterFingerprint));
+        var worker = await room.StartWorkerAsync();
+        var submission = new TrainingSubmission(new SubmissionOptions
+        {
+            PackagePath = Package(room, "refused", 1), OutputPath = Path.Combine(room.Root, "out"),
+            PeerConnectionFactory = new WebRtc.PeerConnection.RtcPeerConnectionFactory(), PeerConnection = RoomFixture.Loopback,
+            SessionString = worker.Session.SessionString,
+        });
+        var error = await Assert.ThrowsAsync<WorkerUnreachableException>(() => submission.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal("WorkerUnreachable", error.ErrorId);
+        Assert.Equal(SleapRtcErrorKind.ConnectionError, error.Kind);
+        Assert.Contains(worker.Session.PeerId, error.Message);
+        Assert.Contains("DTLS", error.Message);
+        Assert.IsType<IOException>(error.InnerException);
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+    }
+
+    [Fact]
     public async Task A_client_gets_a_clear_error_when_its_worker_goes_away()
     {
         await using var room = await RoomFixture.StartAsync();

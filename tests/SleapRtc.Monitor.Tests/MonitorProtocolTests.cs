@@ -31,21 +31,13 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
     [Theory]
     [InlineData("state")]
     [InlineData("events")]
-    public async Task No_token_wrong_token_or_unknown_room_is_401_json_without_room_data(string endpoint)
+    public async Task No_token_is_401_json_without_room_data(string endpoint)
     {
         await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-secret-gpu", SignalingTestServer.WorkerProperties("NVIDIA H100", 81559, "gpu-host-1"));
-        var cases = new (string Path, string? Token)[]
+        // A token in the query string is never accepted (it would land in logs): that is no token either.
+        foreach (var path in new[] { $"/api/rooms/{_roomId}/{endpoint}", $"/api/rooms/{_roomId}/{endpoint}?token={_token}" })
         {
-            ($"/api/rooms/{_roomId}/{endpoint}", null),
-            ($"/api/rooms/{_roomId}/{endpoint}", _token + "x"),
-            ($"/api/rooms/{_roomId}/{endpoint}", _token.ToUpperInvariant() == _token ? "0" : _token.ToUpperInvariant()),
-            ("/api/rooms/nosuchroom/" + endpoint, _token),
-            // A token in the query string is never accepted (it would land in logs).
-            ($"/api/rooms/{_roomId}/{endpoint}?token={_token}", null),
-        };
-        foreach (var (path, token) in cases)
-        {
-            using var request = _server.AuthorisedGet(path, token);
+            using var request = _server.AuthorisedGet(path, null);
             using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
             Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
@@ -57,6 +49,37 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
             Assert.DoesNotContain("H100", body, StringComparison.Ordinal);
         }
     }
+
+    [Theory]
+    [InlineData("state")]
+    [InlineData("events")]
+    public async Task Wrong_token_and_unknown_room_get_the_http_apis_403_and_body(string endpoint)
+    {
+        await using var worker = await _server.RegisterWorkerAsync(_roomId, _token, "w-secret-gpu", SignalingTestServer.WorkerProperties("NVIDIA H100", 81559, "gpu-host-1"));
+        // The HTTP API's answer to a wrong room token: every endpoint must give exactly this one (issue 11, item 4).
+        using var api = await _server.Http.PostAsync("/delete-peers-and-room",
+            new StringContent(new JsonObject { ["room_id"] = _roomId, ["token"] = _token + "x" }.ToJsonString(), Encoding.UTF8, "application/json"));
+        var apiBody = await api.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.Forbidden, api.StatusCode);
+        Assert.Equal("{\"detail\":\"Invalid token\"}", apiBody);
+
+        var cases = new (string Path, string Token)[]
+        {
+            ($"/api/rooms/{_roomId}/{endpoint}", _token + "x"),
+            ($"/api/rooms/{_roomId}/{endpoint}", _token.ToUpperInvariant() == _token ? "0" : _token.ToUpperInvariant()),
+            ("/api/rooms/nosuchroom/" + endpoint, _token),
+        };
+        foreach (var (path, token) in cases)
+        {
+            using var request = _server.AuthorisedGet(path, token);
+            using var response = await _server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(response.Headers.WwwAuthenticate);
+            Assert.Equal(apiBody, await response.Content.ReadAsStringAsync());
+        }
+    }
+
 
     [Fact]
     public async Task State_lists_the_workers_of_the_room_only_with_their_fields()
@@ -245,12 +268,12 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         for (var attempt = 0; attempt < 5; attempt++)
         {
             using var wrong = await _server.Http.SendAsync(_server.AuthorisedGet($"/api/rooms/{roomId}/state", "guess" + attempt));
-            Assert.Equal(HttpStatusCode.Unauthorized, wrong.StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, wrong.StatusCode);
         }
         Assert.True(timer.ElapsedMilliseconds < 900, $"free attempts took {timer.ElapsedMilliseconds} ms");
         timer.Restart();
         using (var held = await _server.Http.SendAsync(_server.AuthorisedGet($"/api/rooms/{roomId}/state", "guess")))
-            Assert.Equal(HttpStatusCode.Unauthorized, held.StatusCode);
+            Assert.Equal(HttpStatusCode.Forbidden, held.StatusCode);
         Assert.True(timer.ElapsedMilliseconds >= 900, $"the sixth wrong token was answered after {timer.ElapsedMilliseconds} ms");
         // The right token is checked first and never waits (before issue 11 it got 429 after 20 wrong ones).
         timer.Restart();
@@ -336,7 +359,7 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         await using var worker = await server.RegisterWorkerAsync(roomId, token, "w-logged", SignalingTestServer.WorkerProperties("NVIDIA A100", 40960, "node-a"));
         var wrongToken = "wrong-" + token;
         using (var ok = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token))) Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
-        using (var bad = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", wrongToken))) Assert.Equal(HttpStatusCode.Unauthorized, bad.StatusCode);
+        using (var bad = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", wrongToken))) Assert.Equal(HttpStatusCode.Forbidden, bad.StatusCode);
         using (var request = server.AuthorisedGet($"/api/rooms/{roomId}/events", token))
         using (var stream = await server.Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
         {
@@ -369,7 +392,7 @@ public sealed class MonitorProtocolTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal("w-doomed", left.GetProperty("peer_id").GetString());
         await Assert.ThrowsAsync<EndOfStreamException>(() => events.NextAsync(TimeSpan.FromSeconds(3)));
         using var after = await server.Http.SendAsync(server.AuthorisedGet($"/api/rooms/{roomId}/state", token));
-        Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        Assert.Equal(HttpStatusCode.Forbidden, after.StatusCode);
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class FormatViewTests
         var views = format.Descendants("View").ToList();
         var typesWithViews = views.SelectMany(v => v.Descendants("TypeName")).Select(t => t.Value).ToHashSet();
         foreach (var type in new[] { "SleapRtc.WorkerInfo", "SleapRtc.WorkerSession", "SleapRtc.Room", "SleapRtc.SessionInfo",
-                     "SleapRtc.TrainingResult", "SleapRtc.SignalingServer", "SleapRtc.JobProgress" })
+                     "SleapRtc.TrainingResult", "SleapRtc.SignalingServer", "SleapRtc.JobProgress", "SleapRtc.JobInfo" })
             Assert.Contains(type, typesWithViews);
         // Token columns only ever come from MaskedToken or a masking script block.
         Assert.DoesNotContain(views.SelectMany(v => v.Descendants("PropertyName")), p => p.Value == "Token");
@@ -119,6 +119,14 @@ public sealed class FormatViewTests
             "[SleapRtc.JobProgress]@{ Phase = 'training'; ConfigIndex = 2; ConfigCount = 3; Epoch = 137; EpochCount = 200; Loss = 0.0123456789012; ValLoss = 0.0234567890123 }",
             new[] { "Phase", "Config", "Epoch", "Loss", "ValLoss" },
             new[] { "training", "2/3", "137/200", "0.0123456789012", "0.0234567890123" }
+        },
+        {
+            // A running job, a queued one (its place in the queue) and a failed one, as Get-SleapJob lists a night's work.
+            $"@([SleapRtc.JobInfo]@{{ JobId = 'job_3f9a1c2e4b5d'; State = 'Running'; WorkerId = '{PeerA}'; PackageName = 'labels.v001.pkg.zip'; Epoch = 137; EpochCount = 200; Loss = 0.0123456789; Token = 'abcdefabcdefabcdefabcdefabcdef12' }}, " +
+            "[SleapRtc.JobInfo]@{ JobId = 'job_0a1b2c3d4e5f'; State = 'Queued'; Position = 12; PackageName = 'mice-topdown.pkg.zip' }, " +
+            $"[SleapRtc.JobInfo]@{{ JobId = 'job_99aa88bb77cc'; State = 'Cancelled'; WorkerId = '{PeerB}'; PackageName = 'flies.pkg.zip'; Epoch = 3; EpochCount = 1000; Error = 'stopped by alice' }})",
+            new[] { "JobId", "State", "WorkerId", "Pos", "Epoch", "Loss", "Package" },
+            new[] { "job_3f9a1c2e4b5d", "Running", "a3f1c2d4", "137/200", "0.0123", "labels.v001.pkg.zip", "Queued", "12", "mice-topdown.pkg.zip", "Cancelled", "3/1000", "b07e9d1c" }
         },
     };
 

@@ -19,7 +19,12 @@ public static class ModuleCommands
         ["Show-SleapMonitor"] = new[] { "RoomId", "Token", "Server", "NoBrowser", "PassThru" },
         ["Get-SleapSpace"] = new[] { "Name", "RoomId", "Token", "SessionString", "Server" },
         ["Submit-SleapInference"] = new[] { "ModelPath", "DataPath", "Space", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "Frames", "OnlySuggestedFrames", "BatchSize", "PeakThreshold", "ShowLog", "AsJob" },
-        ["Submit-SleapTraining"] = new[] { "PackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob" },
+        ["Submit-SleapTraining"] = new[] { "PackagePath", "WorkerPackagePath", "Worker", "SessionString", "RoomId", "Token", "Server", "WorkerId", "AutoSelect", "MinGpuMemoryMB", "OutputPath", "ShowLog", "AsJob",
+            "Queue", "Priority", "Tag", "NoWait", "MaxEpochs", "BatchSize", "LearningRate", "RunName", "ResumeFrom" },
+        ["Get-SleapJob"] = new[] { "JobId", "State", "RoomId", "Token", "SessionString", "Server" },
+        ["Wait-SleapJob"] = new[] { "JobId", "Timeout", "RoomId", "Token", "SessionString", "Server" },
+        ["Stop-SleapJob"] = new[] { "JobId", "KeepCheckpoint", "PassThru", "RoomId", "Token", "SessionString", "Server", "WhatIf", "Confirm" },
+        ["Receive-SleapJob"] = new[] { "JobId", "OutputPath", "RoomId", "Token", "SessionString", "Server" },
     };
 
     /// <summary>Commands that write nothing on success (so they declare no output type).</summary>
@@ -73,6 +78,7 @@ public sealed class ShouldProcessContractTests : IClassFixture<SharedSession>
     [InlineData("Remove-SleapRoom")]
     [InlineData("Stop-SleapSignalingServer")]
     [InlineData("Stop-SleapWorker")]
+    [InlineData("Stop-SleapJob")]
     public void Commands_that_delete_or_stop_support_WhatIf_and_Confirm(string command)
     {
         var supports = _ps.Run($"$c = Get-Command {command}; $c.Parameters.ContainsKey('WhatIf') -and $c.Parameters.ContainsKey('Confirm')").Single<bool>();

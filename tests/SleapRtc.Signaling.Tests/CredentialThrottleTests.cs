@@ -118,7 +118,21 @@ public class CredentialThrottleTests(ITestOutputHelper output)
         }
         // delete-peer with only a peer_id that is not live: no room to check against, the same refusal.
         Assert.Equal((403, """{"detail":"Invalid token"}"""), await RawPostAsync(server, "delete-peer", """{"peer_id": "ghost", "token": "wrong"}"""));
+        // The monitor's room endpoints give the very same answer (before: 401 with a body of their own).
+        foreach (var endpoint in new[] { "state", "events" })
+        {
+            Assert.Equal((403, """{"detail":"Invalid token"}"""), await RawMonitorGetAsync(server, $"api/rooms/nosuchroom/{endpoint}", token));
+            Assert.Equal((403, """{"detail":"Invalid token"}"""), await RawMonitorGetAsync(server, $"api/rooms/{roomId}/{endpoint}", "wrong"));
+        }
         Assert.NotNull(server.Host.Peers.Get(worker.PeerId));
+    }
+
+    private static async Task<(int Status, string Body)> RawMonitorGetAsync(TestServer server, string path, string token)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        using var response = await server.Http.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
     private static async Task<(int Status, string Body)> RawPostAsync(TestServer server, string path, string body)

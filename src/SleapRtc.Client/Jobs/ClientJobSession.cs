@@ -26,9 +26,11 @@ public sealed class ClientJobOptions
 }
 
 /// <summary>What the worker sent back. <paramref name="OutputPath"/>: the job's own folder (null when no results came).
-/// <paramref name="FirstExitCode"/>: the trainer's exit code for the first failed config.</summary>
+/// <paramref name="FirstExitCode"/>: the trainer's exit code for the first failed config.
+/// <paramref name="HandedOver"/>: the client left once the worker accepted the package (no results yet).</summary>
 public sealed record ClientJobOutcome(IReadOnlyList<string> Configs, IReadOnlyList<string> FailedConfigs, int? FirstExitCode,
-    IReadOnlyList<string> ExtractedFiles, string? OutputPath, string? ResultArchiveName, long UploadedBytes, double UploadMBps);
+    IReadOnlyList<string> ExtractedFiles, string? OutputPath, string? ResultArchiveName, long UploadedBytes, double UploadMBps,
+    bool HandedOver = false);
 
 /// <summary>
 /// The client side of a training job on an open data channel: classic vocabulary out (PACKAGE_TYPE, OUTPUT_DIR,
@@ -56,7 +58,7 @@ public sealed partial class ClientJobSession
     private int? _firstExitCode;
     private readonly DateTimeOffset _startedAt = DateTimeOffset.Now;
     private readonly Stopwatch _downloadClock = new();
-    private readonly string _clientJobId = "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
+    private readonly TaskCompletionSource<bool> _accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _jobsDone;
     private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
@@ -81,8 +83,11 @@ public sealed partial class ClientJobSession
     /// <summary>The job id our workers assign (from their welcome); null with classic workers.</summary>
     public string? WorkerJobId { get; private set; }
 
-    /// <summary>The worker's job id, or one made up here for classic workers (which assign none).</summary>
-    public string JobId => WorkerJobId ?? _clientJobId;
+    /// <summary>What this job asks of the worker (job id, overrides, -NoWait, collection); our workers only.</summary>
+    public JobRequest Request { get; init; } = new();
+
+    /// <summary>The worker's job id (ours adopt the requested one), or the requested one for classic workers (which assign none).</summary>
+    public string JobId => WorkerJobId ?? Request.JobId;
 
     /// <summary>
     /// Uploads the package, follows the training and extracts the results into a new folder of their own under
@@ -99,6 +104,7 @@ public sealed partial class ClientJobSession
         {
             lock (_gate) failureReason ??= e;
             _resultsReady.TrySetException(e);
+            _accepted.TrySetException(e);
             try { failure.Cancel(); } catch (ObjectDisposedException) { }
         }
 
@@ -119,23 +125,32 @@ public sealed partial class ClientJobSession
         try
         {
             if (_channel.State != DataChannelState.Open) FailWith(new WorkerLostException(_workerId, "connect", "the data channel is not open"));
-            if (_useExtensions) _writer.SendText(JobExtensions.HelloMessage());
-            _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
-            _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
-
-            using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
-            var (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
-            if (IsTrack)
+            if (_useExtensions) _writer.SendText(Request.HelloMessage());
+            long uploaded = 0;
+            double mbps = 0;
+            if (Request.Collect)
             {
-                _phase = SubmissionPhase.Inferring;
-                ReportInference(force: true);
+                _phase = SubmissionPhase.Downloading;
+                _job.Phase = "download";
+                Report(force: true);
             }
             else
             {
-                _phase = SubmissionPhase.Training;
-                _job.Phase = "training";
-                Report(force: true);
+                _writer.SendText(JobMessages.Format(JobMessages.PackageType, _options.PackageType));
+                _writer.SendText(JobMessages.Format(JobMessages.OutputDir, _options.RemoteOutputDirectory));
+                using var uploadStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, failure.Token);
+                if (Request.ResumeFromFolder is { } checkpoint) await SendCheckpointAsync(checkpoint, uploadStop.Token).ConfigureAwait(false);
+                // A package on the worker's data root is named in the hello instead of uploaded.
+                if (Request.WorkerPackagePath is null) (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
             }
+            if (Request.ReturnWhenAccepted)
+            {
+                await _accepted.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+                _phase = SubmissionPhase.Completed;
+                lock (_gate)
+                    return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), null, Array.Empty<string>(), null, null, uploaded, mbps, HandedOver: true);
+            }
+            if (!Request.Collect) ReportRunning();
 
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
@@ -173,10 +188,41 @@ public sealed partial class ClientJobSession
         }
     }
 
-    private async Task<(long Bytes, double MBps)> UploadAsync(string packagePath, CancellationToken cancellationToken)
+    private void ReportRunning()
+    {
+        if (IsTrack)
+        {
+            _phase = SubmissionPhase.Inferring;
+            ReportInference(force: true);
+        }
+        else
+        {
+            _phase = SubmissionPhase.Training;
+            _job.Phase = "training";
+            Report(force: true);
+        }
+    }
+
+    /// <summary>-ResumeFrom: the checkpoint folder zipped and sent as resume-&lt;folder&gt;.zip before the package.</summary>
+    private async Task SendCheckpointAsync(string folder, CancellationToken cancellationToken)
+    {
+        var folderName = JobRequest.FolderName(folder);
+        var archive = Path.Combine(Path.GetTempPath(), "sleaprtc-" + Guid.NewGuid().ToString("N") + ".zip");
+        try
+        {
+            PackageArchive.CreateFromDirectoryContents(folder, archive);
+            await UploadAsync(archive, cancellationToken, JobRequest.ResumeArchiveName(folderName)).ConfigureAwait(false);
+        }
+        finally
+        {
+            TryDelete(archive);
+        }
+    }
+
+    private async Task<(long Bytes, double MBps)> UploadAsync(string packagePath, CancellationToken cancellationToken, string? sentName = null)
     {
         var info = new FileInfo(packagePath);
-        var meta = new FileMetaInfo(FileMetaInfo.WireSafeName(info.Name), info.Length, "False");
+        var meta = new FileMetaInfo(FileMetaInfo.WireSafeName(sentName ?? info.Name), info.Length, "False");
         var chunk = Math.Max(1024, Math.Min(_options.ChunkSize, _channel.MaxMessageSize > 0 ? _channel.MaxMessageSize : _options.ChunkSize));
         var clock = Stopwatch.StartNew();
         var progress = new Progress(bytes =>
@@ -238,6 +284,12 @@ public sealed partial class ClientJobSession
                 return;
             case JobMessages.Heartbeat:
                 return; // OnMessage already noted that the worker is alive
+            case JobMessages.Accepted:
+                _accepted.TrySetResult(true);
+                LogLine?.Invoke("The worker accepted the package; the job now runs whether or not this client stays.");
+                return;
+            case JobMessages.Collected:
+                return; // the results (already received) are all a collection brings
             case JobMessages.TrainJobStart:
                 lock (_gate) _configs.Add(args.FirstOrDefault() ?? "");
                 _job.ConfigIndex = _configs.Count;
@@ -362,6 +414,8 @@ public sealed partial class ClientJobSession
 
     private async Task CancelOnWorkerAsync()
     {
+        // Stopping a collection only stops the download: the job it collects is over (Stop-SleapJob stops jobs).
+        if (Request.Collect) return;
         if (_useExtensions) _writer.TrySendText(JobMessages.Cancel);
         var deadline = Environment.TickCount64 + (long)_options.CancelGrace.TotalMilliseconds;
         // Give the stop message time to leave before the caller closes the connection.

@@ -64,4 +64,47 @@ public static class SubmissionPreflight
             throw new OutputPathNotWritableException(outputPath, $"'{existing}' cannot be written ({e.Message})", e);
         }
     }
+
+    /// <summary>
+    /// A -WorkerPackagePath names a package under the worker's data root: relative, without "..", in either separator
+    /// style (the worker may run another OS). The worker checks again (existence, links out); this refuses what can
+    /// never be right before anything connects.
+    /// </summary>
+    /// <exception cref="InvalidWorkerPackagePathException">Empty, absolute, or climbing out with "..".</exception>
+    public static void CheckWorkerPackagePath(string relativePath)
+    {
+        if (string.IsNullOrWhiteSpace(relativePath)) throw new InvalidWorkerPackagePathException(relativePath, "it is empty");
+        var absolute = relativePath[0] is '/' or '\\' || (relativePath.Length >= 2 && relativePath[1] == ':') || Path.IsPathRooted(relativePath);
+        if (absolute) throw new InvalidWorkerPackagePathException(relativePath, "it is absolute; name it relative to the worker's data root");
+        if (relativePath.Split('/', '\\').Any(segment => segment == ".."))
+            throw new InvalidWorkerPackagePathException(relativePath, "it climbs out of the data root with '..'");
+    }
+
+    /// <exception cref="CheckpointNotFoundException">-ResumeFrom is not an existing folder.</exception>
+    public static void CheckResumeFolder(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new CheckpointNotFoundException(folder);
+    }
+}
+
+/// <summary>A -WorkerPackagePath that can never name a package under a worker's data root.</summary>
+public sealed class InvalidWorkerPackagePathException : SleapRtcException
+{
+    public InvalidWorkerPackagePathException(string path, string why)
+        : base("InvalidWorkerPackagePath", SleapRtcErrorKind.InvalidArgument,
+            $"-WorkerPackagePath '{path}' is not allowed: {why}.",
+            "Give the package's path relative to the worker's -DataRoot, for example 'lab/labels.v001.pkg.zip'.")
+    {
+    }
+}
+
+/// <summary>-ResumeFrom names no folder.</summary>
+public sealed class CheckpointNotFoundException : SleapRtcException
+{
+    public CheckpointNotFoundException(string folder)
+        : base("CheckpointNotFound", SleapRtcErrorKind.ObjectNotFound,
+            $"The checkpoint folder '{folder}' does not exist.",
+            "Pass the model folder of an earlier run (it holds best.ckpt), as Submit-SleapTraining or Receive-SleapJob returned it.")
+    {
+    }
 }

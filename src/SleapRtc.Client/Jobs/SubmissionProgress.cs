@@ -1,7 +1,7 @@
 namespace SleapRtc.Client.Jobs;
 
 /// <summary>Phases of a submission, in order.</summary>
-public enum SubmissionPhase { Discovering, Connecting, Uploading, Training, Downloading, Completed, Inferring }
+public enum SubmissionPhase { Discovering, Connecting, Uploading, Training, Downloading, Completed, Inferring, Queued }
 
 /// <summary>
 /// A snapshot of a submission for progress display (Write-Progress): upload MB, MB/s and ETA; training
@@ -17,6 +17,8 @@ public sealed class SubmissionProgress
     public TimeSpan? EstimatedRemaining { get; init; }
     /// <summary>Training progress as the worker reports it (structured with our workers, parsed from logs otherwise).</summary>
     public JobProgress? Job { get; init; }
+    /// <summary>While <see cref="SubmissionPhase.Queued"/>: the ticket's 1-based place in the room's queue.</summary>
+    public int? QueuePosition { get; init; }
     /// <summary>Inference progress (frames), read from the tracker's output; null for training.</summary>
     public InferenceProgress? Inference { get; init; }
 
@@ -50,6 +52,7 @@ public sealed class SubmissionProgress
         SubmissionPhase.Training when Job is { ConfigIndex: > 0 } => DescribeTraining(Job),
         SubmissionPhase.Training => "waiting for the trainer to start",
         SubmissionPhase.Inferring when Inference is not null => Inference.Describe(),
+        SubmissionPhase.Queued => QueuePosition is { } position ? $"queued, position {position}" : "queued, waiting for a worker",
         _ => Phase.ToString(),
     };
 

@@ -6,6 +6,7 @@ using SleapRtc.Protocol.Logging;
 using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Client;
 using SleapRtc.WebRtc;
+using SleapRtc.WebRtc.Dtls;
 
 namespace SleapRtc.Client.Jobs;
 
@@ -39,6 +40,18 @@ public sealed class SubmissionOptions
     public ClientJobOptions Job { get; init; } = new();
     /// <summary>Offer to open channel: longer than this and the worker is unreachable.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>What the hello asks of the worker: the job id, trainer overrides, a package on its data root, a checkpoint to resume.</summary>
+    public JobRequest Request { get; init; } = new();
+    /// <summary>-Queue: wait in the room's queue for a matching worker (MinGpuMemoryMB, a pinned worker) instead of needing a free one now.</summary>
+    public QueueOptions? Queue { get; init; }
+}
+
+/// <summary>What a queue ticket adds to a submission: its priority and the tags its worker must carry.</summary>
+public sealed class QueueOptions
+{
+    /// <summary>-100..100; higher runs first, first come first served within a priority.</summary>
+    public int Priority { get; init; }
+    public string[] Tags { get; init; } = Array.Empty<string>();
 }
 
 /// <summary>
@@ -82,29 +95,188 @@ public sealed class TrainingSubmission
     /// Runs the submission. A job the worker ran returns a result even when it failed (Status Failed, with the trainer's
     /// exit code and the worker's last log lines); errors are thrown for what kept the job from running at all.
     /// </summary>
-    public async Task<TrainingResult> RunAsync(CancellationToken cancellationToken)
+    public Task<TrainingResult> RunAsync(CancellationToken cancellationToken) =>
+        RunTrainingAsync(_options.Request with { ReturnWhenAccepted = false },
+            (session, worker, packagePath, outputPath, clock, ct) => TrainAsync(session, worker, packagePath, outputPath, clock, ct), cancellationToken);
+
+    /// <summary>
+    /// -NoWait: runs the submission (the queue wait included) until the worker has accepted the package, then leaves the
+    /// job to the worker and returns its handle. Needs one of our workers (a classic one keeps no job without its client).
+    /// </summary>
+    public Task<JobInfo> HandOverAsync(CancellationToken cancellationToken) =>
+        RunTrainingAsync(_options.Request with { ReturnWhenAccepted = true },
+            async (session, worker, packagePath, _, clock, ct) =>
+            {
+                await session.RunAsync(packagePath, Path.GetTempPath(), ct).ConfigureAwait(false);
+                return HandedOverJob(session, worker, packagePath, clock);
+            }, cancellationToken);
+
+    private async Task<T> RunTrainingAsync<T>(JobRequest request, Func<ClientJobSession, WorkerInfo, string, string, Stopwatch, CancellationToken, Task<T>> job,
+        CancellationToken cancellationToken)
     {
-        var packagePath = Path.GetFullPath(_options.PackagePath);
+        // A package on the worker's data root is a relative name there, never a local file.
+        var packagePath = request.WorkerPackagePath ?? Path.GetFullPath(_options.PackagePath);
         var outputPath = Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory());
-        SubmissionPreflight.CheckPackage(packagePath);
+        if (request.WorkerPackagePath is { } remote) SubmissionPreflight.CheckWorkerPackagePath(remote);
+        else SubmissionPreflight.CheckPackage(packagePath);
+        if (request.ResumeFromFolder is { } checkpoint) SubmissionPreflight.CheckResumeFolder(checkpoint);
         SubmissionPreflight.CheckOutputPath(outputPath);
-        return await RunOnWorkerAsync("training", (channel, worker, clock, ct) => TrainAsync(channel, worker, packagePath, outputPath, clock, ct),
-            cancellationToken).ConfigureAwait(false);
+        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? queued =
+            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, ct) : null;
+        return await RunOnWorkerAsync("training", (channel, worker, clock, ct) =>
+        {
+            var useExtensions = JobExtensions.IsAdvertised(worker.Properties);
+            if (!useExtensions && request.NeedsExtensions) throw new JobOptionUnsupportedException(worker.PeerId, request.FirstExtensionOption()!);
+            var session = new ClientJobSession(channel, worker.PeerId, useExtensions, _options.Job, _log) { Request = request };
+            _session = session;
+            session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+            session.LogLine += l =>
+            {
+                RememberLogLine(l);
+                LogLine?.Invoke(l);
+            };
+            return job(session, worker, packagePath, outputPath, clock, ct);
+        }, cancellationToken, queued).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// A queued ticket may wait for hours: its connection re-registers under the same peer id when the server restarts
+    /// or the network drops, so the server keeps the ticket (it does for a while) and the assignment still reaches us.
+    /// </summary>
+    private ClientConnectionOptions ConnectionOptions() =>
+        _options.Queue is null || _options.Connection.Signaling is not null
+            ? _options.Connection
+            : new ClientConnectionOptions
+            {
+                Log = _options.Connection.Log,
+                Signaling = new SignalingClientOptions { AutoReconnect = true, MaxReconnectDelay = TimeSpan.FromSeconds(5) },
+            };
+
+    /// <summary>
+    /// -Queue: puts the ticket in the room's queue, reports its position while it waits, and returns the worker the server
+    /// reserved for it (our workers only: the server hands tickets to nothing else). Ctrl+C while queued withdraws the ticket.
+    /// </summary>
+    private async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
+        string packagePath, CancellationToken cancellationToken)
+    {
+        var signaling = connection.Signaling;
+        if (!signaling.ServerSupportsJobQueue) throw new JobQueueUnsupportedException(connection.Server);
+        var jobId = request.JobId;
+        var assigned = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnAssigned(TicketAssignment a) { if (a.JobId == jobId) assigned.TrySetResult(a.WorkerId); }
+        void OnPosition(TicketPosition p) { if (p.JobId == jobId) ReportQueued(p.Position); }
+        signaling.TicketAssigned += OnAssigned;
+        signaling.TicketPositionChanged += OnPosition;
+        try
+        {
+            JobRecord ticket;
+            try
+            {
+                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath), cancellationToken).ConfigureAwait(false);
+            }
+            catch (SignalingException e) when (e.Code == JobQueueMessages.TicketRejected)
+            {
+                throw new TicketRejectedException(connection.Room.RoomId, e.Error?.Describe() ?? e.Message);
+            }
+            catch (SignalingException e)
+            {
+                throw new SignalingUnavailableException(connection.Server, e.Message, e);
+            }
+            Tell($"Queued as job {jobId} in room {connection.Room.RoomId}" + (ticket.Position is { } at ? $", position {at}." : "."));
+            if (ticket.Position is { } position && !assigned.Task.IsCompleted) ReportQueued(position);
+            string workerId;
+            try
+            {
+                workerId = await assigned.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await WithdrawTicketAsync(signaling, jobId).ConfigureAwait(false);
+                throw;
+            }
+            Tell($"Job {jobId} got worker {workerId}.");
+            // The server reserved it for us and hands tickets only to our workers: no discovery round trip before the offer.
+            var worker = new WorkerInfo { PeerId = workerId, RoomId = connection.Room.RoomId, Server = connection.Server, Token = connection.Room.Token };
+            worker.Properties[JobExtensions.MetadataProperty] = JobExtensions.Version;
+            return new[] { worker };
+        }
+        finally
+        {
+            signaling.TicketAssigned -= OnAssigned;
+            signaling.TicketPositionChanged -= OnPosition;
+        }
+    }
+
+    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath) => new()
+    {
+        JobId = request.JobId,
+        RoomId = room.RoomId,
+        Kind = "train",
+        PackageName = request.WorkerPackagePath ?? Path.GetFileName(packagePath),
+        PackageSha256 = request.WorkerPackagePath is null ? FileSha256(packagePath) : null,
+        PackageBytes = request.WorkerPackagePath is null ? new FileInfo(packagePath).Length : 0,
+        Priority = queue.Priority,
+        Requirements = new TicketRequirements
+        {
+            MinGpuMemoryMb = _options.MinGpuMemoryMB,
+            Tags = queue.Tags,
+            WorkerId = _options.Worker?.PeerId ?? _options.WorkerId ?? room.WorkerPeerId,
+        },
+        Overrides = request.Overrides is { IsEmpty: false } overrides ? overrides : null,
+    };
+
+    /// <summary>Best effort: a stopped submission should not leave its ticket to take a worker later.</summary>
+    private async Task WithdrawTicketAsync(SignalingClient signaling, string jobId)
+    {
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try { await signaling.CancelJobAsync(jobId, keepCheckpoint: false, limit.Token).ConfigureAwait(false); }
+        catch (Exception e) when (e is SignalingException or OperationCanceledException or IOException or InvalidOperationException)
+        {
+            _log.Write(LogLevel.Warning, "client", $"could not withdraw ticket {jobId}: {e.Message}");
+        }
+    }
+
+    private static string FileSha256(string path)
+    {
+        using var sha = System.Security.Cryptography.SHA256.Create();
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        return string.Concat(sha.ComputeHash(stream).Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    private JobInfo HandedOverJob(ClientJobSession session, WorkerInfo worker, string packagePath, Stopwatch clock)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var request = session.Request;
+        return JobRecords.ToJobInfo(new JobRecord
+        {
+            JobId = session.JobId,
+            RoomId = worker.RoomId,
+            State = JobStates.Running,
+            WorkerId = worker.PeerId,
+            PackageName = request.WorkerPackagePath ?? Path.GetFileName(packagePath),
+            Priority = _options.Queue?.Priority ?? 0,
+            Overrides = request.Overrides,
+            CreatedAt = (now - clock.Elapsed).ToUnixTimeMilliseconds(),
+            StartedAt = now.ToUnixTimeMilliseconds(),
+        }, now);
+    }
+
+    private void ReportQueued(int position) => ProgressChanged?.Invoke(new SubmissionProgress { Phase = SubmissionPhase.Queued, QueuePosition = position });
 
     /// <summary>
     /// Resolves the room, chooses the worker (busy refusals move AutoSelect on to the next best), opens the data
     /// channel and runs <paramref name="job"/> on it; the channel is closed afterwards. Shared by training and inference.
     /// </summary>
     /// <param name="chooseTarget">Overrides how the target is found (an inference space's holder); null chooses a worker as training does.</param>
+    /// <param name="offerPurpose">Our offer extension (<see cref="SignalingClient.CollectPurpose"/>); null for a job.</param>
     internal async Task<T> RunOnWorkerAsync<T>(string jobKind, Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, CancellationToken cancellationToken,
-        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null)
+        Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? chooseTarget = null, string? offerPurpose = null)
     {
         var clock = _clock;
         clock.Restart();
         var room = ResolveRoom();
         Report(SubmissionPhase.Discovering, null);
-        await using var connection = await ClientRoomConnection.ConnectAsync(room, _options.Connection, cancellationToken).ConfigureAwait(false);
+        await using var connection = await ClientRoomConnection.ConnectAsync(room, ConnectionOptions(), cancellationToken).ConfigureAwait(false);
         var candidates = chooseTarget is null
             ? await ChooseCandidatesAsync(connection, room, cancellationToken).ConfigureAwait(false)
             : await chooseTarget(connection, cancellationToken).ConfigureAwait(false);
@@ -114,7 +286,7 @@ public sealed class TrainingSubmission
         {
             try
             {
-                return await SubmitToAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
+                return await SubmitToAsync(connection, worker, jobKind, job, clock, offerPurpose, cancellationToken).ConfigureAwait(false);
             }
             catch (WorkerBusyException busy) when (_options.AutoSelect)
             {
@@ -203,7 +375,7 @@ public sealed class TrainingSubmission
     }
 
     private async Task<T> SubmitToAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
-        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
+        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, string? offerPurpose, CancellationToken cancellationToken)
     {
         Report(SubmissionPhase.Connecting, worker.PeerId);
         _workerId = worker.PeerId;
@@ -219,7 +391,7 @@ public sealed class TrainingSubmission
         var workerLost = false;
         try
         {
-            var channel = await ConnectAsync(connection.Signaling, connection.Room.RoomId, peer, worker.PeerId, cancellationToken).ConfigureAwait(false);
+            var channel = await ConnectAsync(connection.Signaling, connection.Room.RoomId, peer, worker.PeerId, offerPurpose, cancellationToken).ConfigureAwait(false);
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -249,16 +421,8 @@ public sealed class TrainingSubmission
         }
     }
 
-    private async Task<TrainingResult> TrainAsync(IDataChannel channel, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
+    private async Task<TrainingResult> TrainAsync(ClientJobSession session, WorkerInfo worker, string packagePath, string outputPath, Stopwatch clock, CancellationToken cancellationToken)
     {
-        var session = new ClientJobSession(channel, worker.PeerId, JobExtensions.IsAdvertised(worker.Properties), _options.Job, _log);
-        _session = session;
-        session.ProgressChanged += p => ProgressChanged?.Invoke(p);
-        session.LogLine += l =>
-        {
-            RememberLogLine(l);
-            LogLine?.Invoke(l);
-        };
         ClientJobOutcome outcome;
         try
         {
@@ -296,7 +460,8 @@ public sealed class TrainingSubmission
     }
 
     /// <summary>Offer, wait for the answer or the worker's refusal, open the channel; all within ConnectTimeout.</summary>
-    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, string roomId, IPeerConnection peer, string workerId, CancellationToken cancellationToken)
+    private async Task<IDataChannel> ConnectAsync(SignalingClient signaling, string roomId, IPeerConnection peer, string workerId, string? offerPurpose,
+        CancellationToken cancellationToken)
     {
         var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
@@ -316,7 +481,7 @@ public sealed class TrainingSubmission
         {
             var offer = await peer.CreateOfferAsync(timeout.Token).ConfigureAwait(false);
             clock.Restart();
-            await signaling.SendOfferAsync(workerId, offer, timeout.Token).ConfigureAwait(false);
+            await signaling.SendOfferAsync(workerId, offer, offerPurpose, timeout.Token).ConfigureAwait(false);
             var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
             await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
             var channel = await peer.OpenDataChannelAsync(ChannelLabel, timeout.Token).ConfigureAwait(false);
@@ -333,6 +498,17 @@ public sealed class TrainingSubmission
         {
             throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
         }
+        catch (DtlsFingerprintMismatchException e)
+        {
+            throw new WorkerUnreachableException(workerId, "its certificate does not match the fingerprint it sent through the signaling server, " +
+                "so the encrypted connection was refused (something between the two machines may be interfering)", e);
+        }
+        catch (Exception e) when (e is IOException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            // The transport's own failure (ICE found no path, the DTLS handshake failed or timed out, SCTP did not
+            // come up): the user gets the worker and a stable error id, not a bare IOException.
+            throw new WorkerUnreachableException(workerId, "the peer-to-peer connection failed (" + e.Message.TrimEnd('.') + ")", e);
+        }
         finally
         {
             signaling.AnswerReceived -= OnAnswer;
@@ -340,7 +516,7 @@ public sealed class TrainingSubmission
         }
     }
 
-    private static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>
+    internal static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>
         files.Select(f => Path.GetRelativePath(outputPath, f).Split(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar)[0])
             .Distinct(StringComparer.Ordinal)
             .Select(first => Path.Combine(outputPath, first))

@@ -34,6 +34,17 @@ public static class JobExtensions
     public static string HelloMessage(string? jobId = null) =>
         JobMessages.Hello + JobMessages.Separator + JsonSerializer.Serialize(new Handshake { Version = Version, Features = AllFeatures.ToArray(), JobId = jobId }, WireJson);
 
+    /// <summary>A client hello with the job's options (mode, overrides, worker package path); version and features are ours.</summary>
+    public static string HelloMessage(Handshake hello)
+    {
+        var sent = new Handshake
+        {
+            Version = Version, Features = AllFeatures.ToArray(), JobId = hello.JobId, Mode = hello.Mode,
+            Overrides = hello.Overrides, WorkerPackagePath = hello.WorkerPackagePath,
+        };
+        return JobMessages.Hello + JobMessages.Separator + JsonSerializer.Serialize(sent, WireJson);
+    }
+
     public static string WelcomeMessage(string jobId) =>
         JobMessages.Welcome + JobMessages.Separator + JsonSerializer.Serialize(new Handshake { Version = Version, Features = AllFeatures.ToArray(), JobId = jobId }, WireJson);
 

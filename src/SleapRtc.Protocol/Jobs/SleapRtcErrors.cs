@@ -223,10 +223,11 @@ public sealed class WorkerLostException : SleapRtcException
 
 public sealed class WorkerUnreachableException : SleapRtcException
 {
-    public WorkerUnreachableException(string workerId, string detail)
-        : base("WorkerUnreachable", SleapRtcErrorKind.OperationTimeout,
+    /// <param name="inner">The transport's own failure (ICE, DTLS, SCTP) when the connection failed rather than timed out.</param>
+    public WorkerUnreachableException(string workerId, string detail, Exception? inner = null)
+        : base("WorkerUnreachable", inner is null ? SleapRtcErrorKind.OperationTimeout : SleapRtcErrorKind.ConnectionError,
             $"Could not connect to worker {workerId}: {detail}.",
-            "Check that the worker is still running and that both machines can reach each other (same LAN or VPN).")
+            "Check that the worker is still running and that both machines can reach each other (same LAN or VPN).", inner)
     {
         WorkerId = workerId;
     }

@@ -44,6 +44,11 @@ public static class JobQueueMessages
     public const string Update = "job_update";
     // server → worker: <see cref="Cancel"/> with <c>{type, job_id, keep_checkpoint, sender}</c>.
 
+    /// <summary>Key of an <c>offer</c> saying what the connection is for; <see cref="CollectPurpose"/> marks a result
+    /// collection, which our server relays to a busy worker without reserving it.</summary>
+    public const string OfferPurposeKey = "purpose";
+    public const string CollectPurpose = "collect";
+
     /// <summary>Error codes (coded error shape, with in_reply_to).</summary>
     public const string JobNotFound = "JOB_NOT_FOUND";
     public const string TicketRejected = "TICKET_REJECTED";

@@ -27,6 +27,10 @@ public static class PeerMetadataKeys
     public const string SupportedJobTypes = "supported_job_types";
     /// <summary>The job a worker runs, as <see cref="SleapRtc.JobProgress"/> in snake_case (our extension).</summary>
     public const string Job = "job";
+    /// <summary>The machine a worker runs on (host name): the workers of one machine's GPUs share it (our extension, issue 12).</summary>
+    public const string MachineId = "machine_id";
+    /// <summary>True when the worker was started with a data root and accepts worker_package_path (our extension, issue 12).</summary>
+    public const string DataRoot = "data_root";
 
     public const string Platform = "platform";
     public const string UserId = "user_id";

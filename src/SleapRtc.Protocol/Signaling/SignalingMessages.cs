@@ -42,6 +42,9 @@ public static class ErrorCodes
     public const string InvalidIdToken = "INVALID_ID_TOKEN";
     /// <summary>Ours: another connection holds this peer_id (it registered it first with another id_token).</summary>
     public const string PeerIdInUse = "PEER_ID_IN_USE";
+    /// <summary>Ours, to a worker: the client whose offer reserved it (the error's <c>sender</c>) left the server; a
+    /// connection not yet open will not be, and the worker need not wait out its reservation timeout.</summary>
+    public const string PeerLeft = "PEER_LEFT";
 }
 
 /// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>

@@ -21,8 +21,17 @@ public sealed class MonitorEventHub : IAsyncDisposable
 
     private readonly IMonitorRoomDirectory _directory;
     private readonly ILogSink _log;
-    private readonly Channel<(string RoomId, string? PeerId)> _notifications =
-        Channel.CreateUnbounded<(string, string?)>(new UnboundedChannelOptions { SingleReader = true });
+    /// <summary>Waiting tickets the state document and queue_changed list (the count is always exact).</summary>
+    internal const int MaxQueueShown = 100;
+    /// <summary>Recent (not waiting) job records the state document carries.</summary>
+    internal const int MaxJobsShown = 50;
+
+    private enum Change { Peer, Room, Job, Queue }
+
+    private readonly record struct Notification(string RoomId, Change Kind, string? PeerId = null, SleapRtc.Protocol.Signaling.JobRecord? Job = null);
+
+    private readonly Channel<Notification> _notifications =
+        Channel.CreateUnbounded<Notification>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Dictionary<string, WatchedRoom> _rooms = new(StringComparer.Ordinal);
     private readonly object _gate = new();
     private readonly Task _loop;
@@ -35,10 +44,20 @@ public sealed class MonitorEventHub : IAsyncDisposable
     }
 
     /// <summary>Called by the registry after a peer registered, left, or had its metadata updated. Never blocks.</summary>
-    public void NotifyPeerChanged(string roomId, string peerId) => _notifications.Writer.TryWrite((roomId, peerId));
+    public void NotifyPeerChanged(string roomId, string peerId) => _notifications.Writer.TryWrite(new Notification(roomId, Change.Peer, peerId));
 
     /// <summary>Called when many peers of a room may have changed at once (room deleted, bulk cleanup).</summary>
-    public void NotifyRoomChanged(string roomId) => _notifications.Writer.TryWrite((roomId, null));
+    public void NotifyRoomChanged(string roomId) => _notifications.Writer.TryWrite(new Notification(roomId, Change.Room));
+
+    /// <summary>A job record changed (a copy of it after the change). Never blocks.</summary>
+    public void NotifyJobChanged(string roomId, SleapRtc.Protocol.Signaling.JobRecord record) =>
+        _notifications.Writer.TryWrite(new Notification(roomId, Change.Job, Job: record));
+
+    /// <summary>The room's queue changed. Never blocks.</summary>
+    public void NotifyQueueChanged(string roomId) => _notifications.Writer.TryWrite(new Notification(roomId, Change.Queue));
+
+    /// <summary>The job queue the state document and the job events read (null: a server without one, as in unit tests).</summary>
+    internal IMonitorJobSource? Jobs { get; set; }
 
     /// <summary>
     /// Brings the room's view up to date now rather than when its queued notifications come round: a stream that
@@ -54,7 +73,7 @@ public sealed class MonitorEventHub : IAsyncDisposable
 
     /// <summary>The state document of a room, read straight from the directory.</summary>
     public string BuildStateJson(string roomId) =>
-        StateJson(roomId, _directory.ListPeers(roomId).Select(MonitorWorkerView.FromPeer).OfType<MonitorWorkerView>());
+        StateJson(roomId, _directory.ListPeers(roomId).Select(MonitorWorkerView.FromPeer).OfType<MonitorWorkerView>(), QueueJson(roomId));
 
     /// <summary>
     /// Starts watching a room: the returned viewer's first event is the snapshot, then every change in order.
@@ -71,10 +90,11 @@ public sealed class MonitorEventHub : IAsyncDisposable
                 {
                     room.Workers[view.PeerId] = view;
                 }
+                room.QueueJson = QueueJson(roomId);
                 _rooms[roomId] = room;
             }
             var viewer = new MonitorViewer(this, roomId);
-            viewer.TryEnqueue(new MonitorEvent(room.NextEventId++, "snapshot", StateJson(roomId, room.Workers.Values)));
+            viewer.TryEnqueue(new MonitorEvent(room.NextEventId++, "snapshot", StateJson(roomId, room.Workers.Values, room.QueueJson)));
             room.Viewers.Add(viewer);
             return viewer;
         }
@@ -109,15 +129,30 @@ public sealed class MonitorEventHub : IAsyncDisposable
 
     private async Task ProcessNotificationsAsync()
     {
-        await foreach (var (roomId, peerId) in _notifications.Reader.ReadAllAsync().ConfigureAwait(false))
+        await foreach (var notification in _notifications.Reader.ReadAllAsync().ConfigureAwait(false))
         {
+            var roomId = notification.RoomId;
             try
             {
                 lock (_gate)
                 {
                     if (!_rooms.TryGetValue(roomId, out var room)) continue;
-                    if (peerId is null) RefreshRoom(roomId, room);
-                    else RefreshPeer(room, peerId, _directory.FindPeer(roomId, peerId) is { } peer ? MonitorWorkerView.FromPeer(peer) : null);
+                    switch (notification.Kind)
+                    {
+                        case Change.Room: RefreshRoom(roomId, room); break;
+                        case Change.Peer:
+                            RefreshPeer(room, notification.PeerId!, _directory.FindPeer(roomId, notification.PeerId!) is { } peer ? MonitorWorkerView.FromPeer(peer) : null);
+                            break;
+                        case Change.Job:
+                            Publish(room, "job_changed", $"{{\"job\":{notification.Job!.ToWire()}}}");
+                            break;
+                        case Change.Queue:
+                            var queue = QueueJson(roomId);
+                            if (queue == room.QueueJson) break;
+                            room.QueueJson = queue;
+                            Publish(room, "queue_changed", queue);
+                            break;
+                    }
                 }
             }
             catch (Exception ex)
@@ -144,11 +179,16 @@ public sealed class MonitorEventHub : IAsyncDisposable
             if (before is null) return;
             room.Workers.Remove(peerId);
             Publish(room, "worker_left", $"{{\"peer_id\":{JsonText(peerId)},\"previous_status\":{JsonText(before.Status)}}}");
+            if (before.MachineId is { } left && !room.Workers.Values.Any(w => w.MachineId == left))
+                Publish(room, "machine_left", $"{{\"machine_id\":{JsonText(left)},\"peer_id\":{JsonText(peerId)}}}");
             return;
         }
         room.Workers[peerId] = now;
         if (before is null)
         {
+            // Several GPU workers of one host share a machine_id: its first worker is the machine starting.
+            if (now.MachineId is { } machine && !room.Workers.Values.Any(w => w.PeerId != peerId && w.MachineId == machine))
+                Publish(room, "machine_joined", $"{{\"machine_id\":{JsonText(machine)},\"peer_id\":{JsonText(peerId)}}}");
             Publish(room, "worker_joined", $"{{\"peer_id\":{JsonText(peerId)},\"worker\":{now.Json}}}");
             return;
         }
@@ -179,7 +219,7 @@ public sealed class MonitorEventHub : IAsyncDisposable
         }
     }
 
-    private static string StateJson(string roomId, IEnumerable<MonitorWorkerView> workers)
+    private string StateJson(string roomId, IEnumerable<MonitorWorkerView> workers, string queueJson)
     {
         var text = new StringBuilder(256);
         text.Append("{\"room_id\":").Append(JsonText(roomId)).Append(",\"workers\":[");
@@ -190,7 +230,23 @@ public sealed class MonitorEventHub : IAsyncDisposable
             text.Append(worker.Json);
             first = false;
         }
-        return text.Append("]}").ToString();
+        text.Append("],\"jobs\":[");
+        first = true;
+        foreach (var job in Jobs?.RecentJobs(roomId, MaxJobsShown) ?? [])
+        {
+            if (!first) text.Append(',');
+            text.Append(job.ToWire());
+            first = false;
+        }
+        // The queue object ({"queue":[…],"queue_length":n}) is spliced in without its braces.
+        return text.Append("],").Append(queueJson, 1, queueJson.Length - 1).ToString();
+    }
+
+    /// <summary><c>{"queue":[first waiting tickets],"queue_length":n}</c>: the queue_changed data and part of the state document.</summary>
+    private string QueueJson(string roomId)
+    {
+        var queue = Jobs?.QueueView(roomId, MaxQueueShown) ?? [];
+        return $"{{\"queue\":{queue.ToJsonString()},\"queue_length\":{Jobs?.WaitingCount(roomId) ?? 0}}}";
     }
 
     internal static string JsonText(string value) => System.Text.Json.JsonSerializer.Serialize(value);
@@ -199,6 +255,8 @@ public sealed class MonitorEventHub : IAsyncDisposable
     {
         public Dictionary<string, MonitorWorkerView> Workers { get; } = new(StringComparer.Ordinal);
         public List<MonitorViewer> Viewers { get; } = new();
+        /// <summary>The last queue document sent, so a change that leaves the visible queue as it was sends nothing.</summary>
+        public string QueueJson { get; set; } = "";
         public long NextEventId { get; set; } = 1;
     }
 }

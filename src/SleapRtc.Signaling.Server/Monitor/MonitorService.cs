@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Server;
 
 namespace SleapRtc.Signaling.Monitor;
@@ -13,7 +14,7 @@ namespace SleapRtc.Signaling.Monitor;
 /// The server hands every parsed request to <see cref="TryHandleAsync"/> and reports peer changes to
 /// <see cref="NotifyPeerChanged"/>; see README.md in this folder for the exact hook.
 /// </summary>
-public sealed class MonitorService : IAsyncDisposable
+public sealed class MonitorService : IAsyncDisposable, Jobs.IJobQueueObserver
 {
     private const string Component = "monitor";
     private const string ApiPrefix = "/api/rooms/";
@@ -50,6 +51,17 @@ public sealed class MonitorService : IAsyncDisposable
 
     /// <summary>Call when a room was deleted or many of its peers changed at once.</summary>
     public void NotifyRoomChanged(string roomId) => Hub.NotifyRoomChanged(roomId);
+
+    /// <summary>The room job queue whose tickets and records the state document and the events show (set once at start).</summary>
+    internal IMonitorJobSource? Jobs
+    {
+        get => Hub.Jobs;
+        set => Hub.Jobs = value;
+    }
+
+    void Jobs.IJobQueueObserver.JobChanged(string roomId, SleapRtc.Protocol.Signaling.JobRecord record) => Hub.NotifyJobChanged(roomId, record);
+
+    void Jobs.IJobQueueObserver.QueueChanged(string roomId) => Hub.NotifyQueueChanged(roomId);
 
     /// <summary>
     /// Answers the request if it is one of the monitor's and returns true; the caller then closes the connection
@@ -128,8 +140,10 @@ public sealed class MonitorService : IAsyncDisposable
             var delay = await _throttle.HoldBackFailureAsync(request.RemoteAddress ?? "unknown", roomId, cancellationToken).ConfigureAwait(false);
             _log.Write(LogLevel.Information, Component, $"monitor request for room {roomId} from {request.RemoteAddress ?? "?"} refused: unknown room or wrong token" +
                 (delay > TimeSpan.Zero ? $" (answer held back {delay.TotalMilliseconds:F0} ms)" : ""));
-            await WriteErrorAsync(connection, 401, "Unauthorized", "unauthorized",
-                "Unknown room or wrong token.", cancellationToken).ConfigureAwait(false);
+            // The very status and body of the HTTP API's refusal (403 {"detail":"Invalid token"}): no endpoint tells
+            // an unknown room from a wrong token, nor answers differently from the others.
+            await WriteResponseAsync(connection, RoomTokens.RefusalStatus, "Forbidden", "application/json; charset=utf-8",
+                Encoding.UTF8.GetBytes(SignalingJson.ToWire(RoomTokens.RefusalBody())), "no-store", null, cancellationToken).ConfigureAwait(false);
             return null;
         }
         return presented;

@@ -17,8 +17,12 @@ internal sealed class MonitorWorkerView
     /// <summary>Loss points kept per job: enough for a sparkline, small enough for 2 updates a second.</summary>
     internal const int MaxLossHistoryPoints = 200;
 
-    private MonitorWorkerView(string peerId, string status, string jobJson, string json)
+    /// <summary>The property per-GPU workers of one host share (the worker side names it PeerMetadataKeys.MachineId).</summary>
+    internal const string MachineIdKey = "machine_id";
+
+    private MonitorWorkerView(string peerId, string status, string? machineId, string jobJson, string json)
     {
+        MachineId = machineId;
         PeerId = peerId;
         Status = status;
         JobJson = jobJson;
@@ -27,6 +31,8 @@ internal sealed class MonitorWorkerView
 
     public string PeerId { get; }
     public string Status { get; }
+    /// <summary>The host several GPU workers share (<c>properties.machine_id</c>), null when not advertised.</summary>
+    public string? MachineId { get; }
     /// <summary>The normalised job object, or <c>null</c> as JSON text.</summary>
     public string JobJson { get; }
     /// <summary>The whole worker object as sent in the state document and in events.</summary>
@@ -44,6 +50,8 @@ internal sealed class MonitorWorkerView
         var advertised = WorkerAdvertisement.Read(properties.ValueKind == JsonValueKind.Object ? JsonObject.Create(properties) : null);
         var status = advertised.Status ?? "unknown";
         var jobJson = NormaliseJob(properties);
+        var machineId = properties.ValueKind == JsonValueKind.Object && properties.TryGetProperty(MachineIdKey, out var m)
+            && m.ValueKind == JsonValueKind.String ? m.GetString() : null;
 
         var buffer = new ArrayBufferWriter<byte>(1024);
         using (var writer = new Utf8JsonWriter(buffer))
@@ -57,6 +65,7 @@ internal sealed class MonitorWorkerView
             if (advertised.GpuMemoryMB is long mb) writer.WriteNumber(PeerMetadataKeys.GpuMemoryMB, mb); else writer.WriteNull(PeerMetadataKeys.GpuMemoryMB);
             WriteStringOrNull(writer, PeerMetadataKeys.CudaVersion, advertised.CudaVersion);
             WriteStringOrNull(writer, PeerMetadataKeys.Hostname, advertised.Hostname);
+            WriteStringOrNull(writer, MachineIdKey, machineId);
             WriteStringOrNull(writer, PeerMetadataKeys.SleapVersion, advertised.SleapVersion);
             writer.WriteStartArray(PeerMetadataKeys.Tags);
             if (peer.Metadata.ValueKind == JsonValueKind.Object && peer.Metadata.TryGetProperty(PeerMetadataKeys.Tags, out var tags) && tags.ValueKind == JsonValueKind.Array)
@@ -84,7 +93,7 @@ internal sealed class MonitorWorkerView
             writer.WriteEndObject();
             writer.WriteEndObject();
         }
-        return new MonitorWorkerView(peer.PeerId, status, jobJson, Encoding.UTF8.GetString(buffer.WrittenSpan));
+        return new MonitorWorkerView(peer.PeerId, status, machineId, jobJson, Encoding.UTF8.GetString(buffer.WrittenSpan));
     }
 
     /// <summary>

@@ -66,12 +66,30 @@ public sealed class MonitoredPeerRegistry(IPeerRegistry inner, MonitorService mo
         return outcome;
     }
 
+    public IReadOnlyList<QueueCandidate> QueueCandidates(string roomId) => inner.QueueCandidates(roomId);
+
+    public bool TryReserveForTicket(string workerPeerId, string clientPeerId, string roomId)
+    {
+        if (!inner.TryReserveForTicket(workerPeerId, clientPeerId, roomId)) return false;
+        _reservingClientRooms[clientPeerId] = roomId;
+        monitor.NotifyPeerChanged(roomId, workerPeerId);
+        return true;
+    }
+
+    public void ReleaseReservation(string workerPeerId, string clientPeerId)
+    {
+        inner.ReleaseReservation(workerPeerId, clientPeerId);
+        if (inner.Get(workerPeerId)?.RoomId is { } roomId) monitor.NotifyPeerChanged(roomId, workerPeerId);
+    }
+
     public void ReleaseReservationsHeldBy(string clientPeerId)
     {
         var roomId = _reservingClientRooms.TryRemove(clientPeerId, out var reservedIn) ? reservedIn : inner.Get(clientPeerId)?.RoomId;
         inner.ReleaseReservationsHeldBy(clientPeerId);
         if (roomId is not null) monitor.NotifyRoomChanged(roomId);
     }
+
+    public IReadOnlyList<string> WorkersReservedBy(string clientPeerId) => inner.WorkersReservedBy(clientPeerId);
 
     public int Count => inner.Count;
 

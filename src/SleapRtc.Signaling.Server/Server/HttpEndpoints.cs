@@ -32,7 +32,7 @@ internal sealed partial class HttpEndpoints
     private readonly ILogSink _log;
 
     /// <summary>The one answer to a room token that does not open the room, whether the room exists or not.</summary>
-    private static HttpResponse WrongRoomToken => HttpResponse.Detail(403, "Invalid token");
+    private static HttpResponse WrongRoomToken => new(RoomTokens.RefusalStatus, RoomTokens.RefusalBody());
 
     public HttpEndpoints(RoomService rooms, IPeerRegistry peers, IdTokenService idTokens, SignalingHub hub, CredentialThrottle throttle, ILogSink log)
     {

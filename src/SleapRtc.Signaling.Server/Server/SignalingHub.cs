@@ -23,7 +23,7 @@ namespace SleapRtc.Signaling.Server;
 /// "sender":worker,"current_status":…}</c>. Workers keep their own safeguard; their refusals (errors
 /// carrying a target) are relayed to the target.
 /// </summary>
-internal sealed class SignalingHub
+internal sealed partial class SignalingHub
 {
     private const string Component = "signaling";
     private static readonly byte[] PingJson = """{"type":"ping"}"""u8.ToArray();
@@ -36,6 +36,7 @@ internal sealed class SignalingHub
     private readonly PeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
+    private readonly Jobs.JobQueue _jobs;
 
     private const int MaxCachedDiscoveries = 1024;
     private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
@@ -46,8 +47,9 @@ internal sealed class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueue jobs)
     {
+        _jobs = jobs;
         _store = store;
         _peers = peers;
         _idTokens = idTokens;
@@ -119,12 +121,13 @@ internal sealed class SignalingHub
             case MessageTypes.MeshConnect: RelayMesh(peer, self, room, message, MessageTypes.MeshOffer, "offer"); break;
             case MessageTypes.MeshAnswer: RelayMesh(peer, self, room, message, MessageTypes.MeshAnswer, "answer"); break;
             case MessageTypes.IceCandidate: RelayMesh(peer, self, room, message, MessageTypes.IceCandidate, "candidate"); break;
+            default: DispatchJobMessage(peer, self, room, type, message); break;
         }
     }
 
     private static bool IsKnown(string type) => type is MessageTypes.DiscoverPeers or MessageTypes.UpdateMetadata or MessageTypes.PeerMessage
         or MessageTypes.Offer or MessageTypes.Answer or MessageTypes.Candidate or MessageTypes.Error
-        or MessageTypes.MeshConnect or MessageTypes.MeshAnswer or MessageTypes.IceCandidate;
+        or MessageTypes.MeshConnect or MessageTypes.MeshAnswer or MessageTypes.IceCandidate || IsJobMessage(type);
 
     private async Task RegisterAsync(PeerSocket peer, JsonObject message)
     {
@@ -200,6 +203,8 @@ internal sealed class SignalingHub
         peer.TrySendUtf8(BuildRegisteredAuth(peer, peerId, roomId, token));
         if (adminConflict is not null)
             Send(peer, new JsonObject { ["type"] = MessageTypes.AdminConflict, ["room_id"] = roomId, ["current_admin"] = adminConflict });
+        // A returning submitter's tickets wait for it again; a new worker may take one.
+        _jobs.PeerJoined(roomId, peerId);
     }
 
     /// <summary>A wrong credential: answered after the throttle's delay for this address and room (the connection's next message waits too).</summary>
@@ -236,6 +241,10 @@ internal sealed class SignalingHub
             WriteIceServers(w, peer);
             w.WritePropertyName("mesh_ice_servers");
             WriteIceServers(w, peer);
+            // Our extensions (classic clients ignore unknown keys): the job queue.
+            w.WriteStartArray(JobQueueMessages.ServerExtensionsKey);
+            w.WriteStringValue(JobQueueMessages.ServerFeature);
+            w.WriteEndArray();
             w.WriteEndObject();
         }
         return buffer.ToArray();
@@ -319,6 +328,7 @@ internal sealed class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "A peer can update only its own metadata.", MessageTypes.UpdateMetadata));
             return;
         }
+        var assignmentMark = _jobs.AssignmentMark;
         var merged = _peers.UpdateMetadata(self, update);
         if (merged is null)
         {
@@ -327,6 +337,10 @@ internal sealed class SignalingHub
         }
         _log.Write(LogLevel.Debug, Component, $"Peer {self} updated its metadata");
         peer.TrySend($$"""{"type":"metadata_updated","peer_id":{{JsonSerializer.Serialize(self)}},"metadata":{{merged}}}""");
+        // A worker turning available ends its reservation (registry): it may take the next queued ticket.
+        if (peer.Role == WorkerRole && peer.RoomId is { } room
+            && update.GetObject(PeerMetadataKeys.Properties)?.GetString(PeerMetadataKeys.Status) == WorkerStatus.Available)
+            _jobs.WorkerAvailable(room, self, assignmentMark);
     }
 
     private void RelayPeerMessage(PeerSocket peer, string self, string room, JsonObject message)
@@ -360,6 +374,13 @@ internal sealed class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
             return;
         }
+        // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
+        // serves it beside the job it runs.
+        if (message.GetString(JobQueueMessages.OfferPurposeKey) == JobQueueMessages.CollectPurpose)
+        {
+            RelaySignal(peer, self, room, message, MessageTypes.Offer);
+            return;
+        }
         var outcome = _peers.TryReserve(targetId, self, room, out var status);
         switch (outcome)
         {
@@ -391,6 +412,7 @@ internal sealed class SignalingHub
         }
         if (outcome == ReservationOutcome.Reserved)
             _log.Write(LogLevel.Information, Component, $"Worker {targetId} reserved by {self}");
+        _jobs.OfferRelayed(room, self, targetId);
     }
 
     private void RelaySignal(PeerSocket peer, string self, string room, JsonObject message, string type)
@@ -464,8 +486,25 @@ internal sealed class SignalingHub
         if (peer.PeerId is not { } peerId) return;
         // Lost without a goodbye: the id stays reserved for its holder for the resume grace.
         _bindings.Release(peerId, peer, resumable: !peer.SaidGoodbye, DateTimeOffset.UtcNow);
-        if (_peers.Remove(peerId, peer))
-            _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
+        var reserved = _peers.WorkersReservedBy(peerId);
+        if (!_peers.Remove(peerId, peer)) return;
+        _log.Write(LogLevel.Information, Component, $"Peer {peerId} left room {peer.RoomId}");
+        if (peer.RoomId is { } room) _jobs.PeerLeft(room, peerId);
+        // A client killed between its offer and an open data channel would otherwise hold its worker "reserved"
+        // until the worker's own reservation timeout (20 s; more on a loaded box): tell each worker it reserved.
+        foreach (var workerId in reserved)
+        {
+            if (_peers.Get(workerId) is not { } worker) continue;
+            _log.Write(LogLevel.Information, Component, $"Told worker {workerId} that {peerId}, who reserved it, left");
+            worker.Link.TrySendUtf8(SignalingJson.ToUtf8(new JsonObject
+            {
+                ["type"] = MessageTypes.Error,
+                ["code"] = ErrorCodes.PeerLeft,
+                ["message"] = $"Peer {peerId}, whose offer reserved you, left the server.",
+                ["sender"] = peerId,
+                ["target"] = workerId,
+            }));
+        }
     }
 
     private static void Send(PeerSocket peer, JsonObject message) => peer.TrySendUtf8(SignalingJson.ToUtf8(message));

@@ -30,6 +30,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
+    private readonly Jobs.JobQueue _jobs;
+    /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
+    private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
     private readonly HttpEndpoints _http;
     private readonly RoomService _rooms;
@@ -62,7 +65,11 @@ public sealed class SignalingServerHost : IAsyncDisposable
         _monitor = new MonitorService(new RegistryMonitorDirectory(registry, store), options.Monitor, _log, Throttle);
         Peers = new MonitoredPeerRegistry(registry, _monitor);
         PeerIds = new PeerIdBindings(options.PeerIdResumeGrace);
-        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort);
+        // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
+        if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
+        _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
+        _monitor.Jobs = _jobs;
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
         _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log);
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
@@ -104,6 +111,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>Live peers; exposed for diagnostics and tests.</summary>
     public IPeerRegistry Peers { get; }
+
+    /// <summary>The room job queue and job records (tests look inside).</summary>
+    internal Jobs.JobQueue JobQueue => _jobs;
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
@@ -464,8 +474,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (TimeoutException) { }
+        await _jobs.DisposeAsync().ConfigureAwait(false);
         await _monitor.DisposeAsync().ConfigureAwait(false);
         _stun?.Dispose();
+        if (_ownJobDatabase is not null) await _ownJobDatabase.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();
     }

@@ -73,6 +73,9 @@ public sealed class SignalingServerOptions
     /// machine is one address, and the scale benchmarks run 10,000 peers over loopback.</summary>
     public bool ExemptLoopbackFromConnectionCap { get; set; } = true;
 
+    /// <summary>Limits, timings and retention of the room job queue and job records (issue 12).</summary>
+    public Jobs.JobQueueOptions Jobs { get; set; } = new();
+
     /// <summary>Settings of the live monitor served on the same port (/monitor, /api/rooms/{id}/state|events).</summary>
     public Monitor.MonitorOptions Monitor { get; set; } = new();
 

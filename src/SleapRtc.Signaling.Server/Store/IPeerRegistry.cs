@@ -44,6 +44,10 @@ public enum ReservationOutcome
     TargetInOtherRoom,
 }
 
+/// <summary>A worker the job queue may hand a ticket to right now: registered, advertising our extensions, status
+/// "available" and held by nobody. Gpu memory 0 when not advertised.</summary>
+public sealed record QueueCandidate(string PeerId, long GpuMemoryMb, IReadOnlyList<string> Tags);
+
 /// <summary>
 /// Live peers, their metadata and worker reservations (in memory; a shared store for several server
 /// instances comes later). Every operation is atomic with respect to the others.
@@ -78,8 +82,22 @@ public interface IPeerRegistry
     /// <summary>Atomically checks and takes the reservation for an offer from <paramref name="clientPeerId"/> to <paramref name="workerPeerId"/>.</summary>
     ReservationOutcome TryReserve(string workerPeerId, string clientPeerId, string clientRoomId, out string? workerStatus);
 
+    /// <summary>The room's workers that could take a queued ticket now (see <see cref="QueueCandidate"/>), in registration order.</summary>
+    IReadOnlyList<QueueCandidate> QueueCandidates(string roomId);
+
+    /// <summary>Atomically reserves the worker for <paramref name="clientPeerId"/> (as a relayed offer would) only if it is a
+    /// queue candidate at this instant; false when someone else got there first.</summary>
+    bool TryReserveForTicket(string workerPeerId, string clientPeerId, string roomId);
+
+    /// <summary>Ends the one reservation <paramref name="clientPeerId"/> holds on the worker (an assignment that timed out or was
+    /// cancelled); a status the server set goes back to available. Other reservations of the client stay.</summary>
+    void ReleaseReservation(string workerPeerId, string clientPeerId);
+
     /// <summary>Drops every reservation the client holds (it disconnected); a status the server set to reserved goes back to available.</summary>
     void ReleaseReservationsHeldBy(string clientPeerId);
+
+    /// <summary>The workers whose reservation <paramref name="clientPeerId"/> holds.</summary>
+    IReadOnlyList<string> WorkersReservedBy(string clientPeerId);
 
     int Count { get; }
 

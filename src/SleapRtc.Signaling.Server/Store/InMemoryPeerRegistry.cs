@@ -166,16 +166,63 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
             if (worker.ReservedBy is not null) return ReservationOutcome.Busy;
             if (workerStatus is not null && workerStatus != AvailableStatus) return ReservationOutcome.Busy;
 
-            worker.ReservedBy = clientPeerId;
-            if (workerStatus == AvailableStatus)
-            {
-                // Discovery must stop offering this worker at once, before the worker publishes "reserved" itself.
-                var merged = MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = ReservedStatus } });
-                SetMetadataLocked(worker, merged);
-                worker.StatusSetByServer = true;
-                workerStatus = ReservedStatus;
-            }
+            ReserveLocked(worker, clientPeerId);
+            if (workerStatus == AvailableStatus) workerStatus = ReservedStatus;
             return ReservationOutcome.Reserved;
+        }
+    }
+
+    private void ReserveLocked(Entry worker, string clientPeerId)
+    {
+        worker.ReservedBy = clientPeerId;
+        if (StatusOf(worker) != AvailableStatus) return;
+        // Discovery must stop offering this worker at once, before the worker publishes "reserved" itself.
+        var merged = MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = ReservedStatus } });
+        SetMetadataLocked(worker, merged);
+        worker.StatusSetByServer = true;
+    }
+
+    public IReadOnlyList<QueueCandidate> QueueCandidates(string roomId)
+    {
+        lock (_gate)
+        {
+            if (!_rooms.TryGetValue(roomId, out var room)) return [];
+            var candidates = new List<QueueCandidate>();
+            foreach (var entry in room.Values)
+            {
+                if (!IsQueueCandidateLocked(entry)) continue;
+                var properties = entry.Metadata.GetObject(PeerMetadataKeys.Properties);
+                var memory = properties is null ? 0 : WorkerAdvertisement.Number(properties, PeerMetadataKeys.GpuMemoryMB) is double mb && mb > 0 ? (long)Math.Min(mb, long.MaxValue) : 0;
+                var tags = entry.Metadata[PeerMetadataKeys.Tags] is JsonArray list
+                    ? list.OfType<JsonValue>().Where(v => v.GetValueKind() == System.Text.Json.JsonValueKind.String).Select(v => v.GetValue<string>()).ToArray()
+                    : [];
+                candidates.Add(new QueueCandidate(entry.PeerId, memory, tags));
+            }
+            return candidates;
+        }
+    }
+
+    public bool TryReserveForTicket(string workerPeerId, string clientPeerId, string roomId)
+    {
+        lock (_gate)
+        {
+            if (!_peers.TryGetValue(workerPeerId, out var worker) || worker.RoomId != roomId || !IsQueueCandidateLocked(worker)) return false;
+            ReserveLocked(worker, clientPeerId);
+            return true;
+        }
+    }
+
+    /// <summary>Only workers that speak our extensions take tickets: the client that gets one goes on with our hello.</summary>
+    private static bool IsQueueCandidateLocked(Entry entry) =>
+        entry.Role == WorkerRole && entry.ReservedBy is null && StatusOf(entry) == AvailableStatus
+        && entry.Metadata.GetObject(PeerMetadataKeys.Properties) is { } properties
+        && WorkerAdvertisement.Number(properties, SleapRtc.Protocol.Jobs.JobExtensions.MetadataProperty) is >= 1;
+
+    public void ReleaseReservation(string workerPeerId, string clientPeerId)
+    {
+        lock (_gate)
+        {
+            if (_peers.TryGetValue(workerPeerId, out var worker) && worker.ReservedBy == clientPeerId) ReleaseLocked(worker);
         }
     }
 
@@ -184,18 +231,25 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate) ReleaseLocked(clientPeerId);
     }
 
+    public IReadOnlyList<string> WorkersReservedBy(string clientPeerId)
+    {
+        lock (_gate) return _peers.Where(p => p.Value.ReservedBy == clientPeerId).Select(p => p.Key).ToList();
+    }
+
     private void ReleaseLocked(string clientPeerId)
     {
         foreach (var worker in _peers.Values)
         {
-            if (worker.ReservedBy != clientPeerId) continue;
-            worker.ReservedBy = null;
-            if (worker.StatusSetByServer)
-            {
-                worker.StatusSetByServer = false;
-                SetMetadataLocked(worker, MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = AvailableStatus } }));
-            }
+            if (worker.ReservedBy == clientPeerId) ReleaseLocked(worker);
         }
+    }
+
+    private void ReleaseLocked(Entry worker)
+    {
+        worker.ReservedBy = null;
+        if (!worker.StatusSetByServer) return;
+        worker.StatusSetByServer = false;
+        SetMetadataLocked(worker, MetadataMerge.Merge(worker.Metadata, new JsonObject { [PeerMetadataKeys.Properties] = new JsonObject { [PeerMetadataKeys.Status] = AvailableStatus } }));
     }
 
     private static string? StatusOf(Entry entry) => entry.Metadata.GetObject(PeerMetadataKeys.Properties)?.GetString(PeerMetadataKeys.Status);

@@ -3,7 +3,7 @@ using Microsoft.Data.Sqlite;
 namespace SleapRtc.Signaling.Store;
 
 /// <summary>
-/// Rooms and server keys in one SQLite file (WAL), so a restart keeps rooms and tokens.
+/// Rooms, server keys and (through <see cref="SqliteJobStore"/>) job records in one SQLite file (WAL), so a restart keeps rooms and tokens.
 /// One connection guarded by a lock: room operations are rare and tiny, and ":memory:" databases
 /// live only as long as their single connection.
 /// </summary>
@@ -144,10 +144,16 @@ public sealed class SqliteRoomStore : IRoomStore
     private Task<T> Run<T>(Func<T> operation, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
+        return Task.FromResult(WithConnection(_ => operation()));
+    }
+
+    /// <summary>Runs <paramref name="operation"/> on the one connection, under its lock (the job store shares the file and the connection).</summary>
+    internal T WithConnection<T>(Func<SqliteConnection, T> operation)
+    {
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return Task.FromResult(operation());
+            return operation(_connection);
         }
     }
 

@@ -130,6 +130,16 @@ public sealed class GpuNotFoundException : SleapRtcException
         Available = available;
     }
 
+    /// <summary>Several GPUs were asked for (-GpuId 0,1) on a machine where nvidia-smi lists none.</summary>
+    public GpuNotFoundException(IReadOnlyList<int> gpuIds, string problem)
+        : base("GpuNotFound", SleapRtcErrorKind.ObjectNotFound,
+            $"GPUs {string.Join(", ", gpuIds)} were asked for, but {problem}.",
+            "Install the NVIDIA driver or pass -NvidiaSmiPath to a working nvidia-smi; on a machine without GPUs start one worker (leave -GpuId out, or -GpuId all).")
+    {
+        GpuId = gpuIds.FirstOrDefault();
+        Available = Array.Empty<GpuInfo>();
+    }
+
     public int GpuId { get; }
     public IReadOnlyList<GpuInfo> Available { get; }
 

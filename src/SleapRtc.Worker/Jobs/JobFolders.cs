@@ -19,6 +19,16 @@ public static class JobFolderRetention
     /// <summary>Every stale folder is removed.</summary>
     public static IJobFolderRetention KeepNothing { get; } = new Nothing();
 
+    /// <summary>Keeps a folder when either policy keeps it.</summary>
+    public static IJobFolderRetention Either(IJobFolderRetention first, IJobFolderRetention second) => new Any(first, second);
+
+    private sealed class Any : IJobFolderRetention
+    {
+        private readonly IJobFolderRetention _first, _second;
+        public Any(IJobFolderRetention first, IJobFolderRetention second) { _first = first; _second = second; }
+        public bool Keep(StaleJobFolder folder) => _first.Keep(folder) || _second.Keep(folder);
+    }
+
     private sealed class Nothing : IJobFolderRetention
     {
         public bool Keep(StaleJobFolder folder) => false;

@@ -20,6 +20,14 @@ public sealed class WorkerJobOptions
     public TimeSpan HeartbeatTimeout { get; init; } = Protocol.Jobs.ChannelLiveness.DefaultHeartbeatTimeout;
     /// <summary>How long to wait for the client to close the channel after the results went out.</summary>
     public TimeSpan ResultsDrainTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>Where finished jobs' results are kept for collection (issue 12); null keeps nothing.</summary>
+    public JobResultStore? Results { get; init; }
+    /// <summary>True for a job id this worker already has (running or kept): a client's id is then not adopted.</summary>
+    public Func<string, bool>? IsJobIdInUse { get; init; }
+    /// <summary>-DataRoot: packages named by worker_package_path are read from here, and results are copied to &lt;root&gt;/jobs/&lt;id&gt;.</summary>
+    public string? DataRoot { get; init; }
+    /// <summary>How long a trainer asked to stop early (keep checkpoint) may take before it is killed.</summary>
+    public TimeSpan StopGrace { get; init; } = Training.TrainerProcess.DefaultStopGrace;
     /// <summary>Inference space: the model folders the worker keeps; they are added to every track command.</summary>
     public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
     /// <summary>Inference space: waits for this request's turn (one at a time, in order).</summary>
@@ -35,7 +43,7 @@ public enum WorkerJobEnd
     Succeeded,
     /// <summary>The package or a config failed; the client was told.</summary>
     Failed,
-    /// <summary>The client asked to stop; the trainer was killed.</summary>
+    /// <summary>Stopped on request: the trainer was killed, or stopped early keeping its best checkpoint (results kept).</summary>
     Cancelled,
     /// <summary>The client vanished (channel closed or silent).</summary>
     ClientGone,

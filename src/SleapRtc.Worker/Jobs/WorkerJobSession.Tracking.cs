@@ -7,7 +7,7 @@ namespace SleapRtc.Worker.Jobs;
 // stream its output as TRACK_LOG lines, send the predictions file back, then INFERENCE_JOBS_DONE.
 public sealed partial class WorkerJobSession
 {
-    private async Task<WorkerJobOutcome> RunTrackAsync(FileReceiver package, CancellationToken cancellationToken)
+    private async Task<WorkerJobOutcome> RunTrackAsync(ReceivedPackage package, CancellationToken cancellationToken)
     {
         if (_options.RequestTimeout is not { } limit) return await TrackAsync(package, cancellationToken).ConfigureAwait(false);
         // A space request: its time counts from the end of the upload, waiting in line included.
@@ -24,7 +24,7 @@ public sealed partial class WorkerJobSession
         }
     }
 
-    private async Task<WorkerJobOutcome> TrackAsync(FileReceiver package, CancellationToken cancellationToken)
+    private async Task<WorkerJobOutcome> TrackAsync(ReceivedPackage package, CancellationToken cancellationToken)
     {
         var jobs = new List<string>();
         // Released as soon as the predictions are sent (Turn.Dispose is idempotent), not after the client hangs up.

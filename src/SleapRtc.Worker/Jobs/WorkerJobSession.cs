@@ -1,5 +1,6 @@
 using SleapRtc.Protocol.Jobs;
 using SleapRtc.Protocol.Logging;
+using SleapRtc.Protocol.Signaling;
 using SleapRtc.WebRtc;
 using SleapRtc.Worker.Training;
 
@@ -9,14 +10,18 @@ namespace SleapRtc.Worker.Jobs;
 /// One training job on the worker side of a data channel, in the classic order: receive the package
 /// (streamed to disk), unpack it safely, train every config of train-script.sh, stream the output, send
 /// the zipped models back. Classic clients and ours are both served; extensions only after a hello.
+/// With our clients (issue 12) the job is detached from the channel once the package is unpacked and checked:
+/// the worker says SLEAPRTC_ACCEPTED and from then the job runs to its end whether or not the client stays; its
+/// results are kept in the <see cref="JobResultStore"/> unless they reached the client.
 /// </summary>
+/// <remarks>A received package (uploaded, or a file under the worker's data root which is never moved or deleted).</remarks>
 public sealed partial class WorkerJobSession
 {
     private readonly IDataChannel _channel;
     private readonly WorkerJobOptions _options;
     private readonly ILogSink _log;
     private readonly FrameWriter _writer;
-    private readonly TaskCompletionSource<FileReceiver> _packageReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<ReceivedPackage> _packageReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _abort = new();
     private readonly object _gate = new();
     private FileReceiver? _receiver;
@@ -25,8 +30,23 @@ public sealed partial class WorkerJobSession
     private volatile bool _extensions;
     private readonly ChannelLiveness _liveness;
     private WorkerJobEnd? _abortReason;
-    private readonly string _jobDirectory;
+    private string _jobDirectory;
     private FolderLock? _jobFolderLock;
+    /// <summary>Set once the package is unpacked and checked: from then a closing channel no longer ends the job.</summary>
+    private volatile bool _accepted;
+    /// <summary>The client left after <see cref="_accepted"/>: nothing more is sent, the results are kept.</summary>
+    private volatile bool _clientGone;
+    private volatile bool _closedCleanly;
+    private TrainingOverrides? _overrides;
+    /// <summary>The resume checkpoint zip (resume-&lt;folder&gt;.zip), received before the package.</summary>
+    private string? _resumeZip;
+    private bool _receivingResume;
+    /// <summary>A package under the data root (hello worker_package_path), ready once the client's OUTPUT_DIR arrived.</summary>
+    private string? _workerPackage;
+    private readonly CancellationTokenSource _stopEarly = new();
+    private volatile bool _resultsKept;
+    private StreamWriter? _jobLog;
+    private readonly JobRecord _record;
 
     /// <summary>Starts listening on the channel at once; call <see cref="RunAsync"/> to run the job.</summary>
     public WorkerJobSession(IDataChannel channel, WorkerJobOptions options, ILogSink? log = null)
@@ -36,8 +56,8 @@ public sealed partial class WorkerJobSession
         _log = log ?? Log.Null;
         JobId = "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
-        _writer = new FrameWriter(channel.Send, frame => channel.Send(frame), () => channel.BufferedAmount, options.HighWaterMark,
-            () => channel.State == DataChannelState.Open);
+        _record = new JobRecord { JobId = JobId, State = JobStates.Uploading };
+        _writer = ChannelDelivery.WriterFor(channel, options.HighWaterMark);
         _liveness = new ChannelLiveness(options.KeepAliveInterval, options.IdleTimeout, options.HeartbeatInterval, options.HeartbeatTimeout);
         Progress = new JobProgress { JobId = JobId, Phase = "upload" };
         // Listen from the moment the channel exists: the client starts sending as soon as it is open,
@@ -46,9 +66,15 @@ public sealed partial class WorkerJobSession
         _channel.Closed += OnClosed;
     }
 
-    public string JobId { get; }
+    /// <summary>The worker's id for the job, or the client's (hello job_id) when it is well formed and new on this worker.</summary>
+    public string JobId { get; private set; }
     public JobProgress Progress { get; }
     public bool ExtensionsEnabled => _extensions;
+    /// <summary>True once the job runs to its end whatever the client does (SLEAPRTC_ACCEPTED was sent).</summary>
+    public bool Accepted => _accepted;
+
+    /// <summary>The job's record changed state (Uploading, Running, Succeeded/Failed/Cancelled): a copy, for the server.</summary>
+    public event Action<JobRecord>? StateChanged;
 
     /// <summary>The package arrived and training starts: the host sets status busy.</summary>
     public event Action? JobStarted;
@@ -60,13 +86,28 @@ public sealed partial class WorkerJobSession
     /// <summary>Ends the job from the host side (worker stopping).</summary>
     public void Stop() => Abort(WorkerJobEnd.Stopped);
 
-    /// <summary>The peer connection failed or closed: the client is gone.</summary>
+    /// <summary>The peer connection failed or closed: the client is gone (an accepted job carries on).</summary>
     public void PeerLost() => Abort(WorkerJobEnd.ClientGone);
+
+    /// <summary>Stops the job (job_cancel from the server). With <paramref name="keepCheckpoint"/> a training job stops early
+    /// like classic JOB_STOP (SIGINT, best checkpoint kept as its result, state Cancelled); otherwise the trainer is killed.</summary>
+    public void Cancel(bool keepCheckpoint)
+    {
+        if (keepCheckpoint && _accepted && _packageType != JobMessages.TrackPackage)
+        {
+            Emit("Stop requested; the trainer stops early and keeps its best checkpoint.");
+            try { _stopEarly.Cancel(); } catch (ObjectDisposedException) { }
+            return;
+        }
+        Emit("Cancel requested; stopping the trainer.");
+        Abort(WorkerJobEnd.Cancelled);
+    }
 
     public async Task<WorkerJobOutcome> RunAsync(CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _abort.Token);
-        var keepAlive = _liveness.RunAsync(_writer, () => true, () =>
+        // An accepted job no longer depends on the client, so its silence is no longer judged.
+        var keepAlive = _liveness.RunAsync(_writer, () => !_accepted, () =>
         {
             Emit($"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
             Abort(WorkerJobEnd.ClientGone);
@@ -78,35 +119,39 @@ public sealed partial class WorkerJobSession
             if (_channel.State is DataChannelState.Closed or DataChannelState.Closing) Abort(WorkerJobEnd.ClientGone);
             var package = await _packageReady.Task.WaitAsync(linked.Token).ConfigureAwait(false);
             JobStarted?.Invoke();
-            if (_packageType == JobMessages.TrackPackage) return await RunTrackAsync(package, linked.Token).ConfigureAwait(false);
+            if (_packageType == JobMessages.TrackPackage) return Finish(await RunTrackAsync(package, linked.Token).ConfigureAwait(false));
             var workDirectory = Unpack(package, TrainScript.FileName);
             configs.AddRange(ReadConfigs(workDirectory));
-            failed = await TrainAllAsync(workDirectory, configs, linked.Token).ConfigureAwait(false);
-            _writer.SendText(JobMessages.TrainingJobsDone);
-            await SendResultsAsync(workDirectory, package.Meta.Name, linked.Token).ConfigureAwait(false);
-            SetPhase(failed == 0 ? "done" : "failed");
-            await WaitForClientToFinishAsync(linked.Token).ConfigureAwait(false);
-            return new WorkerJobOutcome(JobId, failed == 0 ? WorkerJobEnd.Succeeded : WorkerJobEnd.Failed, configs, failed,
-                failed == 0 ? null : $"{failed} of {configs.Count} configs failed");
+            var resumeCheckpoint = UnpackResumeCheckpoint();
+            Accept();
+            failed = await TrainAllAsync(workDirectory, configs, resumeCheckpoint, linked.Token).ConfigureAwait(false);
+            var stoppedEarly = _stopEarly.IsCancellationRequested;
+            var end = stoppedEarly ? WorkerJobEnd.Cancelled : failed == 0 ? WorkerJobEnd.Succeeded : WorkerJobEnd.Failed;
+            var error = stoppedEarly ? "Stopped early on request; the best checkpoint so far is the result"
+                : failed == 0 ? null : $"{failed} of {configs.Count} configs failed";
+            _writer.TrySendText(JobMessages.TrainingJobsDone);
+            await DeliverResultsAsync(workDirectory, package.Name, end, error, linked.Token).ConfigureAwait(false);
+            SetPhase(end == WorkerJobEnd.Succeeded ? "done" : end == WorkerJobEnd.Cancelled ? "cancelled" : "failed");
+            return Finish(new WorkerJobOutcome(JobId, end, configs, failed, error));
         }
         catch (OperationCanceledException)
         {
             var reason = _abortReason ?? WorkerJobEnd.Stopped;
             if (reason == WorkerJobEnd.Cancelled) _writer.TrySendText(_extensions ? JobMessages.Cancelled : "Job cancelled.\n");
             SetPhase(reason == WorkerJobEnd.Cancelled ? "cancelled" : "failed");
-            return new WorkerJobOutcome(JobId, reason, configs, failed, reason switch
+            return Finish(new WorkerJobOutcome(JobId, reason, configs, failed, reason switch
             {
-                WorkerJobEnd.Cancelled => "Job cancelled by the client",
+                WorkerJobEnd.Cancelled => "Job cancelled",
                 WorkerJobEnd.ClientGone => "The client disconnected",
                 _ => "The worker stopped",
-            });
+            }));
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open && !_accepted)
         {
             // A send raced the close notification: the client is gone.
             Abort(WorkerJobEnd.ClientGone);
             SetPhase("failed");
-            return new WorkerJobOutcome(JobId, WorkerJobEnd.ClientGone, configs, failed, "The client disconnected");
+            return Finish(new WorkerJobOutcome(JobId, WorkerJobEnd.ClientGone, configs, failed, "The client disconnected"));
         }
         catch (JobFailureException failure)
         {
@@ -116,15 +161,62 @@ public sealed partial class WorkerJobSession
             if (_packageType == JobMessages.TrackPackage) _writer.TrySendText(InferenceErrorMessage(failure.Message));
             SetPhase("failed");
             await WaitForClientToFinishAsync(linked.Token).ConfigureAwait(false);
-            return new WorkerJobOutcome(JobId, WorkerJobEnd.Failed, configs, failed, failure.Message);
+            return Finish(new WorkerJobOutcome(JobId, WorkerJobEnd.Failed, configs, failed, failure.Message));
         }
         finally
         {
             // The outcome is decided; stop the keep-alive loop before waiting for it.
+            _accepted = false;
             Abort(WorkerJobEnd.Stopped);
             await keepAlive.ConfigureAwait(false);
             Abandon();
         }
+    }
+
+    /// <summary>The package is unpacked and checked: from here the job runs to its end (our clients are told so).</summary>
+    private void Accept()
+    {
+        if (!_extensions) return; // a classic client cannot come back for its results: its job ends with its channel, as before
+        _accepted = true;
+        _writer.TrySendText(JobMessages.Format(JobMessages.Accepted, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["job_id"] = JobId })));
+        if (_abortReason == WorkerJobEnd.ClientGone || _channel.State != DataChannelState.Open) _clientGone = true;
+        Emit($"Job {JobId} accepted: it runs to its end whether or not the client stays connected.");
+        lock (_gate)
+        {
+            _record.State = JobStates.Running;
+            _record.StartedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        }
+        RaiseStateChanged();
+    }
+
+    /// <summary>The end of the job for the server's record (and the results' availability).</summary>
+    private WorkerJobOutcome Finish(WorkerJobOutcome outcome)
+    {
+        lock (_gate)
+        {
+            _record.State = outcome.End switch
+            {
+                WorkerJobEnd.Succeeded => JobStates.Succeeded,
+                WorkerJobEnd.Cancelled => JobStates.Cancelled,
+                _ => JobStates.Failed,
+            };
+            _record.Error = outcome.Error;
+            _record.FinishedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            _record.ResultsAvailable = _resultsKept && _options.Results?.Contains(JobId) == true;
+            _record.Progress = JobReporter.ToRecordProgress(Progress);
+        }
+        RaiseStateChanged();
+        return outcome;
+    }
+
+    /// <summary>The record as it stands (a copy).</summary>
+    public JobRecord SnapshotRecord() { lock (_gate) return _record.Clone(); }
+
+    private void RaiseStateChanged()
+    {
+        JobRecord copy;
+        lock (_gate) copy = _record.Clone();
+        StateChanged?.Invoke(copy);
     }
 
     /// <summary>Stops listening and removes everything the job wrote (also for a session that never ran).</summary>
@@ -134,7 +226,8 @@ public sealed partial class WorkerJobSession
         _channel.MessageReceived -= OnMessage;
         _channel.Closed -= OnClosed;
         lock (_gate) { _receiver?.Abort(); _receiver?.Dispose(); }
-        DeleteJobDirectory();
+        CloseJobLog();
+        if (!_resultsKept) DeleteJobDirectory();
     }
 
     private void OnMessage(DataChannelMessage message)
@@ -172,9 +265,7 @@ public sealed partial class WorkerJobSession
         switch (type)
         {
             case JobMessages.Hello:
-                _extensions = true;
-                _writer.SendText(JobExtensions.WelcomeMessage(JobId));
-                if (JobExtensions.ParseHandshake(args.FirstOrDefault() ?? "")?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
+                OnHello(JobExtensions.ParseHandshake(args.FirstOrDefault() ?? ""));
                 break;
             case JobMessages.Heartbeat:
                 break; // OnMessage already noted that the client is alive
@@ -187,6 +278,13 @@ public sealed partial class WorkerJobSession
             case JobMessages.OutputDir:
                 // "." is what classic track clients send (the package folder itself).
                 _outputDirectory = args.FirstOrDefault()?.Trim() == "." ? "." : SafeRelativeDirectory(args.FirstOrDefault()) ?? "models";
+                // OUTPUT_DIR is the last setting a client sends before its upload: a data-root package is ready now.
+                if (_workerPackage is { } onDataRoot && !_packageReady.Task.IsCompleted)
+                {
+                    EnsureJobFolder();
+                    SetUploading(Path.GetFileName(onDataRoot), new FileInfo(onDataRoot).Length);
+                    _packageReady.TrySetResult(new ReceivedPackage(onDataRoot, Path.GetFileName(onDataRoot), Owned: false));
+                }
                 break;
             case JobMessages.FileMeta:
                 BeginFile(args[0]);
@@ -199,16 +297,76 @@ public sealed partial class WorkerJobSession
                 {
                     if (_receiver is null || _packageReady.Task.IsCompleted) return;
                     _receiver.Complete();
-                    _packageReady.TrySetResult(_receiver);
+                    if (_receivingResume)
+                    {
+                        // The resume checkpoint came first; the package follows on the next FILE_META.
+                        _resumeZip = _receiver.Path;
+                        _receiver.Dispose();
+                        _receiver = null;
+                        _receivingResume = false;
+                        return;
+                    }
+                    _record.PackageSha256 = _receiver.Sha256;
+                    _packageReady.TrySetResult(new ReceivedPackage(_receiver.Path, _receiver.Meta.Name, Owned: true));
                 }
                 break;
-            case JobMessages.Cancel or JobMessages.UpstreamJobCancel or JobMessages.UpstreamJobStop:
+            case JobMessages.UpstreamJobStop:
+                // Classic JOB_STOP: stop early and keep the best checkpoint (sleap-rtc 0.0.7 sends SIGINT).
+                Cancel(keepCheckpoint: true);
+                break;
+            case JobMessages.Cancel or JobMessages.UpstreamJobCancel:
                 Emit("Cancel requested by the client; stopping the trainer.");
                 Abort(WorkerJobEnd.Cancelled);
                 break;
             default:
                 _log.Write(LogLevel.Debug, "worker-job", $"ignored message type '{Truncate(type)}'");
                 break;
+        }
+    }
+
+    /// <summary>Our client's hello: the job id to adopt, its training overrides and a data-root package, all checked here.</summary>
+    private void OnHello(JobExtensions.Handshake? hello)
+    {
+        _extensions = true;
+        if (hello?.JobId is { } wanted && IsAdoptable(wanted)) AdoptJobId(wanted);
+        _writer.SendText(JobExtensions.WelcomeMessage(JobId));
+        if (hello?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
+        if (hello is null) return;
+        if (hello.Mode == JobExtensions.Handshake.ModeCollect)
+        {
+            Fail(JobErrorCodes.BadPackage, "This connection runs jobs; a collection needs a connection offered with purpose \"collect\" (Receive-SleapJob).");
+            return;
+        }
+        if (TrainingOverrideRules.Check(hello.Overrides) is { } bad)
+        {
+            Fail(JobErrorCodes.BadOverride, "The training overrides were refused: " + bad);
+            return;
+        }
+        _overrides = hello.Overrides is { IsEmpty: false } o ? o : null;
+        lock (_gate) _record.Overrides = _overrides;
+        if (hello.WorkerPackagePath is { } relative)
+        {
+            try { _workerPackage = DataRootPaths.ResolvePackage(_options.DataRoot, relative); }
+            catch (BadWorkerPathException e) { Fail(JobErrorCodes.BadWorkerPath, e.Message); }
+        }
+    }
+
+    /// <summary>A client job id is taken when well formed and unknown here (not running, not kept, no folder).</summary>
+    private bool IsAdoptable(string jobId) =>
+        JobIdPattern.IsMatch(jobId) && jobId != JobId && !Directory.Exists(Path.Combine(_options.JobsDirectory, jobId))
+        && _options.IsJobIdInUse?.Invoke(jobId) != true;
+
+    private static readonly System.Text.RegularExpressions.Regex JobIdPattern = new("^job_[0-9a-f]{8,32}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    private void AdoptJobId(string jobId)
+    {
+        lock (_gate)
+        {
+            if (_jobFolderLock is not null) return; // too late: the folder is named already
+            JobId = jobId;
+            _jobDirectory = Path.Combine(_options.JobsDirectory, jobId);
+            Progress.JobId = jobId;
+            _record.JobId = jobId;
         }
     }
 
@@ -219,23 +377,61 @@ public sealed partial class WorkerJobSession
             Fail(JobErrorCodes.BadPackage, "The FILE_META message could not be read (expected name:size:flag).");
             return;
         }
+        var name = FileMetaInfo.WireSafeName(meta.Name);
+        bool resume;
         lock (_gate)
         {
-            if (_receiver is not null) return; // one package per job, as classic
-            var name = FileMetaInfo.WireSafeName(meta.Name);
+            if (_receiver is not null || _packageReady.Task.IsCompleted || _workerPackage is not null) return; // one package per job, as classic
             if (name.Length == 0 || name == "." || name == "..") name = "package.zip";
-            // Held until the folder is removed: a worker starting meanwhile in the same directory leaves it alone.
-            _jobFolderLock = FolderLock.Acquire(_jobDirectory, FolderLock.JobMarker);
-            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, name));
-            Progress.PackageName = name;
+            resume = _resumeZip is null && _overrides?.ResumeFrom is { } folder && name == TrainingOverrideRules.ResumeFileName(folder);
+            _receivingResume = resume;
+            EnsureJobFolder();
+            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, resume ? Path.Combine("resume", name) : name));
+            if (!resume) Progress.PackageName = name;
         }
-        Emit($"Receiving package {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)");
+        if (!resume) SetUploading(name, meta.Size);
+        Emit(resume ? $"Receiving the resume checkpoint {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)"
+            : $"Receiving package {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)");
     }
 
-    private void OnClosed(Exception? error) => Abort(WorkerJobEnd.ClientGone);
+    /// <summary>Creates the job folder, held by its lock until the folder is removed or its results are kept.</summary>
+    private void EnsureJobFolder()
+    {
+        lock (_gate)
+        {
+            if (_jobFolderLock is not null) return;
+            // Held until the folder is removed: a worker starting meanwhile in the same directory leaves it alone.
+            _jobFolderLock = FolderLock.Acquire(_jobDirectory, FolderLock.JobMarker);
+            _jobLog = new StreamWriter(new FileStream(Path.Combine(_jobDirectory, JobLogName), FileMode.Create, FileAccess.Write, FileShare.Read)) { AutoFlush = true };
+        }
+    }
+
+    private void SetUploading(string packageName, long bytes)
+    {
+        lock (_gate)
+        {
+            _record.PackageName = packageName;
+            _record.PackageBytes = bytes;
+            _record.Kind = _packageType == JobMessages.TrackPackage ? "track" : "train";
+        }
+        RaiseStateChanged();
+    }
+
+    private void OnClosed(Exception? error)
+    {
+        _closedCleanly = error is null;
+        Abort(WorkerJobEnd.ClientGone);
+    }
 
     private void Abort(WorkerJobEnd reason)
     {
+        if (reason == WorkerJobEnd.ClientGone && _accepted)
+        {
+            // Accepted: the job no longer needs its client; only what is sent to it stops.
+            if (!_clientGone) Emit("The client left; the job carries on and its results are kept for collection.");
+            _clientGone = true;
+            return;
+        }
         lock (_gate) _abortReason ??= reason;
         try { _abort.Cancel(); } catch (ObjectDisposedException) { }
     }
@@ -251,7 +447,29 @@ public sealed partial class WorkerJobSession
     private void Emit(string line)
     {
         _log.Write(LogLevel.Information, "worker-job", line);
+        AppendJobLog(line);
         LogLine?.Invoke(line);
+    }
+
+    /// <summary>The job's log (worker notes and trainer lines), kept with its results.</summary>
+    public const string JobLogName = "job.log";
+
+    private void AppendJobLog(string line)
+    {
+        lock (_gate)
+        {
+            try { _jobLog?.WriteLine(line); }
+            catch (Exception e) when (e is IOException or ObjectDisposedException) { }
+        }
+    }
+
+    private void CloseJobLog()
+    {
+        lock (_gate)
+        {
+            try { _jobLog?.Dispose(); } catch (IOException) { }
+            _jobLog = null;
+        }
     }
 
     private void SetPhase(string phase)
@@ -286,6 +504,8 @@ public sealed partial class WorkerJobSession
     }
 
     private static string Truncate(string s) => s.Length <= 40 ? s : s.Substring(0, 40) + "...";
+
+    private sealed record ReceivedPackage(string Path, string Name, bool Owned);
 
     private sealed class JobFailureException : Exception
     {

@@ -8,8 +8,11 @@ public sealed class PathOutsidePackageException : Exception
     {
         What = what;
         Value = value;
+        Reason = reason;
     }
 
+    /// <summary>Why it was refused ("absolute paths are not allowed", "'x' is a symbolic link", ...).</summary>
+    public string Reason { get; }
     public string What { get; }
     public string Value { get; }
 }

@@ -16,24 +16,38 @@ public static class TrainerProcess
     /// <summary>The trainer runs in the package folder and reads its configs from there.</summary>
     public const string ConfigDirectory = ".";
 
-    /// <summary>The classic command line (§5.2): config, run name and checkpoint dir overrides, ZMQ ports, no loader workers.</summary>
-    public static IReadOnlyList<string> BuildArguments(string configName, string outputDirectory) => new[]
+    /// <summary>The classic command line (§5.2): config, run name and checkpoint dir overrides, ZMQ ports, no loader workers;
+    /// then the job's training overrides (a run_name override replaces the classic one).</summary>
+    public static IReadOnlyList<string> BuildArguments(string configName, string outputDirectory, IReadOnlyList<string>? overrides = null)
     {
-        "train",
-        "--config-name", configName,
-        "--config-dir", ConfigDirectory,
-        $"trainer_config.ckpt_dir={outputDirectory}",
-        $"trainer_config.run_name={TrainScript.ConfigStem(configName)}",
-        "trainer_config.zmq.controller_port=9000",
-        "trainer_config.zmq.publish_port=9001",
-        "trainer_config.train_data_loader.num_workers=0",
-        "trainer_config.val_data_loader.num_workers=0",
-    };
+        var extra = overrides ?? Array.Empty<string>();
+        var arguments = new List<string>
+        {
+            "train",
+            "--config-name", configName,
+            "--config-dir", ConfigDirectory,
+            $"trainer_config.ckpt_dir={outputDirectory}",
+        };
+        if (!extra.Any(o => o.StartsWith(TrainingOverrideRules.RunNameKey + "=", StringComparison.Ordinal)))
+            arguments.Add($"{TrainingOverrideRules.RunNameKey}={TrainScript.ConfigStem(configName)}");
+        arguments.AddRange(new[]
+        {
+            "trainer_config.zmq.controller_port=9000",
+            "trainer_config.zmq.publish_port=9001",
+            "trainer_config.train_data_loader.num_workers=0",
+            "trainer_config.val_data_loader.num_workers=0",
+        });
+        arguments.AddRange(extra);
+        return arguments;
+    }
 
     /// <summary>Runs to completion and returns the exit code; cancellation kills the whole process tree.</summary>
+    /// <param name="stopEarly">A graceful stop (classic JOB_STOP): the trainer gets SIGINT, ends its epoch loop and keeps its best
+    /// checkpoint; if it is still running after <paramref name="stopGrace"/> it is killed. Returns its exit code either way.</param>
     public static async Task<int> RunAsync(
         string trainerPath, IReadOnlyList<string> arguments, string workingDirectory,
-        Action<TrainerOutput> onOutput, CancellationToken cancellationToken)
+        Action<TrainerOutput> onOutput, CancellationToken cancellationToken,
+        CancellationToken stopEarly = default, TimeSpan? stopGrace = null)
     {
         var start = new ProcessStartInfo(trainerPath)
         {
@@ -55,7 +69,14 @@ public static class TrainerProcess
         var stdout = PumpAsync(process.StandardOutput, Emit);
         var stderr = PumpAsync(process.StandardError, Emit);
 
+        using var watchdog = new CancellationTokenSource();
         using (cancellationToken.Register(() => KillTree(process)))
+        using (stopEarly.Register(() =>
+        {
+            ProcessSignals.InterruptTree(process);
+            try { watchdog.CancelAfter(stopGrace ?? DefaultStopGrace); } catch (ObjectDisposedException) { }
+        }))
+        using (watchdog.Token.Register(() => KillTree(process)))
         {
             await process.WaitForExitAsync(CancellationToken.None).ConfigureAwait(false);
         }
@@ -63,6 +84,9 @@ public static class TrainerProcess
         cancellationToken.ThrowIfCancellationRequested();
         return process.ExitCode;
     }
+
+    /// <summary>How long a trainer asked to stop early may take before it is killed (classic's watchdog waits 30 s).</summary>
+    public static readonly TimeSpan DefaultStopGrace = TimeSpan.FromSeconds(30);
 
     public static void KillTree(Process process)
     {

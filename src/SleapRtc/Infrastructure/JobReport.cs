@@ -23,6 +23,9 @@ internal sealed record JobReport(string Kind, object Result, string Status, stri
     public static JobReport Of(TrainingResult result) => new("Training", result, result.Status, result.JobId, result.WorkerId,
         result.Error, result.ExitCode, result.LastLogLines);
 
+    /// <summary>-NoWait: the worker accepted the package and runs the job on its own; nothing has failed.</summary>
+    public static JobReport HandedOver(JobInfo job) => new("Training", job, Succeeded, job.JobId, job.WorkerId ?? "", null, null, Array.Empty<string>());
+
     public static JobReport Of(InferenceResult result) => new("Inference", result, result.Status, result.JobId, result.WorkerId,
         result.Error, null, Array.Empty<string>());
 

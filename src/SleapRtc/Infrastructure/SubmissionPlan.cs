@@ -34,6 +34,13 @@ internal sealed record SubmissionPlan(
     private const int ActivityId = 4711;
     private const string Activity = "Submit-SleapTraining";
 
+    /// <summary>Job id, trainer overrides, a package on the worker's data root, a checkpoint to resume from.</summary>
+    public JobRequest Request { get; init; } = new();
+    /// <summary>-Queue: the ticket's priority and tags; null submits to a free worker now.</summary>
+    public QueueOptions? Queue { get; init; }
+    /// <summary>-NoWait: return the job's handle once the worker has accepted the package.</summary>
+    public bool NoWait { get; init; }
+
     /// <summary>
     /// Runs the submission to its end: a job that ran (succeeded or failed) or was cancelled comes back as a report;
     /// what kept it from running (no worker, busy, bad credentials) is thrown.
@@ -46,6 +53,11 @@ internal sealed record SubmissionPlan(
         submission.ProgressChanged += progress => sink.Progress(ToRecord(progress, ActivityId, Activity));
         try
         {
+            if (NoWait)
+            {
+                var handle = await submission.HandOverAsync(cancellationToken).ConfigureAwait(false);
+                return JobReport.HandedOver(handle);
+            }
             var result = await submission.RunAsync(cancellationToken).ConfigureAwait(false);
             if (submission.ConnectTime is { } connect) sink.Verbose($"Data channel open {connect.TotalMilliseconds:F0} ms after the offer.");
             return JobReport.Of(result);
@@ -73,6 +85,8 @@ internal sealed record SubmissionPlan(
         Chooser = chooser,
         PeerConnectionFactory = PeerConnectionDefaults.Factory,
         PeerConnection = PeerConnectionDefaults.Options(),
+        Request = Request,
+        Queue = Queue,
     };
 
     /// <summary>Worker log lines: shown with -ShowLog, else Verbose.</summary>

@@ -103,8 +103,8 @@
       if (controller.signal.aborted) return;
       return scheduleReconnect("The server cannot be reached.");
     }
-    if (response.status === 401) {
-      // Wrong credentials: show nothing of the room, forget the token, ask again.
+    if (response.status === 401 || response.status === 403) {
+      // No token (401) or a wrong one or an unknown room (403): show nothing of the room, forget the token, ask again.
       state.stopped = true;
       sessionStorage.removeItem(TOKEN_KEY + state.roomId);
       clearWorkers();

@@ -1,0 +1,123 @@
+using System.Text.Json.Nodes;
+using SleapRtc.Client.Credentials;
+using SleapRtc.Client.Discovery;
+using SleapRtc.Protocol.Jobs;
+using SleapRtc.Protocol.Signaling;
+using SleapRtc.Signaling.Client;
+using SleapRtc.WebRtc;
+
+namespace SleapRtc.Client.Jobs;
+
+/// <summary>How <see cref="WorkerChannel.OpenAsync"/> connects.</summary>
+public sealed class WorkerChannelOptions
+{
+    public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
+    /// <summary>Template for the peer connection (loopback, local addresses); STUN servers come from the signaling server.</summary>
+    public PeerConnectionOptions? PeerConnection { get; init; }
+    public ClientConnectionOptions Connection { get; init; } = new();
+    /// <summary>Offer to open channel: longer than this and the worker is unreachable.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// A data channel to one worker of a room, with the room connection and peer connection it lives on. The offer may
+/// carry a purpose (our extension key "purpose" on the offer message): "collect" reaches a worker that is busy
+/// training, because neither the server nor the worker reserves it for a collection.
+/// </summary>
+public sealed class WorkerChannel : IAsyncDisposable
+{
+    private readonly ClientRoomConnection _room;
+    private readonly IPeerConnection _peer;
+
+    private WorkerChannel(ClientRoomConnection room, IPeerConnection peer, IDataChannel channel, string workerId)
+    {
+        _room = room;
+        _peer = peer;
+        Channel = channel;
+        WorkerId = workerId;
+    }
+
+    public IDataChannel Channel { get; }
+    public string WorkerId { get; }
+
+    /// <summary>Joins the room as a client, offers to <paramref name="workerId"/> (with <paramref name="purpose"/> when given) and opens the channel.</summary>
+    /// <exception cref="WorkerBusyException">The worker (or the server for it) refused the offer.</exception>
+    /// <exception cref="WorkerNotFoundException">No such worker in the room.</exception>
+    /// <exception cref="WorkerUnreachableException">No channel within the connect timeout.</exception>
+    public static async Task<WorkerChannel> OpenAsync(ResolvedRoom room, string workerId, string? purpose, WorkerChannelOptions options, CancellationToken cancellationToken)
+    {
+        var connection = await ClientRoomConnection.ConnectAsync(room, options.Connection, cancellationToken).ConfigureAwait(false);
+        var template = options.PeerConnection ?? new PeerConnectionOptions();
+        IPeerConnection? peer = null;
+        try
+        {
+            peer = options.PeerConnectionFactory.Create(new PeerConnectionOptions
+            {
+                StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+                IncludeLoopback = template.IncludeLoopback,
+                LocalAddresses = template.LocalAddresses,
+                MaxMessageSize = template.MaxMessageSize,
+            });
+            var channel = await OfferAsync(connection, peer, workerId, purpose, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            return new WorkerChannel(connection, peer, channel, workerId);
+        }
+        catch
+        {
+            if (peer is not null) await peer.DisposeAsync().ConfigureAwait(false);
+            await connection.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Closes the channel (a clean close: the worker takes it as "received"), then the connections.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        try { await Channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+        catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+        await _peer.DisposeAsync().ConfigureAwait(false);
+        await _room.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static async Task<IDataChannel> OfferAsync(ClientRoomConnection connection, IPeerConnection peer, string workerId, string? purpose, TimeSpan connectTimeout, CancellationToken cancellationToken)
+    {
+        var signaling = connection.Signaling;
+        var roomId = connection.Room.RoomId;
+        var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        void OnAnswer(SdpMessage m) { if (m.Sender == workerId) answer.TrySetResult(m.Sdp); }
+        void OnError(SignalingError e)
+        {
+            if (e.IsWorkerBusy && (e.Sender == workerId || e.Sender is null))
+                answer.TrySetException(new WorkerBusyException(workerId, roomId, e.CurrentStatus ?? WorkerStatus.Busy, e.Message ?? "Worker is busy."));
+            else if (e.Code == ErrorCodes.PeerNotFound && e.InReplyTo is null or MessageTypes.Offer)
+                answer.TrySetException(new WorkerNotFoundException(workerId, roomId));
+        }
+        signaling.AnswerReceived += OnAnswer;
+        signaling.ErrorReceived += OnError;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(connectTimeout);
+        try
+        {
+            var offer = await peer.CreateOfferAsync(timeout.Token).ConfigureAwait(false);
+            var message = new JsonObject { ["type"] = MessageTypes.Offer, ["sender"] = connection.Registration.PeerId, ["target"] = workerId, ["sdp"] = offer };
+            if (purpose is not null) message[JobQueueMessages.OfferPurposeKey] = purpose;
+            await signaling.SendAsync(message, timeout.Token).ConfigureAwait(false);
+            var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+            await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
+            return await peer.OpenDataChannelAsync(TrainingSubmission.ChannelLabel, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new WorkerUnreachableException(workerId, $"no connection within {connectTimeout.TotalSeconds:0} s" +
+                (answer.Task.IsCompletedSuccessfully ? " (the worker answered; the peer-to-peer path failed)" : " (the worker never answered)"));
+        }
+        catch (SignalingException e)
+        {
+            throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
+        }
+        finally
+        {
+            signaling.AnswerReceived -= OnAnswer;
+            signaling.ErrorReceived -= OnError;
+        }
+    }
+}

@@ -1,0 +1,43 @@
+using SleapRtc.WebRtc;
+
+namespace SleapRtc.Job.Tests;
+
+/// <summary>
+/// The real transport, except that every offer it accepts passes through <paramref name="offer"/> first and every
+/// answer it gives through <paramref name="answer"/>: what an interfering network or middlebox would do to the SDP.
+/// </summary>
+internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, string>? offer = null, Func<string, string>? answer = null)
+    : IPeerConnectionFactory
+{
+    public IPeerConnection Create(PeerConnectionOptions options) => new Peer(inner.Create(options), offer ?? (s => s), answer ?? (s => s));
+
+    /// <summary>Changes the last hex digit of the certificate fingerprint.</summary>
+    public static string AlterFingerprint(string sdp) => MapLines(sdp, line =>
+        !line.StartsWith("a=fingerprint:", StringComparison.Ordinal) ? line : line[..^1] + (line[^1] == '0' ? '1' : '0'));
+
+    /// <summary>Drops every ICE candidate: no candidate pair can form, so the connection never comes up.</summary>
+    public static string WithoutCandidates(string sdp) => MapLines(sdp, line =>
+        line.StartsWith("a=candidate:", StringComparison.Ordinal) ? null : line);
+
+    private static string MapLines(string sdp, Func<string, string?> map)
+    {
+        var newline = sdp.Contains("\r\n", StringComparison.Ordinal) ? "\r\n" : "\n";
+        var lines = sdp.Split(newline).Select(map).Where(l => l is not null);
+        return string.Join(newline, lines);
+    }
+
+    private sealed class Peer(IPeerConnection real, Func<string, string> offer, Func<string, string> answer) : IPeerConnection
+    {
+        public PeerConnectionState State => real.State;
+        public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
+        public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
+        public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);
+        public Task AcceptAnswerAsync(string answerSdp, CancellationToken cancellationToken) => real.AcceptAnswerAsync(answerSdp, cancellationToken);
+        public void AddRemoteCandidate(string candidate) => real.AddRemoteCandidate(candidate);
+        public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
+        public ValueTask DisposeAsync() => real.DisposeAsync();
+
+        public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
+            answer(await real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));
+    }
+}
