@@ -71,6 +71,8 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         // The space's own models ran: the request carried only the data.
         Assert.Equal(["centroid", "centered_instance"], predictions.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
         await Expect(request.Locator(".request-log")).ToContainTextAsync("Predicted 40 instances in 20 frames");
+        // The space speaks our extensions: the page said hello and the worker welcomed it with the job's id.
+        await Expect(request).ToHaveAttributeAsync("data-job-id", new Regex("^job_[0-9a-f]{12}$"));
         Report(request, "space request");
 
         // The token stayed in the fragment and in the register message: in no URL the page requested, in no server log line.

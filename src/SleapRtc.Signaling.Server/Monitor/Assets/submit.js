@@ -413,7 +413,7 @@
         case "SLEAPRTC_WELCOME": {
           let welcome = {};
           try { welcome = JSON.parse(args[0]); } catch (e) { /* not JSON */ }
-          this.jobId = welcome.job_id || null;
+          if (welcome.job_id) this.view.node.dataset.jobId = welcome.job_id;
           this.heartbeat = Array.isArray(welcome.features) && welcome.features.includes("heartbeat");
           return;
         }
@@ -457,6 +457,11 @@
       if (Wire.isKeepAlive(bytes) || !this.received || this.received.done) return;
       this.received.chunks.push(bytes);
       this.received.bytes += bytes.byteLength;
+      const now = performance.now();
+      if (now - (this.received.shownAt || 0) > 100) {
+        this.received.shownAt = now;
+        this.view.downloading(this.received.bytes, this.received.size);
+      }
     }
 
     async completeFile() {
@@ -572,6 +577,11 @@
       const rate = bytesPerSecond / 1048576;
       this.figures.textContent = "upload " + formatBytes(done) + " of " + formatBytes(total) + " · " + rate.toFixed(1) + " MB/s";
       if (finished) { this.node.dataset.uploadBytes = String(total); this.node.dataset.uploadMbps = rate.toFixed(2); }
+    }
+
+    downloading(done, total) {
+      this.progress.value = total ? Math.min(1, done / total) : 0;
+      this.figures.textContent = "predictions " + formatBytes(done) + " of " + formatBytes(total);
     }
 
     trackerProgress(line) {
