@@ -60,6 +60,8 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         var page = await OpenMonitorAsync();
         var panel = SpacePanel(page, "mice");
         await Expect(panel.Locator(".panel-state")).ToHaveTextAsync("ready · queue 0");
+        // The space's worker has a card of its own, named after the space it serves.
+        await Expect(page.Locator($"article.card[data-peer-id='{space.Session.PeerId}'] .name")).ToHaveTextAsync("space mice");
 
         await panel.Locator(".data-input").SetInputFilesAsync(data);
         await panel.Locator(".submit-button").ClickAsync();
@@ -74,6 +76,8 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         // The space speaks our extensions: the page said hello and the worker welcomed it with the job's id.
         await Expect(request).ToHaveAttributeAsync("data-job-id", new Regex("^job_[0-9a-f]{12}$"));
         Report(request, "space request");
+        var artifacts = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName;
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(artifacts, "monitor-submit.png"), FullPage = true });
 
         // The token stayed in the fragment and in the register message: in no URL the page requested, in no server log line.
         Assert.DoesNotContain(_requestUrls, url => url.Contains(_token, StringComparison.Ordinal));

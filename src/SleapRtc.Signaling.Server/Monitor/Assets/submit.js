@@ -552,6 +552,7 @@
       this.node.append(head, this.progress, this.figures, this.logNode, this.link);
       list.prepend(this.node);
       this.lines = [];
+      this.createdAt = performance.now();
     }
 
     state(name, textValue) {
@@ -559,7 +560,11 @@
       this.status.textContent = textValue;
       this.cancelButton.hidden = ["done", "failed", "cancelled"].includes(name);
       if (name === "running" || name === "queued") { this.progress.removeAttribute("value"); this.figures.textContent = this.connectText || ""; }
-      if (name === "done") this.progress.value = 1;
+      if (name === "done") {
+        this.progress.value = 1;
+        this.figures.textContent = (this.connectText ? this.connectText + " · " : "") + "finished "
+          + ((performance.now() - this.createdAt) / 1000).toFixed(1) + " s after submit";
+      }
     }
 
     connected(ms, marks) {
