@@ -24,22 +24,19 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
 
     private SignalingTestServer _server = null!;
     private IBrowserContext _context = null!;
-    private string _scratch = "";
+    private readonly ScratchFolder _scratch = new("sleaprtc-monitor-e2e");
 
     public async Task InitializeAsync()
     {
         _server = await SignalingTestServer.StartAsync();
         _context = await browser.Browser.NewContextAsync();
-        _scratch = Path.Combine(Path.GetTempPath(), "sleaprtc-monitor-e2e-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(_scratch);
     }
 
     public async Task DisposeAsync()
     {
         await _context.CloseAsync();
         await _server.DisposeAsync();
-        try { Directory.Delete(_scratch, recursive: true); }
-        catch (IOException) { }
+        _scratch.Dispose();
     }
 
     [Fact]
@@ -57,9 +54,9 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
             Token = token,
             Name = "a6000-box",
             GpuId = 1,
-            NvidiaSmiPath = Path.Combine(RepoRoot, "tests", "fixtures", "nvidia-smi"),
-            SleapNnPath = Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn"),
-            WorkingDirectory = Path.Combine(_scratch, "worker"),
+            NvidiaSmiPath = RepoFixtures.NvidiaSmi,
+            SleapNnPath = RepoFixtures.SleapNn,
+            WorkingDirectory = Path.Combine(_scratch.Path, "worker"),
             PeerConnectionFactory = transport,
             PeerConnection = Loopback,
             ProgressPublishInterval = TimeSpan.FromMilliseconds(100),
@@ -79,7 +76,7 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
         var submission = new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = package,
-            OutputPath = Path.Combine(_scratch, "models"),
+            OutputPath = Path.Combine(_scratch.Path, "models"),
             RoomId = roomId,
             Token = token,
             Server = _server.Host.LocalUrl,
@@ -131,7 +128,7 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
     /// <summary>A package shaped like SLEAP's export: folder/train-script.sh, one config, a labels file.</summary>
     private string BuildPackage(string name, int epochs)
     {
-        var path = Path.Combine(_scratch, name + ".slp.training_job.zip");
+        var path = Path.Combine(_scratch.Path, name + ".slp.training_job.zip");
         using var zip = ZipFile.Open(path, ZipArchiveMode.Create);
         Write(zip, $"{name}/centroid.json", "{\"trainer_config\": {\"max_epochs\": " + epochs + "}}");
         Write(zip, $"{name}/train-script.sh", "#!/bin/bash\nsleap-nn train --config-name centroid.json --config-dir .\n");
@@ -143,14 +140,5 @@ public sealed class MonitorEndToEndTests(BrowserFixture browser) : IAsyncLifetim
     {
         using var stream = zip.CreateEntry(name).Open();
         stream.Write(Encoding.UTF8.GetBytes(content));
-    }
-
-    private static string RepoRoot { get; } = FindRepoRoot();
-
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "SleapRtc.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("SleapRtc.sln not found above the test binaries.");
     }
 }

@@ -34,7 +34,7 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
     private readonly RtcPeerConnectionFactory _transport = new();
     private SignalingTestServer _server = null!;
     private IBrowserContext _context = null!;
-    private string _scratch = "";
+    private readonly ScratchFolder _scratch = new("sleaprtc-monitor-submit");
     private string _roomId = "";
     private string _token = "";
 
@@ -43,16 +43,13 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         _server = await SignalingTestServer.StartAsync(log: _serverLog);
         (_roomId, _token) = await _server.CreateRoomAsync();
         _context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { AcceptDownloads = true, ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
-        _scratch = Path.Combine(Path.GetTempPath(), "sleaprtc-monitor-submit-" + Guid.NewGuid().ToString("N")[..8]);
-        Directory.CreateDirectory(_scratch);
     }
 
     public async Task DisposeAsync()
     {
         await _context.CloseAsync();
         await _server.DisposeAsync();
-        try { Directory.Delete(_scratch, recursive: true); }
-        catch (IOException) { }
+        _scratch.Dispose();
     }
 
     [Fact]
@@ -63,6 +60,8 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         var page = await OpenMonitorAsync();
         var panel = SpacePanel(page, "mice");
         await Expect(panel.Locator(".panel-state")).ToHaveTextAsync("ready · queue 0");
+        // The space's worker has a card of its own, named after the space it serves.
+        await Expect(page.Locator($"article.card[data-peer-id='{space.Session.PeerId}'] .name")).ToHaveTextAsync("space mice");
 
         await panel.Locator(".data-input").SetInputFilesAsync(data);
         await panel.Locator(".submit-button").ClickAsync();
@@ -74,7 +73,11 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         // The space's own models ran: the request carried only the data.
         Assert.Equal(["centroid", "centered_instance"], predictions.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
         await Expect(request.Locator(".request-log")).ToContainTextAsync("Predicted 40 instances in 20 frames");
+        // The space speaks our extensions: the page said hello and the worker welcomed it with the job's id.
+        await Expect(request).ToHaveAttributeAsync("data-job-id", new Regex("^job_[0-9a-f]{12}$"));
         Report(request, "space request");
+        var artifacts = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "artifacts")).FullName;
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(artifacts, "monitor-submit.png"), FullPage = true });
 
         // The token stayed in the fragment and in the register message: in no URL the page requested, in no server log line.
         Assert.DoesNotContain(_requestUrls, url => url.Contains(_token, StringComparison.Ordinal));
@@ -178,12 +181,12 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         await using var worker = await WorkerHost.StartAsync(new WorkerOptions
         {
             Server = _server.Host.LocalUrl, RoomId = _roomId, Token = _token, Name = "lab-gpu",
-            NvidiaSmiPath = Path.Combine(RepoRoot, "tests", "fixtures", "nvidia-smi"),
-            SleapNnPath = Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn"),
-            WorkingDirectory = Path.Combine(_scratch, "worker"), PeerConnectionFactory = _transport,
+            NvidiaSmiPath = RepoFixtures.NvidiaSmi,
+            SleapNnPath = RepoFixtures.SleapNn,
+            WorkingDirectory = Path.Combine(_scratch.Path, "worker"), PeerConnectionFactory = _transport,
         }, CancellationToken.None).WaitAsync(Wait);
         // A parent folder holding two trained models (each with its training_config.json and a checkpoint).
-        var models = Path.Combine(_scratch, "trained");
+        var models = Path.Combine(_scratch.Path, "trained");
         foreach (var model in new[] { "centroid", "centered_instance" })
         {
             Directory.CreateDirectory(Path.Combine(models, model));
@@ -238,16 +241,47 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         AssertNoPageErrors();
     }
 
-    private async Task<WorkerHost> StartSpaceAsync(string name)
+    [Fact]
+    public async Task A_request_past_the_spaces_timeout_fails_clearly_and_a_cancelled_one_frees_the_space()
     {
-        var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch, "space-models", m)).FullName).ToArray();
+        // 20 s of inference against a 2 s limit.
+        using var slow = new EnvironmentScope(("SLEAP_NN_STANDIN_FRAMES", "2000"), ("SLEAP_NN_STANDIN_FRAME_SECONDS", "0.01"));
+        await using var space = await StartSpaceAsync("moths", TimeSpan.FromSeconds(2));
+        var page = await OpenMonitorAsync();
+        var panel = SpacePanel(page, "moths");
+        await panel.Locator(".data-input").SetInputFilesAsync(WriteData("slow.mp4", 10_000));
+        await panel.Locator(".submit-button").ClickAsync();
+        var timedOut = panel.Locator(".request").First;
+        await Expect(timedOut).ToHaveAttributeAsync("data-state", "failed", new LocatorAssertionsToHaveAttributeOptions { Timeout = RequestTimeoutMs });
+        await Expect(timedOut.Locator(".request-status")).ToHaveTextAsync(new Regex("^timed out: The request did not finish within 2 s"));
+        await Expect(timedOut.Locator("a.request-download")).ToBeHiddenAsync();
+
+        using var longer = new EnvironmentScope(("SLEAP_NN_STANDIN_FRAMES", "100000"));
+        await using var patient = await StartSpaceAsync("moths-2", TimeSpan.FromMinutes(5));
+        var second = SpacePanel(page, "moths-2");
+        await second.Locator(".data-input").SetInputFilesAsync(WriteData("cancel-me.mp4", 10_000));
+        await second.Locator(".submit-button").ClickAsync();
+        var cancelled = second.Locator(".request").First;
+        await Expect(cancelled).ToHaveAttributeAsync("data-state", "running", new LocatorAssertionsToHaveAttributeOptions { Timeout = RequestTimeoutMs });
+        await Expect(second.Locator(".panel-state")).ToHaveTextAsync("busy · queue 1");
+        await cancelled.Locator(".request-cancel").ClickAsync();
+        await Expect(cancelled).ToHaveAttributeAsync("data-state", "cancelled");
+        // The worker stopped the tracker and let go of its turn: the space is free again.
+        await Expect(second.Locator(".panel-state")).ToHaveTextAsync("ready · queue 0");
+        AssertNoPageErrors();
+    }
+
+    private async Task<WorkerHost> StartSpaceAsync(string name, TimeSpan? requestTimeout = null)
+    {
+        var models = new[] { "centroid", "centered_instance" }.Select(m => Directory.CreateDirectory(Path.Combine(_scratch.Path, "space-models", m)).FullName).ToArray();
         return await WorkerHost.StartAsync(new WorkerOptions
         {
             Server = _server.Host.LocalUrl, RoomId = _roomId, Token = _token,
-            NvidiaSmiPath = Path.Combine(RepoRoot, "tests", "fixtures", "nvidia-smi"),
-            SleapNnPath = Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn"),
-            WorkingDirectory = Path.Combine(_scratch, "space-" + Guid.NewGuid().ToString("N")[..6]),
+            NvidiaSmiPath = RepoFixtures.NvidiaSmi,
+            SleapNnPath = RepoFixtures.SleapNn,
+            WorkingDirectory = Path.Combine(_scratch.Path, "space-" + Guid.NewGuid().ToString("N")[..6]),
             PeerConnectionFactory = _transport, Space = name, SpaceModelPaths = models,
+            SpaceRequestTimeout = requestTimeout ?? TimeSpan.FromMinutes(2),
         }, CancellationToken.None).WaitAsync(Wait);
     }
 
@@ -265,7 +299,7 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
 
     private string WriteData(string name, int size)
     {
-        var path = Path.Combine(_scratch, name);
+        var path = Path.Combine(_scratch.Path, name);
         File.WriteAllBytes(path, RandomNumberGenerator.GetBytes(size));
         return path;
     }
@@ -302,15 +336,6 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
     private void AssertNoPageErrors()
     {
         lock (_pageErrors) Assert.Empty(_pageErrors);
-    }
-
-    private static string RepoRoot { get; } = FindRepoRoot();
-
-    private static string FindRepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "SleapRtc.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("SleapRtc.sln not found above the test binaries.");
     }
 
     /// <summary>Every line the server logs, to prove the token is not among them.</summary>

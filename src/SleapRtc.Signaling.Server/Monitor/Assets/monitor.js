@@ -366,7 +366,7 @@
   }
 
   function displayName(worker) {
-    return worker.name || worker.peer_id;
+    return worker.name || (worker.space && worker.space.name ? "space " + worker.space.name : worker.peer_id);
   }
 
   function upsertWorker(worker) {

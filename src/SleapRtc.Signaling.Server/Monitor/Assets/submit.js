@@ -9,7 +9,6 @@
 
 (function () {
   const CHUNK_BYTES = 64 * 1024;             // classic chunk size (aiortc's max message size)
-  const READ_BYTES = 1024 * 1024;            // read from the file a MiB at a time
   const HIGH_WATER = 1024 * 1024;            // pause above this much buffered in the channel…
   const LOW_WATER = 256 * 1024;              // …and resume below this
   const CONNECT_TIMEOUT_MS = 30000;
@@ -45,19 +44,28 @@
 
   // ---- The track package: a stored (uncompressed) zip streamed straight from the chosen files -------------------
 
-  const CRC_TABLE = (() => {
-    const table = new Uint32Array(256);
+  // CRC-32 (zip's), slicing by 8: eight tables, eight bytes a step; ~2x the byte-at-a-time loop in V8.
+  const CRC_TABLES = (() => {
+    const tables = new Uint32Array(256 * 8);
     for (let n = 0; n < 256; n++) {
       let c = n;
       for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[n] = c >>> 0;
+      tables[n] = c >>> 0;
     }
-    return table;
+    for (let n = 0; n < 256; n++)
+      for (let k = 1; k < 8; k++) tables[k * 256 + n] = (tables[(k - 1) * 256 + n] >>> 8) ^ tables[tables[(k - 1) * 256 + n] & 0xff];
+    return tables;
   })();
 
   function crc32(crc, bytes) {
-    let c = ~crc;
-    for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    const t = CRC_TABLES;
+    let c = ~crc, i = 0;
+    for (const end = bytes.length - 7; i < end; i += 8) {
+      const low = (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) ^ c;
+      c = t[1792 + (low & 0xff)] ^ t[1536 + ((low >>> 8) & 0xff)] ^ t[1280 + ((low >>> 16) & 0xff)] ^ t[1024 + (low >>> 24)]
+        ^ t[768 + bytes[i + 4]] ^ t[512 + bytes[i + 5]] ^ t[256 + bytes[i + 6]] ^ t[bytes[i + 7]];
+    }
+    for (; i < bytes.length; i++) c = t[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
     return ~c >>> 0;
   }
 
@@ -123,7 +131,7 @@
         throw new Error("The request is larger than 4 GB; send it with Submit-SleapInference instead.");
     }
 
-    /** Yields the zip's bytes in pieces of at most CHUNK_BYTES; onRead(bytes) reports the file bytes read so far. */
+    /** Yields the zip's bytes in pieces of at most CHUNK_BYTES. */
     async *bytes() {
       const { time, day } = dosDateTime(new Date());
       const central = [];
@@ -139,11 +147,17 @@
         yield new Uint8Array(local.buffer);
         let crc = 0;
         if (isFile) {
-          for (let at = 0; at < entry.size; at += READ_BYTES) {
-            const block = new Uint8Array(await entry.source.slice(at, Math.min(at + READ_BYTES, entry.size)).arrayBuffer());
-            crc = crc32(crc, block);
-            for (let i = 0; i < block.length; i += CHUNK_BYTES) yield block.subarray(i, Math.min(i + CHUNK_BYTES, block.length));
+          // blob.stream() reads several times faster than slice().arrayBuffer() a MiB at a time (Chromium 156).
+          const reader = entry.source.stream().getReader();
+          let read = 0;
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            crc = crc32(crc, value);
+            read += value.length;
+            for (let i = 0; i < value.length; i += CHUNK_BYTES) yield value.subarray(i, Math.min(i + CHUNK_BYTES, value.length));
           }
+          if (read !== entry.size) throw new Error("The file " + entry.name.split("/").pop() + " changed while it was being sent.");
           const descriptor = new DataView(new ArrayBuffer(16));
           descriptor.setUint32(0, 0x08074b50, true); descriptor.setUint32(4, crc, true);
           descriptor.setUint32(8, entry.size, true); descriptor.setUint32(12, entry.size, true);
@@ -399,7 +413,7 @@
         case "SLEAPRTC_WELCOME": {
           let welcome = {};
           try { welcome = JSON.parse(args[0]); } catch (e) { /* not JSON */ }
-          this.jobId = welcome.job_id || null;
+          if (welcome.job_id) this.view.node.dataset.jobId = welcome.job_id;
           this.heartbeat = Array.isArray(welcome.features) && welcome.features.includes("heartbeat");
           return;
         }
@@ -443,6 +457,11 @@
       if (Wire.isKeepAlive(bytes) || !this.received || this.received.done) return;
       this.received.chunks.push(bytes);
       this.received.bytes += bytes.byteLength;
+      const now = performance.now();
+      if (now - (this.received.shownAt || 0) > 100) {
+        this.received.shownAt = now;
+        this.view.downloading(this.received.bytes, this.received.size);
+      }
     }
 
     async completeFile() {
@@ -533,6 +552,7 @@
       this.node.append(head, this.progress, this.figures, this.logNode, this.link);
       list.prepend(this.node);
       this.lines = [];
+      this.createdAt = performance.now();
     }
 
     state(name, textValue) {
@@ -540,7 +560,11 @@
       this.status.textContent = textValue;
       this.cancelButton.hidden = ["done", "failed", "cancelled"].includes(name);
       if (name === "running" || name === "queued") { this.progress.removeAttribute("value"); this.figures.textContent = this.connectText || ""; }
-      if (name === "done") this.progress.value = 1;
+      if (name === "done") {
+        this.progress.value = 1;
+        this.figures.textContent = (this.connectText ? this.connectText + " · " : "") + "finished "
+          + ((performance.now() - this.createdAt) / 1000).toFixed(1) + " s after submit";
+      }
     }
 
     connected(ms, marks) {
@@ -558,6 +582,11 @@
       const rate = bytesPerSecond / 1048576;
       this.figures.textContent = "upload " + formatBytes(done) + " of " + formatBytes(total) + " · " + rate.toFixed(1) + " MB/s";
       if (finished) { this.node.dataset.uploadBytes = String(total); this.node.dataset.uploadMbps = rate.toFixed(2); }
+    }
+
+    downloading(done, total) {
+      this.progress.value = total ? Math.min(1, done / total) : 0;
+      this.figures.textContent = "predictions " + formatBytes(done) + " of " + formatBytes(total);
     }
 
     trackerProgress(line) {
