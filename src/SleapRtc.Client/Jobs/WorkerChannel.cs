@@ -125,6 +125,17 @@ public sealed class WorkerChannel : IAsyncDisposable
         {
             throw new SignalingUnavailableException(signaling.Endpoints.ToString(), e.Message, e);
         }
+        catch (WebRtc.Dtls.DtlsFingerprintMismatchException e)
+        {
+            throw new WorkerUnreachableException(workerId, "its certificate does not match the fingerprint it sent through the signaling server, " +
+                "so the encrypted connection was refused (something between the two machines may be interfering)", e);
+        }
+        catch (Exception e) when (e is IOException or TimeoutException && !cancellationToken.IsCancellationRequested)
+        {
+            // The transport's own failure (ICE found no path, the DTLS handshake failed or timed out, SCTP did not
+            // come up): the user gets the worker and a stable error id, not a bare IOException.
+            throw new WorkerUnreachableException(workerId, "the peer-to-peer connection failed (" + e.Message.TrimEnd('.') + ")", e);
+        }
         finally
         {
             signaling.AnswerReceived -= OnAnswer;
