@@ -89,7 +89,7 @@ public sealed class InferenceSubmission
         var succeeded = session.InferenceFailures == 0;
         return new InferenceResult
         {
-            JobId = session.WorkerJobId ?? "job_" + Guid.NewGuid().ToString("N").Substring(0, 12),
+            JobId = session.WorkerJobId ?? Protocol.Signaling.JobIds.New(),
             WorkerId = worker.PeerId,
             Status = succeeded ? "Succeeded" : "Failed",
             PredictionsPath = outcome.ExtractedFiles.FirstOrDefault(),

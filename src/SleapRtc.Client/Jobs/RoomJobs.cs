@@ -113,7 +113,7 @@ public sealed class RoomJobs : IAsyncDisposable
 public static class JobRecords
 {
     /// <summary>A new job id as our clients make them (the worker adopts it): "job_" and 12 lowercase hex digits.</summary>
-    public static string NewJobId() => "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
+    public static string NewJobId() => JobIds.New();
 
     public static JobInfo ToJobInfo(JobRecord record, DateTimeOffset now)
     {

@@ -54,6 +54,18 @@ public static class JobQueueMessages
     public const string TicketRejected = "TICKET_REJECTED";
 }
 
+/// <summary>Job ids as our clients make them and every layer checks them: "job_" and 8-32 lowercase hex digits.</summary>
+public static class JobIds
+{
+    public const string Pattern = "^job_[0-9a-f]{8,32}$";
+    private static readonly System.Text.RegularExpressions.Regex Shape = new(Pattern, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>A new id: "job_" and 12 lowercase hex digits (the worker adopts it when it is new there).</summary>
+    public static string New() => "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
+
+    public static bool IsWellFormed(string? jobId) => jobId is not null && Shape.IsMatch(jobId);
+}
+
 /// <summary>The job states of a record, as they appear on the wire and in <c>SleapRtc.JobInfo.State</c>.</summary>
 public static class JobStates
 {

@@ -20,11 +20,10 @@ internal static class JobInput
     /// <summary>Loss points kept per record (the monitor's curve); the newest are kept.</summary>
     public const int MaxLossHistory = 200;
 
-    private static readonly Regex JobIdPattern = new("^job_[0-9a-f]{8,32}$", RegexOptions.CultureInvariant);
     private static readonly Regex Sha256Pattern = new("^[0-9a-fA-F]{64}$", RegexOptions.CultureInvariant);
     private static readonly Regex RunNamePattern = new("^[A-Za-z0-9_.-]{1,64}$", RegexOptions.CultureInvariant);
 
-    public static bool IsJobId(string? jobId) => jobId is not null && JobIdPattern.IsMatch(jobId);
+    public static bool IsJobId(string? jobId) => JobIds.IsWellFormed(jobId);
 
     /// <summary>The ticket of a queue_submit, or null with <paramref name="problem"/> saying what is wrong.</summary>
     public static JobRecord? ReadTicket(JsonObject message, out string problem)

@@ -54,7 +54,7 @@ public sealed partial class WorkerJobSession
         _channel = channel;
         _options = options;
         _log = log ?? Log.Null;
-        JobId = "job_" + Guid.NewGuid().ToString("N").Substring(0, 12);
+        JobId = JobIds.New();
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
         _record = new JobRecord { JobId = JobId, State = JobStates.Uploading };
         _writer = ChannelDelivery.WriterFor(channel, options.HighWaterMark);
@@ -353,10 +353,8 @@ public sealed partial class WorkerJobSession
 
     /// <summary>A client job id is taken when well formed and unknown here (not running, not kept, no folder).</summary>
     private bool IsAdoptable(string jobId) =>
-        JobIdPattern.IsMatch(jobId) && jobId != JobId && !Directory.Exists(Path.Combine(_options.JobsDirectory, jobId))
+        JobIds.IsWellFormed(jobId) && jobId != JobId && !Directory.Exists(Path.Combine(_options.JobsDirectory, jobId))
         && _options.IsJobIdInUse?.Invoke(jobId) != true;
-
-    private static readonly System.Text.RegularExpressions.Regex JobIdPattern = new("^job_[0-9a-f]{8,32}$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
 
     private void AdoptJobId(string jobId)
     {

@@ -19,7 +19,7 @@ public sealed class GetSleapJobCommand : RoomJobCmdlet
     public string? State { get; set; }
 
     /// <summary>The shape of our job ids, so a typo fails before anything connects.</summary>
-    internal const string JobIdPattern = "^job_[0-9a-f]{8,32}$";
+    internal const string JobIdPattern = Protocol.Signaling.JobIds.Pattern;
 
     protected override void ProcessRecord()
     {
