@@ -128,6 +128,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
             {
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
             }
+            catch (SignalingException e) when (e.Code == ErrorCodes.SpaceTaken && options.Space is not null)
+            {
+                throw new SpaceTakenException(options.Space, e.Error!.Raw.GetString("current_holder") ?? "another worker", roomId);
+            }
 
             if (options.Space is not null) await ClaimSpaceAsync(signaling, options.Space, registration, cancellationToken).ConfigureAwait(false);
             // The default folder is created by the first job and removed when the worker stops (StopAsync), so an

@@ -646,6 +646,56 @@ public class JobQueueTests
     }
 
     [Fact]
+    public async Task DeletingOrExpiringARoomPurgesItsRecordsAndTicketsFromMemoryAndTheStore()
+    {
+        await using var harness = await QueueHarness.StartAsync();
+        Room shortLived, other;
+        await using (var admin = new SignalingClient(harness.Server.WsUrl, QueueHarness.Fast()))
+        {
+            shortLived = await admin.CreateRoomAsync(expiresIn: TimeSpan.FromSeconds(2));
+            other = await admin.CreateRoomAsync();
+        }
+        var kept = (await (await harness.ClientAsync(other)).SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        var queue = () => harness.Server.Host.JobQueue;
+
+        // In each doomed room: a finished record, an assigned ticket (its worker reserved) and a waiting one.
+        async Task<(SignalingClient Worker, string[] Jobs)> FillAsync(Room room)
+        {
+            var submitter = await harness.ClientAsync(room);
+            var pushes = new Pushes(submitter);
+            var worker = await harness.WorkerAsync(room: room);
+            var done = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            await pushes.NextAssignmentAsync();
+            await QueueHarness.ReportAsync(worker, done, JobStates.Running);
+            await QueueHarness.ReportAsync(worker, done, JobStates.Succeeded);
+            await harness.WaitForRecordAsync(submitter, done, r => r.State == JobStates.Succeeded);
+            await QueueHarness.SetStatusAsync(worker, "available");
+            var assigned = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            Assert.Equal(assigned, (await pushes.NextAssignmentAsync()).JobId);
+            var waiting = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            Assert.Equal(3, queue().List(room.RoomId, null, null).Count);
+            return (worker, [done, assigned, waiting]);
+        }
+        await FillAsync(harness.Room);
+        await FillAsync(shortLived);
+
+        await using (var admin = new SignalingClient(harness.Server.WsUrl, QueueHarness.Fast())) await admin.DeleteRoomAsync(harness.Room.RoomId, harness.Room.Token);
+        Assert.Empty(queue().List(harness.Room.RoomId, null, null));
+        Assert.Equal(0, queue().WaitingCount(harness.Room.RoomId));
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await harness.Server.Host.PurgeExpiredRoomsAsync();
+        Assert.Empty(queue().List(shortLived.RoomId, null, null));
+        Assert.Equal(0, queue().WaitingCount(shortLived.RoomId));
+
+        // Nothing comes back from the store after a restart: the purge reached the database, not only memory.
+        await harness.RestartAsync();
+        Assert.Empty(queue().List(harness.Room.RoomId, null, null));
+        Assert.Empty(queue().List(shortLived.RoomId, null, null));
+        // Another room's ticket is untouched.
+        Assert.Equal(kept, Assert.Single(queue().List(other.RoomId, null, null)).JobId);
+    }
+
+    [Fact]
     public async Task AGoneSubmittersTicketsWaitForItsReturnAndAreCancelledAfterTheGrace()
     {
         await using var harness = await QueueHarness.StartAsync(o => o.SubmitterGrace = TimeSpan.FromSeconds(2));

@@ -595,6 +595,36 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         catch (OperationCanceledException) { }
     }
 
+    /// <summary>
+    /// The room was deleted or expired: every record and ticket of it goes, from memory and from the store, at once
+    /// (without the room nobody can list, collect or run them, so keeping them to age out only holds a dead queue).
+    /// Returns how many went.
+    /// </summary>
+    public int ForgetRoom(string roomId)
+    {
+        if (!_rooms.TryGetValue(roomId, out var room)) return 0;
+        int forgotten;
+        lock (room)
+        {
+            forgotten = room.Jobs.Count;
+            foreach (var job in room.Jobs.Values)
+            {
+                if (job.IsAssigned) _peers.ReleaseReservation(job.Record.WorkerId!, job.Record.Submitter!);
+                _jobRooms.TryRemove(job.Record.JobId, out _);
+                _persistence.Delete(job.Record.JobId);
+            }
+            room.Jobs.Clear();
+            room.Waiting.Clear();
+            room.Active.Clear();
+            room.TicketsBySubmitter.Clear();
+            room.Finished = 0;
+            // Under the room's lock, as the sweep does, so InRoom never works on the dropped room.
+            ((ICollection<KeyValuePair<string, RoomJobs>>)_rooms).Remove(new KeyValuePair<string, RoomJobs>(roomId, room));
+        }
+        if (forgotten > 0) _log.Write(LogLevel.Information, Component, $"Room {roomId} is gone: dropped its {forgotten} job record(s) and ticket(s)");
+        return forgotten;
+    }
+
     /// <summary>Lapsed assignments, lost workers, departed submitters, retention; then another look for assignments.</summary>
     internal void Sweep()
     {

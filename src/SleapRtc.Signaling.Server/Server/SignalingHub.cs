@@ -183,6 +183,20 @@ internal sealed partial class SignalingHub
 
         var role = message.GetString("role") is { Length: > 0 } r ? r : "peer";
         var metadata = message.GetObject("metadata")?.DeepClone() as JsonObject ?? new JsonObject();
+        // A space name is unique in its room: claimed here, atomically, before the peer becomes visible, so of two
+        // workers starting at once with one name exactly one is registered and the other is refused.
+        if (role == SpaceMetadata.Role && metadata.GetObject("properties")?.GetString(SpaceMetadata.NameProperty) is { Length: > 0 } space
+            && _peers.ClaimSpace(roomId, space, peerId) is { } holder)
+        {
+            var taken = SignalingJson.ReasonError(RegistrationReasons.SpaceTaken);
+            taken["code"] = ErrorCodes.SpaceTaken;
+            taken["message"] = $"The space '{space}' is already served by {holder} in this room; a space name is unique in its room.";
+            taken["space"] = space;
+            taken["current_holder"] = holder;
+            _log.Write(LogLevel.Information, Component, $"Peer {peerId} refused as space '{space}' in room {roomId}: held by {holder}");
+            Send(peer, taken);
+            return;
+        }
 
         if (peer.PeerId is { } previous && previous != peerId)
         {
@@ -241,9 +255,10 @@ internal sealed partial class SignalingHub
             WriteIceServers(w, peer);
             w.WritePropertyName("mesh_ice_servers");
             WriteIceServers(w, peer);
-            // Our extensions (classic clients ignore unknown keys): the job queue.
+            // Our extensions (classic clients ignore unknown keys): the job queue, unique space names.
             w.WriteStartArray(JobQueueMessages.ServerExtensionsKey);
             w.WriteStringValue(JobQueueMessages.ServerFeature);
+            w.WriteStringValue(SpaceMetadata.ServerFeature);
             w.WriteEndArray();
             w.WriteEndObject();
         }
@@ -516,6 +531,9 @@ internal sealed partial class SignalingHub
         // Its connection's end will not count as leaving (the registration is already gone): tell the job queue now.
         _jobs.PeerLeft(roomId, peerId);
     }
+
+    /// <summary>The room was deleted (its peers already evicted): its job records and tickets go with it.</summary>
+    public void RoomDeleted(string roomId) => _jobs.ForgetRoom(roomId);
 
     /// <summary>Echoed identifiers are untrusted input (up to a whole message): keep what goes back and into logs short.
     /// Never cuts a surrogate pair in two.</summary>

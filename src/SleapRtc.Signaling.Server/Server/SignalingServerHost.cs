@@ -196,7 +196,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>Purges expired rooms now (also done every PurgeInterval).</summary>
     public async Task PurgeExpiredRoomsAsync(CancellationToken ct = default)
-        => await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false);
+    {
+        // A room's job records and tickets go with it: nobody can list, collect or run them without the room.
+        foreach (var roomId in await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false)) _jobs.ForgetRoom(roomId);
+    }
 
     /// <summary>The public object Start-/Get-SleapSignalingServer output.</summary>
     public SleapRtc.SignalingServer ToModel() => new()
@@ -212,7 +215,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     private async Task PurgeAsync(CancellationToken ct)
     {
-        try { await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false); }
+        try { await PurgeExpiredRoomsAsync(ct).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _log.Write(LogLevel.Warning, Component, $"Purging expired rooms failed: {e.GetType().Name}");
