@@ -4,6 +4,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SleapRtc.Client.Jobs;
+using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Client;
 using Xunit;
 
@@ -135,6 +136,69 @@ public sealed class ClassicPythonPeerTests
         Assert.DoesNotContain(received, t => t.StartsWith("SLEAPRTC_"));
         Assert.Equal(new[] { "PACKAGE_TYPE::track", "OUTPUT_DIR::." }, received.Take(2));
         Assert.StartsWith("FILE_META::track_package.zip:", received[2]);
+    }
+
+    /// <summary>
+    /// Issue 12's wire line: classic peers in a room whose queue is in use. A classic client trains on our worker while
+    /// one ticket is assigned and others wait; a classic worker, free and matching a waiting ticket in everything but
+    /// our extension, is never handed one, and a classic client uses it directly.
+    /// </summary>
+    [Fact]
+    public async Task Classic_peers_keep_working_in_a_room_whose_queue_is_in_use()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var big = await room.StartWorkerAsync(gpuId: 1, nvidiaSmi: Fixtures.NvidiaSmi);          // 49,140 MB
+        var (roomId, token) = (big.Session.RoomId, big.Session.Token);
+        var small = await room.StartWorkerAsync(roomId, token, gpuId: 2, nvidiaSmi: Fixtures.NvidiaSmi); // 11,264 MB
+        await using var classicWorker = ClassicPeer.Start(room, "worker", "--room-id", roomId, "--token", token,
+            "--workdir", Path.Combine(room.Root, "classic-worker"), "--sleap-nn", Fixtures.SleapNn);
+        var classicId = (await classicWorker.WaitForAsync("registered", Wait))["peer_id"]!.GetValue<string>();
+
+        await using var submitter = new SignalingClient(room.Url);
+        var signIn = await submitter.AnonymousSignInAsync();
+        await submitter.ConnectAsync(new RegistrationRequest(signIn.Username, roomId, token, signIn.IdToken, "client"));
+        var assigned = new ConcurrentQueue<TicketAssignment>();
+        submitter.TicketAssigned += assigned.Enqueue;
+        JobRecord Ticket(long minGpu) => new()
+        {
+            JobId = JobIds.New(), PackageName = "queued.zip", PackageBytes = 1000,
+            Requirements = minGpu == 0 ? null : new TicketRequirements { MinGpuMemoryMb = minGpu },
+        };
+        // Assigned to the big worker (reserved for the submitter, which never offers), and a second one waiting for it.
+        var onBig = (await submitter.SubmitTicketAsync(Ticket(40_000))).JobId;
+        await Fixtures.WaitUntilAsync(() => assigned.Any(a => a.JobId == onBig));
+        var waiting = (await submitter.SubmitTicketAsync(Ticket(40_000))).JobId;
+
+        // A classic client auto-selects among the available workers (the small one: most memory of small and classic) and trains.
+        var package = Fixtures.BuildPackage(room.Root, "labels.v004", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(25) });
+        await using (var classicClient = ClassicPeer.Start(room, "client-train", "--room-id", roomId, "--token", token, "--pkg-path", package,
+            "--out", Path.Combine(room.Root, "classic-on-ours")))
+        {
+            await classicClient.WaitForAsync("open", Wait);
+            // While it trains, a ticket any worker matches: the only free worker is the classic one, which must not get it.
+            var anyWorker = (await submitter.SubmitTicketAsync(Ticket(0))).JobId;
+            Assert.Equal(0, await classicClient.ExitAsync(Wait));
+            Assert.Equal(small.Session.PeerId, classicClient.Event("selected")["worker_id"]!.GetValue<string>());
+            Assert.Contains("TRAINING_JOBS_DONE", classicClient.Received);
+            Assert.DoesNotContain(classicClient.Received, t => t.StartsWith("SLEAPRTC_"));
+            Assert.True(File.Exists(classicClient.Event("file")["path"]!.GetValue<string>()));
+            // Once the small worker is free again the queue hands that ticket to it, not to the classic worker.
+            await Fixtures.WaitUntilAsync(() => assigned.Any(a => a.JobId == anyWorker));
+            Assert.Equal(small.Session.PeerId, assigned.Single(a => a.JobId == anyWorker).WorkerId);
+        }
+        var records = (await submitter.ListJobsAsync()).ToDictionary(r => r.JobId);
+        Assert.Equal((JobStates.Queued, big.Session.PeerId), (records[onBig].State, records[onBig].WorkerId));
+        Assert.Equal((JobStates.Queued, (string?)null), (records[waiting].State, records[waiting].WorkerId));
+        Assert.DoesNotContain(assigned, a => a.WorkerId == classicId);
+
+        // The classic worker, never handed a ticket, serves a classic client directly.
+        var direct = Fixtures.BuildPackage(room.Root, "labels.v005", new Dictionary<string, string> { ["single.json"] = Fixtures.Config(2) });
+        await using var onClassic = ClassicPeer.Start(room, "client-train", "--room-id", roomId, "--token", token, "--worker-id", classicId,
+            "--pkg-path", direct, "--out", Path.Combine(room.Root, "classic-on-classic"));
+        Assert.Equal(0, await onClassic.ExitAsync(Wait));
+        Assert.Contains("TRAIN_JOB_END::single", onClassic.Received);
+        Assert.DoesNotContain(classicWorker.Received, t => t.StartsWith("SLEAPRTC_") || t.StartsWith("queue_") || t.StartsWith("job_"));
+        Assert.DoesNotContain(assigned, a => a.WorkerId == classicId);
     }
 
     private static async Task<SleapRtc.Room> CreateRoomAsync(RoomFixture room)
