@@ -646,6 +646,45 @@ public class JobQueueTests
     }
 
     [Fact]
+    public async Task AnAssignmentCutByARestartFollowsTheWorkerItsSubmitterReachedAndNothingRunsTwice()
+    {
+        await using var harness = await QueueHarness.StartAsync();
+        var submitter = await harness.ClientAsync();
+        var pushes = new Pushes(submitter);
+        var first = await harness.WorkerAsync();
+        var ticket = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        Assert.Equal(first.PeerId, (await pushes.NextAssignmentAsync()).WorkerId);
+        // The submitter reached the worker peer to peer and the upload began; the server restarts before the worker reports it.
+        await QueueHarness.SetStatusAsync(first, "busy");
+        var back = new[] { submitter, first }.Select(peer =>
+        {
+            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            peer.Reconnected += _ => tcs.TrySetResult();
+            return tcs.Task;
+        }).ToList();
+        await harness.RestartAsync();
+        await Task.WhenAll(back).WaitAsync(TestServer.Wait);
+
+        // The assignment did not survive: the ticket waits again and, its submitter back, goes to a free worker.
+        var second = await harness.WorkerAsync();
+        Assert.Equal((ticket, second.PeerId), await pushes.NextAssignmentAsync() is var again ? (again.JobId, again.WorkerId) : default);
+        // The first worker reports the upload it is running: the record follows it, and the second worker is let go unused.
+        await QueueHarness.ReportAsync(first, ticket, JobStates.Running);
+        var running = await harness.WaitForRecordAsync(submitter, ticket, r => r.State == JobStates.Running);
+        Assert.Equal(first.PeerId, running.WorkerId);
+        var next = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        Assert.Equal((next, second.PeerId), await pushes.NextAssignmentAsync() is var freed ? (freed.JobId, freed.WorkerId) : default);
+        await QueueHarness.ReportAsync(first, ticket, JobStates.Succeeded);
+        var done = await harness.WaitForRecordAsync(submitter, ticket, r => r.State == JobStates.Succeeded);
+        Assert.Equal(first.PeerId, done.WorkerId);
+        // Only the worker it was assigned to before the restart may take it over: another worker's report is still refused.
+        var stray = (await submitter.SubmitTicketAsync(QueueHarness.Ticket(workerId: "nobody"))).JobId;
+        await QueueHarness.ReportAsync(second, stray, JobStates.Running);
+        await Task.Delay(300);
+        Assert.Equal((JobStates.Queued, (string?)null), await harness.RecordAsync(submitter, stray) is var r ? (r.State, r.WorkerId) : default);
+    }
+
+    [Fact]
     public async Task DeletingOrExpiringARoomPurgesItsRecordsAndTicketsFromMemoryAndTheStore()
     {
         await using var harness = await QueueHarness.StartAsync();

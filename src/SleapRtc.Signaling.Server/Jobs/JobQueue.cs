@@ -94,6 +94,9 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         public int? PushedPosition { get; set; }
         /// <summary>Which hand-out this is (server-wide count), to tell an assignment from before a status change from one after it.</summary>
         public long AssignmentNumber { get; set; }
+        /// <summary>The worker this ticket was assigned to when the server stopped (assignments do not survive a restart):
+        /// its submitter may have reached that worker anyway, so that worker's report still counts as the ticket's start.</summary>
+        public string? AssignedBeforeRestart { get; set; }
 
         public bool IsTicket => Record.State == JobStates.Queued;
         public bool IsAssigned => IsTicket && Record.WorkerId is not null;
@@ -168,6 +171,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             {
                 // Reservations do not survive a restart: an assigned ticket waits again, in its old place. Its submitter
                 // must register again within the grace, like after any disconnect.
+                job.AssignedBeforeRestart = record.WorkerId;
                 record.WorkerId = null;
                 record.AssignedAt = null;
                 job.SubmitterGoneSince = now;
@@ -421,10 +425,19 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         AssignWaiting(roomId);
     }
 
+    /// <summary>
+    /// The server is stopping: the connections it closes now are not peers leaving. What the queue holds is written as it
+    /// stands (an assignment keeps its worker in the store), so the next start knows which worker an assigned ticket went to.
+    /// </summary>
+    public void ServerStopping() => Volatile.Write(ref _serverStopping, true);
+
+    private bool _serverStopping;
+
     /// <summary>A peer's connection ended (its registration is gone, and with it every reservation it held or was under).</summary>
     public void PeerLeft(string roomId, string peerId)
     {
         _updateBudgets.TryRemove(peerId, out _);
+        if (Volatile.Read(ref _serverStopping)) return;
         if (!_rooms.TryGetValue(roomId, out var room)) return;
         var now = _clock();
         var requeued = false;
@@ -466,7 +479,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         {
             room.Jobs.TryGetValue(report.JobId, out var job);
             if (job is null && _jobRooms.ContainsKey(report.JobId)) return "the job belongs to another room";
-            if (job is not null && job.Record.WorkerId != worker) return "the job is not this worker's";
+            if (job is not null && job.Record.WorkerId != worker && !TakeOverRestoredAssignment(room, job, worker, report)) return "the job is not this worker's";
             // A state change of a job the server knows is bounded by the forward-only rule (a few per job), so it is never
             // held back; progress, result updates and new direct jobs are what a worker could repeat without end.
             var bounded = job is not null && job.Record.State != report.State;
@@ -489,6 +502,34 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             Changed(room, job);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The window a restart leaves: a ticket was assigned to <paramref name="worker"/>, the server restarted before the
+    /// worker reported the upload, and the ticket came back waiting (or was assigned anew once its submitter returned).
+    /// The submitter still uploads to the worker it was first told (it takes one assignment per ticket), so that worker's
+    /// report is the ticket's start: the record follows it, and a newer assignment's reservation is released unused.
+    /// Nothing runs twice: the submitter never connects to the second worker, and the ticket leaves the queue here.
+    /// </summary>
+    private bool TakeOverRestoredAssignment(RoomJobs room, Job job, string worker, JobRecord report)
+    {
+        if (job.AssignedBeforeRestart != worker || !job.IsTicket || Rank(report.State) == 0) return false;
+        if (job.IsAssigned)
+        {
+            _peers.ReleaseReservation(job.Record.WorkerId!, job.Record.Submitter!);
+            job.AssignmentDeadline = null;
+        }
+        else
+        {
+            room.Waiting.Remove(job);
+            room.Active.Add(job);
+            QueueChanged(room);
+        }
+        _log.Write(LogLevel.Information, Component, $"Ticket {job.Record.JobId} in room {room.RoomId} started on worker {worker}, which it was assigned to before the restart");
+        job.Record.WorkerId = worker;
+        job.Record.AssignedAt ??= _clock();
+        job.AssignedBeforeRestart = null;
+        return true;
     }
 
     /// <summary>The transition rules: forward only (Queued, Uploading, Running, then one finished state), except that a job

@@ -471,6 +471,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
             return;
         }
         _log.Write(LogLevel.Information, Component, $"Stopping signaling server on port {Port}");
+        // Before anything ends a connection: the peers' departures during a stop are not departures to the job queue.
+        _jobs.ServerStopping();
         _stopping.Cancel();
         _listener.Stop();
         foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
