@@ -41,13 +41,18 @@ public sealed partial class WorkerHost
             return;
         }
 
+        // Published, not waited for: the answer must not wait a signaling round trip (it is on the path from a queued
+        // ticket's assignment to its upload). Our server reserved this worker when it relayed the offer; for a classic
+        // server the publish still says "reserved" to discovery, and this worker refuses other offers on its own status.
+        // The metadata lock is taken before this call returns, so a later "busy" or "available" publishes after it.
+        var reservedPublished = PublishStatusAsync(WorkerStatus.Reserved);
         try
         {
-            await PublishStatusAsync(WorkerStatus.Reserved).ConfigureAwait(false);
             await ServeClientAsync(offer).ConfigureAwait(false);
         }
         finally
         {
+            await reservedPublished.ConfigureAwait(false);
             lock (_gate) _session = null;
             await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
             jobDone.TrySetResult();

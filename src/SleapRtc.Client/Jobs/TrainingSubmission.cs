@@ -122,7 +122,7 @@ public sealed class TrainingSubmission
         if (request.ResumeFromFolder is { } checkpoint) SubmissionPreflight.CheckResumeFolder(checkpoint);
         SubmissionPreflight.CheckOutputPath(outputPath);
         Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? queued =
-            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, ct) : null;
+            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, "train", ct) : null;
         return await RunOnWorkerAsync("training", (channel, worker, clock, ct) =>
         {
             var useExtensions = JobExtensions.IsAdvertised(worker.Properties);
@@ -155,9 +155,11 @@ public sealed class TrainingSubmission
     /// <summary>
     /// -Queue: puts the ticket in the room's queue, reports its position while it waits, and returns the worker the server
     /// reserved for it (our workers only: the server hands tickets to nothing else). Ctrl+C while queued withdraws the ticket.
+    /// <paramref name="kind"/> is the record's kind ("train", or "track" for Submit-SleapInference); the job then says
+    /// <paramref name="request"/>'s job id in its hello, so the worker's reports move this ticket's record.
     /// </summary>
-    private async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
-        string packagePath, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
+        string packagePath, string kind, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         if (!signaling.ServerSupportsJobQueue) throw new JobQueueUnsupportedException(connection.Server);
@@ -172,7 +174,7 @@ public sealed class TrainingSubmission
             JobRecord ticket;
             try
             {
-                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath), cancellationToken).ConfigureAwait(false);
+                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath, kind), cancellationToken).ConfigureAwait(false);
             }
             catch (SignalingException e) when (e.Code == JobQueueMessages.TicketRejected)
             {
@@ -230,11 +232,11 @@ public sealed class TrainingSubmission
     /// <summary>How often a waiting ticket's record is checked for an end nobody announced.</summary>
     private static readonly TimeSpan TicketCheckInterval = TimeSpan.FromSeconds(3);
 
-    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath) => new()
+    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath, string kind) => new()
     {
         JobId = request.JobId,
         RoomId = room.RoomId,
-        Kind = "train",
+        Kind = kind,
         PackageName = request.WorkerPackagePath ?? Path.GetFileName(packagePath),
         PackageSha256 = request.WorkerPackagePath is null ? FileSha256(packagePath) : null,
         PackageBytes = request.WorkerPackagePath is null ? new FileInfo(packagePath).Length : 0,

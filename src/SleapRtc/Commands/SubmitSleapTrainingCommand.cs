@@ -184,7 +184,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
         return overrides.IsEmpty ? null : overrides;
     }
 
-    private static SleapRtcException QueueOptionWithoutQueue() => new(
+    internal static SleapRtcException QueueOptionWithoutQueue() => new(
         "QueueOptionWithoutQueue", SleapRtcErrorKind.InvalidArgument,
         "-Priority and -Tag describe a queue ticket, and this submission does not queue.",
         "Add -Queue to wait in the room's queue, or leave -Priority and -Tag out.");
