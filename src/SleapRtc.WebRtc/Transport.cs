@@ -46,7 +46,17 @@ public interface IPeerConnection : IAsyncDisposable
 
     /// <summary>Opens an ordered reliable channel (offerer side) and completes when it is open.</summary>
     Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The SHA-256 fingerprints of our DTLS certificate and of the one the peer presented in the handshake; null until
+    /// the handshake completed. What the room-token channel binding proves (the SDP's fingerprints come through the
+    /// signaling server and prove nothing about who is at the other end).
+    /// </summary>
+    DtlsFingerprints? CertificateFingerprints { get; }
 }
+
+/// <summary>SHA-256 fingerprints (32 bytes each) of the two certificates of one DTLS association.</summary>
+public sealed record DtlsFingerprints(byte[] Local, byte[] Remote);
 
 public enum DataChannelState { Connecting, Open, Closing, Closed }
 

@@ -152,6 +152,8 @@ public sealed class JobRecord
     /// <summary>True while the worker still holds the job's results for collection.</summary>
     public bool ResultsAvailable { get; set; }
     public long? ResultsExpireAt { get; set; }
+    /// <summary>How the worker authenticated the submitting client's channel (<see cref="SleapRtc.Protocol.Jobs.ChannelAuthStatus"/>); null when not reported.</summary>
+    public string? ChannelAuth { get; set; }
 
     private static readonly JsonSerializerOptions WireJson = new()
     {

@@ -51,6 +51,9 @@ public sealed class RtcPeerConnection : IPeerConnection
 
     internal IceAgent? IceAgent => _ice;
 
+    public DtlsFingerprints? CertificateFingerprints =>
+        _dtls is { IsEstablished: true, RemoteFingerprint: { } remote } dtls ? new DtlsFingerprints(dtls.LocalFingerprint, remote) : null;
+
     /// <summary>The DTLS session SCTP runs over (tests speak through it as the authenticated peer).</summary>
     internal DtlsSession? DtlsSession => _dtls;
 
