@@ -23,7 +23,6 @@ internal sealed class MaliciousRelay : IAsyncDisposable
     private readonly List<IPeerConnection> _peers = new();
     private readonly Task _accepting;
     private long _clientBinaryBytes;
-    private long _clientTextMessages;
     private int _bridged;
 
     private MaliciousRelay(int port, Uri upstream, IPeerConnectionFactory factory)
@@ -49,7 +48,6 @@ internal sealed class MaliciousRelay : IAsyncDisposable
     public int Bridged => Volatile.Read(ref _bridged);
     /// <summary>Binary bytes (package chunks) the client sent through the relay towards the worker.</summary>
     public long ClientBinaryBytes => Interlocked.Read(ref _clientBinaryBytes);
-    public long ClientTextMessages => Interlocked.Read(ref _clientTextMessages);
 
     /// <summary>Starts a relay in front of the server on <paramref name="upstreamPort"/>, with a transport (and so a DTLS
     /// certificate) of its own: a relay never holds the private key of either end.</summary>
@@ -249,11 +247,8 @@ internal sealed class MaliciousRelay : IAsyncDisposable
 
         public void Forward(DataChannelMessage message)
         {
-            if (countsClientBytes is not null)
-            {
-                if (message.IsText) Interlocked.Increment(ref countsClientBytes._clientTextMessages);
-                else if (!Protocol.Jobs.JobMessages.IsKeepAlive(message.Binary.Span)) Interlocked.Add(ref countsClientBytes._clientBinaryBytes, message.Binary.Length);
-            }
+            if (countsClientBytes is not null && !message.IsText && !Protocol.Jobs.JobMessages.IsKeepAlive(message.Binary.Span))
+                Interlocked.Add(ref countsClientBytes._clientBinaryBytes, message.Binary.Length);
             lock (_gate)
             {
                 if (_target is null) _held.Add(message.IsText ? message : new DataChannelMessage(message.Binary.ToArray()));
