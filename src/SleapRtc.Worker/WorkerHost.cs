@@ -256,6 +256,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         if (_options.Space is not null) StartServingSpace();
         offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
+            : IsProbeOffer(offer) ? HandleProbeOfferObservedAsync(offer)
             : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");

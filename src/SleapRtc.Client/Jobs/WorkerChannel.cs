@@ -51,7 +51,8 @@ public sealed class WorkerChannel : IAsyncDisposable
         try
         {
             peer = CreatePeer(connection, options.PeerConnectionFactory, options.PeerConnection);
-            var (channel, _) = await OfferAsync(connection, peer, workerId, purpose, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            // Only our workers take these offers (collections): the channel is always authenticated.
+            var (channel, _) = await OfferAsync(connection, peer, workerId, purpose, authenticate: true, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             return new WorkerChannel(connection, peer, channel, workerId);
         }
         catch
@@ -85,11 +86,14 @@ public sealed class WorkerChannel : IAsyncDisposable
     }
 
     /// <summary>
-    /// Offer, wait for the answer or the worker's refusal, open the channel; all within <paramref name="connectTimeout"/>.
-    /// Returns the channel and the time from sending the offer to the channel being open.
+    /// Offer, wait for the answer or the worker's refusal, open the channel and, with <paramref name="authenticate"/> (a
+    /// worker that advertises it, see <see cref="JobExtensions.AdvertisesChannelAuth"/>), prove the room token over it
+    /// (<see cref="ChannelProof"/>); all within <paramref name="connectTimeout"/>. Returns the channel and the time from
+    /// sending the offer to the channel being open (and authenticated).
     /// </summary>
+    /// <exception cref="ChannelAuthenticationException">The channel could not be authenticated; nothing was sent on it.</exception>
     internal static async Task<(IDataChannel Channel, TimeSpan ConnectTime)> OfferAsync(ClientRoomConnection connection, IPeerConnection peer, string workerId,
-        string? purpose, TimeSpan connectTimeout, CancellationToken cancellationToken)
+        string? purpose, bool authenticate, TimeSpan connectTimeout, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         var roomId = connection.Room.RoomId;
@@ -114,6 +118,7 @@ public sealed class WorkerChannel : IAsyncDisposable
             var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
             await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
             var channel = await peer.OpenDataChannelAsync(TrainingSubmission.ChannelLabel, timeout.Token).ConfigureAwait(false);
+            if (authenticate) await ChannelProof.RunAsync(channel, peer, connection.Room.Token, workerId, timeout.Token).ConfigureAwait(false);
             return (channel, clock.Elapsed);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

@@ -54,6 +54,10 @@ public static class JobMessages
     /// <summary>Worker → client at the end of a collection (hello mode "collect"), after the last result file:
     /// <c>SLEAPRTC_COLLECTED::{"job_id":…,"state":…,"files":n}</c>.</summary>
     public const string Collected = "SLEAPRTC_COLLECTED";
+    /// <summary>Connection test (offer purpose "probe"): the client sends <c>SLEAPRTC_PING::&lt;n&gt;</c>, the worker echoes
+    /// <c>SLEAPRTC_PONG::&lt;n&gt;</c>; the client measures the round trip.</summary>
+    public const string Ping = "SLEAPRTC_PING";
+    public const string Pong = "SLEAPRTC_PONG";
 
     public const string TrainPackage = "train";
     public const string TrackPackage = "track";

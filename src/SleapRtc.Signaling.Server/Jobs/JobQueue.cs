@@ -573,6 +573,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         if (report.MachineId is not null) record.MachineId = report.MachineId;
         record.PackageName ??= report.PackageName;
         record.PackageSha256 ??= report.PackageSha256;
+        record.ChannelAuth ??= report.ChannelAuth;
         if (record.PackageBytes == 0) record.PackageBytes = report.PackageBytes;
         record.ResultsAvailable = report.ResultsAvailable;
         record.ResultsExpireAt = report.ResultsExpireAt;

@@ -389,9 +389,9 @@ internal sealed partial class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
             return;
         }
-        // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
-        // serves it beside the job it runs.
-        if (message.GetString(JobQueueMessages.OfferPurposeKey) == JobQueueMessages.CollectPurpose)
+        // A result collection or a connection test (our extension key "purpose") may reach a busy worker and reserves
+        // nothing; our worker serves it beside the job it runs.
+        if (JobQueueMessages.ReservesNothing(message.GetString(JobQueueMessages.OfferPurposeKey)))
         {
             RelaySignal(peer, self, room, message, MessageTypes.Offer);
             return;

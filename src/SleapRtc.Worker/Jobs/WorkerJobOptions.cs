@@ -34,6 +34,8 @@ public sealed class WorkerJobOptions
     public Func<CancellationToken, Task<IDisposable>>? WaitForTurnAsync { get; init; }
     /// <summary>Inference space: from the end of the upload, the most a request may take (queue and run).</summary>
     public TimeSpan? RequestTimeout { get; init; }
+    /// <summary>How the client's channel was authenticated (<see cref="Protocol.Jobs.ChannelAuthStatus"/>), for the job record.</summary>
+    public string? ChannelAuth { get; init; }
 }
 
 /// <summary>How a job on the worker ended.</summary>

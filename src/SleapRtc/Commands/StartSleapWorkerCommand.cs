@@ -91,6 +91,10 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateRange(1L, long.MaxValue)]
     public long MaxUnpackedSize { get; set; } = PackageLimits.DefaultMaxUnpackedBytes;
 
+    /// <summary>Refuse classic peers, which cannot prove the room token over the channel (clients of ours always do).</summary>
+    [Parameter]
+    public SwitchParameter RequireChannelAuth { get; set; }
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -164,6 +168,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             Space = Space,
             SpaceModelPaths = spaceModels,
             SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),
+            RequireChannelAuth = RequireChannelAuth,
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
             Log = log,
