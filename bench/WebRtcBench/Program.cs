@@ -10,6 +10,7 @@ using SleapRtc.Interop;
 var sizeMiB = 1024L;
 var wanSizeMiB = 256L;
 var profiles = new List<string> { "loopback" };
+var trace = false;
 var wanPairs = new List<string> { "ours>ours", "wrtc>wrtc", "ndc>ndc", "ours>wrtc", "wrtc>ours" };
 var aiortcSizeMiB = 64L; // aiortc moves ~1–10 MB/s here: 1 GiB would take many minutes; its rate does not depend on size
 var connectRuns = 50;
@@ -27,11 +28,13 @@ for (var i = 0; i < args.Length; i++)
         case "--skip-connect": connectRuns = 0; break;
         case "--profile": profiles = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList(); break;
         case "--wan-size": wanSizeMiB = long.Parse(args[++i], CultureInfo.InvariantCulture); break;
+        case "--trace": trace = true; break;
         case "--wan-pairs": wanPairs = args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries).Where(p => p.Contains('>')).ToList(); break;
         default:
             Console.Error.WriteLine("usage: WebRtcBench [--size MiB (default 1024)] [--aiortc-size MiB (default 64)] [--runs N (default 50)] " +
                 "[--pairs ours>ours,wrtc>wrtc,...] [--connect ours,wrtc,...] [--skip-connect] " +
-                "[--profile loopback,wan40,wan10 (default loopback)] [--wan-size MiB (default 256)] [--wan-pairs ours>ours,...]");
+                "[--profile loopback,wan40,wan10 (default loopback)] [--wan-size MiB (default 256)] [--wan-pairs ours>ours,...] " +
+                "[--trace (our peers print SCTP counters each second; shown after each WAN transfer)]");
             return 2;
     }
 }
@@ -57,7 +60,7 @@ if (loopback)
 
 FixtureCommand Fixture(string kind) => kind switch
 {
-    "ours" => FixtureCatalog.Ours(),
+    "ours" => trace ? FixtureCatalog.Ours().WithEnvironment("PEER_TRACE", "1") : FixtureCatalog.Ours(),
     "aiortc" => FixtureCatalog.Aiortc(),
     "chromium" => FixtureCatalog.Chromium(),
     _ => FixtureCatalog.Node(kind),
@@ -100,6 +103,7 @@ async Task RunWanPairsAsync(WanProfile profile)
             var outcome = await PeerPair.TransferAsync(path.Pair.Offerer, path.Pair.Answerer, wanBytes,
                 TimeSpan.FromSeconds(120 + wanBytes / 250_000), hash: false, dataSource: "pool");
             var relayCpu = path.Relay.CpuTime - cpuBefore;
+            if (trace) Console.Error.WriteLine($"{pairName} sender:{path.Pair.Offerer.StderrTail}\nrelay toward receiver: {path.Relay.Stats(towardB: true)}\nrelay toward sender: {path.Relay.Stats(towardB: false)}");
             var toward = path.Relay.Stats(towardB: true);
             var note = outcome.ReceivedBytes != wanBytes ? $"received {outcome.ReceivedBytes} of {wanBytes}" : "";
             throughput[pairName] = outcome.MBps;

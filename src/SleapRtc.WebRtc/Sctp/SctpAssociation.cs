@@ -126,6 +126,7 @@ public sealed partial class SctpAssociation : IDatagramSink, IAsyncDisposable
                 PeerReceiveWindow = _sender?.PeerReceiveWindow ?? 0,
                 SlowStartThreshold = _sender?.Ssthresh ?? 0,
                 SmoothedRttMs = _sender?.SmoothedRttMs ?? 0,
+                MinRttMs = _sender?.MinRttMs ?? 0,
                 RtoMs = _sender?.RtoMs ?? 0,
             };
         }

@@ -125,6 +125,11 @@ public class SctpSenderReceiverTests
         Assert.Equal(cwnd + 1200, sender.Cwnd);
 
         SendPackets(sender, writer);
+        // RTT samples well above the minimum: a queue is building, so a loss is congestion and halves cwnd
+        // (SctpLossRecoveryRulesTests covers the uncongested path).
+        sender.AddRttSample(10);
+        sender.AddRttSample(80);
+        Assert.False(sender.PathUncongested);
         // TSNs 1002.. outstanding; 1002 lost: three SACKs each newly acking later TSNs mark it.
         for (int i = 1; i <= 3; i++)
         {
