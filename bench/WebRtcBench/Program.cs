@@ -47,7 +47,8 @@ foreach (var name in profiles.Where(p => p != "loopback"))
 }
 var loopback = profiles.Contains("loopback");
 var bytes = sizeMiB * 1048576;
-Console.WriteLine($"WebRtcBench: {sizeMiB} MiB per transfer, 64 KiB messages, high/low water 1 MiB/256 KiB, " +
+Console.WriteLine($"WebRtcBench: {(loopback ? $"{sizeMiB} MiB per loopback transfer" : "")}" +
+    $"{(loopback && wanProfiles.Count > 0 ? ", " : "")}{(wanProfiles.Count > 0 ? $"{wanSizeMiB} MiB per WAN transfer" : "")}, 64 KiB messages, high/low water 1 MiB/256 KiB, " +
     $"{Environment.ProcessorCount} cores, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
 Console.WriteLine("MB = 10^6 bytes; throughput = bytes / (send command -> last byte reported by the receiver).");
 Console.WriteLine($"load average at start: {File.ReadAllText("/proc/loadavg").Trim()} (other work on the box skews every figure)");
@@ -92,13 +93,13 @@ async Task RunWanPairsAsync(WanProfile profile)
     Console.WriteLine($"WAN profile {profile}; {wanSizeMiB} MiB per transfer; each peer in its own namespace, joined by the relay");
     Console.WriteLine("| sender -> receiver | MB/s | seconds | sender peak RSS MB | relay toward receiver | relay CPU s | note |");
     Console.WriteLine("|---|---|---|---|---|---|---|");
-    var seed = 20261202;
+    // One seed for every pair: the relay's per-direction random sequences then lose the same packets (by position).
     foreach (var pairName in wanPairs)
     {
         var parts = pairName.Split('>');
         try
         {
-            await using var path = await RelayedPair.ConnectAsync(Fixture(parts[0]), Fixture(parts[1]), profile.EachWay, profile.EachWay, seed++);
+            await using var path = await RelayedPair.ConnectAsync(Fixture(parts[0]), Fixture(parts[1]), profile.EachWay, profile.EachWay, seed: 20261202);
             var cpuBefore = path.Relay.CpuTime;
             var outcome = await PeerPair.TransferAsync(path.Pair.Offerer, path.Pair.Answerer, wanBytes,
                 TimeSpan.FromSeconds(120 + wanBytes / 250_000), hash: false, dataSource: "pool");

@@ -66,6 +66,8 @@ internal sealed class SctpSender
     private uint _sendSeq;
     private bool _hasRtt;
     private double _minRttMs = double.MaxValue;
+    private readonly double[] _recentRttsMs = new double[RecentRttSamples];
+    private int _recentRttNext, _recentRttFilled;
     private bool _timing;
     private uint _timedTsn;
     private long _timedAt;
@@ -91,10 +93,24 @@ internal sealed class SctpSender
     /// <summary>Smallest RTT sample seen: the path's propagation delay without queues.</summary>
     public double MinRttMs => _hasRtt ? _minRttMs : 0;
     /// <summary>
-    /// True while the smoothed RTT is within <see cref="QueueingDelayTolerance"/> of the minimum: no queue is building
-    /// on the path, so a loss is most likely random rather than congestion (see <see cref="GrowCongestionWindow"/>).
+    /// True while the lowest of the last <see cref="RecentRttSamples"/> RTT samples is within
+    /// <see cref="QueueingDelayTolerance"/> of the minimum ever seen: no standing queue on the path, so a loss is most
+    /// likely random rather than congestion (see <see cref="WindowAfterLoss"/>). The lowest recent sample, not the
+    /// smoothed RTT, because a busy CPU delays single packets by milliseconds while a bottleneck queue delays them all.
     /// </summary>
-    public bool PathUncongested => _hasRtt && SmoothedRttMs - _minRttMs <= QueueingDelayTolerance;
+    public bool PathUncongested
+    {
+        get
+        {
+            if (!_hasRtt) return false;
+            double recentMin = double.MaxValue;
+            for (int i = 0; i < _recentRttFilled; i++) recentMin = Math.Min(recentMin, _recentRttsMs[i]);
+            return recentMin - _minRttMs <= QueueingDelayTolerance;
+        }
+    }
+
+    /// <summary>About eight round trips: one RTT sample is taken per round trip.</summary>
+    private const int RecentRttSamples = 8;
 
     /// <summary>Queueing delay still counted as "no queue": 2 ms (timer and scheduling noise) or 1/8 of the minimum RTT.</summary>
     private double QueueingDelayTolerance => Math.Max(2.0, _minRttMs / 8);
@@ -421,6 +437,9 @@ internal sealed class SctpSender
     public void AddRttSample(double sampleMs)
     {
         _minRttMs = Math.Min(_minRttMs, sampleMs);
+        _recentRttsMs[_recentRttNext] = sampleMs;
+        _recentRttNext = (_recentRttNext + 1) % RecentRttSamples;
+        _recentRttFilled = Math.Min(_recentRttFilled + 1, RecentRttSamples);
         if (!_hasRtt)
         {
             SmoothedRttMs = sampleMs;

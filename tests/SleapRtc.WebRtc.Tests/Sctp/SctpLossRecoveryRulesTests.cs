@@ -49,8 +49,8 @@ public class SctpLossRecoveryRulesTests
     }
 
     [Theory]
-    [InlineData(40.5, true)]   // RTT at its 40 ms minimum: no queue, a random loss gives back 1/8, growth 10 packets per RTT
-    [InlineData(80.0, false)]  // RTT doubled by a queue: congestion, RFC 9260's halving and 1 packet per RTT
+    [InlineData(40.5, true)]   // recent RTTs at the 40 ms minimum: no queue, a random loss gives back 1/8, growth 10 packets per RTT
+    [InlineData(80.0, false)]  // recent RTTs doubled by a queue: congestion, RFC 9260's halving and 1 packet per RTT
     public void LossResponseAndGrowth_DependOnTheQueueingDelay(double smoothedRttMs, bool uncongested)
     {
         var sender = NewSender(initialCwndPackets: 40);

@@ -78,7 +78,6 @@ public sealed class LossyUdpRelay : IDisposable
     private readonly Socket _socketB;
     private readonly Direction _towardB;
     private readonly Direction _towardA;
-    private readonly Random _random;
     private readonly PriorityQueue<Scheduled, (long Due, long Order)> _queue = new();
     private readonly object _gate = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -91,9 +90,14 @@ public sealed class LossyUdpRelay : IDisposable
 
     private readonly record struct Scheduled(byte[] Data, int Length, bool ToB, long Sequence, long Due);
 
-    private sealed class Direction(Impairment impairment)
+    /// <summary>
+    /// One direction's state. Each has its own random sequence, so the n-th packet a side sends meets the same fate
+    /// whatever the other side sends: pairs compared through one profile and seed see the same loss pattern.
+    /// </summary>
+    private sealed class Direction(Impairment impairment, int seed)
     {
         public readonly Impairment Impairment = impairment;
+        public readonly Random Random = new(seed);
         public bool InLossBurst;
         public long LinkFreeAt, LastDue, LastSentSequence;
         public long Received, Lost, TailDropped, Duplicated, Forwarded, ForwardedBytes, Reordered;
@@ -114,9 +118,8 @@ public sealed class LossyUdpRelay : IDisposable
     /// </summary>
     public LossyUdpRelay(Impairment aToB, Impairment bToA, int seed, NetworkNamespace? networkA = null, NetworkNamespace? networkB = null)
     {
-        _towardB = new Direction(aToB);
-        _towardA = new Direction(bToA);
-        _random = new Random(seed);
+        _towardB = new Direction(aToB, seed);
+        _towardA = new Direction(bToA, seed + 1);
         _socketA = networkA is null ? NewSocket(IPAddress.Loopback) : networkA.RunInside(() => NewSocket(NetworkNamespace.OnlyAddress));
         _socketB = networkB is null ? NewSocket(IPAddress.Loopback) : networkB.RunInside(() => NewSocket(NetworkNamespace.OnlyAddress));
         _threadIds = new int[3];
@@ -207,6 +210,7 @@ public sealed class LossyUdpRelay : IDisposable
                 if (fromA) _peerA ??= Copy(from); else _peerB ??= Copy(from);
                 var sequence = ++_arrivalSequence;
                 direction.Received++;
+                var random = direction.Random;
                 if (IsLost(direction, impairment, enterBurst, leaveBurst)) { direction.Lost++; continue; }
                 var now = _clock.ElapsedTicks;
                 var departure = now;
@@ -217,14 +221,14 @@ public sealed class LossyUdpRelay : IDisposable
                     if (start - now + (long)((length + HeaderBytes) * ticksPerByte) > queueTicks) { direction.TailDropped++; continue; }
                     departure = direction.LinkFreeAt = start + (long)((length + HeaderBytes) * ticksPerByte);
                 }
-                var copies = impairment.DuplicateRate > 0 && _random.NextDouble() < impairment.DuplicateRate ? 2 : 1;
+                var copies = impairment.DuplicateRate > 0 && random.NextDouble() < impairment.DuplicateRate ? 2 : 1;
                 if (copies == 2) direction.Duplicated++;
                 for (var i = 0; i < copies; i++)
                 {
-                    var due = departure + delayTicks + (jitterTicks > 0 ? (long)(_random.NextDouble() * jitterTicks) : 0);
+                    var due = departure + delayTicks + (jitterTicks > 0 ? (long)(random.NextDouble() * jitterTicks) : 0);
                     if (impairment.ReorderRate is { } reorderRate)
                     {
-                        if (_random.NextDouble() < reorderRate) due = Math.Max(due, direction.LastDue) + (long)(_random.NextDouble() * jitterTicks);
+                        if (random.NextDouble() < reorderRate) due = Math.Max(due, direction.LastDue) + (long)(random.NextDouble() * jitterTicks);
                         else direction.LastDue = due = Math.Max(due, direction.LastDue);
                     }
                     var data = ArrayPool<byte>.Shared.Rent(length);
@@ -237,11 +241,12 @@ public sealed class LossyUdpRelay : IDisposable
         }
     }
 
-    private bool IsLost(Direction direction, Impairment impairment, double enterBurst, double leaveBurst)
+    private static bool IsLost(Direction direction, Impairment impairment, double enterBurst, double leaveBurst)
     {
         if (impairment.LossRate <= 0) return false;
-        if (impairment.MeanLossBurst is null) return _random.NextDouble() < impairment.LossRate;
-        direction.InLossBurst = direction.InLossBurst ? _random.NextDouble() >= leaveBurst : _random.NextDouble() < enterBurst;
+        var random = direction.Random;
+        if (impairment.MeanLossBurst is null) return random.NextDouble() < impairment.LossRate;
+        direction.InLossBurst = direction.InLossBurst ? random.NextDouble() >= leaveBurst : random.NextDouble() < enterBurst;
         return direction.InLossBurst;
     }
 
