@@ -108,7 +108,8 @@ public sealed class WanPathTests(ITestOutputHelper log)
         Assert.Equal(bytes, outcome.ReceivedBytes);
         Assert.Equal(outcome.SentSha256, outcome.ReceivedSha256);
         Assert.True(path.Relay.Stats(towardB: true).Lost > 20, "the path lost (almost) nothing, so this test proves nothing");
-        // An RFC 9260 halving sender is bound near 0.5 MB/s on this path; ours must clearly beat that.
-        Assert.True(outcome.MBps >= 1.0, $"{outcome.MBps:0.00} MB/s through {profile.Name}, below the 1.0 MB/s floor");
+        // An RFC 9260 halving sender is bound near 0.5 MB/s on this path; ours must clearly beat that. Measured
+        // 1.3–1.8 MB/s for these 16 MB at load 10–40 (ramp-up included); the floor leaves room for a loaded CI box.
+        Assert.True(outcome.MBps >= 0.8, $"{outcome.MBps:0.00} MB/s through {profile.Name}, below the 0.8 MB/s floor");
     }
 }
