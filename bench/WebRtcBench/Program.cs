@@ -104,7 +104,7 @@ async Task RunWanPairsAsync(WanProfile profile)
             var outcome = await PeerPair.TransferAsync(path.Pair.Offerer, path.Pair.Answerer, wanBytes,
                 TimeSpan.FromSeconds(120 + wanBytes / 250_000), hash: false, dataSource: "pool");
             var relayCpu = path.Relay.CpuTime - cpuBefore;
-            if (trace) Console.Error.WriteLine($"{pairName} sender:{path.Pair.Offerer.StderrTail}\nrelay toward receiver: {path.Relay.Stats(towardB: true)}\nrelay toward sender: {path.Relay.Stats(towardB: false)}");
+            if (trace) Console.Error.WriteLine($"{pairName} sender:{path.Pair.Offerer.StderrTail}\nreceiver:{path.Pair.Answerer.StderrTail}\nrelay toward receiver: {path.Relay.Stats(towardB: true)}\nrelay toward sender: {path.Relay.Stats(towardB: false)}");
             var toward = path.Relay.Stats(towardB: true);
             var note = outcome.ReceivedBytes != wanBytes ? $"received {outcome.ReceivedBytes} of {wanBytes}" : "";
             throughput[pairName] = outcome.MBps;
