@@ -22,18 +22,26 @@ public sealed class ClusterTests(RedisTestServer redis) : IClassFixture<RedisTes
             explain: () => string.Join("\n", cluster.Instances.Select(i => i.Host.Peers.PeersInRoom(roomId).Count + "").Concat(cluster.Instances.SelectMany(i => i.Log.Lines).Where(l => !l.StartsWith("Information")))));
 
         // Every client offers to every worker at once; each worker must be reserved by exactly one client.
-        await Task.WhenAll(clients.SelectMany(c => workers.Select(w => c.SendAsync(
-            $$"""{"type": "offer", "target": "{{w.PeerId}}", "sdp": "v=0 from {{c.PeerId}}"}"""))));
+        // (One send at a time per socket, as WebSocket requires; the clients race each other.)
+        await Task.WhenAll(clients.Select(async c =>
+        {
+            foreach (var w in workers) await c.SendAsync($$"""{"type": "offer", "target": "{{w.PeerId}}", "sdp": "v=0 from {{c.PeerId}}"}""");
+        }));
 
         // Every instance shows every worker reserved (the reservation is one script in Redis, not per instance).
         await WaitUntilAsync(() => cluster.Instances.All(instance =>
-            workers.All(w => instance.Host.Peers.Get(w.PeerId)!.MetadataJson.Contains("\"reserved\""))));
+            workers.All(w => instance.Host.Peers.Get(w.PeerId)?.MetadataJson.Contains("\"reserved\"") == true)),
+            explain: () => string.Join("\n", cluster.Instances.SelectMany(i => workers.Select(w => i.Host.Peers.Get(w.PeerId)?.MetadataJson ?? "missing"))
+                .Concat(cluster.Instances.SelectMany(i => i.Log.Lines).Where(l => !l.StartsWith("Information") && !l.StartsWith("Debug")))));
         var winners = new List<string>();
         foreach (var worker in workers) winners.Add((string)(await worker.ReceiveAsync("offer"))["sender"]!);
         foreach (var client in clients)
         {
             for (var refused = winners.Count(w => w == client.PeerId); refused < 3; refused++)
-                Assert.Equal("WORKER_BUSY", (string?)(await client.ReceiveAsync("error"))["code"]);
+            {
+                var error = await client.ReceiveAsync("error");
+                Assert.True((string?)error["code"] == "WORKER_BUSY", error.ToJsonString() + "\n" + string.Join("\n", cluster.Instances.SelectMany(i => i.Log.Lines).Where(l => l.StartsWith("Warning") || l.StartsWith("Error"))));
+            }
         }
         // Nothing else: no worker got a second offer, no client a second answer.
         await Task.WhenAll(workers.Concat(clients).Select(p => p.ExpectSilenceAsync(500)));

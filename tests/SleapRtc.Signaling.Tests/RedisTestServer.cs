@@ -60,22 +60,32 @@ public sealed class RedisTestServer : IAsyncLifetime
         process.Dispose();
     }
 
-    private async Task<bool> PingAsync()
+    private async Task<bool> PingAsync() => await CommandAsync("PING") is { } answer && answer.StartsWith("+PONG", StringComparison.Ordinal);
+
+    /// <summary>Empties Redis (each test of a class starts from nothing, as with a fresh single server).</summary>
+    public async Task FlushAsync()
+    {
+        var answer = await CommandAsync("FLUSHALL");
+        if (answer is null || !answer.StartsWith("+OK", StringComparison.Ordinal)) throw new InvalidOperationException("FLUSHALL failed: " + answer);
+    }
+
+    /// <summary>One inline command over a fresh connection; null when Redis does not answer.</summary>
+    public async Task<string?> CommandAsync(string command)
     {
         try
         {
             using var client = new TcpClient();
-            using var timeout = new CancellationTokenSource(1000);
+            using var timeout = new CancellationTokenSource(5000);
             await client.ConnectAsync(IPAddress.Loopback, Port, timeout.Token);
             var stream = client.GetStream();
-            await stream.WriteAsync("PING\r\n"u8.ToArray(), timeout.Token);
-            var buffer = new byte[64];
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(command + "\r\n"), timeout.Token);
+            var buffer = new byte[4096];
             var read = await stream.ReadAsync(buffer, timeout.Token);
-            return Encoding.ASCII.GetString(buffer, 0, read).StartsWith("+PONG", StringComparison.Ordinal);
+            return Encoding.ASCII.GetString(buffer, 0, read);
         }
         catch (Exception e) when (e is SocketException or IOException or OperationCanceledException)
         {
-            return false;
+            return null;
         }
     }
 
@@ -102,6 +112,7 @@ public sealed class TestCluster : IAsyncDisposable
 
     public static async Task<TestCluster> StartAsync(RedisTestServer redis, int count, Action<SleapRtc.Signaling.Server.SignalingServerOptions>? configure = null)
     {
+        await redis.FlushAsync();
         var instances = new List<TestServer>();
         try
         {
@@ -110,8 +121,9 @@ public sealed class TestCluster : IAsyncDisposable
                 instances.Add(await TestServer.StartAsync(options =>
                 {
                     options.Redis = redis.Url;
-                    options.ClusterHeartbeatInterval = TimeSpan.FromMilliseconds(300);
-                    options.ClusterPresenceTtl = TimeSpan.FromSeconds(2);
+                    // Faster than the defaults (2 s, 10 s), yet with room for a heartbeat late on a loaded 2-core CI box.
+                    options.ClusterHeartbeatInterval = TimeSpan.FromMilliseconds(500);
+                    options.ClusterPresenceTtl = TimeSpan.FromSeconds(5);
                     configure?.Invoke(options);
                 }));
             }

@@ -193,7 +193,8 @@ internal sealed class RedisBackplane : IAsyncDisposable
 
     private SharedStoreUnavailableException Unavailable(Exception e)
     {
-        _log.Write(LogLevel.Warning, Component, $"Redis unavailable: {e.GetType().Name}");
+        // StackExchange.Redis messages name the endpoint and the command, never the password.
+        _log.Write(LogLevel.Warning, Component, $"Redis unavailable: {e.GetType().Name}: {e.Message}");
         return new SharedStoreUnavailableException(SharedStoreUnavailableException.DefaultMessage, e);
     }
 

@@ -53,6 +53,7 @@ internal sealed class RedisCluster : IAsyncDisposable
 
     public static async Task<RedisCluster> StartAsync(string connection, TimeSpan heartbeat, TimeSpan presenceTtl, TimeSpan resumeGrace, ILogSink log, CancellationToken ct)
     {
+        EnsureThreadsForBlockingCalls();
         var redis = await RedisBackplane.ConnectAsync(connection, log, ct).ConfigureAwait(false);
         var cluster = new RedisCluster(redis, log, heartbeat, presenceTtl, resumeGrace);
         try
@@ -73,6 +74,21 @@ internal sealed class RedisCluster : IAsyncDisposable
             await cluster.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The registry interface is synchronous, so a register or an offer blocks its thread-pool thread for the Redis round
+    /// trip (~0.1-0.3 ms), while the socket completion that carries Redis's answer needs a thread-pool thread too. With
+    /// the pool at its default minimum (one thread per core) a burst of such calls on a small machine waits for the
+    /// pool's slow thread injection (about two a second) and times out; measured on 2 cores: 3 s timeouts with 20
+    /// clients offering at once. A higher minimum lets the pool start threads for a burst at once (StackExchange.Redis's
+    /// own advice for synchronous use); idle threads still retire.
+    /// </summary>
+    private static void EnsureThreadsForBlockingCalls()
+    {
+        const int Wanted = 128;
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        if (workers < Wanted) ThreadPool.SetMinThreads(Wanted, Math.Max(completionPorts, Wanted));
     }
 
     private void OnEvent(RedisValue message)

@@ -324,21 +324,42 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
     {
         if (!BusEnvelope.TryParse(payload, out var kind, out var fields, out var frameOffset)) return;
         IPeerLink? link;
+        bool here;
         lock (_gate)
         {
-            if (!_localLinks.TryGetValue(fields[kind == 'M' ? 2 : 1], out link)) return;
-            if (kind == 'M' && (_mirror.Get(fields[0]) is not { } entry || !ReferenceEquals(entry.Link, link) || entry.RoomId != fields[1])) return;
+            here = _localLinks.TryGetValue(fields[kind == 'M' ? 2 : 1], out link)
+                && (kind != 'M' || _mirror.Get(fields[0]) is { } entry && ReferenceEquals(entry.Link, link) && entry.RoomId == fields[1]);
         }
-        if (kind == 'M')
+        if (kind == 'C')
+        {
+            if (here && int.TryParse(fields[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var status))
+                link!.Close((System.Net.WebSockets.WebSocketCloseStatus)status, fields[3]);
+            return;
+        }
+        var delivered = false;
+        if (here)
         {
             var frame = new byte[payload.Length - frameOffset];
             Buffer.BlockCopy(payload, frameOffset, frame, 0, frame.Length);
-            link.TrySendUtf8(frame);
+            delivered = link!.TrySendUtf8(frame);
         }
-        else if (int.TryParse(fields[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var status))
+        if (!delivered && fields[3].Length > 0) ReportDeliveryFailure(targetPeerId: fields[0], roomId: fields[1], senderPeerId: fields[3], senderLinkId: fields[4], type: fields[5]);
+    }
+
+    /// <summary>Tells a sender on another instance what a single server tells it at once: the relay did not reach its target
+    /// (and, for an offer, the reservation it took is released, so the worker is not held by an offer it never saw).</summary>
+    private void ReportDeliveryFailure(string targetPeerId, string roomId, string senderPeerId, string senderLinkId, string type)
+    {
+        var colon = senderLinkId.LastIndexOf(':');
+        if (colon <= 0) return;
+        if (type == MessageTypes.Offer)
         {
-            link.Close((System.Net.WebSockets.WebSocketCloseStatus)status, fields[3]);
+            try { ReleaseReservationsHeldBy(senderPeerId); }
+            catch (SharedStoreUnavailableException) { }
         }
+        var error = SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {Server.SignalingHub.Truncate(targetPeerId)}", type.Length > 0 ? type : null);
+        var sender = new RemotePeerLink(_redis, senderLinkId.Substring(0, colon), senderLinkId, senderPeerId, roomId, "");
+        sender.TrySendUtf8(SignalingJson.ToUtf8(error));
     }
 
     /// <summary>

@@ -18,14 +18,21 @@ internal sealed class RemotePeerLink(RedisBackplane bus, string instanceId, stri
 
     public bool TrySend(string json) => TrySendUtf8(Encoding.UTF8.GetBytes(json));
 
-    public bool TrySendUtf8(byte[] utf8Json) => bus.Publish(bus.InstanceChannel(InstanceId), BusEnvelope.Message(peerId, roomId, LinkId, utf8Json));
+    public bool TrySendUtf8(byte[] utf8Json) => bus.Publish(bus.InstanceChannel(InstanceId), BusEnvelope.Message(peerId, roomId, LinkId, "", "", "", utf8Json));
+
+    /// <summary>A relay on behalf of <paramref name="senderPeerId"/>: if the owning instance cannot deliver it (the target's
+    /// queue is full, or it just left), it answers the sender DELIVERY_FAILED in reply to <paramref name="type"/>, as a
+    /// single server does at once.</summary>
+    public bool TrySendUtf8From(byte[] utf8Json, IPeerLink sender, string senderPeerId, string type) =>
+        bus.Publish(bus.InstanceChannel(InstanceId), BusEnvelope.Message(peerId, roomId, LinkId, senderPeerId, bus.LinkIdOf(sender), type, utf8Json));
 
     public void Close(WebSocketCloseStatus status, string description) =>
         bus.Publish(bus.InstanceChannel(InstanceId), BusEnvelope.Close(peerId, LinkId, status, description));
 }
 
 /// <summary>
-/// What travels on an instance's channel: <c>M peer\nroom\nlink\n</c> + the frame (a message for a peer), or
+/// What travels on an instance's channel: <c>M peer\nroom\nlink\nsender\nsender link\ntype\n</c> + the frame (a message
+/// for a peer; the sender fields are empty for the server's own notices), or
 /// <c>C peer\nlink\nstatus\ndescription</c> (close that connection: the peer was deleted or re-registered elsewhere).
 /// Peer ids, room ids and link ids never contain a newline (the server only accepts them from JSON strings it checked,
 /// and a newline in one would only make the envelope undeliverable).
@@ -34,9 +41,9 @@ internal static class BusEnvelope
 {
     private static readonly UTF8Encoding Utf8 = new(false);
 
-    public static byte[] Message(string peerId, string roomId, string linkId, byte[] frame)
+    public static byte[] Message(string peerId, string roomId, string linkId, string senderPeerId, string senderLinkId, string type, byte[] frame)
     {
-        var head = Utf8.GetBytes("M" + peerId + "\n" + roomId + "\n" + linkId + "\n");
+        var head = Utf8.GetBytes("M" + peerId + "\n" + roomId + "\n" + linkId + "\n" + senderPeerId + "\n" + senderLinkId + "\n" + type + "\n");
         var payload = new byte[head.Length + frame.Length];
         Buffer.BlockCopy(head, 0, payload, 0, head.Length);
         Buffer.BlockCopy(frame, 0, payload, head.Length, frame.Length);
@@ -52,7 +59,7 @@ internal static class BusEnvelope
         kind = payload.Length > 0 ? (char)payload[0] : '\0';
         fields = [];
         frameOffset = 0;
-        var wanted = kind switch { 'M' => 3, 'C' => 3, _ => 0 };
+        var wanted = kind switch { 'M' => 6, 'C' => 3, _ => 0 };
         if (wanted == 0) return false;
         var parts = new List<string>(4);
         var start = 1;

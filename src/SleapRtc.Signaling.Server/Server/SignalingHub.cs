@@ -377,7 +377,7 @@ internal sealed partial class SignalingHub
             return;
         }
         message["from_peer_id"] = self;
-        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (!Relay(peer, self, target.Link, message, MessageTypes.PeerMessage))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.PeerMessage));
     }
 
@@ -418,7 +418,7 @@ internal sealed partial class SignalingHub
         }
         var target = _peers.Get(targetId);
         message["sender"] = self;
-        if (target is null || !target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (target is null || !Relay(peer, self, target.Link, message, MessageTypes.Offer))
         {
             _peers.ReleaseReservationsHeldBy(self);
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.Offer));
@@ -443,7 +443,7 @@ internal sealed partial class SignalingHub
             return;
         }
         message["sender"] = self;
-        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (!Relay(peer, self, target.Link, message, type))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", type));
     }
 
@@ -486,6 +486,13 @@ internal sealed partial class SignalingHub
         };
         target.Link.TrySendUtf8(SignalingJson.ToUtf8(forwarded));
     }
+
+    /// <summary>Relays a peer's message. A target connected to another instance of a cluster gets it over the bus, and that
+    /// instance answers the sender DELIVERY_FAILED if it cannot deliver it (a single server knows at once).</summary>
+    private static bool Relay(PeerSocket from, string self, IPeerLink target, JsonObject message, string type) =>
+        target is Cluster.RemotePeerLink remote
+            ? remote.TrySendUtf8From(SignalingJson.ToUtf8(message), from, self, type)
+            : target.TrySendUtf8(SignalingJson.ToUtf8(message));
 
     private static void SendPeerNotFound(PeerSocket peer, string targetId, string inReplyTo)
     {
