@@ -109,6 +109,8 @@ internal sealed class RedisBackplane : IAsyncDisposable
         if (options.EndPoints.Count == 0) throw new ArgumentException("The Redis connection string names no host.", nameof(connection));
         options.AbortOnConnectFail = false;
         options.ConnectRetry = 1;
+        // Back within a second or two of Redis returning (the default backs off exponentially).
+        options.ReconnectRetryPolicy = new LinearRetry(1000);
         options.ClientName = "sleaprtc-signaling";
         return options;
     }

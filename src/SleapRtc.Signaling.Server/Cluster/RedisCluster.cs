@@ -171,8 +171,23 @@ internal sealed class RedisCluster : IAsyncDisposable
     /// <summary>Rooms whose peers a resync may have changed (the monitor refreshes them).</summary>
     public Action<string>? RoomsResynced { get; set; }
 
+    /// <summary>Drops the connection to Redis without leaving: to the others this instance simply stops heartbeating, as a
+    /// killed process does (tests of presence expiry).</summary>
+    internal async Task AbandonAsync()
+    {
+        _abandoned = true;
+        _stopping.Cancel();
+        try { await _loop.ConfigureAwait(false); }
+        catch (OperationCanceledException) { }
+        await _redis.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private bool _abandoned;
+    private int _disposed;
+
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1 || _abandoned) return;
         _stopping.Cancel();
         try { await _loop.ConfigureAwait(false); }
         catch (OperationCanceledException) { }

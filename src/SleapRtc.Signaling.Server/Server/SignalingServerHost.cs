@@ -525,4 +525,12 @@ public sealed class SignalingServerHost : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());
+
+    /// <summary>Tests of a cluster: this instance vanishes from Redis's view as a killed process would (no heartbeat, nothing
+    /// removed), then stops serving.</summary>
+    internal async Task CrashForTestsAsync()
+    {
+        if (_cluster is not null) await _cluster.AbandonAsync().ConfigureAwait(false);
+        await StopAsync().ConfigureAwait(false);
+    }
 }
