@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Signaling.Server;
+using SleapRtc.Signaling.Store;
 
 namespace SleapRtc.PowerShell.Commands;
 
@@ -36,8 +37,16 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
     [ValidateRange(1, 1_000_000)]
     public int MaxFinishedJobsPerRoom { get; set; } = 10_000;
 
+    /// <summary>Redis shared with other instances (a redis:// URL or host:port); SLEAP_RTC_REDIS_URL when not given.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Redis { get; set; }
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
+
+    /// <summary>Where -Redis comes from when the parameter is not given.</summary>
+    public const string RedisVariable = "SLEAP_RTC_REDIS_URL";
 
     protected override void EndProcessing()
     {
@@ -45,7 +54,8 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
             : GetUnresolvedProviderPathFromPSPath(DatabasePath);
         if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
 
-        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath };
+        var redis = Redis ?? (Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment.Trim() : null);
+        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath, Redis = redis };
         options.Jobs.FinishedRetention = TimeSpan.FromDays(JobRetentionDays);
         options.Jobs.MaxFinishedPerRoom = MaxFinishedJobsPerRoom;
         PipelineLogSink? log = null;
@@ -65,6 +75,13 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
             ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ResourceUnavailable, Port,
                 $"Port {Port} on {ListenAddress} is already in use.",
                 "Choose another -Port, or -Port 0 to let the system pick a free one.", ex));
+            return;
+        }
+        catch (SharedStoreUnavailableException ex)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ConnectionError, "Redis",
+                $"The signaling server could not start: {ex.Message}",
+                $"Check -Redis (or {RedisVariable}): a redis:// URL or host:port of a running redis-server this machine can reach.", ex));
             return;
         }
         catch (Exception ex) when (ex is SocketException or ArgumentException or IOException or TimeoutException or InvalidOperationException)
