@@ -193,6 +193,8 @@ internal sealed partial class SignalingHub
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
+        peer.MovesWhenDraining = message[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
+            && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == DrainingMessages.ClientFeature);
         // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 

@@ -19,7 +19,7 @@ namespace SleapRtc.Signaling.Server;
 /// SQLite and live peers in memory. Named "Host" because <see cref="SleapRtc.SignalingServer"/> is the
 /// public object the cmdlets output (see <see cref="ToModel"/>).
 /// </summary>
-public sealed class SignalingServerHost : IAsyncDisposable
+public sealed partial class SignalingServerHost : IAsyncDisposable
 {
     private const string Component = "signaling";
     private static readonly TimeSpan HeaderTimeout = TimeSpan.FromSeconds(30);
@@ -104,7 +104,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public DateTimeOffset StartedAt { get; }
     public string DatabasePath { get; }
     public Guid InstanceId { get; } = Guid.NewGuid();
-    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0;
+    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0 && !IsDraining;
 
     /// <summary>Completes when the server has stopped (after <see cref="StopAsync"/>).</summary>
     public Task Completion => _completion.Task;
@@ -181,7 +181,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private void Begin()
     {
         var ct = _stopping.Token;
-        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
+        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(_accepting.Token)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
@@ -205,7 +205,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         Port = Port,
         ListenAddress = ListenAddress,
         StartedAt = StartedAt,
-        State = IsRunning ? "Running" : "Stopped",
+        State = IsDraining ? "Draining" : IsRunning ? "Running" : "Stopped",
         DatabasePath = DatabasePath,
         InstanceId = InstanceId,
     };
@@ -265,7 +265,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
             }
             var id = Interlocked.Increment(ref _nextConnectionId);
             _connections[id] = client;
-            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, ct));
+            // Connections live until the server stops, not until it stops accepting (a drain).
+            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, _stopping.Token));
         }
     }
 
@@ -469,7 +470,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         }
         _log.Write(LogLevel.Information, Component, $"Stopping signaling server on port {Port}");
         _stopping.Cancel();
-        _listener.Stop();
+        StopAccepting();
         foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }

@@ -36,6 +36,11 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
     [ValidateRange(1, 1_000_000)]
     public int MaxFinishedJobsPerRoom { get; set; } = 10_000;
 
+    /// <summary>Seconds a drain (Stop-SleapSignalingServer, SIGTERM under -Wait) gives peers to move to another instance.</summary>
+    [Parameter]
+    [ValidateRange(0, 86400)]
+    public int DrainTimeoutSec { get; set; } = 30;
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -45,7 +50,10 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
             : GetUnresolvedProviderPathFromPSPath(DatabasePath);
         if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
 
-        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath };
+        var options = new SignalingServerOptions
+        {
+            Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath, DrainTimeout = TimeSpan.FromSeconds(DrainTimeoutSec),
+        };
         options.Jobs.FinishedRetention = TimeSpan.FromDays(JobRetentionDays);
         options.Jobs.MaxFinishedPerRoom = MaxFinishedJobsPerRoom;
         PipelineLogSink? log = null;
@@ -81,6 +89,8 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
         if (!Wait) return;
 
         // Service mode: stay in the pipeline, relaying the server's log, until Ctrl+C or the server stops.
+        // SIGTERM (a service manager stopping the service) drains: peers move to other instances, then the server stops.
+        using var drainOnSigterm = host.DrainOnTerminationSignal();
         try
         {
             RunOnBackground(async (queue, token) =>
