@@ -271,8 +271,10 @@ public sealed partial class SignalingClient
             if (ended == notice.Task)
             {
                 Volatile.Write(ref _drainNotice, new TaskCompletionSource<ClientWebSocket>(TaskCreationOptions.RunContinuationsAsynchronously));
-                if (ReferenceEquals(notice.Task.Result, _socket) && !reader.IsCompleted && await MoveAsync(reader).ConfigureAwait(false) is { } moved)
-                    reader = moved;
+                if (!ReferenceEquals(notice.Task.Result, _socket) || reader.IsCompleted) continue;
+                if (await MoveAsync(reader).ConfigureAwait(false) is { } moved) reader = moved;
+                // Nowhere to go: leave at once, so the drain does not wait for us, and reconnect as after any drop.
+                else await CloseQuietlyAsync(_socket, "no other instance to move to").ConfigureAwait(false);
                 continue;
             }
 
@@ -290,15 +292,14 @@ public sealed partial class SignalingClient
 
     /// <summary>
     /// Moves off a draining instance: registers on another one, then says goodbye to the old one. Returns the new
-    /// reader, or null when no other instance could take the peer (it then stays until the draining instance closes
-    /// the connection, and reconnects as after any drop).
+    /// reader, or null when no other instance could take the peer.
     /// </summary>
     private async Task<Task?> MoveAsync(Task oldReader)
     {
         var old = _socket;
         if (Servers.Count == 1)
         {
-            _log.Write(LogLevel.Information, Component, "No other signaling server to move to; staying until this one closes the connection");
+            _log.Write(LogLevel.Information, Component, "No other signaling server to move to; reconnecting when this one is back");
             return null;
         }
         try
@@ -313,7 +314,7 @@ public sealed partial class SignalingClient
         catch (Exception e) when (e is SignalingException or HttpRequestException or IOException
                                    || e is OperationCanceledException && !_disposed.IsCancellationRequested)
         {
-            _log.Write(LogLevel.Warning, Component, $"Could not move off the draining server: {e.Message}; staying until it closes the connection");
+            _log.Write(LogLevel.Warning, Component, $"Could not move off the draining server: {e.Message}; reconnecting along the server list");
             return null;
         }
         catch (OperationCanceledException)
