@@ -36,7 +36,7 @@ internal sealed partial class SignalingHub
     private readonly PeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
 
     private const int MaxCachedDiscoveries = 1024;
     private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
@@ -47,7 +47,7 @@ internal sealed partial class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueue jobs)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
     {
         _jobs = jobs;
         _store = store;

@@ -30,7 +30,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
     /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
     private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
@@ -67,7 +67,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
         PeerIds = new PeerIdBindings(options.PeerIdResumeGrace);
         // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
-        _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
+        _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
         _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
@@ -113,7 +113,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
     public IPeerRegistry Peers { get; }
 
     /// <summary>The room job queue and job records (tests look inside).</summary>
-    internal Jobs.JobQueue JobQueue => _jobs;
+    internal Jobs.JobQueue JobQueue => _jobs.Local ?? throw new InvalidOperationException("Another instance runs the job queue.");
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
