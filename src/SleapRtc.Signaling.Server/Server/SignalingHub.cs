@@ -36,7 +36,7 @@ internal sealed partial class SignalingHub
     private readonly IPeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
 
     private const int MaxCachedDiscoveries = 1024;
     private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
@@ -47,7 +47,7 @@ internal sealed partial class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueue jobs)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
     {
         _jobs = jobs;
         _store = store;
@@ -221,6 +221,8 @@ internal sealed partial class SignalingHub
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
+        peer.MovesWhenDraining = message[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
+            && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == DrainingMessages.ClientFeature);
         // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 

@@ -19,7 +19,7 @@ namespace SleapRtc.Signaling.Server;
 /// SQLite and live peers in memory. Named "Host" because <see cref="SleapRtc.SignalingServer"/> is the
 /// public object the cmdlets output (see <see cref="ToModel"/>).
 /// </summary>
-public sealed class SignalingServerHost : IAsyncDisposable
+public sealed partial class SignalingServerHost : IAsyncDisposable
 {
     private const string Component = "signaling";
     private static readonly TimeSpan HeaderTimeout = TimeSpan.FromSeconds(30);
@@ -30,7 +30,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
     /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
     private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
@@ -76,7 +76,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         }
         // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
-        _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
+        _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
         _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
@@ -113,7 +113,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public DateTimeOffset StartedAt { get; }
     public string DatabasePath { get; }
     public Guid InstanceId { get; } = Guid.NewGuid();
-    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0;
+    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0 && !IsDraining;
 
     /// <summary>Completes when the server has stopped (after <see cref="StopAsync"/>).</summary>
     public Task Completion => _completion.Task;
@@ -122,7 +122,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public IPeerRegistry Peers { get; }
 
     /// <summary>The room job queue and job records (tests look inside).</summary>
-    internal Jobs.JobQueue JobQueue => _jobs;
+    internal Jobs.JobQueue JobQueue => _jobs.Local ?? throw new InvalidOperationException("Another instance runs the job queue.");
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
@@ -210,7 +210,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private void Begin()
     {
         var ct = _stopping.Token;
-        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
+        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(_accepting.Token)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
@@ -237,7 +237,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         Port = Port,
         ListenAddress = ListenAddress,
         StartedAt = StartedAt,
-        State = IsRunning ? "Running" : "Stopped",
+        State = IsDraining ? "Draining" : IsRunning ? "Running" : "Stopped",
         DatabasePath = DatabasePath,
         InstanceId = InstanceId,
     };
@@ -297,7 +297,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
             }
             var id = Interlocked.Increment(ref _nextConnectionId);
             _connections[id] = client;
-            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, ct));
+            // Connections live until the server stops, not until it stops accepting (a drain).
+            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, _stopping.Token));
         }
     }
 
@@ -515,7 +516,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         // Before anything ends a connection: the peers' departures during a stop are not departures to the job queue.
         _jobs.ServerStopping();
         _stopping.Cancel();
-        _listener.Stop();
+        StopAccepting();
         foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }

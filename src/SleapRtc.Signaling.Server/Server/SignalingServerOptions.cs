@@ -57,6 +57,14 @@ public sealed class SignalingServerOptions
     /// the id_token that registered it (so only the holder can resume it). A close frame frees it at once.</summary>
     public TimeSpan PeerIdResumeGrace { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long a drain (<see cref="SignalingServerHost.DrainAsync"/>: Stop-SleapSignalingServer, SIGTERM to a
+    /// service) waits for the peers to move to other instances before it closes what is left. Zero stops at once.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = DefaultDrainTimeout;
+
+    public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>Whether to answer STUN binding requests on UDP (same port number as HTTP when free).</summary>
     public bool EnableStun { get; set; } = true;
 

@@ -42,6 +42,11 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string? Redis { get; set; }
 
+    /// <summary>Seconds a drain (Stop-SleapSignalingServer, SIGTERM under -Wait) gives peers to move to another instance.</summary>
+    [Parameter]
+    [ValidateRange(0, 86400)]
+    public int DrainTimeoutSec { get; set; } = 30;
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -55,7 +60,11 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
         if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
 
         var redis = Redis ?? (Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment.Trim() : null);
-        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath, Redis = redis };
+        var options = new SignalingServerOptions
+        {
+            Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath, Redis = redis,
+            DrainTimeout = TimeSpan.FromSeconds(DrainTimeoutSec),
+        };
         options.Jobs.FinishedRetention = TimeSpan.FromDays(JobRetentionDays);
         options.Jobs.MaxFinishedPerRoom = MaxFinishedJobsPerRoom;
         PipelineLogSink? log = null;
@@ -98,6 +107,8 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
         if (!Wait) return;
 
         // Service mode: stay in the pipeline, relaying the server's log, until Ctrl+C or the server stops.
+        // SIGTERM (a service manager stopping the service) drains: peers move to other instances, then the server stops.
+        using var drainOnSigterm = host.DrainOnTerminationSignal();
         try
         {
             RunOnBackground(async (queue, token) =>

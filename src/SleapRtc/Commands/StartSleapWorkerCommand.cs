@@ -19,6 +19,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
