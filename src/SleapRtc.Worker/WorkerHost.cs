@@ -220,6 +220,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         StopSpaceRequests();
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
+        DiscardParkedUpload();
         await _signaling.DisposeAsync().ConfigureAwait(false);
         DetachJobs();
         _workingDirectoryLock?.Dispose();
@@ -252,7 +253,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
         if (_options.Space is not null) StartServingSpace();
         offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
-            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
+            : _spaceQueue is null ? IsResumeOffer(offer) ? HandleResumeOfferObservedAsync(offer) : HandleOfferObservedAsync(offer)
+            : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }

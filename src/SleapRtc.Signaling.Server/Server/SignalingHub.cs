@@ -375,8 +375,9 @@ internal sealed partial class SignalingHub
             return;
         }
         // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
-        // serves it beside the job it runs.
-        if (message.GetString(JobQueueMessages.OfferPurposeKey) == JobQueueMessages.CollectPurpose)
+        // serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off upload (its client
+        // may come back under a new peer id): the worker alone knows whether it keeps that upload.
+        if (message.GetString(JobQueueMessages.OfferPurposeKey) is JobQueueMessages.CollectPurpose or JobQueueMessages.ResumePurpose)
         {
             RelaySignal(peer, self, room, message, MessageTypes.Offer);
             return;
