@@ -72,6 +72,8 @@ public sealed partial class ClientJobSession
     /// <summary>The worker's SLEAPRTC_TRANSFER_AT answer to a resume hello.</summary>
     private readonly TaskCompletionSource<TransferPoint> _transferAt = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _uploadResumedAt;
+    private long _uploadedBytes;
+    private double _uploadMBps;
 
     public ClientJobSession(IDataChannel channel, string workerId, bool useExtensions, ClientJobOptions? options = null, ILogSink? log = null)
     {
@@ -119,6 +121,9 @@ public sealed partial class ClientJobSession
         var info = new FileInfo(packagePath);
         return new TransferPoint { Name = FileMetaInfo.WireSafeName(info.Name), Size = info.Length };
     }
+
+    /// <summary>The job's own folder, once results began to arrive.</summary>
+    public string? OutputFolder => _jobDirectory;
 
     /// <summary>The result file that was arriving when the connection was lost (kept on disk for a resumed collection).</summary>
     public PartialFile? PartialResults { get; private set; }
@@ -172,6 +177,7 @@ public sealed partial class ClientJobSession
                 {
                     var startAt = Request.ResumeUpload is null ? 0 : await ResumePointAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
                     (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token, startAt: startAt).ConfigureAwait(false);
+                    (_uploadedBytes, _uploadMBps) = (uploaded, mbps);
                 }
             }
             if (Request.ReturnWhenAccepted)
@@ -226,6 +232,23 @@ public sealed partial class ClientJobSession
                 _results?.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// The results came by a collection after this session's connection was lost mid-download (issue 16): the archive is
+    /// extracted into the job's folder as <see cref="RunAsync"/> would have, and the worker's log copy is dropped.
+    /// </summary>
+    public ClientJobOutcome CompleteFromCollection(IReadOnlyList<string> files, string folder, CancellationToken cancellationToken)
+    {
+        _jobDirectory ??= folder;
+        var archive = files.FirstOrDefault(f => Path.GetFileName(f) == PartialResults?.Name) ?? files.First(f => f.EndsWith(".zip", StringComparison.OrdinalIgnoreCase));
+        var extracted = IsTrack ? new[] { archive } : PackageArchive.ExtractSafely(archive, _jobDirectory!, cancellationToken: cancellationToken);
+        if (!IsTrack) TryDelete(archive);
+        foreach (var other in files.Where(f => f != archive)) TryDelete(other);
+        _phase = SubmissionPhase.Completed;
+        Report(force: true);
+        lock (_gate)
+            return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), _firstExitCode, extracted, _jobDirectory, Path.GetFileName(archive), _uploadedBytes, _uploadMBps);
     }
 
     private void ReportRunning()

@@ -515,6 +515,14 @@ public sealed class TrainingSubmission
         {
             outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
         }
+        catch (WorkerLostException lost) when (session is { WorkerResumes: true, PackageAccepted: true, Phase: SubmissionPhase.Downloading }
+            && _options.Retry.MaxRetries > 0)
+        {
+            // Issue 16: the link went down mid-download; the worker keeps the accepted job's results, so a collection
+            // continues the archive from the bytes already here.
+            Tell($"{lost.Message.TrimEnd('.')}. Collecting the rest of the results from worker {worker.PeerId}.");
+            outcome = await CollectRestAsync(session, worker, cancellationToken).ConfigureAwait(false);
+        }
         catch (JobFailedException refused)
         {
             // The worker got the package but could not run it: still a job of this worker, reported as a result.
@@ -544,6 +552,30 @@ public sealed class TrainingSubmission
                 ? "The worker trained no config."
                 : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
         };
+    }
+
+    /// <summary>The results download continued as a collection (same job folder), with the retries of <see cref="SubmissionOptions.Retry"/>.</summary>
+    private async Task<ClientJobOutcome> CollectRestAsync(ClientJobSession session, WorkerInfo worker, CancellationToken cancellationToken)
+    {
+        var partial = session.PartialResults;
+        var folder = session.OutputFolder ?? JobOutputFolder.Create(Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory()),
+            session.PackagePath, session.JobId, DateTimeOffset.Now);
+        var options = new WorkerChannelOptions
+        {
+            PeerConnectionFactory = _options.PeerConnectionFactory, PeerConnection = _options.PeerConnection, Connection = _options.Connection,
+            ConnectTimeout = _options.ConnectTimeout, Retry = _options.Retry,
+            IdleTimeout = _options.Job.HeartbeatTimeout > TimeSpan.Zero ? _options.Job.HeartbeatTimeout + _options.Job.HeartbeatTimeout : JobCollection.DefaultIdleTimeout,
+        };
+        var partials = partial is null ? new List<PartialFile>() : new List<PartialFile> { partial };
+        ProgressChanged?.Invoke(new SubmissionProgress
+        {
+            Phase = SubmissionPhase.Downloading, WorkerId = worker.PeerId, BytesDone = partial?.Bytes ?? 0, BytesTotal = partial?.Size ?? 0,
+            RetryAttempt = 1, MaxRetries = _options.Retry.MaxRetries,
+        });
+        await Task.Delay(_options.Retry.Delay(1), cancellationToken).ConfigureAwait(false);
+        var collected = await JobCollection.CollectAsync(ResolveRoom(), worker.PeerId, session.JobId, folder, options, cancellationToken, partials,
+            p => ProgressChanged?.Invoke(p)).ConfigureAwait(false);
+        return session.CompleteFromCollection(collected.Files, folder, cancellationToken);
     }
 
     internal static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>

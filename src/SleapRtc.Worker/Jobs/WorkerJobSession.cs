@@ -117,7 +117,10 @@ public sealed partial class WorkerJobSession
         // An accepted job no longer depends on the client, so its silence is no longer judged.
         var keepAlive = _liveness.RunAsync(_writer, () => !_accepted, () =>
         {
-            Emit($"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
+            // With heartbeats a silence is reported every tick; once the client is known gone there is nothing to add.
+            if (_clientGone) return;
+            Emit(_accepted ? $"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s."
+                : $"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
             Abort(WorkerJobEnd.ClientGone);
         }, linked.Token);
         var configs = new List<string>();
