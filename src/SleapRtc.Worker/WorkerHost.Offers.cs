@@ -149,7 +149,7 @@ public sealed partial class WorkerHost
             HeartbeatTimeout = _options.HeartbeatTimeout,
             PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
             // A space serves many requests at once and reserves itself for none: its uploads are not kept for a resume.
-            ParkUpload = _spaceQueue is null ? ParkUpload : null,
+            ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
             ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
             PartialUploadRetention = _options.PartialUploadRetention,
         }), _log);
