@@ -94,26 +94,36 @@ public sealed class FileReceiver : IDisposable
     private string? _expectedSha256;
     private bool _finished;
 
-    public FileReceiver(FileMetaInfo meta, string path)
+    /// <param name="splitter">A zip package: its large stored entries are written straight to their files while they
+    /// arrive (see <see cref="ZipEntrySplitter"/>); null writes every byte to <paramref name="path"/>.</param>
+    public FileReceiver(FileMetaInfo meta, string path, ZipEntrySplitter? splitter = null)
     {
         Meta = meta;
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-        _stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+        _stream = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+        _splitter = splitter;
+        _splitter?.WriteTo(_stream);
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "sleaprtc-file-receiver" };
         _writer.Start();
     }
 
-    private FileReceiver(FileMetaInfo meta, string path, FileStream stream, long offset, string? prefixSha256)
+    private FileReceiver(FileMetaInfo meta, string path, FileStream stream, long offset, string? prefixSha256, ZipEntrySplitter? splitter)
     {
         Meta = meta;
         Path = path;
         _stream = stream;
+        _splitter = splitter;
         BytesReceived = offset;
         PrefixSha256 = prefixSha256;
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "sleaprtc-file-receiver" };
         _writer.Start();
     }
+
+    private readonly ZipEntrySplitter? _splitter;
+
+    /// <summary>Entries of a zip package already written to their own files (see <see cref="ZipEntrySplitter"/>).</summary>
+    public IReadOnlyList<ZipEntrySplitter.SplitEntry> SplitEntries => _splitter?.Entries ?? Array.Empty<ZipEntrySplitter.SplitEntry>();
 
     /// <summary>
     /// Continues a partial file a cut-off transfer left (see <see cref="Park"/>): its first <paramref name="offset"/> bytes
@@ -121,7 +131,11 @@ public sealed class FileReceiver : IDisposable
     /// <see cref="PrefixSha256"/> is what the sender compares with its own file before sending the rest.
     /// </summary>
     /// <exception cref="IOException">The partial file is missing or shorter than <paramref name="offset"/>.</exception>
-    public static FileReceiver Resume(FileMetaInfo meta, string path, long offset, CancellationToken cancellationToken = default)
+    /// <param name="splitter">For a zip package received with a <see cref="ZipEntrySplitter"/>: a new one, which replays the
+    /// kept bytes (the split entries' bytes read back from their files) to stand where the earlier one stopped.</param>
+    /// <param name="splitEntries">What the earlier splitter wrote to files of their own.</param>
+    public static FileReceiver Resume(FileMetaInfo meta, string path, long offset, CancellationToken cancellationToken = default,
+        ZipEntrySplitter? splitter = null, IReadOnlyList<ZipEntrySplitter.SplitEntry>? splitEntries = null)
     {
         var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.SequentialScan);
         var prefix = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -130,9 +144,16 @@ public sealed class FileReceiver : IDisposable
         {
             if (offset < 0 || offset > meta.Size || stream.Length < offset)
                 throw new IOException($"The partial '{meta.Name}' holds {stream.Length} bytes, not the {offset} expected.");
-            receiver = new FileReceiver(meta, path, stream, offset, null);
+            receiver = new FileReceiver(meta, path, stream, offset, null, splitter);
             // One pass feeds both the hash that goes on with the rest of the file and the prefix's own.
-            if (!TransferResume.HashPrefix(stream, offset, new[] { receiver._hash, prefix }, cancellationToken))
+            var hash = receiver._hash;
+            if (splitter is not null)
+                splitter.Replay(stream, offset, splitEntries ?? Array.Empty<ZipEntrySplitter.SplitEntry>(), (b, o, n) =>
+                {
+                    hash.AppendData(b, o, n);
+                    prefix.AppendData(b, o, n);
+                }, cancellationToken);
+            else if (!TransferResume.HashPrefix(stream, offset, new[] { hash, prefix }, cancellationToken))
                 throw new IOException($"The partial '{meta.Name}' ended before byte {offset}.");
             receiver.PrefixSha256 = offset > 0 ? TransferResume.Hex(prefix.GetHashAndReset()) : null;
             stream.SetLength(offset);
@@ -171,8 +192,10 @@ public sealed class FileReceiver : IDisposable
             TryDelete();
             return 0;
         }
+        _splitter?.Flush();
         _stream.Flush();
-        var held = _stream.Length;
+        var held = _splitter?.Position ?? _stream.Length;
+        _splitter?.Dispose();
         _stream.Dispose();
         return held;
     }
@@ -205,6 +228,8 @@ public sealed class FileReceiver : IDisposable
             TryDelete();
             throw new IOException("Writing the received file failed: " + error.Message, error);
         }
+        _splitter?.Flush();
+        _splitter?.Dispose();
         _stream.Flush();
         _stream.Dispose();
         Sha256 = Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
@@ -222,12 +247,16 @@ public sealed class FileReceiver : IDisposable
         DrainWriter();
         _stream.Dispose();
         TryDelete();
+        _splitter?.Dispose();
+        foreach (var entry in SplitEntries)
+            try { File.Delete(entry.Path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     public void Dispose()
     {
         _finished = true;
         DrainWriter();
+        _splitter?.Dispose();
         _stream.Dispose();
         _hash.Dispose();
         _queue.Dispose();
@@ -247,7 +276,8 @@ public sealed class FileReceiver : IDisposable
             {
                 if (_writeError is null)
                 {
-                    _stream.Write(buffer, 0, length);
+                    if (_splitter is null) _stream.Write(buffer, 0, length);
+                    else _splitter.Write(buffer, 0, length);
                     _hash.AppendData(buffer, 0, length);
                 }
             }

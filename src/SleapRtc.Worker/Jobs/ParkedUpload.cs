@@ -29,6 +29,8 @@ public sealed class ParkedUpload
     public string PartialPath { get; }
     /// <summary>Bytes held: the resume starts here.</summary>
     public long Bytes { get; }
+    /// <summary>Entries of the package already written to their files while it arrived (see <see cref="ZipEntrySplitter"/>).</summary>
+    public IReadOnlyList<ZipEntrySplitter.SplitEntry> SplitEntries { get; init; } = Array.Empty<ZipEntrySplitter.SplitEntry>();
     /// <summary>The job's record as it stood (state uploading), for the session that resumes it.</summary>
     internal JobRecord Record { get; }
 

@@ -324,7 +324,7 @@ public sealed partial class WorkerJobSession
                         return;
                     }
                     _record.PackageSha256 = _receiver.Sha256;
-                    _packageReady.TrySetResult(new ReceivedPackage(_receiver.Path, _receiver.Meta.Name, Owned: true));
+                    _packageReady.TrySetResult(new ReceivedPackage(_receiver.Path, _receiver.Meta.Name, Owned: true, _receiver.SplitEntries.ToArray()));
                 }
                 break;
             case JobMessages.UpstreamJobStop:
@@ -439,7 +439,9 @@ public sealed partial class WorkerJobSession
             resume = _resumeZip is null && _overrides?.ResumeFrom is { } folder && name == TrainingOverrideRules.ResumeFileName(folder);
             _receivingResume = resume;
             EnsureJobFolder();
-            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, resume ? Path.Combine("resume", name) : name));
+            // The package's large stored entries (a video in a track package) go straight to the package folder: written once.
+            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, resume ? Path.Combine("resume", name) : name),
+                resume ? null : new ZipEntrySplitter(PackageFolder));
             if (!resume) Progress.PackageName = name;
         }
         if (!resume) SetUploading(name, meta.Size);
@@ -457,7 +459,8 @@ public sealed partial class WorkerJobSession
         FileReceiver receiver;
         try
         {
-            receiver = FileReceiver.Resume(kept.Meta, kept.PartialPath, kept.Bytes);
+            receiver = FileReceiver.Resume(kept.Meta, kept.PartialPath, kept.Bytes,
+                splitter: new ZipEntrySplitter(Path.Combine(kept.JobDirectory, "package")), splitEntries: kept.SplitEntries);
         }
         catch (IOException e)
         {
@@ -498,11 +501,12 @@ public sealed partial class WorkerJobSession
         lock (_gate)
         {
             if (_receiver is not { } receiver || _receivingResume || _packageReady.Task.IsCompleted || _accepted) return null;
+            var split = receiver.SplitEntries.ToArray();
             var held = receiver.Park();
             receiver.Dispose();
             _receiver = null;
             if (held <= 0) return null;
-            kept = new ParkedUpload(JobId, _jobDirectory, _jobFolderLock, receiver.Meta, receiver.Path, held, _record.Clone());
+            kept = new ParkedUpload(JobId, _jobDirectory, _jobFolderLock, receiver.Meta, receiver.Path, held, _record.Clone()) { SplitEntries = split };
             _jobFolderLock = null;
             _parked = true;
         }
@@ -631,7 +635,11 @@ public sealed partial class WorkerJobSession
 
     private static string Truncate(string s) => s.Length <= 40 ? s : s.Substring(0, 40) + "...";
 
-    private sealed record ReceivedPackage(string Path, string Name, bool Owned);
+    /// <param name="ExtractedWhileReceived">Large stored entries already written to the package folder as they arrived.</param>
+    private sealed record ReceivedPackage(string Path, string Name, bool Owned, IReadOnlyList<ZipEntrySplitter.SplitEntry>? ExtractedWhileReceived = null);
+
+    /// <summary>Where the package is unpacked (large stored entries land there while the upload arrives).</summary>
+    private string PackageFolder => Path.Combine(_jobDirectory, "package");
 
     private sealed class JobFailureException : Exception
     {
