@@ -122,7 +122,8 @@ public sealed class FileReceiver : IDisposable
 
     private readonly ZipEntrySplitter? _splitter;
 
-    /// <summary>Entries of a zip package already written to their own files (see <see cref="ZipEntrySplitter"/>).</summary>
+    /// <summary>Entries of a zip package already written to their own files (see <see cref="ZipEntrySplitter"/>); complete once
+    /// the receiver is done with its queue (after <see cref="Complete"/> or <see cref="Park"/>).</summary>
     public IReadOnlyList<ZipEntrySplitter.SplitEntry> SplitEntries => _splitter?.Entries ?? Array.Empty<ZipEntrySplitter.SplitEntry>();
 
     /// <summary>

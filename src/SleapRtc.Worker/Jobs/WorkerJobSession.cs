@@ -501,8 +501,8 @@ public sealed partial class WorkerJobSession
         lock (_gate)
         {
             if (_receiver is not { } receiver || _receivingResume || _packageReady.Task.IsCompleted || _accepted) return null;
-            var split = receiver.SplitEntries.ToArray();
             var held = receiver.Park();
+            var split = receiver.SplitEntries.ToArray(); // complete only once the writer drained (Park)
             receiver.Dispose();
             _receiver = null;
             if (held <= 0) return null;
