@@ -54,7 +54,8 @@ public sealed partial class WorkerHost
         {
             await reservedPublished.ConfigureAwait(false);
             lock (_gate) _session = null;
-            await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
+            // A partial upload kept for its client keeps the worker reserved for that job (WorkerHost.Resume).
+            if (!HoldsParkedUpload) await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
             jobDone.TrySetResult();
         }
     }
@@ -187,6 +188,10 @@ public sealed partial class WorkerHost
             HeartbeatInterval = _options.HeartbeatInterval,
             HeartbeatTimeout = _options.HeartbeatTimeout,
             PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
+            // A space serves many requests at once and reserves itself for none: its uploads are not kept for a resume.
+            ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
+            ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
+            PartialUploadRetention = _options.PartialUploadRetention,
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

@@ -224,6 +224,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         StopSpaceRequests();
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
+        DiscardParkedUpload();
         await _signaling.DisposeAsync().ConfigureAwait(false);
         DetachJobs();
         _workingDirectoryLock?.Dispose();
@@ -257,7 +258,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
         offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
             : IsProbeOffer(offer) ? HandleProbeOfferObservedAsync(offer)
-            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
+            : _spaceQueue is null ? IsResumeOffer(offer) ? HandleResumeOfferObservedAsync(offer) : HandleOfferObservedAsync(offer)
+            : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }

@@ -91,8 +91,9 @@ public sealed class InferenceSubmission
             ChunkSize = job.ChunkSize, HighWaterMark = job.HighWaterMark, KeepAliveInterval = job.KeepAliveInterval,
             IdleTimeout = job.IdleTimeout, CancelGrace = job.CancelGrace,
             PackageType = JobMessages.TrackPackage, RemoteOutputDirectory = ".",
-        }, _options.Connection.Log) { Request = _job };
-        session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+        }, _options.Connection.Log) { Request = _connector.RequestFor(_job) };
+        // Followed by the connector (whose progress this raises): a cut-off upload of the data is resumed like a package's.
+        _connector.Follow(session);
         session.LogLine += l => LogLine?.Invoke(l);
         var outcome = await session.RunAsync(package, outputPath, cancellationToken).ConfigureAwait(false);
         var succeeded = session.InferenceFailures == 0;

@@ -17,6 +17,10 @@ public sealed class WorkerChannelOptions
     public ClientConnectionOptions Connection { get; init; } = new();
     /// <summary>Offer to open channel: longer than this and the worker is unreachable.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>A transfer cut off mid-file resumes over a new connection this many times (collections, Receive-SleapJob).</summary>
+    public TransferRetryPolicy Retry { get; init; } = TransferRetryPolicy.Default;
+    /// <summary>A collection that hears nothing from the worker this long counts the connection as lost.</summary>
+    public TimeSpan IdleTimeout { get; init; } = JobCollection.DefaultIdleTimeout;
 }
 
 /// <summary>

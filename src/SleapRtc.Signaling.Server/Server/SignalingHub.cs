@@ -406,8 +406,10 @@ internal sealed partial class SignalingHub
             return;
         }
         // A result collection or a connection test (our extension key "purpose") may reach a busy worker and reserves
-        // nothing; our worker serves it beside the job it runs.
-        if (JobQueueMessages.ReservesNothing(message.GetString(JobQueueMessages.OfferPurposeKey)))
+        // nothing; our worker serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off
+        // upload (its client may come back under a new peer id): the worker alone knows whether it keeps that upload.
+        var purpose = message.GetString(JobQueueMessages.OfferPurposeKey);
+        if (JobQueueMessages.ReservesNothing(purpose) || purpose == JobQueueMessages.ResumePurpose)
         {
             RelaySignal(peer, self, room, message, MessageTypes.Offer);
             return;
