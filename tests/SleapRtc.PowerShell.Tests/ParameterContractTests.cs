@@ -10,7 +10,7 @@ public static class ModuleCommands
         ["Get-SleapSignalingServer"] = new[] { "Port" },
         ["New-SleapRoom"] = new[] { "Server", "Name", "ExpiresIn", "WhatIf", "Confirm" },
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
-        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Wait" },
+        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "TurnUrl", "TurnSecret", "Wait" },
         ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "PassThru", "WhatIf", "Confirm" },
         ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "Wait" },
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },

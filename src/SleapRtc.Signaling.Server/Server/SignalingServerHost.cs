@@ -69,7 +69,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
         _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
         _monitor.Jobs = _jobs;
-        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs) { Turn = TurnCredentialIssuer.From(options) };
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
         _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log);
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
@@ -138,6 +138,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.ListenAddress, out var address))
             throw new ArgumentException($"ListenAddress '{options.ListenAddress}' is not an IP address.", nameof(options));
 
+        // Misconfigured TURN fails the start with the reason rather than handing peers unusable servers.
+        TurnCredentialIssuer.From(options);
         var databasePath = options.RoomStore is not null ? "(external store)" : options.DatabasePath ?? SignalingServerOptions.DefaultDatabasePath;
         var store = options.RoomStore ?? SqliteRoomStore.Open(databasePath);
         var ownsStore = options.RoomStore is null;
@@ -167,6 +169,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
             var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath);
             server.Begin();
             options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {databasePath}");
+            if (server._hub.Turn is { } turn) options.Log.Write(LogLevel.Information, Component, turn.ToString());
             return server;
         }
         catch
