@@ -117,6 +117,8 @@ public sealed partial class WorkerHost
             _signaling.ErrorReceived -= OnSignalingError;
         }
 
+        // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
+        Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
         if (_spaceQueue is null) lock (_gate) _session = session;
         else _spaceRequests[session] = 0;
         if (_stopping.IsCancellationRequested) session.Stop();

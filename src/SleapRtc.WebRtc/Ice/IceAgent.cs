@@ -132,7 +132,12 @@ public sealed partial class IceAgent : IDisposable
     private CandidatePair FindOrCreatePair(LocalSocket local, IPEndPoint remote, uint remotePriority, string remoteType)
     {
         foreach (var existing in _pairs)
-            if (existing.Local == local && existing.Remote.Equals(remote)) return existing;
+        {
+            if (existing.Local != local || !existing.Remote.Equals(remote)) continue;
+            // A check can arrive before the description naming its source: the signalled type then replaces "prflx".
+            if (existing.RemoteType == "prflx" && remoteType != "prflx") existing.RemoteType = remoteType;
+            return existing;
+        }
         var pair = new CandidatePair(local, remote, remotePriority, remoteType);
         pair.ComputePriority(IsControlling);
         _pairs.Add(pair);
@@ -431,7 +436,7 @@ public sealed partial class IceAgent : IDisposable
             {
                 SendNextCheckLocked(now);
                 NominateLocked(now);
-                if (now - _checkingSince > ToTicks(_options.ConnectTimeout)) SetStateLocked(IceConnectionState.Failed);
+                if (now - _checkingSince > ToTicks(_options.ConnectTimeout) || EveryPairFailedLocked()) SetStateLocked(IceConnectionState.Failed);
             }
             else if (State == IceConnectionState.Connected && _selected is { } selected)
             {
@@ -449,6 +454,18 @@ public sealed partial class IceAgent : IDisposable
             }
         }
         RaiseDeferred();
+    }
+
+    /// <summary>
+    /// RFC 8445 §8.1.2: with every pair checked to exhaustion and none working, nothing more can come (gathering ended
+    /// before checks began; a peer's own checks would have revived a pair), so fail now rather than at the timeout.
+    /// </summary>
+    private bool EveryPairFailedLocked()
+    {
+        if (_pairs.Count == 0 || _transactions.Count > 0 || _triggered.Count > 0) return false;
+        foreach (var pair in _pairs)
+            if (pair.State != PairState.Failed) return false;
+        return true;
     }
 
     private void RetransmitLocked(long now)

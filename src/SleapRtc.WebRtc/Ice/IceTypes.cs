@@ -105,7 +105,7 @@ internal sealed class CandidatePair(LocalSocket local, IPEndPoint remote, uint r
 {
     public LocalSocket Local { get; } = local;
     /// <summary>The remote candidate's type as signalled ("prflx" when learned from a check).</summary>
-    public string RemoteType { get; } = remoteType;
+    public string RemoteType { get; set; } = remoteType;
     /// <summary>Either end is a TURN relay: such a pair is used only when no direct one works.</summary>
     public bool IsRelayed => Local.IsRelay || RemoteType == "relay";
     /// <summary>When the first check on this pair went out (0: not yet).</summary>

@@ -47,18 +47,19 @@ public sealed class CoturnServer : IAsyncDisposable
 
     /// <param name="listenAddresses">Addresses coturn listens on (its certificate is issued for each of them).</param>
     /// <param name="relayAddress">Address relayed candidates get.</param>
-    /// <param name="network">Namespace to run in (null: this one; ports are then picked free here).</param>
-    public static async Task<CoturnServer> StartAsync(IReadOnlyList<IPAddress> listenAddresses, IPAddress relayAddress, NetworkNamespace? network,
+    /// <param name="namedNetwork">Named network namespace (ip netns) to run in, with the standard ports 3478/5349; null: this
+    /// one, on ports picked free here.</param>
+    public static async Task<CoturnServer> StartAsync(IReadOnlyList<IPAddress> listenAddresses, IPAddress relayAddress, string? namedNetwork,
         TimeSpan readyTimeout, IReadOnlyList<string>? extraConfiguration = null)
     {
-        if (!IsInstalled) throw new FixtureUnavailableException($"coturn is not installed ({Binary}); apt-get install coturn");
+        if (!IsInstalled) throw new InvalidOperationException($"coturn is not installed ({Binary}); apt-get install coturn");
         var directory = Path.Combine(Path.GetTempPath(), "turn-coturn-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(directory);
         var secret = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
         const string realm = "sleaprtc.test";
-        var port = network is null ? FreePort() : 3478;
-        var tlsPort = network is null ? FreePort() : 5349;
-        var relayBase = network is null ? 49152 + RandomNumberGenerator.GetInt32(0, 14000) : 50000;
+        var port = namedNetwork is null ? FreePort() : 3478;
+        var tlsPort = namedNetwork is null ? FreePort() : 5349;
+        var relayBase = namedNetwork is null ? 49152 + RandomNumberGenerator.GetInt32(0, 14000) : 50000;
         var (caPath, certPath, keyPath) = WriteCertificates(directory, listenAddresses);
         var lines = new List<string>();
         foreach (var address in listenAddresses) lines.Add($"listening-ip={address}");
@@ -89,8 +90,9 @@ public sealed class CoturnServer : IAsyncDisposable
         var configPath = Path.Combine(directory, "turnserver.conf");
         await File.WriteAllLinesAsync(configPath, lines).ConfigureAwait(false);
 
-        var command = new FixtureCommand { Name = "coturn", FileName = Binary, Arguments = new[] { "-c", configPath }, WorkingDirectory = directory };
-        var (fileName, arguments) = network is null ? (command.FileName, command.Arguments) : network.Wrap(command);
+        var (fileName, arguments) = namedNetwork is null
+            ? (Binary, new[] { "-c", configPath })
+            : ("/usr/sbin/ip", new[] { "netns", "exec", namedNetwork, Binary, "-c", configPath });
         var info = new ProcessStartInfo(fileName)
         {
             RedirectStandardOutput = true,
@@ -100,7 +102,7 @@ public sealed class CoturnServer : IAsyncDisposable
             WorkingDirectory = directory,
         };
         foreach (var argument in arguments) info.ArgumentList.Add(argument);
-        var process = Process.Start(info) ?? throw new FixtureUnavailableException("could not start turnserver");
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start turnserver");
         var server = new CoturnServer(process, directory, secret, realm, port, tlsPort, caPath);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnLine(string? line)
@@ -121,7 +123,7 @@ public sealed class CoturnServer : IAsyncDisposable
         catch (TimeoutException)
         {
             await server.DisposeAsync().ConfigureAwait(false);
-            throw new FixtureUnavailableException($"coturn did not start within {readyTimeout.TotalSeconds} s:\n{server.Log}");
+            throw new InvalidOperationException($"coturn did not start within {readyTimeout.TotalSeconds} s:\n{server.Log}");
         }
         // Listener threads open their sockets right after; a short settle beats a probe that cannot cross namespaces.
         await Task.Delay(150).ConfigureAwait(false);
