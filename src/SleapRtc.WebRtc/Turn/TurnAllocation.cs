@@ -76,6 +76,7 @@ public sealed class TurnAllocation : IDisposable
     private Timer? _timer;
     private long _refreshAt;
     private volatile bool _disposed;
+    private volatile bool _deallocating;
 
     private TurnAllocation(TurnServerUrl server, TurnConnection connection, string username, string password, TurnClientOptions options)
     {
@@ -461,7 +462,7 @@ public sealed class TurnAllocation : IDisposable
 
     private async Task<byte[]> TransactAsync(byte[] request, byte[] transactionId, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(_disposed && !_deallocating, this);
         var key = TransactionKey(transactionId);
         var completion = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate) _transactions[key] = completion;
@@ -538,26 +539,38 @@ public sealed class TurnAllocation : IDisposable
 
     private void Dispose(bool deallocate)
     {
-        byte[]? key;
-        string? realm, nonce;
         lock (_gate)
         {
             if (_disposed) return;
             _disposed = true;
-            (key, realm, nonce) = (_key, _realm, _nonce);
+            _deallocating = deallocate && _key is not null;
             foreach (var permission in _permissions.Values) permission.Installed.TrySetCanceled();
         }
         _timer?.Dispose();
         _lifetime.Cancel();
-        if (deallocate && key is not null)
+        if (!_deallocating)
         {
-            // Best effort and not waited for: the server frees the relay at once instead of after the lifetime;
-            // over TCP closing the connection frees it anyway.
-            var refresh = new StunMessageBuilder(StunMethod.Refresh, StunClass.Request, StunMessageBuilder.NewTransactionId())
-                .AddLifetime(0).AddUsername(_username).AddRealm(realm!).AddNonce(nonce!).AddMessageIntegrity(key).AddFingerprint();
-            _connection.Send(refresh.Span);
+            _connection.Dispose();
+            return;
         }
-        _connection.Dispose();
+        // Not waited for by the caller: the server frees the relay at once instead of after the lifetime (a stale
+        // nonce is retried like any request); the connection closes after the answer or a second at most.
+        _ = Task.Run(async () =>
+        {
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                await RequestAsync(StunMethod.Refresh, b => b.AddLifetime(0), limit.Token).ConfigureAwait(false);
+            }
+            catch (Exception)
+            {
+                // Unanswered: the allocation expires on the server by itself.
+            }
+            finally
+            {
+                _connection.Dispose();
+            }
+        });
     }
 
     private sealed class Permission(IPAddress address)
