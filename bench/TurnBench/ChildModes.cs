@@ -12,7 +12,7 @@ namespace SleapRtc.TurnLab;
 /// <summary>
 /// The lab's child modes, each run inside one namespace of the topology. Nothing here is told about the topology: the
 /// worker and the client use what the signaling server hands out (its STUN and TURN with their own credentials), as
-/// deployed ones do. TURN_SECRET comes in the environment (never on a command line), SLEAPRTC_TURN_CA_FILE names the
+/// deployed ones do. TURN_SECRET comes in the environment (never on a command line), SLEAP_RTC_TURN_CA_FILE names the
 /// test CA for turns:.
 /// </summary>
 public static class ChildModes

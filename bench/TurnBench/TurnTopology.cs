@@ -75,7 +75,7 @@ public sealed class TurnTopology : IAsyncDisposable
     public IReadOnlyDictionary<string, string> Environment => new Dictionary<string, string>
     {
         ["TURN_SECRET"] = Coturn.Secret,
-        ["SLEAPRTC_TURN_CA_FILE"] = Coturn.CaCertificatePath,
+        ["SLEAP_RTC_TURN_CA_FILE"] = Coturn.CaCertificatePath,
         ["SLEAP_NN_STANDIN_EPOCH_SECONDS"] = "0.02",
     };
 

@@ -35,7 +35,7 @@ public sealed class IceServer
 {
     /// <summary>Names a PEM or DER file of certificates to trust for turns: servers (the same setting for every
     /// worker and client on the machine); the value of <see cref="LoadTrustedCertificates"/> when no path is given.</summary>
-    public const string TrustedCertificatesVariable = "SLEAPRTC_TURN_CA_FILE";
+    public const string TrustedCertificatesVariable = "SLEAP_RTC_TURN_CA_FILE";
 
     public IceServer(IReadOnlyList<string> urls, string? username = null, string? credential = null)
     {
@@ -54,7 +54,7 @@ public sealed class IceServer
 
     /// <summary>
     /// Reads the certificates in <paramref name="path"/> (PEM, possibly several, or one DER file), or in the file named
-    /// by SLEAPRTC_TURN_CA_FILE when <paramref name="path"/> is null; null when neither is set.
+    /// by SLEAP_RTC_TURN_CA_FILE when <paramref name="path"/> is null; null when neither is set.
     /// </summary>
     public static System.Security.Cryptography.X509Certificates.X509Certificate2Collection? LoadTrustedCertificates(string? path = null)
     {

@@ -273,3 +273,54 @@ public sealed class TurnRelayTests(LoopbackCoturn coturn) : IClassFixture<Loopba
         return (local, await opened.Task.WaitAsync(Step));
     }
 }
+
+/// <summary>Cross-check: libwebrtc (@roamhq/wrtc), relay-only through the same coturn, and our relay-only peer.</summary>
+public sealed class LibWebRtcThroughCoturnTests(LoopbackCoturn coturn) : IClassFixture<LoopbackCoturn>
+{
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(30);
+
+    [Theory]
+    [InlineData("udp")]
+    [InlineData("tcp")]
+    public async Task Libwebrtc_and_our_stack_both_relay_only_exchange_data_through_coturn(string ourTransport)
+    {
+        var (theirUser, theirPassword) = coturn.Server.Credentials("libwebrtc", TimeSpan.FromMinutes(10));
+        var iceServers = System.Text.Json.JsonSerializer.Serialize(new[]
+        {
+            new { urls = new[] { $"turn:127.0.0.1:{coturn.Server.Port}" }, username = theirUser, credential = theirPassword },
+        });
+        var command = FixtureCatalog.Node("wrtc").WithEnvironment("PEER_ICE_SERVERS", iceServers).WithEnvironment("PEER_ICE_POLICY", "relay");
+        await using var libwebrtc = await FixtureProcess.StartAsync("wrtc", command, network: null, Step);
+
+        var (ourUser, ourPassword) = coturn.Server.Credentials("ours", TimeSpan.FromMinutes(10));
+        await using var ours = ManagedStack.CreateFactory().Create(new PeerConnectionOptions
+        {
+            RelayOnly = true,
+            IceServers = new[] { new IceServer(new[] { coturn.Url(ourTransport == "tcp" ? TurnTransport.Tcp : TurnTransport.Udp) }, ourUser, ourPassword) },
+        });
+        var opened = new TaskCompletionSource<IDataChannel>(TaskCreationOptions.RunContinuationsAsynchronously);
+        ours.DataChannelOpened += c => opened.TrySetResult(c);
+
+        libwebrtc.Send(new { cmd = "start", label = "data" });
+        var offer = (string)(await libwebrtc.WaitForAsync("sdp", Step))["sdp"]!;
+        Assert.Contains("typ relay", offer);
+        Assert.DoesNotContain("typ host", offer);
+        var answer = await ours.AcceptOfferAsync(offer, CancellationToken.None).WaitAsync(Step);
+        libwebrtc.Send(new { cmd = "sdp", type = "answer", sdp = answer });
+        await libwebrtc.WaitForAsync("open", Step);
+        var channel = await opened.Task.WaitAsync(Step);
+
+        const int total = 2_000_000;
+        long received = 0;
+        var all = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        channel.MessageReceived += m => { if (!m.IsText && Interlocked.Add(ref received, m.Binary.Length) >= total) all.TrySetResult(); };
+        libwebrtc.Send(new { cmd = "send", bytes = total });
+        await all.Task.WaitAsync(Step);
+        Assert.Equal(total, Interlocked.Read(ref received));
+
+        var pair = ours.SelectedCandidatePair!;
+        Assert.Equal("relay", pair.LocalType);
+        Assert.Equal("relay", pair.RemoteType);
+        Assert.Equal(ourTransport, pair.RelayProtocol);
+    }
+}

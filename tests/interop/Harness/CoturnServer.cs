@@ -38,7 +38,7 @@ public sealed class CoturnServer : IAsyncDisposable
     public int Port { get; }
     /// <summary>TLS listening port (turns:).</summary>
     public int TlsPort { get; }
-    /// <summary>PEM of the CA that issued the server's certificate (what SLEAPRTC_TURN_CA_FILE would name).</summary>
+    /// <summary>PEM of the CA that issued the server's certificate (what SLEAP_RTC_TURN_CA_FILE would name).</summary>
     public string CaCertificatePath { get; }
 
     public string Log { get { lock (_log) return _log.ToString(); } }
