@@ -116,6 +116,9 @@ public interface IPeerConnection : IAsyncDisposable
     PeerConnectionState State { get; }
     event Action<PeerConnectionState>? StateChanged;
 
+    /// <summary>Why the connection failed (ICE found no path, with the TURN servers' reasons; DTLS; SCTP), if it did.</summary>
+    Exception? Error { get; }
+
     /// <summary>The candidate pair ICE selected (which path carries the data); null before it is connected.</summary>
     IceCandidatePairInfo? SelectedCandidatePair { get; }
 

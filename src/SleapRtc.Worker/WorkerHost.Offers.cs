@@ -80,7 +80,9 @@ public sealed partial class WorkerHost
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
             {
-                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
+                // The transport's reason (e.g. a TURN server refusing this worker's credentials) goes into the log line.
+                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"
+                    + (connection.Error is { } reason ? ": " + reason.Message : "")));
                 // This connection's job, whichever it is (a space serves several at once).
                 if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.PeerLost();
             }
