@@ -35,6 +35,16 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
             Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
         Get-SleapSignalingServer | Should -BeNullOrEmpty
     }
+    It 'takes -TurnUrl with -TurnSecret and refuses either alone with a stable error id' {
+        $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'turn:127.0.0.1:3478,turns:127.0.0.1:5349' -TurnSecret 'pester-secret'
+        try { $server.State | Should -Be 'Running' }
+        finally { $server | Stop-SleapSignalingServer }
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'turn:127.0.0.1:3478' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidTurnConfiguration,*'
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'stun:127.0.0.1' -TurnSecret 's' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidTurnConfiguration,*'
+        Get-SleapSignalingServer | Should -BeNullOrEmpty
+    }
     It '-Wait returns on Ctrl+C (Stop) and stops the server' {
         $ps = [PowerShell]::Create()
         try {

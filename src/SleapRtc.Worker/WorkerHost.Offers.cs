@@ -87,7 +87,9 @@ public sealed partial class WorkerHost
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
             {
-                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
+                // The transport's reason (e.g. a TURN server refusing this worker's credentials) goes into the log line.
+                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"
+                    + (connection.Error is { } reason ? ": " + reason.Message : "")));
                 // This connection's job, whichever it is (a space serves several at once).
                 Volatile.Read(ref served)?.PeerLost();
             }
@@ -126,6 +128,8 @@ public sealed partial class WorkerHost
 
         var channel = gate.Channel;
         if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return false;
+        // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
+        Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
         var session = NewSession(channel, gate.RecordStatus);
         Volatile.Write(ref served, session);
         gate.Release();

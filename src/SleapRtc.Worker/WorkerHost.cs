@@ -62,6 +62,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
+        TurnServers = IceServerList.TurnServers(registration.IceServers);
         StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
@@ -74,6 +75,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
     /// <summary>The trainer this worker runs, or null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath => _trainerPath;
     public IReadOnlyList<string> StunServers { get; private set; }
+    /// <summary>The server's TURN servers with this worker's credentials (empty unless the server runs with -TurnUrl).</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers { get; private set; }
     /// <summary>Completes when the worker has stopped.</summary>
     public Task Completion => _completion.Task;
 

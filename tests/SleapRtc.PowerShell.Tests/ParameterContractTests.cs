@@ -10,7 +10,7 @@ public static class ModuleCommands
         ["Get-SleapSignalingServer"] = new[] { "Port" },
         ["New-SleapRoom"] = new[] { "Server", "Name", "ExpiresIn", "WhatIf", "Confirm" },
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
-        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Redis", "DrainTimeoutSec", "Wait" },
+        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Redis", "DrainTimeoutSec", "TurnUrl", "TurnSecret", "Wait" },
         ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "DrainTimeoutSec", "PassThru", "WhatIf", "Confirm" },
         ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "PartialUploadRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "RequireChannelAuth", "Wait" },
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },

@@ -110,6 +110,7 @@ public sealed class InferenceSubmission
             ModelPaths = models,
             Space = _request.Space,
             UploadedBytes = outcome.UploadedBytes,
+            CandidatePair = _connector.CandidatePair,
             Error = succeeded ? null : $"{session.InferenceFailures} track command(s) failed on the worker; the predictions are from the last that succeeded.",
         };
     }

@@ -92,6 +92,9 @@ public sealed class TrainingSubmission
     /// <summary>From sending the offer to the data channel being open, for the last connection made.</summary>
     public TimeSpan? ConnectTime { get; private set; }
 
+    /// <summary>Which candidates carried the last connection ("relay 10.0.0.9:50012 (turn tcp) -> host 10.1.0.5:41234").</summary>
+    public string? CandidatePair { get; private set; }
+
     /// <summary>From the start of <see cref="RunAsync"/> (credentials, sign-in, discovery, offer) to the data channel being open.</summary>
     public TimeSpan? TimeToChannelOpen { get; private set; }
 
@@ -481,7 +484,8 @@ public sealed class TrainingSubmission
             var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose,
                 JobExtensions.AdvertisesChannelAuth(worker.Properties), _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             ConnectTime = connectTime;
-            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms");
+            CandidatePair = peer.SelectedCandidatePair?.ToString();
+            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms over {CandidatePair ?? "an unknown path"}");
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -532,7 +536,7 @@ public sealed class TrainingSubmission
             return new TrainingResult
             {
                 JobId = session.JobId, WorkerId = worker.PeerId, Status = "Failed", Duration = clock.Elapsed,
-                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(),
+                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(), CandidatePair = CandidatePair,
             };
         }
         var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
@@ -549,6 +553,7 @@ public sealed class TrainingSubmission
             PackagePath = packagePath,
             UploadedBytes = outcome.UploadedBytes,
             UploadMBps = outcome.UploadMBps,
+            CandidatePair = CandidatePair,
             ExitCode = outcome.FirstExitCode,
             LastLogLines = succeeded ? Array.Empty<string>() : LogTail(),
             Error = succeeded ? null : outcome.Configs.Count == 0

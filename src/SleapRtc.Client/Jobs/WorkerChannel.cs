@@ -76,13 +76,16 @@ public sealed class WorkerChannel : IAsyncDisposable
         await _room.DisposeAsync().ConfigureAwait(false);
     }
 
-    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN unless the template names some.</summary>
+    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN and TURN unless the template names some.</summary>
     internal static IPeerConnection CreatePeer(ClientRoomConnection connection, IPeerConnectionFactory factory, PeerConnectionOptions? template)
     {
         template ??= new PeerConnectionOptions();
         return factory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : IceServerList.TurnServers(connection.Registration.IceServers),
+            TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
+            RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,

@@ -269,8 +269,9 @@ internal sealed partial class SignalingHub
             w.WriteEndObject();
             w.WritePropertyName("ice_servers");
             WriteIceServers(w, peer);
+            // Classic mesh connections (worker to worker) stay STUN-only, as classic servers send them.
             w.WritePropertyName("mesh_ice_servers");
-            WriteIceServers(w, peer);
+            WriteIceServers(w, peer, withTurn: false);
             // Our extensions (classic clients ignore unknown keys): the job queue, unique space names.
             w.WriteStartArray(JobQueueMessages.ServerExtensionsKey);
             w.WriteStringValue(JobQueueMessages.ServerFeature);
@@ -281,8 +282,14 @@ internal sealed partial class SignalingHub
         return buffer.ToArray();
     }
 
-    /// <summary>Our own STUN responder, at the host name the peer used to reach us.</summary>
-    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer)
+    /// <summary>Issues TURN credentials with registered_auth when TURN servers are configured.</summary>
+    internal TurnCredentialIssuer? Turn { get; init; }
+
+    /// <summary>
+    /// Our own STUN responder, at the host name the peer used to reach us, and the configured TURN servers with
+    /// credentials for this peer, in the RTCIceServer form classic aiortc peers read (urls, username, credential).
+    /// </summary>
+    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer, bool withTurn = true)
     {
         w.WriteStartArray();
         var port = _stunPort();
@@ -293,6 +300,17 @@ internal sealed partial class SignalingHub
             w.WriteStartArray("urls");
             w.WriteStringValue($"stun:{host}:{port}");
             w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        if (withTurn && Turn is { } turn && peer.PeerId is { } peerId)
+        {
+            var (username, password) = turn.CredentialsFor(peerId);
+            w.WriteStartObject();
+            w.WriteStartArray("urls");
+            foreach (var url in turn.Urls) w.WriteStringValue(url);
+            w.WriteEndArray();
+            w.WriteString("username", username);
+            w.WriteString("credential", password);
             w.WriteEndObject();
         }
         w.WriteEndArray();

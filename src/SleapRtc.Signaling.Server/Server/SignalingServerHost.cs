@@ -78,7 +78,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
         _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
-        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs) { Turn = TurnCredentialIssuer.From(options) };
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
         _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log, () => cluster is null || cluster.IsHealthy ? null : cluster.HealthProblem);
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
@@ -153,6 +153,8 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.ListenAddress, out var address))
             throw new ArgumentException($"ListenAddress '{options.ListenAddress}' is not an IP address.", nameof(options));
 
+        // Misconfigured TURN fails the start with the reason rather than handing peers unusable servers.
+        TurnCredentialIssuer.From(options);
         Cluster.RedisCluster? cluster = null;
         if (!string.IsNullOrWhiteSpace(options.Redis))
         {
@@ -195,6 +197,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
             var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath, cluster);
             server.Begin();
             options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {(cluster is null ? databasePath : "Redis, instance " + cluster.InstanceId)}");
+            if (server._hub.Turn is { } turn) options.Log.Write(LogLevel.Information, Component, turn.ToString());
             return server;
         }
         catch
