@@ -27,6 +27,7 @@ internal sealed record QueueWork(string Kind, string Room, string Peer, string? 
     public const string Left = "left";
     public const string Available = "available";
     public const string Offer = "offer";
+    public const string Forget = "forget";
 
     public byte[] ToUtf8()
     {
@@ -123,6 +124,16 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
         else Forward(new QueueWork(QueueWork.Offer, room, submitter, Other: worker));
     }
 
+    /// <summary>The room was deleted or expired: its job records and tickets go with it, on whichever instance runs the queue.</summary>
+    public void ForgetRoom(string room)
+    {
+        if (Local is { } queue) queue.ForgetRoom(room);
+        else Forward(new QueueWork(QueueWork.Forget, room, "-"));
+    }
+
+    /// <summary>This instance is stopping: its peers' departures are not departures to the queue it runs.</summary>
+    public void ServerStopping() => Local?.ServerStopping();
+
     /// <summary>Work forwarded by another instance, run here when this instance runs the queue (else dropped: the
     /// instance that does also received it).</summary>
     public void Apply(QueueWork work)
@@ -139,6 +150,7 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
             case QueueWork.Left: queue.PeerLeft(work.Room, work.Peer); break;
             case QueueWork.Available: queue.WorkerAvailable(work.Room, work.Peer, queue.AssignmentMark); break;
             case QueueWork.Offer when work.Other is { } worker: queue.OfferRelayed(work.Room, work.Peer, worker); break;
+            case QueueWork.Forget: queue.ForgetRoom(work.Room); break;
         }
     }
 
