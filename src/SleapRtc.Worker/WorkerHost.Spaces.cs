@@ -93,6 +93,7 @@ public sealed partial class WorkerHost
         SpaceModelPaths = _options.SpaceModelPaths.Select(Path.GetFullPath).ToArray(),
         WaitForTurnAsync = queue.EnterAsync,
         RequestTimeout = _options.SpaceRequestTimeout,
+        ChannelAuth = options.ChannelAuth,
     };
 
     private void StopSpaceRequests()

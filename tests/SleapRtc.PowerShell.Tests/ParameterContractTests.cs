@@ -10,9 +10,9 @@ public static class ModuleCommands
         ["Get-SleapSignalingServer"] = new[] { "Port" },
         ["New-SleapRoom"] = new[] { "Server", "Name", "ExpiresIn", "WhatIf", "Confirm" },
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
-        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Wait" },
-        ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "PassThru", "WhatIf", "Confirm" },
-        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "Wait" },
+        ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Redis", "DrainTimeoutSec", "TurnUrl", "TurnSecret", "Wait" },
+        ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "DrainTimeoutSec", "PassThru", "WhatIf", "Confirm" },
+        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "PartialUploadRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "RequireChannelAuth", "Wait" },
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
         ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
         ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },
@@ -26,6 +26,7 @@ public static class ModuleCommands
         ["Wait-SleapJob"] = new[] { "JobId", "Timeout", "RoomId", "Token", "SessionString", "Server" },
         ["Stop-SleapJob"] = new[] { "JobId", "KeepCheckpoint", "PassThru", "RoomId", "Token", "SessionString", "Server", "WhatIf", "Confirm" },
         ["Receive-SleapJob"] = new[] { "JobId", "OutputPath", "RoomId", "Token", "SessionString", "Server" },
+        ["Test-SleapConnection"] = new[] { "Worker", "RoomId", "Token", "SessionString", "Server", "WorkerId", "Quiet" },
     };
 
     /// <summary>Commands that write nothing on success (so they declare no output type).</summary>

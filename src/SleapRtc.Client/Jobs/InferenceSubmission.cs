@@ -91,8 +91,9 @@ public sealed class InferenceSubmission
             ChunkSize = job.ChunkSize, HighWaterMark = job.HighWaterMark, KeepAliveInterval = job.KeepAliveInterval,
             IdleTimeout = job.IdleTimeout, CancelGrace = job.CancelGrace,
             PackageType = JobMessages.TrackPackage, RemoteOutputDirectory = ".",
-        }, _options.Connection.Log) { Request = _job };
-        session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+        }, _options.Connection.Log) { Request = _connector.RequestFor(_job) };
+        // Followed by the connector (whose progress this raises): a cut-off upload of the data is resumed like a package's.
+        _connector.Follow(session);
         session.LogLine += l => LogLine?.Invoke(l);
         var outcome = await session.RunAsync(package, outputPath, cancellationToken).ConfigureAwait(false);
         var succeeded = session.InferenceFailures == 0;
@@ -109,6 +110,7 @@ public sealed class InferenceSubmission
             ModelPaths = models,
             Space = _request.Space,
             UploadedBytes = outcome.UploadedBytes,
+            CandidatePair = _connector.CandidatePair,
             Error = succeeded ? null : $"{session.InferenceFailures} track command(s) failed on the worker; the predictions are from the last that succeeded.",
         };
     }

@@ -48,6 +48,8 @@ public static class ErrorCodes
     /// <summary>Ours: a registration as an inference space whose name another peer of the room holds (the error's
     /// <c>current_holder</c>); the registration is refused.</summary>
     public const string SpaceTaken = "SPACE_TAKEN";
+    /// <summary>Ours: the server cannot serve the request now (its shared store, Redis, is unreachable); try again, or another server.</summary>
+    public const string ServerUnavailable = "SERVER_UNAVAILABLE";
 }
 
 /// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>

@@ -188,6 +188,31 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         if (loaded.Count > 0) _log.Write(LogLevel.Information, Component, $"Loaded {loaded.Count} job record(s) from the store");
     }
 
+    /// <summary>
+    /// After taking over a queue loaded from the shared store (several instances: the instance that ran it died or
+    /// handed it over), the peers the load took for gone may still be connected, to another instance: their submitters'
+    /// tickets wait for them again and their workers' jobs are not lost. Then waiting tickets are handed out.
+    /// </summary>
+    public void AdoptPresentPeers()
+    {
+        foreach (var room in _rooms.Values)
+        {
+            lock (room)
+            {
+                foreach (var job in room.Jobs.Values)
+                {
+                    if (job.IsTicket && job.SubmitterGoneSince is not null && IsPresent(room.RoomId, job.Record.Submitter))
+                        job.SubmitterGoneSince = null;
+                    else if (!job.IsTicket && job.LostDeadline is not null && !JobStates.IsFinished(job.Record.State) && IsPresent(room.RoomId, job.Record.WorkerId))
+                        (job.LostDeadline, job.LostReason) = (null, null);
+                }
+            }
+            AssignWaiting(room.RoomId);
+        }
+    }
+
+    private bool IsPresent(string roomId, string? peerId) => peerId is not null && _peers.Get(peerId) is { } peer && peer.RoomId == roomId;
+
     private RoomJobs Room(string roomId) => _rooms.GetOrAdd(roomId, id => new RoomJobs(id));
 
     /// <summary>Runs <paramref name="action"/> under the room's lock, creating the room's jobs if needed; should the sweep
@@ -573,6 +598,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         if (report.MachineId is not null) record.MachineId = report.MachineId;
         record.PackageName ??= report.PackageName;
         record.PackageSha256 ??= report.PackageSha256;
+        record.ChannelAuth ??= report.ChannelAuth;
         if (record.PackageBytes == 0) record.PackageBytes = report.PackageBytes;
         record.ResultsAvailable = report.ResultsAvailable;
         record.ResultsExpireAt = report.ResultsExpireAt;

@@ -49,6 +49,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     public string? Token { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ParameterSetName = ModelsSet)]

@@ -46,6 +46,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter]
