@@ -62,3 +62,29 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
         finally { $ps.Dispose() }
     }
 }
+
+Describe 'Several servers: -Server lists and draining' {
+    It 'moves a worker given two servers off the one being stopped, under its peer id' {
+        $db = Join-Path $env:SLEAP_RTC_DATA_DIR "failover-$([guid]::NewGuid().ToString('N')).db"
+        $a = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath $db
+        $b = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath $db -DrainTimeoutSec 5
+        try {
+            $room = New-SleapRoom -Server $a.Url, $b.Url
+            $room.Server | Should -Be "$($a.Url),$($b.Url)"
+            $worker = $room | Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory (Join-Path $env:SLEAP_RTC_DATA_DIR failover)
+            $worker.Server | Should -Be $room.Server
+            (ConvertFrom-SleapSessionString $worker.SessionString).Server | Should -Be $room.Server
+
+            $a | Stop-SleapSignalingServer -DrainTimeoutSec 20
+            Get-SleapSignalingServer | Where-Object InstanceId -eq $a.InstanceId | Should -BeNullOrEmpty
+            (Get-SleapWorker -RoomId $room.RoomId -Server $b.Url).PeerId | Should -Be $worker.PeerId
+        }
+        finally {
+            Get-SleapWorker -Local | Stop-SleapWorker
+            Get-SleapSignalingServer | Stop-SleapSignalingServer
+        }
+    }
+    It 'refuses a drain timeout out of range' {
+        { Stop-SleapSignalingServer -Port 1 -DrainTimeoutSec -1 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+    }
+}

@@ -139,7 +139,32 @@ public interface IPeerConnection : IAsyncDisposable
 
     /// <summary>Opens an ordered reliable channel (offerer side) and completes when it is open.</summary>
     Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The SHA-256 fingerprints of our DTLS certificate and of the one the peer presented in the handshake; null until
+    /// the handshake completed. What the room-token channel binding proves (the SDP's fingerprints come through the
+    /// signaling server and prove nothing about who is at the other end).
+    /// </summary>
+    DtlsFingerprints? CertificateFingerprints { get; }
+
+    /// <summary>Every ICE candidate pair checked so far, with its state and which one carries the traffic (diagnostics).</summary>
+    IReadOnlyList<CandidatePairReport> CandidatePairs { get; }
 }
+
+/// <summary>
+/// One ICE candidate pair as a diagnostic sees it. Types are the candidates' ("host", "srflx", "prflx", "relay");
+/// <see cref="State"/> is "Waiting", "InProgress", "Succeeded" or "Failed"; <see cref="Selected"/> marks the pair
+/// that carries the connection.
+/// </summary>
+public sealed record CandidatePairReport(string LocalAddress, string LocalType, string RemoteAddress, string RemoteType, string State, bool Selected)
+{
+    /// <summary>The path the pair takes: relay when either end relays, else srflx when either end is reflexive, else host.</summary>
+    public string Path => LocalType == "relay" || RemoteType == "relay" ? "relay"
+        : LocalType is "srflx" or "prflx" || RemoteType is "srflx" or "prflx" ? "srflx" : "host";
+}
+
+/// <summary>SHA-256 fingerprints (32 bytes each) of the two certificates of one DTLS association.</summary>
+public sealed record DtlsFingerprints(byte[] Local, byte[] Remote);
 
 public enum DataChannelState { Connecting, Open, Closing, Closed }
 

@@ -38,6 +38,8 @@ internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, st
         public void AddRemoteCandidate(string candidate) => real.AddRemoteCandidate(candidate);
         public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
         public ValueTask DisposeAsync() => real.DisposeAsync();
+        public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
+        public IReadOnlyList<CandidatePairReport> CandidatePairs => real.CandidatePairs;
 
         public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
             answer(await real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));

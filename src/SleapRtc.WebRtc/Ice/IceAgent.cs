@@ -71,6 +71,12 @@ public sealed partial class IceAgent : IDisposable
     public IReadOnlyList<SdpCandidate> LocalCandidates { get { lock (_gate) return _localCandidates.ToArray(); } }
 
     public IPEndPoint? SelectedRemoteEndPoint => _selected?.Remote;
+
+    /// <summary>Each candidate pair's local and remote address, check state and whether it is the selected one (diagnostics).</summary>
+    internal IReadOnlyList<(IPEndPoint Local, IPEndPoint Remote, string State, bool Selected)> PairSnapshot()
+    {
+        lock (_gate) return _pairs.Select(p => (p.Local.EndPoint, p.Remote, p.State.ToString(), p == _selected)).ToArray();
+    }
     public IPEndPoint? SelectedLocalEndPoint => _selected?.Local.EndPoint;
 
     /// <summary>The selected pair with both candidates' types: which path carries the data.</summary>

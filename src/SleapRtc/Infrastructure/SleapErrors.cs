@@ -19,6 +19,7 @@ internal static class ErrorIds
     public const string InvalidGpuId = "InvalidGpuId";
     public const string DataRootNotFound = "DataRootNotFound";
     public const string InvalidResultRetention = "InvalidResultRetention";
+    public const string InvalidPartialUploadRetention = "InvalidPartialUploadRetention";
     public const string ConflictingSelection = "ConflictingSelection";
     public const string InvalidExpiresIn = "InvalidExpiresIn";
 }
