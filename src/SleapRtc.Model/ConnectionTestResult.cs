@@ -17,6 +17,8 @@ public sealed class ConnectionTestResult
     public TimeSpan? ServerLatency { get; set; }
     /// <summary>This machine's addresses as the server's STUN sees them ("address:port").</summary>
     public string[] ReflexiveAddresses { get; set; } = Array.Empty<string>();
+    /// <summary>The relayed addresses ("address:port") the server's TURN servers granted this machine; empty when none did.</summary>
+    public string[] RelayedAddresses { get; set; } = Array.Empty<string>();
     /// <summary>The path the worker round trip took: host, srflx or relay; null when there was none.</summary>
     public string? Path { get; set; }
     /// <summary>The median round trip of a few messages over the channel to the worker.</summary>

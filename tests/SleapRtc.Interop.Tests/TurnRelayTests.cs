@@ -105,6 +105,37 @@ public sealed class TurnRelayTests(LoopbackCoturn coturn) : IClassFixture<Loopba
     }
 
     [Fact]
+    public async Task A_probe_allocates_on_every_url_and_says_why_one_failed()
+    {
+        var (username, password) = coturn.Server.Credentials("probe", TimeSpan.FromMinutes(10));
+        var results = await TurnProbe.ProbeAsync(new[]
+        {
+            new IceServer(new[] { coturn.Url(TurnTransport.Udp), coturn.Url(TurnTransport.Tcp), coturn.Url(TurnTransport.Tls), "stun:127.0.0.1:3478" }, username, password),
+            new IceServer(new[] { coturn.Url(TurnTransport.Udp) }, username, "wrong"),
+        }, Trusting(), CancellationToken.None).WaitAsync(Step);
+        Assert.Equal(4, results.Count);
+        Assert.All(results.Take(3), r => Assert.True(r.Succeeded, r.ToString()));
+        Assert.All(results.Take(3), r => Assert.StartsWith("127.0.0.1:", r.RelayedAddress));
+        Assert.False(results[3].Succeeded);
+        Assert.Contains("401", results[3].Error);
+        Assert.Contains("username or password is wrong", results[3].Error);
+    }
+
+    [Fact]
+    public async Task A_udp_port_where_nothing_listens_fails_fast_with_the_reason()
+    {
+        using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Dgram, System.Net.Sockets.ProtocolType.Udp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var closedPort = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        probe.Close();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<TurnException>(() =>
+            TurnAllocation.AllocateAsync(LoopbackCoturn.Parse($"turn:127.0.0.1:{closedPort}"), "1:x", "y", null, null, CancellationToken.None).WaitAsync(Step));
+        Assert.Contains("ICMP port unreachable", error.Message);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public async Task Tls_checks_the_server_certificate_and_trusts_only_the_configured_ca()
     {
         var untrusted = await Assert.ThrowsAsync<TurnException>(() => AllocateAsync(TurnTransport.Tls, "peer", new TurnClientOptions()).WaitAsync(Step));

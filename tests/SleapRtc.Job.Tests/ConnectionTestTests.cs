@@ -55,4 +55,49 @@ public sealed class ConnectionTestTests
         Assert.Null(result.Path);
         await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
     }
+    [Fact]
+    public async Task The_turn_step_allocates_with_the_servers_credentials_and_says_why_an_allocation_failed()
+    {
+        await using var coturn = await SleapRtc.Interop.CoturnServer.StartAsync(new[] { System.Net.IPAddress.Loopback }, System.Net.IPAddress.Loopback, null,
+            TimeSpan.FromSeconds(15));
+        var urls = new[] { $"turn:127.0.0.1:{coturn.Port}", $"turns:127.0.0.1:{coturn.TlsPort}" };
+        async Task<ConnectionTestResult> RunAgainst(string secret)
+        {
+            await using var server = await Signaling.Server.SignalingServerHost.StartAsync(new Signaling.Server.SignalingServerOptions
+            {
+                Port = 0, ListenAddress = "127.0.0.1", DatabasePath = ":memory:", TurnUrls = urls, TurnSecret = secret,
+            }, CancellationToken.None).WaitAsync(RoomFixture.Wait);
+            var record = await server.CreateRoomAsync("turn", null);
+            var room = new Client.Credentials.ResolvedRoom { RoomId = record.RoomId, Token = record.Token, Server = $"ws://127.0.0.1:{server.Port}" };
+            return await ConnectionTest.RunAsync(room, null, new ConnectionTestOptions
+            {
+                PeerConnectionFactory = new WebRtc.PeerConnection.RtcPeerConnectionFactory(),
+                PeerConnection = new WebRtc.PeerConnectionOptions
+                {
+                    IncludeLoopback = true, LocalAddresses = RoomFixture.Loopback.LocalAddresses,
+                    TurnTrustedCertificates = WebRtc.IceServer.LoadTrustedCertificates(coturn.CaCertificatePath),
+                },
+            }, CancellationToken.None).WaitAsync(RoomFixture.Wait);
+        }
+
+        var good = await RunAgainst(coturn.Secret);
+        var turn = good.Steps.Single(s => s.Name == ConnectionTest.TurnStep);
+        Assert.Equal("Passed", turn.Status);
+        Assert.Equal(2, good.RelayedAddresses.Length);
+        Assert.All(good.RelayedAddresses, a => Assert.StartsWith("127.0.0.1:", a));
+        Assert.Contains($"{urls[0]} relays at 127.0.0.1:", turn.Detail);
+        Assert.Contains($"{urls[1]} relays at 127.0.0.1:", turn.Detail);
+        Assert.True(good.Succeeded);
+
+        // A signaling server whose secret is not coturn's hands out credentials coturn refuses: the step says so.
+        var bad = await RunAgainst("not-coturns-secret");
+        turn = bad.Steps.Single(s => s.Name == ConnectionTest.TurnStep);
+        Assert.Equal("Failed", turn.Status);
+        Assert.Empty(bad.RelayedAddresses);
+        Assert.Contains($"{urls[0]} failed: refused the allocation (401", turn.Detail);
+        Assert.Contains("-TurnSecret must equal coturn's static-auth-secret", turn.Detail);
+        Assert.DoesNotContain("not-coturns-secret", turn.Detail);
+        Assert.False(bad.Succeeded);
+    }
 }
+

@@ -10,6 +10,7 @@ using SleapRtc.Protocol.Signaling;
 using SleapRtc.Signaling.Client;
 using SleapRtc.WebRtc;
 using SleapRtc.WebRtc.Stun;
+using SleapRtc.WebRtc.Turn;
 
 namespace SleapRtc.Client.Diagnostics;
 
@@ -71,7 +72,7 @@ public static class ConnectionTest
             result.Server = connection.Server;
             steps.Add(await TestServerAsync(connection, result, cancellationToken).ConfigureAwait(false));
             steps.Add(await TestStunAsync(connection, options, result, cancellationToken).ConfigureAwait(false));
-            steps.Add(await TestTurnAsync(connection, cancellationToken).ConfigureAwait(false));
+            steps.Add(await TestTurnAsync(connection, options, result, cancellationToken).ConfigureAwait(false));
             steps.Add(workerId is null
                 ? Skip(WorkerStep, "no worker given (-WorkerId, or pipe a worker from Get-SleapWorker)")
                 : await TestWorkerAsync(connection, workerId, options, result, cancellationToken).ConfigureAwait(false));
@@ -136,30 +137,26 @@ public static class ConnectionTest
     }
 
     /// <summary>
-    /// The TURN step: "not configured" when the server hands out no TURN server. Allocating with the handed-out
-    /// credentials (and so telling wrong or expired ones, or TCP/TLS reachability) belongs to the TURN client.
+    /// The TURN step: one allocation on every TURN URL the server hands out, with this peer's credentials from
+    /// registered_auth, released at once: the relayed address each granted, or why not (credentials refused or expired,
+    /// UDP blocked, TLS certificate not trusted). "Not configured" when the server hands out no TURN server.
     /// </summary>
-    private static Task<ConnectionTestStep> TestTurnAsync(ClientRoomConnection connection, CancellationToken cancellationToken)
+    private static async Task<ConnectionTestStep> TestTurnAsync(ClientRoomConnection connection, ConnectionTestOptions options, ConnectionTestResult result,
+        CancellationToken cancellationToken)
     {
-        _ = cancellationToken;
         var clock = Stopwatch.StartNew();
-        var turn = TurnUrls(connection);
-        return Task.FromResult(turn.Count == 0
-            ? Step(TurnStep, ConnectionTestStatus.NotConfigured, clock,
-                "the server hands out no TURN server (Start-SleapSignalingServer -TurnUrl ... -TurnSecret ...); without one, peers that cannot reach each other directly cannot connect.")
-            : Step(TurnStep, ConnectionTestStatus.Skipped, clock, $"the server hands out {string.Join(", ", turn)}; this version does not test an allocation."));
-    }
-
-    private static List<string> TurnUrls(ClientRoomConnection connection)
-    {
-        var urls = new List<string>();
-        foreach (var server in connection.Registration.IceServers.OfType<System.Text.Json.Nodes.JsonObject>())
-        {
-            var node = server["urls"] ?? server["url"];
-            var values = node is System.Text.Json.Nodes.JsonArray array ? array.Select(n => n?.ToString()) : new[] { node?.ToString() };
-            urls.AddRange(values.OfType<string>().Where(u => u.StartsWith("turn:", StringComparison.OrdinalIgnoreCase) || u.StartsWith("turns:", StringComparison.OrdinalIgnoreCase)));
-        }
-        return urls;
+        var servers = IceServerList.TurnServers(connection.Registration.IceServers);
+        if (servers.Count == 0)
+            return Step(TurnStep, ConnectionTestStatus.NotConfigured, clock,
+                "the server hands out no TURN server (Start-SleapSignalingServer -TurnUrl ... -TurnSecret ...); without one, peers that cannot reach each other directly cannot connect.");
+        var trusted = options.PeerConnection?.TurnTrustedCertificates ?? IceServer.LoadTrustedCertificates();
+        var probes = await TurnProbe.ProbeAsync(servers, new TurnClientOptions { TrustedCertificates = trusted }, cancellationToken).ConfigureAwait(false);
+        result.RelayedAddresses = probes.Where(p => p.Succeeded).Select(p => p.RelayedAddress!).ToArray();
+        var detail = string.Join("; ", probes.Select(p => p.Succeeded
+            ? $"{p.Url} relays at {p.RelayedAddress} ({Milliseconds(p.Elapsed)})"
+            : $"{p.Url} failed: {p.Error}")) + ".";
+        // One working relay is enough for a job; the others are reported so the lab can fix them.
+        return Step(TurnStep, probes.Any(p => p.Succeeded) ? ConnectionTestStatus.Passed : ConnectionTestStatus.Failed, clock, detail);
     }
 
     private static async Task<ConnectionTestStep> TestWorkerAsync(ClientRoomConnection connection, string workerId, ConnectionTestOptions options,

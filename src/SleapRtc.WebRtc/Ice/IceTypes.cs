@@ -32,7 +32,7 @@ public sealed class IceAgentOptions
     /// <summary>Gather relayed candidates only (iceTransportPolicy "relay"): the data then always goes through a TURN server.</summary>
     public bool RelayOnly { get; init; }
     /// <summary>Longest wait for TURN allocations while gathering (TCP and TLS connects included).</summary>
-    public TimeSpan TurnGatherTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    public TimeSpan TurnGatherTimeout { get; init; } = TimeSpan.FromSeconds(3);
     /// <summary>
     /// A relayed pair that works is nominated only once every direct pair has failed or has had this long to answer
     /// its first check, so that the relay carries the data only when nothing direct works.

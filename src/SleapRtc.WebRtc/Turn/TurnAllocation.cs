@@ -482,6 +482,8 @@ public sealed class TurnAllocation : IDisposable
                 }
                 catch (TimeoutException)
                 {
+                    if (_connection.Unreachable)
+                        throw new TurnException(Server, null, $"nothing answers on UDP port {Server.Port} there (ICMP port unreachable: the server is not running or UDP is blocked)");
                     rto = TimeSpan.FromTicks(rto.Ticks * 2);
                     if (_connection.IsReliable) break;
                 }

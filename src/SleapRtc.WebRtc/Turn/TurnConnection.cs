@@ -18,6 +18,8 @@ internal delegate void TurnFrameHandler(ReadOnlySpan<byte> frame);
 internal abstract class TurnConnection : IDisposable
 {
     public abstract bool IsReliable { get; }
+    /// <summary>The server's host said nothing listens there (ICMP port unreachable); retransmitting is pointless.</summary>
+    public virtual bool Unreachable => false;
     /// <summary>This machine's end of the connection (the base of the relayed candidate).</summary>
     public abstract IPEndPoint LocalEndPoint { get; }
     public TurnFrameHandler? FrameReceived { get; set; }
@@ -129,6 +131,7 @@ internal sealed class UdpTurnConnection : TurnConnection
     private readonly Socket _socket;
     private readonly Thread _thread;
     private volatile bool _disposed;
+    private volatile bool _unreachable;
 
     public UdpTurnConnection(IPEndPoint server, IPAddress? localAddress)
     {
@@ -152,6 +155,7 @@ internal sealed class UdpTurnConnection : TurnConnection
     }
 
     public override bool IsReliable => false;
+    public override bool Unreachable => _unreachable;
     public override IPEndPoint LocalEndPoint { get; }
 
     public override void Send(ReadOnlySpan<byte> frame)
@@ -185,7 +189,9 @@ internal sealed class UdpTurnConnection : TurnConnection
             }
             catch (SocketException e) when (!_disposed && e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionRefused or SocketError.MessageSize)
             {
-                continue; // ICMP port unreachable from a server not (yet) listening: requests time out instead
+                // ICMP port unreachable (a connected UDP socket reports it): the pending request gives up early.
+                if (e.SocketErrorCode != SocketError.MessageSize) _unreachable = true;
+                continue;
             }
             catch (Exception e)
             {
