@@ -87,6 +87,36 @@ public sealed class ClusterTests(RedisTestServer redis) : IClassFixture<RedisTes
         await WaitUntilAsync(() => cluster[1].Host.Peers.Get(worker.PeerId) is null);
     }
 
+    [Fact]
+    public async Task TheDeliveringInstanceChecksTheRoomAgainSoAStaleOrForgedBusMessageReachesNobody()
+    {
+        await using var cluster = await TestCluster.StartAsync(redis, 2);
+        var (roomId, token) = await cluster[0].NewRoomAsync();
+        var (otherRoom, _) = await cluster[0].NewRoomAsync();
+        await using var worker = await cluster[1].JoinAsync(roomId, token, "worker", Available);
+        // Where the worker lives, as every instance reads it from Redis.
+        var instance = await RedisCliAsync("HGET", $"sleaprtc:p:{worker.PeerId}", "i");
+        var link = await RedisCliAsync("HGET", $"sleaprtc:p:{worker.PeerId}", "l");
+
+        // An envelope naming another room (a sender checked against a room the worker is not in) is dropped, and so is one
+        // for a link that is not the worker's connection; the channel keeps order, so had either been delivered it would
+        // arrive before the proper envelope sent last.
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{otherRoom}\n{link}\n\n\n\n" + """{"type":"peer_message","payload":"other room"}""");
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{roomId}\n{instance}:999999\n\n\n\n" + """{"type":"peer_message","payload":"stale link"}""");
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{roomId}\n{link}\n\n\n\n" + """{"type":"peer_message","payload":"own room"}""");
+        Assert.Equal("own room", (string?)(await worker.ReceiveAsync("peer_message"))["payload"]);
+    }
+
+    private async Task<string> RedisCliAsync(params string[] args)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-p", redis.Port.ToString() }.Concat(args)) info.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return output.Trim();
+    }
+
     internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null, Func<string>? explain = null)
     {
         var deadline = DateTime.UtcNow + (within ?? TestServer.Wait);
