@@ -370,6 +370,17 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
     /// </summary>
     public IReadOnlyCollection<string> Resync(bool forget)
     {
+        var (rooms, orphans) = ResyncAndRemoveOrphans(forget);
+        foreach (var (peerId, linkId) in orphans) OrphanRemoved?.Invoke(peerId, linkId);
+        return rooms;
+    }
+
+    /// <summary>A peer of this instance whose connection ended while Redis was unreachable was removed now (its peer-id
+    /// binding should be released too).</summary>
+    public Action<string, string>? OrphanRemoved { get; set; }
+
+    private (IReadOnlyCollection<string> Rooms, List<(string PeerId, string LinkId)> Orphans) ResyncAndRemoveOrphans(bool forget)
+    {
         var result = (RedisResult[])_redis.Eval(RedisScripts.Snapshot)!;
         var snapshotSeq = long.Parse((string)result[0]!, CultureInfo.InvariantCulture);
         var rooms = new HashSet<string>(StringComparer.Ordinal);
@@ -408,7 +419,7 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
             foreach (var peerId in _tombstones.Where(t => t.Value.At < expired).Select(t => t.Key).ToList()) _tombstones.Remove(peerId);
         }
         foreach (var (peerId, linkId) in orphans) ApplyResultEvents((RedisResult[])_redis.Eval(RedisScripts.Remove, peerId, linkId)!, 0, null);
-        return rooms;
+        return (rooms, orphans);
     }
 
     /// <summary>Drops deletion markers older than a minute (called from the heartbeat).</summary>
