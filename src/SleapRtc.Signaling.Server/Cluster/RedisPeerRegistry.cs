@@ -220,6 +220,9 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
 
     public string? ClaimAdmin(string roomId, string peerId) => (string)_redis.Eval(RedisScripts.ClaimAdmin, roomId, peerId)! is { Length: > 0 } admin ? admin : null;
 
+    public string? ClaimSpace(string roomId, string space, string peerId) =>
+        (string)_redis.Eval(RedisScripts.ClaimSpace, roomId, space, peerId)! is { Length: > 0 } holder ? holder : null;
+
     private RedisKey PeerKey(string peerId) => _redis.Prefix + "p:" + peerId;
 
     private static string StatusOf(JsonObject metadata) => metadata.GetObject(PeerMetadataKeys.Properties)?.GetString(PeerMetadataKeys.Status) ?? "";

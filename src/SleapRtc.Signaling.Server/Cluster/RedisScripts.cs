@@ -162,6 +162,22 @@ internal static class RedisScripts
         return ''
         """;
 
+    /// <summary>ARGV: P, room, space, peer. Returns the holder when another live peer of the room holds the name, else "".
+    /// A holder that left (its peer entry gone or in another room) loses the name here, so no removal path needs to know
+    /// about spaces; the claimant's previous name, if any, is released.</summary>
+    public const string ClaimSpace = """
+        local P = ARGV[1]
+        local k = P .. 'spc:' .. ARGV[2] .. ':' .. ARGV[3]
+        local current = redis.call('GET', k)
+        if current and current ~= ARGV[4] and redis.call('HGET', P .. 'p:' .. current, 'r') == ARGV[2] then return current end
+        local own = P .. 'spcof:' .. ARGV[4]
+        local previous = redis.call('GET', own)
+        if previous and previous ~= k and redis.call('GET', previous) == ARGV[4] then redis.call('DEL', previous) end
+        redis.call('SET', k, ARGV[4])
+        redis.call('SET', own, k)
+        return ''
+        """;
+
     /// <summary>Every peer and the sequence number the snapshot reflects: {seq, id, fields, id, fields, …}.</summary>
     public const string Snapshot = """
         local P = ARGV[1]

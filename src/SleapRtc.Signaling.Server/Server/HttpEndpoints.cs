@@ -204,6 +204,7 @@ internal sealed partial class HttpEndpoints
             removed++;
         }
         await _rooms.DeleteAsync(roomId!, ct).ConfigureAwait(false);
+        _hub.RoomDeleted(roomId!);
         _log.Write(LogLevel.Information, Component, $"Deleted room {roomId} and its {removed} peer(s)");
         return HttpResponse.Json(new JsonObject { ["status"] = $"Room {roomId} and {removed} peer(s) deleted" });
     }

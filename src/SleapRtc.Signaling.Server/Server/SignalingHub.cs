@@ -36,7 +36,7 @@ internal sealed partial class SignalingHub
     private readonly IPeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
 
     private const int MaxCachedDiscoveries = 1024;
     private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
@@ -47,7 +47,7 @@ internal sealed partial class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueue jobs)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
     {
         _jobs = jobs;
         _store = store;
@@ -197,6 +197,20 @@ internal sealed partial class SignalingHub
 
         var role = message.GetString("role") is { Length: > 0 } r ? r : "peer";
         var metadata = message.GetObject("metadata")?.DeepClone() as JsonObject ?? new JsonObject();
+        // A space name is unique in its room: claimed here, atomically, before the peer becomes visible, so of two
+        // workers starting at once with one name exactly one is registered and the other is refused.
+        if (role == SpaceMetadata.Role && metadata.GetObject("properties")?.GetString(SpaceMetadata.NameProperty) is { Length: > 0 } space
+            && _peers.ClaimSpace(roomId, space, peerId) is { } holder)
+        {
+            var taken = SignalingJson.ReasonError(RegistrationReasons.SpaceTaken);
+            taken["code"] = ErrorCodes.SpaceTaken;
+            taken["message"] = $"The space '{space}' is already served by {holder} in this room; a space name is unique in its room.";
+            taken["space"] = space;
+            taken["current_holder"] = holder;
+            _log.Write(LogLevel.Information, Component, $"Peer {peerId} refused as space '{space}' in room {roomId}: held by {holder}");
+            Send(peer, taken);
+            return;
+        }
 
         if (peer.PeerId is { } previous && previous != peerId)
         {
@@ -207,6 +221,8 @@ internal sealed partial class SignalingHub
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
+        peer.MovesWhenDraining = message[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
+            && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == DrainingMessages.ClientFeature);
         // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 
@@ -253,19 +269,27 @@ internal sealed partial class SignalingHub
             w.WriteEndObject();
             w.WritePropertyName("ice_servers");
             WriteIceServers(w, peer);
+            // Classic mesh connections (worker to worker) stay STUN-only, as classic servers send them.
             w.WritePropertyName("mesh_ice_servers");
-            WriteIceServers(w, peer);
-            // Our extensions (classic clients ignore unknown keys): the job queue.
+            WriteIceServers(w, peer, withTurn: false);
+            // Our extensions (classic clients ignore unknown keys): the job queue, unique space names.
             w.WriteStartArray(JobQueueMessages.ServerExtensionsKey);
             w.WriteStringValue(JobQueueMessages.ServerFeature);
+            w.WriteStringValue(SpaceMetadata.ServerFeature);
             w.WriteEndArray();
             w.WriteEndObject();
         }
         return buffer.ToArray();
     }
 
-    /// <summary>Our own STUN responder, at the host name the peer used to reach us.</summary>
-    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer)
+    /// <summary>Issues TURN credentials with registered_auth when TURN servers are configured.</summary>
+    internal TurnCredentialIssuer? Turn { get; init; }
+
+    /// <summary>
+    /// Our own STUN responder, at the host name the peer used to reach us, and the configured TURN servers with
+    /// credentials for this peer, in the RTCIceServer form classic aiortc peers read (urls, username, credential).
+    /// </summary>
+    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer, bool withTurn = true)
     {
         w.WriteStartArray();
         var port = _stunPort();
@@ -276,6 +300,17 @@ internal sealed partial class SignalingHub
             w.WriteStartArray("urls");
             w.WriteStringValue($"stun:{host}:{port}");
             w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        if (withTurn && Turn is { } turn && peer.PeerId is { } peerId)
+        {
+            var (username, password) = turn.CredentialsFor(peerId);
+            w.WriteStartObject();
+            w.WriteStartArray("urls");
+            foreach (var url in turn.Urls) w.WriteStringValue(url);
+            w.WriteEndArray();
+            w.WriteString("username", username);
+            w.WriteString("credential", password);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -388,9 +423,11 @@ internal sealed partial class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
             return;
         }
-        // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
-        // serves it beside the job it runs.
-        if (message.GetString(JobQueueMessages.OfferPurposeKey) == JobQueueMessages.CollectPurpose)
+        // A result collection or a connection test (our extension key "purpose") may reach a busy worker and reserves
+        // nothing; our worker serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off
+        // upload (its client may come back under a new peer id): the worker alone knows whether it keeps that upload.
+        var purpose = message.GetString(JobQueueMessages.OfferPurposeKey);
+        if (JobQueueMessages.ReservesNothing(purpose) || purpose == JobQueueMessages.ResumePurpose)
         {
             RelaySignal(peer, self, room, message, MessageTypes.Offer);
             return;
@@ -550,6 +587,9 @@ internal sealed partial class SignalingHub
         // Its connection's end will not count as leaving (the registration is already gone): tell the job queue now.
         _jobs.PeerLeft(roomId, peerId);
     }
+
+    /// <summary>The room was deleted (its peers already evicted): its job records and tickets go with it.</summary>
+    public void RoomDeleted(string roomId) => _jobs.ForgetRoom(roomId);
 
     /// <summary>Echoed identifiers are untrusted input (up to a whole message): keep what goes back and into logs short.
     /// Never cuts a surrogate pair in two.</summary>

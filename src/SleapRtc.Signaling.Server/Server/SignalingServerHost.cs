@@ -19,7 +19,7 @@ namespace SleapRtc.Signaling.Server;
 /// SQLite and live peers in memory. Named "Host" because <see cref="SleapRtc.SignalingServer"/> is the
 /// public object the cmdlets output (see <see cref="ToModel"/>).
 /// </summary>
-public sealed class SignalingServerHost : IAsyncDisposable
+public sealed partial class SignalingServerHost : IAsyncDisposable
 {
     private const string Component = "signaling";
     private static readonly TimeSpan HeaderTimeout = TimeSpan.FromSeconds(30);
@@ -30,7 +30,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
     /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
     private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
@@ -76,9 +76,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
         }
         // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
-        _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
+        _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
-        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs) { Turn = TurnCredentialIssuer.From(options) };
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
         _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log, () => cluster is null || cluster.IsHealthy ? null : cluster.HealthProblem);
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
@@ -113,7 +113,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public DateTimeOffset StartedAt { get; }
     public string DatabasePath { get; }
     public Guid InstanceId { get; } = Guid.NewGuid();
-    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0;
+    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0 && !IsDraining;
 
     /// <summary>Completes when the server has stopped (after <see cref="StopAsync"/>).</summary>
     public Task Completion => _completion.Task;
@@ -122,7 +122,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public IPeerRegistry Peers { get; }
 
     /// <summary>The room job queue and job records (tests look inside).</summary>
-    internal Jobs.JobQueue JobQueue => _jobs;
+    internal Jobs.JobQueue JobQueue => _jobs.Local ?? throw new InvalidOperationException("Another instance runs the job queue.");
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
@@ -153,6 +153,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.ListenAddress, out var address))
             throw new ArgumentException($"ListenAddress '{options.ListenAddress}' is not an IP address.", nameof(options));
 
+        // Misconfigured TURN fails the start with the reason rather than handing peers unusable servers.
+        TurnCredentialIssuer.From(options);
         Cluster.RedisCluster? cluster = null;
         if (!string.IsNullOrWhiteSpace(options.Redis))
         {
@@ -195,6 +197,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
             var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath, cluster);
             server.Begin();
             options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {(cluster is null ? databasePath : "Redis, instance " + cluster.InstanceId)}");
+            if (server._hub.Turn is { } turn) options.Log.Write(LogLevel.Information, Component, turn.ToString());
             return server;
         }
         catch
@@ -210,7 +213,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private void Begin()
     {
         var ct = _stopping.Token;
-        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
+        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(_accepting.Token)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
@@ -225,7 +228,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>Purges expired rooms now (also done every PurgeInterval).</summary>
     public async Task PurgeExpiredRoomsAsync(CancellationToken ct = default)
-        => await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false);
+    {
+        // A room's job records and tickets go with it: nobody can list, collect or run them without the room.
+        foreach (var roomId in await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false)) _jobs.ForgetRoom(roomId);
+    }
 
     /// <summary>The public object Start-/Get-SleapSignalingServer output.</summary>
     public SleapRtc.SignalingServer ToModel() => new()
@@ -234,14 +240,14 @@ public sealed class SignalingServerHost : IAsyncDisposable
         Port = Port,
         ListenAddress = ListenAddress,
         StartedAt = StartedAt,
-        State = IsRunning ? "Running" : "Stopped",
+        State = IsDraining ? "Draining" : IsRunning ? "Running" : "Stopped",
         DatabasePath = DatabasePath,
         InstanceId = InstanceId,
     };
 
     private async Task PurgeAsync(CancellationToken ct)
     {
-        try { await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false); }
+        try { await PurgeExpiredRoomsAsync(ct).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _log.Write(LogLevel.Warning, Component, $"Purging expired rooms failed: {e.GetType().Name}");
@@ -294,7 +300,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
             }
             var id = Interlocked.Increment(ref _nextConnectionId);
             _connections[id] = client;
-            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, ct));
+            // Connections live until the server stops, not until it stops accepting (a drain).
+            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, _stopping.Token));
         }
     }
 
@@ -509,8 +516,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
             return;
         }
         _log.Write(LogLevel.Information, Component, $"Stopping signaling server on port {Port}");
+        // Before anything ends a connection: the peers' departures during a stop are not departures to the job queue.
+        _jobs.ServerStopping();
         _stopping.Cancel();
-        _listener.Stop();
+        StopAccepting();
         foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }

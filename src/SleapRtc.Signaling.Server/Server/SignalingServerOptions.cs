@@ -57,8 +57,31 @@ public sealed class SignalingServerOptions
     /// the id_token that registered it (so only the holder can resume it). A close frame frees it at once.</summary>
     public TimeSpan PeerIdResumeGrace { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long a drain (<see cref="SignalingServerHost.DrainAsync"/>: Stop-SleapSignalingServer, SIGTERM to a
+    /// service) waits for the peers to move to other instances before it closes what is left. Zero stops at once.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = DefaultDrainTimeout;
+
+    public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>Whether to answer STUN binding requests on UDP (same port number as HTTP when free).</summary>
     public bool EnableStun { get; set; } = true;
+
+    /// <summary>TURN servers (turn:host:3478, turns:host:5349, turn:host?transport=tcp) offered to every peer in
+    /// registered_auth's ice_servers, with credentials minted from <see cref="TurnSecret"/>. Empty: no relay.</summary>
+    public IReadOnlyList<string> TurnUrls { get; set; } = Array.Empty<string>();
+
+    /// <summary>coturn's static-auth-secret (use-auth-secret): the server mints per-peer, time-limited credentials
+    /// from it. Never logged and never sent to peers.</summary>
+    public string? TurnSecret { get; set; }
+
+    /// <summary>How long minted TURN credentials stay valid; a peer that re-registers gets fresh ones.</summary>
+    public TimeSpan TurnCredentialLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Checks the TURN settings as the server will at start.</summary>
+    /// <exception cref="ArgumentException">A URL that is not turn:/turns:, or URLs and secret not given together.</exception>
+    public void ValidateTurn() => TurnCredentialIssuer.From(this);
 
     /// <summary>Messages queued for one slow connection before the server drops it.</summary>
     public int MaxQueuedMessagesPerConnection { get; set; } = 8192;
