@@ -70,19 +70,20 @@ public sealed class ClusterTests(RedisTestServer redis) : IClassFixture<RedisTes
         await client.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {"x": 1} }""");
         Assert.Equal(client.PeerId, (string?)(await worker.ReceiveAsync("peer_message"))["from_peer_id"]);
 
-        // Another room's peer cannot reach the worker, whatever instance it is on.
-        await stranger.SendAsync($$"""{"type": "offer", "target": "{{worker.PeerId}}", "sdp": "o"}""");
-        Assert.Equal("PEER_NOT_FOUND", (string?)(await stranger.ReceiveAsync("error"))["code"]);
-        await stranger.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {} }""");
-        Assert.Equal("PEER_NOT_IN_ROOM", (string?)(await stranger.ReceiveAsync("error"))["code"]);
-        await worker.ExpectSilenceAsync(300);
-
         // Discovery on either instance lists the room's peers wherever they are connected.
         await client.SendAsync($$"""{"type": "discover_peers", "filters": {"role": "worker"} }""");
         var list = await client.ReceiveAsync("peer_list");
         Assert.Equal([worker.PeerId], list["peers"]!.AsArray().Select(p => (string)p!["peer_id"]!).ToArray());
 
-        // The worker leaving is seen everywhere, and the client learns it held the reservation.
+        // Another room's peer cannot reach the worker, whatever instance it is on.
+        await stranger.SendAsync($$"""{"type": "offer", "target": "{{worker.PeerId}}", "sdp": "o"}""");
+        Assert.Equal("PEER_NOT_FOUND", (string?)(await stranger.ReceiveAsync("error"))["code"]);
+        await stranger.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {} }""");
+        Assert.Equal("PEER_NOT_IN_ROOM", (string?)(await stranger.ReceiveAsync("error"))["code"]);
+        // (ExpectSilenceAsync ends by aborting the worker's socket: the worker leaves here.)
+        await worker.ExpectSilenceAsync(300);
+
+        // The worker leaving is seen everywhere.
         await worker.DisposeAsync();
         await WaitUntilAsync(() => cluster[1].Host.Peers.Get(worker.PeerId) is null);
     }
