@@ -35,6 +35,37 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
             Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
         Get-SleapSignalingServer | Should -BeNullOrEmpty
     }
+    It 'shares rooms through -Redis and SLEAP_RTC_REDIS_URL, and reports an unreachable Redis with a stable error id' {
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $probe.Start(); $redisPort = $probe.LocalEndpoint.Port; $probe.Stop()
+        $redis = Start-Process redis-server -ArgumentList '--port', $redisPort, '--bind', '127.0.0.1', '--save', '""', '--appendonly', 'no' -PassThru -RedirectStandardOutput ([System.IO.Path]::GetTempFileName())
+        try {
+            $deadline = [datetime]::UtcNow.AddSeconds(10)
+            while ([datetime]::UtcNow -lt $deadline) {
+                try { $c = [System.Net.Sockets.TcpClient]::new('127.0.0.1', $redisPort); $c.Dispose(); break } catch { Start-Sleep -Milliseconds 50 }
+            }
+            $first = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -Redis "redis://127.0.0.1:$redisPort"
+            $env:SLEAP_RTC_REDIS_URL = "redis://127.0.0.1:$redisPort"
+            try { $second = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 }
+            finally { Remove-Item Env:SLEAP_RTC_REDIS_URL }
+            try {
+                $first.DatabasePath | Should -Be '(redis)'
+                $second.DatabasePath | Should -Be '(redis)'
+                # A room created through one server opens through the other.
+                $room = New-SleapRoom -Server "ws://127.0.0.1:$($first.Port)"
+                $signIn = Invoke-RestMethod -Method Post "http://127.0.0.1:$($second.Port)/anonymous-signin" -Body '{}' -ContentType 'application/json'
+                $body = @{ peer_id = 'nobody'; room_id = $room.RoomId; token = $room.Token } | ConvertTo-Json
+                (Invoke-WebRequest -Method Post "http://127.0.0.1:$($second.Port)/delete-peer" -Body $body -ContentType 'application/json' -SkipHttpErrorCheck).StatusCode | Should -Be 404
+                $signIn.id_token | Should -Not -BeNullOrEmpty
+                (Invoke-RestMethod "http://127.0.0.1:$($second.Port)/health").status | Should -Be 'healthy'
+            }
+            finally { $first, $second | Where-Object { $_ } | Stop-SleapSignalingServer }
+        }
+        finally { Stop-Process -Id $redis.Id -Force }
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -Redis "127.0.0.1:$redisPort" -ErrorAction Stop } |
+            Should -Throw -ErrorId 'SignalingServerStartFailed,*'
+        Get-SleapSignalingServer | Should -BeNullOrEmpty
+    }
     It 'takes -TurnUrl with -TurnSecret and refuses either alone with a stable error id' {
         $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'turn:127.0.0.1:3478,turns:127.0.0.1:5349' -TurnSecret 'pester-secret'
         try { $server.State | Should -Be 'Running' }

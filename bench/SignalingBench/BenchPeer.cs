@@ -51,6 +51,9 @@ sealed class BenchPeer
 
     public bool IsPeerMessage(int length) => _buffer.AsSpan(0, length).IndexOf("\"peer_message\""u8) >= 0;
 
+    /// <summary>Whether the last message received (of <paramref name="length"/> bytes) contains <paramref name="text"/>.</summary>
+    public bool LastMessageContains(int length, string text) => _buffer.AsSpan(0, length).IndexOf(Encoding.UTF8.GetBytes(text)) >= 0;
+
     /// <summary>Receives one message and returns its first 200 characters.</summary>
     public async Task<string> ReceiveHeadAsync()
     {

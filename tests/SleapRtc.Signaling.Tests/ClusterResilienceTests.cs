@@ -132,6 +132,24 @@ public sealed class ClusterResilienceTests(RedisTestServer redis) : IClassFixtur
         await using var newcomer = await cluster[1].JoinAsync(roomId, token, "client");
     }
 
+    [Fact]
+    public async Task APeerThatLeavesWhileRedisDoesNotAnswerIsRemovedOnceItAnswersAgain()
+    {
+        await using var cluster = await TestCluster.StartAsync(redis, 2);
+        var (roomId, token) = await cluster[0].NewRoomAsync();
+        var leaver = await cluster[0].JoinAsync(roomId, token, "worker", Available);
+        await ClusterTests.WaitUntilAsync(() => cluster[1].Host.Peers.Get(leaver.PeerId) is not null);
+
+        // Redis holds every command for 4 s (longer than the 3 s timeouts): the leave cannot be written.
+        Assert.StartsWith("+OK", await redis.CommandAsync("CLIENT PAUSE 4000 ALL"));
+        await leaver.DisposeAsync();
+        await Task.Delay(500);
+        Assert.NotNull(cluster[1].Host.Peers.Get(leaver.PeerId));
+        // Once Redis answers, the instance that held the connection removes the entry, and every instance sees it gone.
+        await ClusterTests.WaitUntilAsync(() => cluster[0].Host.Peers.Get(leaver.PeerId) is null && cluster[1].Host.Peers.Get(leaver.PeerId) is null,
+            TimeSpan.FromSeconds(20));
+    }
+
     private static async Task<(HttpStatusCode Status, JsonObject Body)> HealthAsync(TestServer instance)
     {
         using var response = await instance.Http.GetAsync("health");

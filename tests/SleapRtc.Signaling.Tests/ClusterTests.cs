@@ -70,21 +70,52 @@ public sealed class ClusterTests(RedisTestServer redis) : IClassFixture<RedisTes
         await client.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {"x": 1} }""");
         Assert.Equal(client.PeerId, (string?)(await worker.ReceiveAsync("peer_message"))["from_peer_id"]);
 
-        // Another room's peer cannot reach the worker, whatever instance it is on.
-        await stranger.SendAsync($$"""{"type": "offer", "target": "{{worker.PeerId}}", "sdp": "o"}""");
-        Assert.Equal("PEER_NOT_FOUND", (string?)(await stranger.ReceiveAsync("error"))["code"]);
-        await stranger.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {} }""");
-        Assert.Equal("PEER_NOT_IN_ROOM", (string?)(await stranger.ReceiveAsync("error"))["code"]);
-        await worker.ExpectSilenceAsync(300);
-
         // Discovery on either instance lists the room's peers wherever they are connected.
         await client.SendAsync($$"""{"type": "discover_peers", "filters": {"role": "worker"} }""");
         var list = await client.ReceiveAsync("peer_list");
         Assert.Equal([worker.PeerId], list["peers"]!.AsArray().Select(p => (string)p!["peer_id"]!).ToArray());
 
-        // The worker leaving is seen everywhere, and the client learns it held the reservation.
+        // Another room's peer cannot reach the worker, whatever instance it is on.
+        await stranger.SendAsync($$"""{"type": "offer", "target": "{{worker.PeerId}}", "sdp": "o"}""");
+        Assert.Equal("PEER_NOT_FOUND", (string?)(await stranger.ReceiveAsync("error"))["code"]);
+        await stranger.SendAsync($$"""{"type": "peer_message", "to_peer_id": "{{worker.PeerId}}", "payload": {} }""");
+        Assert.Equal("PEER_NOT_IN_ROOM", (string?)(await stranger.ReceiveAsync("error"))["code"]);
+        // (ExpectSilenceAsync ends by aborting the worker's socket: the worker leaves here.)
+        await worker.ExpectSilenceAsync(300);
+
+        // The worker leaving is seen everywhere.
         await worker.DisposeAsync();
         await WaitUntilAsync(() => cluster[1].Host.Peers.Get(worker.PeerId) is null);
+    }
+
+    [Fact]
+    public async Task TheDeliveringInstanceChecksTheRoomAgainSoAStaleOrForgedBusMessageReachesNobody()
+    {
+        await using var cluster = await TestCluster.StartAsync(redis, 2);
+        var (roomId, token) = await cluster[0].NewRoomAsync();
+        var (otherRoom, _) = await cluster[0].NewRoomAsync();
+        await using var worker = await cluster[1].JoinAsync(roomId, token, "worker", Available);
+        // Where the worker lives, as every instance reads it from Redis.
+        var instance = await RedisCliAsync("HGET", $"sleaprtc:p:{worker.PeerId}", "i");
+        var link = await RedisCliAsync("HGET", $"sleaprtc:p:{worker.PeerId}", "l");
+
+        // An envelope naming another room (a sender checked against a room the worker is not in) is dropped, and so is one
+        // for a link that is not the worker's connection; the channel keeps order, so had either been delivered it would
+        // arrive before the proper envelope sent last.
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{otherRoom}\n{link}\n\n\n\n" + """{"type":"peer_message","payload":"other room"}""");
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{roomId}\n{instance}:999999\n\n\n\n" + """{"type":"peer_message","payload":"stale link"}""");
+        await RedisCliAsync("PUBLISH", $"sleaprtc:i:{instance}", $"M{worker.PeerId}\n{roomId}\n{link}\n\n\n\n" + """{"type":"peer_message","payload":"own room"}""");
+        Assert.Equal("own room", (string?)(await worker.ReceiveAsync("peer_message"))["payload"]);
+    }
+
+    private async Task<string> RedisCliAsync(params string[] args)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in new[] { "-p", redis.Port.ToString() }.Concat(args)) info.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return output.Trim();
     }
 
     internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan? within = null, Func<string>? explain = null)

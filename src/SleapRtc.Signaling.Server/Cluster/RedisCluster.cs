@@ -36,6 +36,7 @@ internal sealed class RedisCluster : IAsyncDisposable
         Rooms = new RedisRoomStore(redis);
         Peers = new RedisPeerRegistry(redis) { IsHealthy = () => IsHealthy };
         PeerIds = new RedisPeerIdBindings(redis, resumeGrace);
+        Peers.OrphanRemoved = PeerIds.ReleaseLost;
         redis.Multiplexer.ConnectionRestored += (_, _) => _eventsMayBeMissed = true;
     }
 

@@ -44,6 +44,17 @@ internal sealed class RedisPeerIdBindings(RedisBackplane redis, TimeSpan resumeG
         redis.Eval(RedisScripts.ReleasePeerId, peerId, linkId, resumable ? (long)resumeGrace.TotalMilliseconds : 0);
     }
 
+    /// <summary>The connection holding <paramref name="peerId"/> ended while Redis was unreachable (its release failed):
+    /// release it now as a lost connection would have (the id waits for its holder for the resume grace).</summary>
+    public void ReleaseLost(string peerId, string linkId)
+    {
+        lock (_gate)
+        {
+            if (_held.TryGetValue(peerId, out var held) && held.LinkId == linkId) _held.Remove(peerId);
+        }
+        redis.Eval(RedisScripts.ReleasePeerId, peerId, linkId, (long)resumeGrace.TotalMilliseconds);
+    }
+
     public void Forget(string peerId)
     {
         lock (_gate) _held.Remove(peerId);

@@ -111,14 +111,40 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
     public IReadOnlyList<PeerSnapshot> Discover(string roomId, string excludedPeerId, JsonObject? filters, out long roomVersion)
     {
         ThrowIfUnhealthy();
+        CatchUp();
         lock (_gate) return _mirror.Discover(roomId, excludedPeerId, filters, out roomVersion);
     }
 
     public long RoomVersion(string roomId)
     {
         ThrowIfUnhealthy();
+        CatchUp();
         lock (_gate) return _mirror.RoomVersion(roomId);
     }
+
+    /// <summary>
+    /// A read barrier for discovery: waits (at most 250 ms) until the mirror has seen, on the events channel, every change
+    /// Redis had committed when discovery was asked, so a worker that got its registered_auth from another instance a
+    /// moment ago is listed, as on a single server. One GET of the sequence number; the wait is usually nothing.
+    /// </summary>
+    private void CatchUp()
+    {
+        var committed = _redis.Run(db => db.StringGet(_redis.Prefix + "seq"));
+        var target = committed.IsNull ? 0 : (long)committed;
+        lock (_gate)
+        {
+            var deadline = Environment.TickCount64 + 250;
+            while (_busSeq < target)
+            {
+                var left = deadline - Environment.TickCount64;
+                if (left <= 0) break;
+                System.Threading.Monitor.Wait(_gate, (int)left);
+            }
+        }
+    }
+
+    /// <summary>The highest sequence number seen on the events channel (or in a snapshot); guarded by _gate.</summary>
+    private long _busSeq;
 
     private void ThrowIfUnhealthy()
     {
@@ -254,6 +280,7 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
     {
         using var document = JsonDocument.Parse(json);
         var e = document.RootElement;
+        if (fromBus) NoteBusSequence(e);
         var peerId = e[1].GetString()!;
         string? changedRoom = null, leftRoom = null;
         PeerSnapshot? removal = null;
@@ -290,6 +317,25 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
             if (changedRoom is not null) notify(changedRoom, peerId);
         }
         return removal;
+    }
+
+    /// <summary>Every event on the channel advances the barrier, applied or not (an echo of this instance's own change too).</summary>
+    private void NoteBusSequence(JsonElement e)
+    {
+        long seq = 0;
+        if (e[0].GetString() == "d") seq = e[2].GetInt64();
+        else
+        {
+            var fields = e[2];
+            for (var i = 0; i + 1 < fields.GetArrayLength(); i += 2)
+                if (fields[i].GetString() == "q") seq = long.Parse(fields[i + 1].GetString()!, CultureInfo.InvariantCulture);
+        }
+        lock (_gate)
+        {
+            if (seq <= _busSeq) return;
+            _busSeq = seq;
+            System.Threading.Monitor.PulseAll(_gate);
+        }
     }
 
     private bool ApplyUpsertLocked(string peerId, Dictionary<string, string> f, out string? previousRoom)
@@ -373,12 +419,26 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
     /// </summary>
     public IReadOnlyCollection<string> Resync(bool forget)
     {
+        var (rooms, orphans) = ResyncAndRemoveOrphans(forget);
+        foreach (var (peerId, linkId) in orphans) OrphanRemoved?.Invoke(peerId, linkId);
+        return rooms;
+    }
+
+    /// <summary>A peer of this instance whose connection ended while Redis was unreachable was removed now (its peer-id
+    /// binding should be released too).</summary>
+    public Action<string, string>? OrphanRemoved { get; set; }
+
+    private (IReadOnlyCollection<string> Rooms, List<(string PeerId, string LinkId)> Orphans) ResyncAndRemoveOrphans(bool forget)
+    {
         var result = (RedisResult[])_redis.Eval(RedisScripts.Snapshot)!;
         var snapshotSeq = long.Parse((string)result[0]!, CultureInfo.InvariantCulture);
         var rooms = new HashSet<string>(StringComparer.Ordinal);
         var orphans = new List<(string PeerId, string LinkId)>();
         lock (_gate)
         {
+            // The snapshot is everything committed up to its sequence number.
+            _busSeq = forget ? snapshotSeq : Math.Max(_busSeq, snapshotSeq);
+            System.Threading.Monitor.PulseAll(_gate);
             if (forget)
             {
                 foreach (var state in _states.Values) rooms.Add(state.RoomId);
@@ -411,7 +471,7 @@ internal sealed class RedisPeerRegistry : IPeerRegistry
             foreach (var peerId in _tombstones.Where(t => t.Value.At < expired).Select(t => t.Key).ToList()) _tombstones.Remove(peerId);
         }
         foreach (var (peerId, linkId) in orphans) ApplyResultEvents((RedisResult[])_redis.Eval(RedisScripts.Remove, peerId, linkId)!, 0, null);
-        return rooms;
+        return (rooms, orphans);
     }
 
     /// <summary>Drops deletion markers older than a minute (called from the heartbeat).</summary>

@@ -545,7 +545,10 @@ internal sealed partial class SignalingHub
         try { Leave(peer, peerId); }
         catch (SharedStoreUnavailableException)
         {
-            // Redis is unreachable: the instance removes what this connection left behind once it answers again.
+            // Redis is unreachable. The registry still forgets this connection locally (its Remove does that before it
+            // writes), so the instance removes the entry, and frees the id, once Redis answers again.
+            try { _peers.Remove(peerId, peer); }
+            catch (SharedStoreUnavailableException) { }
             _log.Write(LogLevel.Warning, Component, $"Peer {peerId} left while the shared store was unreachable; it is removed when it answers again");
         }
     }
