@@ -45,6 +45,8 @@ public static class ErrorCodes
     /// <summary>Ours, to a worker: the client whose offer reserved it (the error's <c>sender</c>) left the server; a
     /// connection not yet open will not be, and the worker need not wait out its reservation timeout.</summary>
     public const string PeerLeft = "PEER_LEFT";
+    /// <summary>Ours: the server cannot serve the request now (its shared store, Redis, is unreachable); try again, or another server.</summary>
+    public const string ServerUnavailable = "SERVER_UNAVAILABLE";
 }
 
 /// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>

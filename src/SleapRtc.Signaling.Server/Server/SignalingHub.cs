@@ -33,7 +33,7 @@ internal sealed partial class SignalingHub
     private readonly IPeerRegistry _peers;
     private readonly IdTokenService _idTokens;
     private readonly CredentialThrottle _throttle;
-    private readonly PeerIdBindings _bindings;
+    private readonly IPeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
     private readonly Jobs.JobQueueRouter _jobs;
@@ -47,7 +47,7 @@ internal sealed partial class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
     {
         _jobs = jobs;
         _store = store;
@@ -67,6 +67,14 @@ internal sealed partial class SignalingHub
         try
         {
             await DispatchAsync(peer, text).ConfigureAwait(false);
+        }
+        catch (SharedStoreUnavailableException e)
+        {
+            // An instance sharing Redis that cannot reach it: say so (clients retry or fail over) instead of hanging.
+            var error = SignalingJson.CodedError(ErrorCodes.ServerUnavailable, e.Message, SignalingJson.TryParse(text) is JsonObject m ? m.GetString("type") : null);
+            // A registration failing this way keeps the classic registration error shape too.
+            if ((string?)error[SignalingJson.InReplyTo] == MessageTypes.Register) error["reason"] = RegistrationReasons.StoreError;
+            Send(peer, error);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -157,7 +165,13 @@ internal sealed partial class SignalingHub
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _log.Write(LogLevel.Error, Component, $"Room store failed while registering peer {peerId}: {e.GetType().Name}");
-            Send(peer, SignalingJson.ReasonError(RegistrationReasons.StoreError));
+            var error = SignalingJson.ReasonError(RegistrationReasons.StoreError);
+            if (e is SharedStoreUnavailableException)
+            {
+                error["code"] = ErrorCodes.ServerUnavailable;
+                error["message"] = e.Message;
+            }
+            Send(peer, error);
             return;
         }
         // An unknown room and a wrong token get the same answer (classic said "Room not found"), so guessing tells nothing about which rooms exist.
@@ -486,6 +500,16 @@ internal sealed partial class SignalingHub
     public void Disconnected(PeerSocket peer)
     {
         if (peer.PeerId is not { } peerId) return;
+        try { Leave(peer, peerId); }
+        catch (SharedStoreUnavailableException)
+        {
+            // Redis is unreachable: the instance removes what this connection left behind once it answers again.
+            _log.Write(LogLevel.Warning, Component, $"Peer {peerId} left while the shared store was unreachable; it is removed when it answers again");
+        }
+    }
+
+    private void Leave(PeerSocket peer, string peerId)
+    {
         // Lost without a goodbye: the id stays reserved for its holder for the resume grace.
         _bindings.Release(peerId, peer, resumable: !peer.SaidGoodbye, DateTimeOffset.UtcNow);
         var reserved = _peers.WorkersReservedBy(peerId);

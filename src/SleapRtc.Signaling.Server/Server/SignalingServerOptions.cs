@@ -18,6 +18,18 @@ public sealed class SignalingServerOptions
     /// <summary>A store to use instead of opening <see cref="DatabasePath"/> (the server does not dispose it).</summary>
     public IRoomStore? RoomStore { get; set; }
 
+    /// <summary>Redis shared with other instances (a redis://[:password@]host[:port][/db] URL or a StackExchange.Redis
+    /// configuration string): rooms, keys, peers and reservations live there and peer messages between instances go over
+    /// its pub/sub. Null (the default) keeps everything in this process and <see cref="DatabasePath"/>.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>With <see cref="Redis"/>: how often this instance stamps its presence (and reaps dead instances).</summary>
+    public TimeSpan ClusterHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>With <see cref="Redis"/>: an instance not heard from for this long is dead; its peers are removed and their
+    /// peer ids wait <see cref="PeerIdResumeGrace"/> for their holders to register again through another instance.</summary>
+    public TimeSpan ClusterPresenceTtl { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Lifetime of rooms created without an explicit expiry.</summary>
     public TimeSpan DefaultRoomTtl { get; set; } = TimeSpan.FromDays(30);
 
