@@ -7,8 +7,8 @@ namespace SleapRtc.Signaling.Cluster;
 /// <summary>
 /// Job records and queued tickets in the Redis that instances share (one hash, <c>sleaprtc:jobs</c>: job id →
 /// queue order and the record's wire JSON), so the instance that takes over the job queue
-/// (<see cref="QueueLeadership"/>) loads what the previous one wrote. Written behind by the queue like the SQLite
-/// store (<see cref="Jobs.JobPersistence"/>): an instance killed mid-batch loses that batch (tens of milliseconds).
+/// (<see cref="QueueLeadership"/>) loads what the previous one wrote. Written through, each change before the queue goes
+/// on (<see cref="Jobs.JobPersistence"/>), so a ticket answered by an instance killed right after is not lost.
 /// A Redis restarted empty has no records left (the rooms and peers come back from the instances; the history does not).
 /// </summary>
 internal sealed class RedisJobStore(RedisBackplane redis) : IJobStore

@@ -65,14 +65,15 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
     private long _lastRetentionSweep;
     private long _assignments;
 
-    public JobQueue(JobQueueOptions options, IPeerRegistry peers, IJobStore store, ILogSink log, Func<long>? clock = null)
+    /// <param name="writeThrough">Persist each change before going on (a store shared by instances), see <see cref="JobPersistence"/>.</param>
+    public JobQueue(JobQueueOptions options, IPeerRegistry peers, IJobStore store, ILogSink log, Func<long>? clock = null, bool writeThrough = false)
     {
         _options = options;
         _peers = peers;
         _log = log;
         _clock = clock ?? (() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         Load(store);
-        _persistence = new JobPersistence(store, log);
+        _persistence = new JobPersistence(store, log, writeThrough);
         _sweeper = Task.Run(SweepLoopAsync);
     }
 

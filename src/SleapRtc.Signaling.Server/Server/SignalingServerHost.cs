@@ -84,7 +84,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
             var jobStore = new Cluster.RedisJobStore(cluster.Backplane);
             var counter = new Cluster.RedisAssignmentCounter(cluster.Backplane);
             _queueLeadership = new Cluster.QueueLeadership(cluster.Backplane,
-                () => new Jobs.JobQueue(options.Jobs, Peers, jobStore, _log) { Observer = _monitor, Counter = counter }, _log);
+                () => new Jobs.JobQueue(options.Jobs, Peers, jobStore, _log, writeThrough: true) { Observer = _monitor, Counter = counter }, _log);
             _jobs = new Jobs.JobQueueRouter(Peers, _log, _queueLeadership, counter);
         }
         else _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
