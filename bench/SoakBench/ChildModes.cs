@@ -20,7 +20,8 @@ public static class ChildModes
 
     public static async Task<int> RunAsync(string[] args) => args[0] switch
     {
-        "server" => args.Length > 1 ? await InstanceAsync(args[1], args[2], args[3], args[4]).ConfigureAwait(false) : await ServerAsync().ConfigureAwait(false),
+        "server" => args.Length > 1 ? await InstanceAsync(args[1], args[2], args[3], args[4], args.Length > 5 ? args[5] : null).ConfigureAwait(false)
+            : await ServerAsync().ConfigureAwait(false),
         "worker" => await WorkerAsync(args[1], args[2], args[3], args[4], args[5]).ConfigureAwait(false),
         "client" => await ClientAsync(args[1], args[2], args[3], args[4], args[5], int.Parse(args[6], CultureInfo.InvariantCulture),
             args.Length > 7 ? args[7] : null).ConfigureAwait(false),
@@ -50,15 +51,18 @@ public static class ChildModes
     }
 
     /// <summary>
-    /// "server port database room token": one instance of several sharing the database file (rooms, id-token key),
-    /// serving the given room (created when new); READY port. SIGTERM drains it (its peers move to the other
-    /// instances), stdin closing stops it at once.
+    /// "server port database room token [redis]": one instance of several sharing the database file (rooms, id-token key)
+    /// or, given a Redis URL, sharing that Redis (the database is then unused); it serves the given room (created when
+    /// new); READY port, then QUEUE once it runs the shared job queue. SIGTERM drains it (its peers move to the other
+    /// instances), stdin closing stops it at once. Presence is stamped every 0.5 s and expires after 3 s, so tests see a
+    /// killed instance's peers go soon.
     /// </summary>
-    private static async Task<int> InstanceAsync(string port, string database, string roomId, string token)
+    private static async Task<int> InstanceAsync(string port, string database, string roomId, string token, string? redis)
     {
         await using var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
         {
             Port = int.Parse(port, CultureInfo.InvariantCulture), ListenAddress = "127.0.0.1", DatabasePath = database, EnableStun = false,
+            Redis = redis, ClusterHeartbeatInterval = TimeSpan.FromMilliseconds(500), ClusterPresenceTtl = TimeSpan.FromSeconds(3),
             DrainTimeout = TimeSpan.FromSeconds(20),
             Log = new SleapRtc.Protocol.Logging.TextWriterLogSink(Console.Error, SleapRtc.Protocol.Logging.LogLevel.Information),
         }).ConfigureAwait(false);
@@ -69,6 +73,11 @@ public static class ChildModes
         }
         using var drainOnSigterm = server.DrainOnTerminationSignal();
         Console.WriteLine($"READY {server.Port}");
+        _ = Task.Run(async () =>
+        {
+            while (!server.RunsJobQueue && !server.Completion.IsCompleted) await Task.Delay(100).ConfigureAwait(false);
+            if (server.RunsJobQueue) Console.WriteLine("QUEUE");
+        });
         // Console.In reads synchronously: on a pool thread, so the drain's end is seen while stdin stays open.
         await Task.WhenAny(Task.Run(ServeUntilStdinClosesAsync), server.Completion).ConfigureAwait(false);
         if (server.Completion.IsCompleted) Console.WriteLine("DRAINED");

@@ -41,9 +41,9 @@ public sealed partial class SignalingClient
 
     /// <summary>
     /// Connects and registers on the first server of <paramref name="order"/> (indexes into <see cref="Servers"/>) that
-    /// answers, and makes it the one in use. A server that cannot be reached, or closes or stalls before answering, is
-    /// skipped; a server that refuses the registration (wrong token, unknown room…) ends the attempt, since the
-    /// instances share their rooms and every one would refuse alike.
+    /// answers, and makes it the one in use. A server that cannot be reached, closes or stalls before answering, or says
+    /// it cannot reach its shared store (SERVER_UNAVAILABLE) is skipped; a server that refuses the registration (wrong
+    /// token, unknown room…) ends the attempt, since the instances share their rooms and every one would refuse alike.
     /// </summary>
     private async Task<(ClientWebSocket Socket, Task Reader, RegistrationResult Result)> ConnectAndRegisterAsync(
         IEnumerable<int> order, bool signInAgainOnInvalidIdToken, CancellationToken ct)
@@ -63,7 +63,7 @@ public sealed partial class SignalingClient
                 _socket = socket;
                 return (socket, reader, result);
             }
-            catch (SignalingException e) when (e.Error is null && !ct.IsCancellationRequested && !_disposed.IsCancellationRequested)
+            catch (SignalingException e) when ((e.Error is null || e.Code == ErrorCodes.ServerUnavailable) && !ct.IsCancellationRequested && !_disposed.IsCancellationRequested)
             {
                 failures.Add(e.Message);
                 await AbandonAsync(socket, reader).ConfigureAwait(false);

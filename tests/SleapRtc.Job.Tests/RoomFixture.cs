@@ -34,12 +34,13 @@ internal sealed class RoomFixture : IAsyncDisposable
         ? new TextWriterLogSink(TextWriter.Synchronized(new StreamWriter(path, append: true) { AutoFlush = true }), LogLevel.Debug)
         : Protocol.Logging.Log.Null;
 
-    public static async Task<RoomFixture> StartAsync(IPeerConnectionFactory? transport = null, string? databasePath = null)
+    /// <param name="redis">A Redis URL: the server is one instance of several sharing it.</param>
+    public static async Task<RoomFixture> StartAsync(IPeerConnectionFactory? transport = null, string? databasePath = null, string? redis = null)
     {
         Environment.SetEnvironmentVariable("SLEAP_NN_STANDIN_EPOCH_SECONDS", "0.02");
         var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
         {
-            Port = 0, ListenAddress = "127.0.0.1", DatabasePath = databasePath ?? ":memory:", EnableStun = false,
+            Port = 0, ListenAddress = "127.0.0.1", DatabasePath = databasePath ?? ":memory:", EnableStun = false, Redis = redis,
         }, CancellationToken.None).WaitAsync(Wait);
         return new RoomFixture(server, transport ?? new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
     }

@@ -45,6 +45,9 @@ internal sealed class RedisCluster : IAsyncDisposable
     public RedisPeerIdBindings PeerIds { get; }
     public string InstanceId => _redis.InstanceId;
 
+    /// <summary>The connection itself, for what else instances share through Redis (the job queue's lease and records).</summary>
+    public RedisBackplane Backplane => _redis;
+
     /// <summary>Connected, and the last heartbeat went through within two intervals (a Redis that accepts the connection
     /// but does not answer is not healthy either).</summary>
     public bool IsHealthy =>

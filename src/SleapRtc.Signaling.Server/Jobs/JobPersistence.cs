@@ -18,17 +18,40 @@ internal sealed class JobPersistence : IAsyncDisposable
         Channel.CreateUnbounded<(string, StoredJob?)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writer;
 
-    public JobPersistence(IJobStore store, ILogSink log)
+    private readonly bool _writeThrough;
+
+    /// <param name="writeThrough">Write each change before returning instead of behind: for a store shared by instances
+    /// (Redis, a fraction of a millisecond a write), where an instance killed right after answering must not lose a
+    /// ticket the next instance running the queue is to find.</param>
+    public JobPersistence(IJobStore store, ILogSink log, bool writeThrough = false)
     {
         _store = store;
         _log = log;
-        _writer = Task.Run(WriteLoopAsync);
+        _writeThrough = writeThrough;
+        _writer = writeThrough ? Task.CompletedTask : Task.Run(WriteLoopAsync);
     }
 
     /// <summary>Records the job's current state (the caller passes a copy it will not change).</summary>
-    public void Save(StoredJob job) => _changes.Writer.TryWrite((job.Record.JobId, job));
+    public void Save(StoredJob job)
+    {
+        if (_writeThrough) WriteNow([job], []);
+        else _changes.Writer.TryWrite((job.Record.JobId, job));
+    }
 
-    public void Delete(string jobId) => _changes.Writer.TryWrite((jobId, null));
+    public void Delete(string jobId)
+    {
+        if (_writeThrough) WriteNow([], [jobId]);
+        else _changes.Writer.TryWrite((jobId, null));
+    }
+
+    private void WriteNow(IReadOnlyCollection<StoredJob> upserts, IReadOnlyCollection<string> deletes)
+    {
+        try { _store.Write(upserts, deletes); }
+        catch (Exception e)
+        {
+            _log.Write(LogLevel.Error, "jobs", $"Writing job record(s) failed: {e.GetType().Name}: {e.Message}");
+        }
+    }
 
     private async Task WriteLoopAsync()
     {

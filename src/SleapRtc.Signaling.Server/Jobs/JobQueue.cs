@@ -65,19 +65,28 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
     private long _lastRetentionSweep;
     private long _assignments;
 
-    public JobQueue(JobQueueOptions options, IPeerRegistry peers, IJobStore store, ILogSink log, Func<long>? clock = null)
+    /// <param name="writeThrough">Persist each change before going on (a store shared by instances), see <see cref="JobPersistence"/>.</param>
+    public JobQueue(JobQueueOptions options, IPeerRegistry peers, IJobStore store, ILogSink log, Func<long>? clock = null, bool writeThrough = false)
     {
         _options = options;
         _peers = peers;
         _log = log;
         _clock = clock ?? (() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         Load(store);
-        _persistence = new JobPersistence(store, log);
+        _persistence = new JobPersistence(store, log, writeThrough);
         _sweeper = Task.Run(SweepLoopAsync);
     }
 
     /// <summary>The live monitor, set once at start.</summary>
     public IJobQueueObserver? Observer { get; set; }
+
+    /// <summary>
+    /// Where hand-outs are numbered (<see cref="AssignmentMark"/>). A single server counts in memory; instances sharing
+    /// Redis count in Redis (<see cref="Cluster.RedisAssignmentCounter"/>), so that an instance whose worker turns
+    /// available reads the mark before the change, exactly as this queue's own instance does, and the queue, which
+    /// hears of the change later (forwarded), still requeues only the assignments made before it.
+    /// </summary>
+    public IAssignmentCounter? Counter { get; init; }
 
     private sealed class Job(JobRecord record, long order)
     {
@@ -353,7 +362,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
                     }
                     assigned.Add(job);
                     job.Record.WorkerId = worker.PeerId;
-                    job.AssignmentNumber = Interlocked.Increment(ref _assignments);
+                    job.AssignmentNumber = Counter?.Next() ?? Interlocked.Increment(ref _assignments);
                     job.Record.AssignedAt = _clock();
                     job.AssignmentDeadline = job.Record.AssignedAt + (long)_options.AssignmentTimeout.TotalMilliseconds;
                     outbox.Add(job.Record.Submitter, new JsonObject
@@ -408,7 +417,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
     }
 
     /// <summary>Read before a worker's status change is applied; see <see cref="WorkerAvailable"/>.</summary>
-    public long AssignmentMark => Interlocked.Read(ref _assignments);
+    public long AssignmentMark => Counter?.Current() ?? Interlocked.Read(ref _assignments);
 
     /// <summary>
     /// The worker published status "available": an assignment it got up to <paramref name="assignmentMark"/> and never started

@@ -15,6 +15,14 @@ internal interface IQueueForwarder
     bool Forward(QueueWork work);
 }
 
+/// <summary>Numbers the queue's hand-outs (see <see cref="JobQueue.Counter"/>).</summary>
+internal interface IAssignmentCounter
+{
+    long Next();
+
+    long Current();
+}
+
 /// <summary>
 /// One piece of queue work as it travels to the instance running the queue: a peer's request (<see cref="Request"/>:
 /// its job-queue message), or what the queue must hear of (a peer joined or left, a worker turned available, an offer
@@ -62,17 +70,19 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
     private readonly IPeerRegistry _peers;
     private readonly ILogSink _log;
     private readonly IQueueForwarder? _forwarder;
+    private readonly IAssignmentCounter? _counter;
     private JobQueue? _local;
 
     /// <summary>A single server: <paramref name="local"/> is the queue, always.</summary>
     public JobQueueRouter(JobQueue local, IPeerRegistry peers, ILogSink log) : this(peers, log, null) => _local = local;
 
     /// <summary>An instance of several: no queue until it takes the lease (<see cref="TakeOver"/>).</summary>
-    public JobQueueRouter(IPeerRegistry peers, ILogSink log, IQueueForwarder? forwarder)
+    public JobQueueRouter(IPeerRegistry peers, ILogSink log, IQueueForwarder? forwarder, IAssignmentCounter? counter = null)
     {
         _peers = peers;
         _log = log;
         _forwarder = forwarder;
+        _counter = counter;
     }
 
     /// <summary>The queue this instance runs (null while another instance runs it).</summary>
@@ -90,7 +100,7 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
     public JobQueue? HandOver() => Interlocked.Exchange(ref _local, null);
 
     /// <summary>Read before a worker's status change is applied (see <see cref="JobQueue.WorkerAvailable"/>).</summary>
-    public long AssignmentMark => Local?.AssignmentMark ?? long.MaxValue;
+    public long AssignmentMark => Local?.AssignmentMark ?? _counter?.Current() ?? 0;
 
     public void Request(IPeerLink reply, string self, string room, string? role, string type, JsonObject message)
     {
@@ -110,12 +120,12 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
         else Forward(new QueueWork(QueueWork.Left, room, peer));
     }
 
-    /// <summary>A forwarded "available" is applied with the queue's mark when it arrives: an assignment made in between
-    /// goes back to the queue and is handed out again (to the same worker, now free), never to two workers.</summary>
+    /// <summary>Forwarded with the mark read before the change (from the shared counter), so the queue's instance requeues
+    /// only what was handed out before it, however late the news arrives.</summary>
     public void WorkerAvailable(string room, string worker, long assignmentMark)
     {
         if (Local is { } queue) queue.WorkerAvailable(room, worker, assignmentMark);
-        else Forward(new QueueWork(QueueWork.Available, room, worker));
+        else Forward(new QueueWork(QueueWork.Available, room, worker, Other: assignmentMark.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
     public void OfferRelayed(string room, string submitter, string worker)
@@ -148,7 +158,9 @@ internal sealed class JobQueueRouter : Monitor.IMonitorJobSource, IAsyncDisposab
                 break;
             case QueueWork.Joined: queue.PeerJoined(work.Room, work.Peer); break;
             case QueueWork.Left: queue.PeerLeft(work.Room, work.Peer); break;
-            case QueueWork.Available: queue.WorkerAvailable(work.Room, work.Peer, queue.AssignmentMark); break;
+            case QueueWork.Available when long.TryParse(work.Other, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var mark):
+                queue.WorkerAvailable(work.Room, work.Peer, mark);
+                break;
             case QueueWork.Offer when work.Other is { } worker: queue.OfferRelayed(work.Room, work.Peer, worker); break;
             case QueueWork.Forget: queue.ForgetRoom(work.Room); break;
         }

@@ -31,6 +31,8 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
     private readonly Jobs.JobQueueRouter _jobs;
+    /// <summary>With Redis: whether this instance runs the shared job queue (null for a single server).</summary>
+    private readonly Cluster.QueueLeadership? _queueLeadership;
     /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
     private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
@@ -76,7 +78,16 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
         }
         // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
-        _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
+        if (cluster is not null)
+        {
+            // One queue for all instances: run by the holder of the queue lease, fed by the others over the bus.
+            var jobStore = new Cluster.RedisJobStore(cluster.Backplane);
+            var counter = new Cluster.RedisAssignmentCounter(cluster.Backplane);
+            _queueLeadership = new Cluster.QueueLeadership(cluster.Backplane,
+                () => new Jobs.JobQueue(options.Jobs, Peers, jobStore, _log, writeThrough: true) { Observer = _monitor, Counter = counter }, _log);
+            _jobs = new Jobs.JobQueueRouter(Peers, _log, _queueLeadership, counter);
+        }
+        else _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
         _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs) { Turn = TurnCredentialIssuer.From(options) };
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
@@ -123,6 +134,9 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
 
     /// <summary>The room job queue and job records (tests look inside).</summary>
     internal Jobs.JobQueue JobQueue => _jobs.Local ?? throw new InvalidOperationException("Another instance runs the job queue.");
+
+    /// <summary>True when this instance runs the job queue (always for a single server; one instance at a time with Redis).</summary>
+    public bool RunsJobQueue => _jobs.Local is not null;
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
@@ -213,6 +227,7 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
     private void Begin()
     {
         var ct = _stopping.Token;
+        _queueLeadership?.Start(_jobs);
         _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(_accepting.Token)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
@@ -524,6 +539,8 @@ public sealed partial class SignalingServerHost : IAsyncDisposable
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (TimeoutException) { }
+        // The queue's instance writes it out and gives its lease up while Redis is still connected.
+        if (_queueLeadership is not null) await _queueLeadership.DisposeAsync().ConfigureAwait(false);
         await _jobs.DisposeAsync().ConfigureAwait(false);
         await _monitor.DisposeAsync().ConfigureAwait(false);
         _stun?.Dispose();
