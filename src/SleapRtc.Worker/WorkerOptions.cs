@@ -35,6 +35,8 @@ public sealed record WorkerOptions
     public long ResultQuotaBytes { get; init; } = DefaultResultQuotaBytes;
     /// <summary>How often expired results are looked for.</summary>
     public TimeSpan ResultSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How long a package upload cut off mid-file is kept (and the worker reserved) for its client to resume it.</summary>
+    public TimeSpan PartialUploadRetention { get; init; } = Jobs.WorkerJobOptions.DefaultPartialUploadRetention;
     /// <summary>How many result collections may run at once (beside a training job).</summary>
     public int MaxConcurrentCollections { get; init; } = 4;
     /// <summary>Shared storage: clients may name a package under it (worker_package_path) instead of uploading, and every job's
@@ -58,6 +60,9 @@ public sealed record WorkerOptions
     public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
     /// <summary>The most a space request may take from the end of its upload (queue and run).</summary>
     public TimeSpan SpaceRequestTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>-RequireChannelAuth: refuse classic peers too (they cannot prove the room token over the channel).
+    /// Clients of ours always prove it; without the switch classic peers are served, unverified, for compatibility.</summary>
+    public bool RequireChannelAuth { get; init; }
 
     public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
     /// <summary>Template for peer connections (loopback candidates, local addresses); STUN servers come from the signaling server.</summary>

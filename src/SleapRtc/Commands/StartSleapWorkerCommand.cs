@@ -19,6 +19,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -46,6 +47,9 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     /// <summary>How long a finished job's results are kept for collection (Receive-SleapJob).</summary>
     [Parameter]
     public TimeSpan ResultRetention { get; set; } = WorkerOptions.DefaultResultRetention;
+
+    [Parameter]
+    public TimeSpan PartialUploadRetention { get; set; } = Worker.Jobs.WorkerJobOptions.DefaultPartialUploadRetention;
 
     /// <summary>The most the kept results may take on disk, in GB; beyond it the oldest are removed.</summary>
     [Parameter]
@@ -91,6 +95,10 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateRange(1L, long.MaxValue)]
     public long MaxUnpackedSize { get; set; } = PackageLimits.DefaultMaxUnpackedBytes;
 
+    /// <summary>Refuse classic peers, which cannot prove the room token over the channel (clients of ours always do).</summary>
+    [Parameter]
+    public SwitchParameter RequireChannelAuth { get; set; }
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
 
@@ -120,6 +128,12 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
         {
             ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidResultRetention, ErrorCategory.InvalidArgument, ResultRetention,
                 $"-ResultRetention must be longer than zero (got {ResultRetention}).", "Give a duration such as (New-TimeSpan -Days 7) or '2.00:00:00'."));
+            return;
+        }
+        if (PartialUploadRetention < TimeSpan.Zero)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidPartialUploadRetention, ErrorCategory.InvalidArgument, PartialUploadRetention,
+                $"-PartialUploadRetention cannot be negative (got {PartialUploadRetention}).", "Give a duration such as (New-TimeSpan -Minutes 10), or 0 to keep no partial upload."));
             return;
         }
         var dataRoot = DataRoot is null ? null : GetUnresolvedProviderPathFromPSPath(DataRoot);
@@ -155,6 +169,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             WorkingDirectory = workingDirectory,
             DataRoot = dataRoot,
             ResultRetention = ResultRetention,
+            PartialUploadRetention = PartialUploadRetention,
             ResultQuotaBytes = (long)(ResultQuotaGB * 1e9),
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,
@@ -164,6 +179,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             Space = Space,
             SpaceModelPaths = spaceModels,
             SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),
+            RequireChannelAuth = RequireChannelAuth,
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
             Log = log,
