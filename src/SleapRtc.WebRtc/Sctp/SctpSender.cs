@@ -102,12 +102,17 @@ internal sealed class SctpSender
     {
         get
         {
-            if (!_hasRtt) return false;
+            // Short paths keep RFC 9260 as is: below a few ms of RTT one packet per RTT is already hundreds per
+            // second, and a loss there is a CPU-bound receiver's socket overflowing, which is congestion.
+            if (!_hasRtt || _minRttMs < LongPathMinRttMs) return false;
             double recentMin = double.MaxValue;
             for (int i = 0; i < _recentRttFilled; i++) recentMin = Math.Min(recentMin, _recentRttsMs[i]);
             return recentMin - _minRttMs <= QueueingDelayTolerance;
         }
     }
+
+    /// <summary>Paths shorter than this (loopback, LAN) never count as uncongested.</summary>
+    private const double LongPathMinRttMs = 5;
 
     /// <summary>About eight round trips: one RTT sample is taken per round trip.</summary>
     private const int RecentRttSamples = 8;
