@@ -169,7 +169,7 @@ public static class ConnectionTest
         var workers = await connection.DiscoverWorkersAsync(new WorkerFilter { Status = null }, cancellationToken).ConfigureAwait(false);
         if (workers.FirstOrDefault(w => w.PeerId == workerId) is not { } worker)
             return Step(WorkerStep, ConnectionTestStatus.Failed, clock, $"worker {workerId} is not in room {connection.Room.RoomId} (Get-SleapWorker -Status * lists them).");
-        var ours = JobExtensions.AdvertisesChannelAuth(worker.Properties);
+        var ours = WorkerChannel.MustAuthenticate(connection, worker);
         var peer = WorkerChannel.CreatePeer(connection, options.PeerConnectionFactory, options.PeerConnection);
         try
         {
