@@ -172,6 +172,9 @@ public sealed partial class WorkerHost
         return _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : StunServers,
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : TurnServers,
+            TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
+            RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,

@@ -41,15 +41,21 @@ public sealed partial class WorkerHost
             return;
         }
 
+        // Published, not waited for: the answer must not wait a signaling round trip (it is on the path from a queued
+        // ticket's assignment to its upload). Our server reserved this worker when it relayed the offer; for a classic
+        // server the publish still says "reserved" to discovery, and this worker refuses other offers on its own status.
+        // The metadata lock is taken before this call returns, so a later "busy" or "available" publishes after it.
+        var reservedPublished = PublishStatusAsync(WorkerStatus.Reserved);
         try
         {
-            await PublishStatusAsync(WorkerStatus.Reserved).ConfigureAwait(false);
             await ServeClientAsync(offer).ConfigureAwait(false);
         }
         finally
         {
+            await reservedPublished.ConfigureAwait(false);
             lock (_gate) _session = null;
-            await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
+            // A partial upload kept for its client keeps the worker reserved for that job (WorkerHost.Resume).
+            if (!HoldsParkedUpload) await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
             jobDone.TrySetResult();
         }
     }
@@ -81,7 +87,9 @@ public sealed partial class WorkerHost
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
             {
-                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
+                // The transport's reason (e.g. a TURN server refusing this worker's credentials) goes into the log line.
+                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"
+                    + (connection.Error is { } reason ? ": " + reason.Message : "")));
                 // This connection's job, whichever it is (a space serves several at once).
                 Volatile.Read(ref served)?.PeerLost();
             }
@@ -120,6 +128,8 @@ public sealed partial class WorkerHost
 
         var channel = gate.Channel;
         if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return false;
+        // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
+        Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
         var session = NewSession(channel, gate.RecordStatus);
         Volatile.Write(ref served, session);
         gate.Release();
@@ -182,6 +192,10 @@ public sealed partial class WorkerHost
             HeartbeatInterval = _options.HeartbeatInterval,
             HeartbeatTimeout = _options.HeartbeatTimeout,
             PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
+            // A space serves many requests at once and reserves itself for none: its uploads are not kept for a resume.
+            ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
+            ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
+            PartialUploadRetention = _options.PartialUploadRetention,
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

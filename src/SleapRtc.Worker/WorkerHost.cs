@@ -52,9 +52,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
             PeerId = registration.PeerId,
             RoomId = registration.RoomId,
             Token = token,
-            Server = signaling.Endpoints.WebSocket.ToString().TrimEnd('/'),
-            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.Endpoints.WebSocket.ToString().TrimEnd('/'),
-                JobExtensions.Version),
+            Server = signaling.ServerList,
+            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.ServerList, JobExtensions.Version),
             Status = WorkerStatus.Available,
             GpuModel = gpu.Model,
             GpuMemoryMB = gpu.MemoryMB,
@@ -63,6 +62,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
+        TurnServers = IceServerList.TurnServers(registration.IceServers);
         StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
@@ -75,6 +75,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
     /// <summary>The trainer this worker runs, or null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath => _trainerPath;
     public IReadOnlyList<string> StunServers { get; private set; }
+    /// <summary>The server's TURN servers with this worker's credentials (empty unless the server runs with -TurnUrl).</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers { get; private set; }
     /// <summary>Completes when the worker has stopped.</summary>
     public Task Completion => _completion.Task;
 
@@ -128,6 +130,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
             catch (SignalingException e) when (e.Reason is RegistrationReasons.InvalidToken or RegistrationReasons.RoomNotFound or RegistrationReasons.RoomExpired)
             {
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
+            }
+            catch (SignalingException e) when (e.Code == ErrorCodes.SpaceTaken && options.Space is not null)
+            {
+                throw new SpaceTakenException(options.Space, e.Error!.Raw.GetString("current_holder") ?? "another worker", roomId);
             }
 
             if (options.Space is not null) await ClaimSpaceAsync(signaling, options.Space, registration, cancellationToken).ConfigureAwait(false);
@@ -221,6 +227,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         StopSpaceRequests();
         try { await job.WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false); }
         catch (TimeoutException) { _log.Write(LogLevel.Warning, Component, "the running job did not stop within 30 s"); }
+        DiscardParkedUpload();
         await _signaling.DisposeAsync().ConfigureAwait(false);
         DetachJobs();
         _workingDirectoryLock?.Dispose();
@@ -254,7 +261,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
         offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
             : IsProbeOffer(offer) ? HandleProbeOfferObservedAsync(offer)
-            : _spaceQueue is null ? HandleOfferObservedAsync(offer) : HandleSpaceOfferAsync(offer)));
+            : _spaceQueue is null ? IsResumeOffer(offer) ? HandleResumeOfferObservedAsync(offer) : HandleOfferObservedAsync(offer)
+            : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);
         _signaling.Disconnected += e => _log.Write(LogLevel.Warning, Component, "signaling connection lost; reconnecting");
     }

@@ -35,6 +35,8 @@ public sealed record WorkerOptions
     public long ResultQuotaBytes { get; init; } = DefaultResultQuotaBytes;
     /// <summary>How often expired results are looked for.</summary>
     public TimeSpan ResultSweepInterval { get; init; } = TimeSpan.FromMinutes(1);
+    /// <summary>How long a package upload cut off mid-file is kept (and the worker reserved) for its client to resume it.</summary>
+    public TimeSpan PartialUploadRetention { get; init; } = Jobs.WorkerJobOptions.DefaultPartialUploadRetention;
     /// <summary>How many result collections may run at once (beside a training job).</summary>
     public int MaxConcurrentCollections { get; init; } = 4;
     /// <summary>Shared storage: clients may name a package under it (worker_package_path) instead of uploading, and every job's

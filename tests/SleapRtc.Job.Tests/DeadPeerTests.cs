@@ -53,11 +53,13 @@ public sealed class DeadPeerTests
         Assert.Contains(phase, lost.Message);
     }
 
+    /// <summary>Issue 16: the worker keeps the partial upload (reserved) for the client to resume, for a bounded time only.</summary>
     [Fact]
-    public async Task A_client_killed_during_the_upload_is_noticed_by_the_worker_which_is_available_again_within_10_s()
+    public async Task A_client_killed_during_the_upload_is_noticed_by_the_worker_which_keeps_the_upload_its_retention_then_is_available()
     {
         await using var room = await RoomFixture.StartAsync();
-        var worker = await room.StartWorkerAsync();
+        var retention = TimeSpan.FromSeconds(2);
+        var worker = await room.StartWorkerAsync(configure: o => o with { PartialUploadRetention = retention });
         var ended = new TaskCompletionSource<WorkerJobOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
         worker.JobCompleted += o => ended.TrySetResult(o);
         var package = PeerProcesses.LargePackage(room.Root, 100_000, 300);
@@ -69,10 +71,14 @@ public sealed class DeadPeerTests
         var clock = Stopwatch.StartNew();
         victim.KillHard();
         var outcome = await ended.Task.WaitAsync(TimeSpan.FromSeconds(40));
-        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
-        _output.WriteLine($"worker available again after {clock.Elapsed.TotalSeconds:0.0} s; job ended {outcome.End}");
+        var noticed = clock.Elapsed;
         Assert.Equal(WorkerJobEnd.ClientGone, outcome.End);
-        Assert.True(clock.Elapsed < Bound, $"available after {clock.Elapsed.TotalSeconds:0.0} s");
+        Assert.True(outcome.UploadParked, "the partial upload was not kept for a resume");
+        Assert.True(noticed < Bound, $"noticed after {noticed.TotalSeconds:0.0} s");
+        Assert.Equal(WorkerStatus.Reserved, worker.Status); // held for the job's resume
+        await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
+        _output.WriteLine($"worker noticed the killed client after {noticed.TotalSeconds:0.0} s, available again after {clock.Elapsed.TotalSeconds:0.0} s; job ended {outcome.End}");
+        Assert.True(clock.Elapsed < Bound + retention, $"available after {clock.Elapsed.TotalSeconds:0.0} s");
         Assert.Empty(Directory.GetFileSystemEntries(worker.Session.WorkingDirectory!));
     }
 

@@ -143,23 +143,11 @@ public static class ConnectionTest
     {
         _ = cancellationToken;
         var clock = Stopwatch.StartNew();
-        var turn = TurnUrls(connection);
+        var turn = IceServerList.TurnServers(connection.Registration.IceServers).SelectMany(t => t.Urls).ToList();
         return Task.FromResult(turn.Count == 0
             ? Step(TurnStep, ConnectionTestStatus.NotConfigured, clock,
                 "the server hands out no TURN server (Start-SleapSignalingServer -TurnUrl ... -TurnSecret ...); without one, peers that cannot reach each other directly cannot connect.")
             : Step(TurnStep, ConnectionTestStatus.Skipped, clock, $"the server hands out {string.Join(", ", turn)}; this version does not test an allocation."));
-    }
-
-    private static List<string> TurnUrls(ClientRoomConnection connection)
-    {
-        var urls = new List<string>();
-        foreach (var server in connection.Registration.IceServers.OfType<System.Text.Json.Nodes.JsonObject>())
-        {
-            var node = server["urls"] ?? server["url"];
-            var values = node is System.Text.Json.Nodes.JsonArray array ? array.Select(n => n?.ToString()) : new[] { node?.ToString() };
-            urls.AddRange(values.OfType<string>().Where(u => u.StartsWith("turn:", StringComparison.OrdinalIgnoreCase) || u.StartsWith("turns:", StringComparison.OrdinalIgnoreCase)));
-        }
-        return urls;
     }
 
     private static async Task<ConnectionTestStep> TestWorkerAsync(ClientRoomConnection connection, string workerId, ConnectionTestOptions options,
@@ -188,7 +176,7 @@ public static class ConnectionTest
             result.ChannelAuth = ChannelAuthStatus.Describe(ours ? ChannelAuthStatus.Verified : ChannelAuthStatus.Unverified);
             var pairs = peer.CandidatePairs;
             var selected = pairs.FirstOrDefault(p => p.Selected);
-            result.Path = selected?.Path;
+            result.Path = selected?.Pair.Path;
             TimeSpan? roundTrip = ours ? await PingAsync(channel, options.Pings, cancellationToken).ConfigureAwait(false) : null;
             result.RoundTrip = roundTrip;
             try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
@@ -198,7 +186,7 @@ public static class ConnectionTest
             if (ours && roundTrip is null)
                 return Step(WorkerStep, ConnectionTestStatus.Failed, clock, $"the channel opened in {Milliseconds(connectTime)} but the worker echoed nothing within 5 s.");
             return Step(WorkerStep, ConnectionTestStatus.Passed, clock,
-                $"{timing} over {selected?.Path ?? "an unknown"} path, opened in {Milliseconds(connectTime)}; {auth}." + PairSummary(pairs, selected));
+                $"{timing} over {selected?.Pair.Path ?? "an unknown"} path ({selected?.Pair.ToString() ?? "no pair selected"}), opened in {Milliseconds(connectTime)}; {auth}." + PairSummary(pairs, selected));
         }
         finally
         {
@@ -235,7 +223,7 @@ public static class ConnectionTest
     }
 
     /// <summary>The pairs other than the one that carried the connection, and how they ended ("why the others failed").</summary>
-    private static string PairSummary(IReadOnlyList<CandidatePairReport> pairs, CandidatePairReport? selected)
+    private static string PairSummary(IReadOnlyList<IceCandidatePairReport> pairs, IceCandidatePairReport? selected)
     {
         var others = pairs.Where(p => !ReferenceEquals(p, selected)).ToList();
         if (selected is not null) return others.Count == 0 ? "" : " Other pairs: " + string.Join("; ", others.Select(Describe)) + ".";
@@ -243,7 +231,7 @@ public static class ConnectionTest
             : " Pairs tried: " + string.Join("; ", pairs.Select(Describe)) + ".";
     }
 
-    private static string Describe(CandidatePairReport pair) => $"{pair.Path} {pair.LocalAddress} -> {pair.RemoteAddress} " + pair.State switch
+    private static string Describe(IceCandidatePairReport report) => $"{report.Pair.Path} pair {report.Pair} " + report.State switch
     {
         "Failed" => "failed (no answer to the connectivity checks: a firewall or NAT drops them)",
         "Succeeded" => "also worked",

@@ -23,7 +23,13 @@ public sealed class ClientJobOptions
     /// <summary>PACKAGE_TYPE sent to the worker: "train" (results come back zipped and are extracted) or "track"
     /// (the predictions file comes back as is).</summary>
     public string PackageType { get; init; } = JobMessages.TrainPackage;
+    /// <summary>How long a resumed upload waits for the worker to say how much of the package it keeps.</summary>
+    public TimeSpan ResumeAnswerTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
+
+/// <summary>Part of a file that a cut-off transfer left on disk: <paramref name="Bytes"/> of <paramref name="Size"/> bytes
+/// of <paramref name="Name"/> (as the sender named it) at <paramref name="Path"/>.</summary>
+public sealed record PartialFile(string Name, long Size, string Path, long Bytes);
 
 /// <summary>What the worker sent back. <paramref name="OutputPath"/>: the job's own folder (null when no results came).
 /// <paramref name="FirstExitCode"/>: the trainer's exit code for the first failed config.
@@ -63,6 +69,11 @@ public sealed partial class ClientJobSession
     private readonly ChannelLiveness _liveness;
     private long _lastProgressTicks;
     private volatile SubmissionPhase _phase = SubmissionPhase.Uploading;
+    /// <summary>The worker's SLEAPRTC_TRANSFER_AT answer to a resume hello.</summary>
+    private readonly TaskCompletionSource<TransferPoint> _transferAt = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _uploadResumedAt;
+    private long _uploadedBytes;
+    private double _uploadMBps;
 
     public ClientJobSession(IDataChannel channel, string workerId, bool useExtensions, ClientJobOptions? options = null, ILogSink? log = null)
     {
@@ -88,6 +99,34 @@ public sealed partial class ClientJobSession
 
     /// <summary>The worker's job id (ours adopt the requested one), or the requested one for classic workers (which assign none).</summary>
     public string JobId => WorkerJobId ?? Request.JobId;
+
+    /// <summary>The file this session uploads (set by <see cref="RunAsync"/>).</summary>
+    public string PackagePath => _packagePath;
+
+    /// <summary>The worker announced the resume feature: a cut-off transfer can continue over a new connection.</summary>
+    public bool WorkerResumes { get; private set; }
+
+    /// <summary>The worker accepted the package (SLEAPRTC_ACCEPTED): the job no longer needs this connection.</summary>
+    public bool PackageAccepted => _accepted.Task.IsCompletedSuccessfully;
+
+    /// <summary>Where the session stood when it ended: uploading, training, downloading...</summary>
+    public SubmissionPhase Phase => _phase;
+
+    /// <summary>The byte this connection's upload started at (0 unless it resumed a cut-off upload).</summary>
+    public long UploadResumedAt => Interlocked.Read(ref _uploadResumedAt);
+
+    /// <summary>What the package upload sends: its wire name and size (a resume hello names them).</summary>
+    public static TransferPoint UploadPoint(string packagePath)
+    {
+        var info = new FileInfo(packagePath);
+        return new TransferPoint { Name = FileMetaInfo.WireSafeName(info.Name), Size = info.Length };
+    }
+
+    /// <summary>The job's own folder, once results began to arrive.</summary>
+    public string? OutputFolder => _jobDirectory;
+
+    /// <summary>The result file that was arriving when the connection was lost (kept on disk for a resumed collection).</summary>
+    public PartialFile? PartialResults { get; private set; }
 
     /// <summary>
     /// Uploads the package, follows the training and extracts the results into a new folder of their own under
@@ -134,7 +173,12 @@ public sealed partial class ClientJobSession
             {
                 if (Request.ResumeFromFolder is { } checkpoint) await SendCheckpointAsync(checkpoint, uploadStop.Token).ConfigureAwait(false);
                 // A package on the worker's data root is named in the hello instead of uploaded.
-                if (Request.WorkerPackagePath is null) (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
+                if (Request.WorkerPackagePath is null)
+                {
+                    var startAt = Request.ResumeUpload is null ? 0 : await ResumePointAsync(packagePath, uploadStop.Token).ConfigureAwait(false);
+                    (uploaded, mbps) = await UploadAsync(packagePath, uploadStop.Token, startAt: startAt).ConfigureAwait(false);
+                    (_uploadedBytes, _uploadMBps) = (uploaded, mbps);
+                }
             }
             if (Request.ReturnWhenAccepted)
             {
@@ -175,10 +219,36 @@ public sealed partial class ClientJobSession
             _channel.Closed -= onClosed;
             lock (_gate)
             {
-                if (_results is not null && !_resultsReady.Task.IsCompletedSuccessfully) _results.Abort();
+                if (_results is not null && !_resultsReady.Task.IsCompletedSuccessfully)
+                {
+                    // Our worker keeps an accepted job's results: what arrived stays for a collection to continue.
+                    if (WorkerResumes && PackageAccepted && failureReason is WorkerLostException && _jobDirectory is not null)
+                    {
+                        var held = _results.Park();
+                        PartialResults = held > 0 ? new PartialFile(_results.Meta.Name, _results.Meta.Size, _results.Path, held) : null;
+                    }
+                    else _results.Abort();
+                }
                 _results?.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// The results came by a collection after this session's connection was lost mid-download (issue 16): the archive is
+    /// extracted into the job's folder as <see cref="RunAsync"/> would have, and the worker's log copy is dropped.
+    /// </summary>
+    public ClientJobOutcome CompleteFromCollection(IReadOnlyList<string> files, string folder, CancellationToken cancellationToken)
+    {
+        _jobDirectory ??= folder;
+        var archive = files.FirstOrDefault(f => Path.GetFileName(f) == PartialResults?.Name) ?? files.First(f => f.EndsWith(".zip", StringComparison.OrdinalIgnoreCase));
+        var extracted = IsTrack ? new[] { archive } : PackageArchive.ExtractSafely(archive, _jobDirectory!, cancellationToken: cancellationToken);
+        if (!IsTrack) TryDelete(archive);
+        foreach (var other in files.Where(f => f != archive)) TryDelete(other);
+        _phase = SubmissionPhase.Completed;
+        Report(force: true);
+        lock (_gate)
+            return new ClientJobOutcome(_configs.ToArray(), _failedConfigs.ToArray(), _firstExitCode, extracted, _jobDirectory, Path.GetFileName(archive), _uploadedBytes, _uploadMBps);
     }
 
     private void ReportRunning()
@@ -212,25 +282,47 @@ public sealed partial class ClientJobSession
         }
     }
 
-    private async Task<(long Bytes, double MBps)> UploadAsync(string packagePath, CancellationToken cancellationToken, string? sentName = null)
+    /// <summary>
+    /// A resumed upload: waits for the worker's SLEAPRTC_TRANSFER_AT and checks that the bytes it keeps are the start of this
+    /// package (their SHA-256); the upload then continues from there, or starts over when they are not.
+    /// </summary>
+    private async Task<long> ResumePointAsync(string packagePath, CancellationToken cancellationToken)
+    {
+        var point = await _transferAt.Task.WaitAsync(_options.ResumeAnswerTimeout, cancellationToken).ConfigureAwait(false);
+        if (point.Offset <= 0) return 0;
+        var expected = UploadPoint(packagePath);
+        var matches = point.Name == expected.Name && point.Size == expected.Size && point.Offset <= expected.Size
+            && TransferResume.PrefixMatches(packagePath, point, cancellationToken);
+        if (!matches)
+        {
+            LogLine?.Invoke($"The worker's partial upload is not the start of {expected.Name}; sending it again from the start.");
+            return 0;
+        }
+        LogLine?.Invoke($"Resuming the upload at {point.Offset / 1048576.0:F1} of {point.Size / 1048576.0:F1} MB (the worker confirmed those bytes).");
+        return point.Offset;
+    }
+
+    private async Task<(long Bytes, double MBps)> UploadAsync(string packagePath, CancellationToken cancellationToken, string? sentName = null, long startAt = 0)
     {
         var info = new FileInfo(packagePath);
         var meta = new FileMetaInfo(FileMetaInfo.WireSafeName(sentName ?? info.Name), info.Length, "False");
         var chunk = Math.Max(1024, Math.Min(_options.ChunkSize, _channel.MaxMessageSize > 0 ? _channel.MaxMessageSize : _options.ChunkSize));
+        Interlocked.Exchange(ref _uploadResumedAt, startAt);
         var clock = Stopwatch.StartNew();
         var progress = new Progress(bytes =>
         {
             var seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-3);
-            var rate = bytes / seconds;
-            ReportUpload(bytes, info.Length, rate, bytes >= info.Length);
+            var rate = (bytes - startAt) / seconds;
+            ReportUpload(bytes, info.Length, rate, bytes >= info.Length, startAt);
         });
         using (var source = new FileStream(packagePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous))
         {
-            await FileSender.SendAsync(source, meta, _writer.SendText, _writer.SendBinaryAsync, chunk, _useExtensions, progress, cancellationToken).ConfigureAwait(false);
+            await FileSender.SendAsync(source, meta, _writer.SendText, _writer.SendBinaryAsync, chunk, _useExtensions, progress, cancellationToken, startAt).ConfigureAwait(false);
         }
         var total = clock.Elapsed.TotalSeconds;
-        var mbps = total > 0 ? info.Length / 1048576.0 / total : 0;
-        _log.Write(LogLevel.Information, "client-job", $"uploaded {info.Length / 1048576.0:F1} MB in {total:F2} s ({mbps:F1} MB/s)");
+        var sent = info.Length - startAt;
+        var mbps = total > 0 ? sent / 1048576.0 / total : 0;
+        _log.Write(LogLevel.Information, "client-job", $"uploaded {sent / 1048576.0:F1} MB in {total:F2} s ({mbps:F1} MB/s)" + (startAt > 0 ? $", resumed at byte {startAt}" : ""));
         return (info.Length, mbps);
     }
 
@@ -273,10 +365,14 @@ public sealed partial class ClientJobSession
                 var welcome = JobExtensions.ParseHandshake(args[0]);
                 WorkerJobId = welcome?.JobId;
                 _job.JobId = WorkerJobId;
+                WorkerResumes = _useExtensions && welcome?.Has(JobExtensions.FeatureResume) == true;
                 if (_useExtensions && welcome?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
                 return;
             case JobMessages.Heartbeat:
                 return; // OnMessage already noted that the worker is alive
+            case JobMessages.TransferAt:
+                if (JobExtensions.ParseTransferPoint(args[0]) is { } point) _transferAt.TrySetResult(point);
+                return;
             case JobMessages.Accepted:
                 _accepted.TrySetResult(true);
                 LogLine?.Invoke("The worker accepted the package; the job now runs whether or not this client stays.");
@@ -413,7 +509,7 @@ public sealed partial class ClientJobSession
     }
 
 
-    private void ReportUpload(long done, long total, double bytesPerSecond, bool force)
+    private void ReportUpload(long done, long total, double bytesPerSecond, bool force, long resumedAt)
     {
         if (!ShouldReport(force)) return;
         var remaining = bytesPerSecond > 0 ? TimeSpan.FromSeconds((total - done) / bytesPerSecond) : (TimeSpan?)null;
@@ -421,6 +517,7 @@ public sealed partial class ClientJobSession
         {
             Phase = SubmissionPhase.Uploading, WorkerId = _workerId, BytesDone = done, BytesTotal = total,
             MegabytesPerSecond = bytesPerSecond / 1048576.0, EstimatedRemaining = remaining,
+            ResumedAt = resumedAt > 0 ? resumedAt : null,
         });
     }
 

@@ -24,6 +24,9 @@ public sealed class JobReceiver
     /// <summary>Decisions worth telling the user ("Collecting job ... from worker ...").</summary>
     public event Action<string>? StatusMessage;
 
+    /// <summary>Download progress, and the retries (with the byte they resume at) after a lost connection.</summary>
+    public event Action<SubmissionProgress>? ProgressChanged;
+
     /// <exception cref="JobNotFoundException">The room has no such job.</exception>
     /// <exception cref="JobResultsUnavailableException">Not finished yet, or its worker no longer keeps the results.</exception>
     public async Task<TrainingResult> ReceiveAsync(string jobId, string outputRoot, CancellationToken cancellationToken)
@@ -42,7 +45,8 @@ public sealed class JobReceiver
         var folder = JobOutputFolder.Create(outputRoot, job.PackageName ?? jobId, jobId, DateTimeOffset.Now);
         try
         {
-            var collected = await JobCollection.CollectAsync(_room, job.WorkerId!, jobId, folder, _options, cancellationToken).ConfigureAwait(false);
+            var collected = await JobCollection.CollectAsync(_room, job.WorkerId!, jobId, folder, _options, cancellationToken,
+                progress: p => ProgressChanged?.Invoke(p)).ConfigureAwait(false);
             var extracted = new List<string>();
             foreach (var archive in collected.Files.Where(f => f.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)))
             {

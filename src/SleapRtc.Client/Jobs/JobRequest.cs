@@ -19,6 +19,9 @@ public sealed record JobRequest
     public string? ResumeFromFolder { get; init; }
     /// <summary>Return as soon as the worker says SLEAPRTC_ACCEPTED; the job goes on without this client.</summary>
     public bool ReturnWhenAccepted { get; init; }
+    /// <summary>This connection resumes the cut-off upload of the package (name and size) for <see cref="JobId"/>; set by the
+    /// submission's retries, never by the user.</summary>
+    public TransferPoint? ResumeUpload { get; init; }
 
     /// <summary>True when the request needs a worker that speaks our extensions (a classic worker would ignore it).</summary>
     public bool NeedsExtensions => Overrides is { IsEmpty: false } || WorkerPackagePath is not null || ResumeFromFolder is not null || ReturnWhenAccepted;
@@ -34,6 +37,7 @@ public sealed record JobRequest
         JobId = JobId,
         Overrides = Overrides is { IsEmpty: false } ? Overrides : null,
         WorkerPackagePath = WorkerPackagePath,
+        ResumeUpload = ResumeUpload,
     });
 
     /// <summary>The FILE_META name of the zipped checkpoint folder, as the worker expects it.</summary>

@@ -19,6 +19,11 @@ public sealed class SubmissionProgress
     public JobProgress? Job { get; init; }
     /// <summary>While <see cref="SubmissionPhase.Queued"/>: the ticket's 1-based place in the room's queue.</summary>
     public int? QueuePosition { get; init; }
+    /// <summary>A transfer that continues a cut-off one: the byte it resumed at (what the other side confirmed).</summary>
+    public long? ResumedAt { get; init; }
+    /// <summary>While the connection is being re-established after it was lost mid-transfer: retry n (1-based) of <see cref="MaxRetries"/>.</summary>
+    public int? RetryAttempt { get; init; }
+    public int MaxRetries { get; init; }
     /// <summary>Inference progress (frames), read from the tracker's output; null for training.</summary>
     public InferenceProgress? Inference { get; init; }
 
@@ -45,6 +50,11 @@ public sealed class SubmissionProgress
 
     public string Describe() => Phase switch
     {
+        SubmissionPhase.Uploading or SubmissionPhase.Downloading when RetryAttempt is { } attempt =>
+            $"connection lost; resuming at {Size(BytesDone, BytesTotal)} (retry {attempt} of {MaxRetries})",
+        SubmissionPhase.Uploading or SubmissionPhase.Downloading when BytesTotal > 0 && ResumedAt is { } at =>
+            $"{Size(BytesDone, BytesTotal)} at {MegabytesPerSecond:F1} MB/s, resumed at {at / 1048576.0:F1} MB" +
+            (EstimatedRemaining is { } left ? $", {left:hh\\:mm\\:ss} left" : ""),
         SubmissionPhase.Uploading or SubmissionPhase.Downloading when BytesTotal > 0 =>
             $"{Size(BytesDone, BytesTotal)} at {MegabytesPerSecond:F1} MB/s" +
             (EstimatedRemaining is { } eta ? $", {eta:hh\\:mm\\:ss} left" : ""),

@@ -44,6 +44,8 @@ public sealed class SubmissionOptions
     public JobRequest Request { get; init; } = new();
     /// <summary>-Queue: wait in the room's queue for a matching worker (MinGpuMemoryMB, a pinned worker) instead of needing a free one now.</summary>
     public QueueOptions? Queue { get; init; }
+    /// <summary>An upload or results download cut off mid-file resumes over a new connection this many times (our workers only).</summary>
+    public TransferRetryPolicy Retry { get; init; } = TransferRetryPolicy.Default;
 }
 
 /// <summary>What a queue ticket adds to a submission: its priority and the tags its worker must carry.</summary>
@@ -70,6 +72,8 @@ public sealed class TrainingSubmission
     private readonly Stopwatch _clock = new();
     private string? _workerId;
     private ClientJobSession? _session;
+    /// <summary>Set while a retry resumes the cut-off upload of this package (the next session's hello says so).</summary>
+    private TransferPoint? _resumeUpload;
 
     public TrainingSubmission(SubmissionOptions options)
     {
@@ -87,6 +91,9 @@ public sealed class TrainingSubmission
 
     /// <summary>From sending the offer to the data channel being open, for the last connection made.</summary>
     public TimeSpan? ConnectTime { get; private set; }
+
+    /// <summary>Which candidates carried the last connection ("relay 10.0.0.9:50012 (turn tcp) -> host 10.1.0.5:41234").</summary>
+    public string? CandidatePair { get; private set; }
 
     /// <summary>From the start of <see cref="RunAsync"/> (credentials, sign-in, discovery, offer) to the data channel being open.</summary>
     public TimeSpan? TimeToChannelOpen { get; private set; }
@@ -122,14 +129,13 @@ public sealed class TrainingSubmission
         if (request.ResumeFromFolder is { } checkpoint) SubmissionPreflight.CheckResumeFolder(checkpoint);
         SubmissionPreflight.CheckOutputPath(outputPath);
         Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? queued =
-            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, ct) : null;
+            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, "train", ct) : null;
         return await RunOnWorkerAsync("training", (channel, worker, clock, ct) =>
         {
             var useExtensions = JobExtensions.IsAdvertised(worker.Properties);
             if (!useExtensions && request.NeedsExtensions) throw new JobOptionUnsupportedException(worker.PeerId, request.FirstExtensionOption()!);
-            var session = new ClientJobSession(channel, worker.PeerId, useExtensions, _options.Job, _log) { Request = request };
-            _session = session;
-            session.ProgressChanged += p => ProgressChanged?.Invoke(p);
+            var session = new ClientJobSession(channel, worker.PeerId, useExtensions, _options.Job, _log) { Request = RequestFor(request) };
+            Follow(session);
             session.LogLine += l =>
             {
                 RememberLogLine(l);
@@ -155,9 +161,11 @@ public sealed class TrainingSubmission
     /// <summary>
     /// -Queue: puts the ticket in the room's queue, reports its position while it waits, and returns the worker the server
     /// reserved for it (our workers only: the server hands tickets to nothing else). Ctrl+C while queued withdraws the ticket.
+    /// <paramref name="kind"/> is the record's kind ("train", or "track" for Submit-SleapInference); the job then says
+    /// <paramref name="request"/>'s job id in its hello, so the worker's reports move this ticket's record.
     /// </summary>
-    private async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
-        string packagePath, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
+        string packagePath, string kind, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         if (!signaling.ServerSupportsJobQueue) throw new JobQueueUnsupportedException(connection.Server);
@@ -172,7 +180,7 @@ public sealed class TrainingSubmission
             JobRecord ticket;
             try
             {
-                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath), cancellationToken).ConfigureAwait(false);
+                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath, kind), cancellationToken).ConfigureAwait(false);
             }
             catch (SignalingException e) when (e.Code == JobQueueMessages.TicketRejected)
             {
@@ -230,11 +238,11 @@ public sealed class TrainingSubmission
     /// <summary>How often a waiting ticket's record is checked for an end nobody announced.</summary>
     private static readonly TimeSpan TicketCheckInterval = TimeSpan.FromSeconds(3);
 
-    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath) => new()
+    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath, string kind) => new()
     {
         JobId = request.JobId,
         RoomId = room.RoomId,
-        Kind = "train",
+        Kind = kind,
         PackageName = request.WorkerPackagePath ?? Path.GetFileName(packagePath),
         PackageSha256 = request.WorkerPackagePath is null ? FileSha256(packagePath) : null,
         PackageBytes = request.WorkerPackagePath is null ? new FileInfo(packagePath).Length : 0,
@@ -396,20 +404,88 @@ public sealed class TrainingSubmission
         return new[] { await WorkerSelection.SelectInteractiveAsync(_options.Chooser, available, RefreshAsync, _options.ChooserTimeout, room.RoomId, cancellationToken).ConfigureAwait(false) };
     }
 
+    /// <summary>
+    /// Runs the job on the worker; when the connection is lost mid-upload and the worker can resume (our workers, issue 16),
+    /// reconnects (offer purpose "resume") up to <see cref="SubmissionOptions.Retry"/> times and sends only what the worker
+    /// does not hold yet.
+    /// </summary>
     private async Task<T> SubmitToAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
         Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
     {
+        _resumeUpload = null;
+        var retry = 0;
+        while (true)
+        {
+            try
+            {
+                return await ConnectAndRunAsync(connection, worker, jobKind, job, clock, _resumeUpload is null ? null : JobQueueMessages.ResumePurpose, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SleapRtcException e) when (e is WorkerLostException or WorkerUnreachableException or WorkerBusyException
+                && retry < _options.Retry.MaxRetries && ResumableUpload(e) is { } upload)
+            {
+                retry++;
+                _resumeUpload = upload;
+                var delay = _options.Retry.Delay(retry);
+                Tell($"{e.Message.TrimEnd('.')}. Resuming the upload of {upload.Name} in {delay.TotalSeconds:0.#} s (retry {retry} of {_options.Retry.MaxRetries}).");
+                ProgressChanged?.Invoke(new SubmissionProgress
+                {
+                    Phase = SubmissionPhase.Uploading, WorkerId = worker.PeerId, BytesTotal = upload.Size, BytesDone = Interlocked.Read(ref _lastUploadedBytes),
+                    RetryAttempt = retry, MaxRetries = _options.Retry.MaxRetries,
+                });
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private long _lastUploadedBytes;
+
+    /// <summary>The request for the next session: after a cut-off upload, the same job id (the worker adopted it) and the
+    /// package to resume.</summary>
+    internal JobRequest RequestFor(JobRequest request) =>
+        _resumeUpload is { } resume && _session is { } cut ? request with { JobId = cut.JobId, ResumeUpload = resume } : request;
+
+    /// <summary>The session now running (training or inference): its progress is raised here and its state decides a retry.</summary>
+    internal void Follow(ClientJobSession session)
+    {
+        _session = session;
+        session.ProgressChanged += p =>
+        {
+            if (p.Phase == SubmissionPhase.Uploading) Interlocked.Exchange(ref _lastUploadedBytes, p.BytesDone);
+            ProgressChanged?.Invoke(p);
+        };
+    }
+
+    /// <summary>
+    /// The package whose upload a lost connection cut off, when a new connection can resume it: our worker announced the
+    /// feature, the package was not yet accepted, it is a plain package (not on the worker's data root, no checkpoint sent
+    /// before it). A connection that fails while resuming is retried alike.
+    /// </summary>
+    private TransferPoint? ResumableUpload(SleapRtcException failure)
+    {
+        // Past the last chunk but before SLEAPRTC_ACCEPTED the worker may still lack the end of the package (it sat in the
+        // send buffer when the link went down): that counts as cut off too.
+        if (_session is not { WorkerResumes: true, PackageAccepted: false, Phase: SubmissionPhase.Uploading or SubmissionPhase.Training } session) return null;
+        if (session.Request.WorkerPackagePath is not null || session.Request.ResumeFromFolder is not null) return null;
+        // Busy or unreachable only count while resuming: on a first connection they are the answer.
+        if (failure is not WorkerLostException && _resumeUpload is null) return null;
+        return ClientJobSession.UploadPoint(session.PackagePath);
+    }
+
+    private async Task<T> ConnectAndRunAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
+        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, string? purpose, CancellationToken cancellationToken)
+    {
         Report(SubmissionPhase.Connecting, worker.PeerId);
         _workerId = worker.PeerId;
-        Tell($"Connecting to worker {worker.PeerId}...");
+        Tell(purpose is null ? $"Connecting to worker {worker.PeerId}..." : $"Reconnecting to worker {worker.PeerId}...");
         var peer = WorkerChannel.CreatePeer(connection, _options.PeerConnectionFactory, _options.PeerConnection);
         var workerLost = false;
         try
         {
-            var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose: null,
+            var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose,
                 WorkerChannel.MustAuthenticate(connection, worker), _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             ConnectTime = connectTime;
-            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms");
+            CandidatePair = peer.SelectedCandidatePair?.ToString();
+            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms over {CandidatePair ?? "an unknown path"}");
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -446,13 +522,21 @@ public sealed class TrainingSubmission
         {
             outcome = await session.RunAsync(packagePath, outputPath, cancellationToken).ConfigureAwait(false);
         }
+        catch (WorkerLostException lost) when (session is { WorkerResumes: true, PackageAccepted: true, Phase: SubmissionPhase.Downloading }
+            && _options.Retry.MaxRetries > 0)
+        {
+            // Issue 16: the link went down mid-download; the worker keeps the accepted job's results, so a collection
+            // continues the archive from the bytes already here.
+            Tell($"{lost.Message.TrimEnd('.')}. Collecting the rest of the results from worker {worker.PeerId}.");
+            outcome = await CollectRestAsync(session, worker, cancellationToken).ConfigureAwait(false);
+        }
         catch (JobFailedException refused)
         {
             // The worker got the package but could not run it: still a job of this worker, reported as a result.
             return new TrainingResult
             {
                 JobId = session.JobId, WorkerId = worker.PeerId, Status = "Failed", Duration = clock.Elapsed,
-                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(),
+                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(), CandidatePair = CandidatePair,
             };
         }
         var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
@@ -469,12 +553,37 @@ public sealed class TrainingSubmission
             PackagePath = packagePath,
             UploadedBytes = outcome.UploadedBytes,
             UploadMBps = outcome.UploadMBps,
+            CandidatePair = CandidatePair,
             ExitCode = outcome.FirstExitCode,
             LastLogLines = succeeded ? Array.Empty<string>() : LogTail(),
             Error = succeeded ? null : outcome.Configs.Count == 0
                 ? "The worker trained no config."
                 : $"{outcome.FailedConfigs.Count} of {outcome.Configs.Count} configs failed: {string.Join(", ", outcome.FailedConfigs)}",
         };
+    }
+
+    /// <summary>The results download continued as a collection (same job folder), with the retries of <see cref="SubmissionOptions.Retry"/>.</summary>
+    private async Task<ClientJobOutcome> CollectRestAsync(ClientJobSession session, WorkerInfo worker, CancellationToken cancellationToken)
+    {
+        var partial = session.PartialResults;
+        var folder = session.OutputFolder ?? JobOutputFolder.Create(Path.GetFullPath(_options.OutputPath ?? Directory.GetCurrentDirectory()),
+            session.PackagePath, session.JobId, DateTimeOffset.Now);
+        var options = new WorkerChannelOptions
+        {
+            PeerConnectionFactory = _options.PeerConnectionFactory, PeerConnection = _options.PeerConnection, Connection = _options.Connection,
+            ConnectTimeout = _options.ConnectTimeout, Retry = _options.Retry,
+            IdleTimeout = _options.Job.HeartbeatTimeout > TimeSpan.Zero ? _options.Job.HeartbeatTimeout + _options.Job.HeartbeatTimeout : JobCollection.DefaultIdleTimeout,
+        };
+        var partials = partial is null ? new List<PartialFile>() : new List<PartialFile> { partial };
+        ProgressChanged?.Invoke(new SubmissionProgress
+        {
+            Phase = SubmissionPhase.Downloading, WorkerId = worker.PeerId, BytesDone = partial?.Bytes ?? 0, BytesTotal = partial?.Size ?? 0,
+            RetryAttempt = 1, MaxRetries = _options.Retry.MaxRetries,
+        });
+        await Task.Delay(_options.Retry.Delay(1), cancellationToken).ConfigureAwait(false);
+        var collected = await JobCollection.CollectAsync(ResolveRoom(), worker.PeerId, session.JobId, folder, options, cancellationToken, partials,
+            p => ProgressChanged?.Invoke(p)).ConfigureAwait(false);
+        return session.CompleteFromCollection(collected.Files, folder, cancellationToken);
     }
 
     internal static string[] TopLevelEntries(string outputPath, IReadOnlyList<string> files) =>

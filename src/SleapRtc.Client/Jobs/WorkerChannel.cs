@@ -17,6 +17,10 @@ public sealed class WorkerChannelOptions
     public ClientConnectionOptions Connection { get; init; } = new();
     /// <summary>Offer to open channel: longer than this and the worker is unreachable.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>A transfer cut off mid-file resumes over a new connection this many times (collections, Receive-SleapJob).</summary>
+    public TransferRetryPolicy Retry { get; init; } = TransferRetryPolicy.Default;
+    /// <summary>A collection that hears nothing from the worker this long counts the connection as lost.</summary>
+    public TimeSpan IdleTimeout { get; init; } = JobCollection.DefaultIdleTimeout;
 }
 
 /// <summary>
@@ -81,13 +85,16 @@ public sealed class WorkerChannel : IAsyncDisposable
         JobExtensions.AdvertisesChannelAuth(worker.Properties)
         || connection.Room.WorkerPeerId == worker.PeerId && connection.Room.WorkerExtensionVersion >= JobExtensions.ChannelAuthVersion;
 
-    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN unless the template names some.</summary>
+    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN and TURN unless the template names some.</summary>
     internal static IPeerConnection CreatePeer(ClientRoomConnection connection, IPeerConnectionFactory factory, PeerConnectionOptions? template)
     {
         template ??= new PeerConnectionOptions();
         return factory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : IceServerList.TurnServers(connection.Registration.IceServers),
+            TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
+            RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,

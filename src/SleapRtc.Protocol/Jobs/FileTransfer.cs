@@ -17,15 +17,24 @@ public static class FileSender
     /// <summary>Classic clients send 64 KiB chunks (aiortc's max-message-size).</summary>
     public const int DefaultChunkSize = 64 * 1024;
 
-    /// <returns>The SHA-256 (lower-case hex) of the bytes sent.</returns>
+    /// <param name="startAt">A resumed transfer: the receiver holds this many bytes already (its prefix was checked);
+    /// they are hashed but not sent, and SLEAPRTC_TRANSFER_FROM goes out before FILE_META. <paramref name="bytesSent"/>
+    /// counts from the start of the file.</param>
+    /// <returns>The SHA-256 (lower-case hex) of the whole file.</returns>
     public static async Task<string> SendAsync(
         Stream source, FileMetaInfo meta, Action<string> sendText, BinaryFrameSender sendBinary,
-        int chunkSize, bool announceSha256, IProgress<long>? bytesSent, CancellationToken cancellationToken)
+        int chunkSize, bool announceSha256, IProgress<long>? bytesSent, CancellationToken cancellationToken, long startAt = 0)
     {
         if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize));
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        if (startAt > 0)
+        {
+            if (!TransferResume.HashPrefix(source, startAt, new[] { hash }, cancellationToken))
+                throw new IOException($"'{meta.Name}' is shorter than the {startAt} bytes the receiver holds.");
+            sendText(JobMessages.Format(JobMessages.TransferFrom, startAt.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
         sendText(meta.ToMessage());
-        long total = 0;
+        long total = startAt;
         var buffer = new byte[chunkSize];
         while (true)
         {
@@ -85,14 +94,111 @@ public sealed class FileReceiver : IDisposable
     private string? _expectedSha256;
     private bool _finished;
 
-    public FileReceiver(FileMetaInfo meta, string path)
+    /// <param name="splitter">A zip package: its large stored entries are written straight to their files while they
+    /// arrive (see <see cref="ZipEntrySplitter"/>); null writes every byte to <paramref name="path"/>.</param>
+    public FileReceiver(FileMetaInfo meta, string path, ZipEntrySplitter? splitter = null)
     {
         Meta = meta;
         Path = path;
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-        _stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+        _stream = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+        _splitter = splitter;
+        _splitter?.WriteTo(_stream);
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "sleaprtc-file-receiver" };
         _writer.Start();
+    }
+
+    private FileReceiver(FileMetaInfo meta, string path, FileStream stream, long offset, string? prefixSha256, ZipEntrySplitter? splitter)
+    {
+        Meta = meta;
+        Path = path;
+        _stream = stream;
+        _splitter = splitter;
+        BytesReceived = offset;
+        PrefixSha256 = prefixSha256;
+        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "sleaprtc-file-receiver" };
+        _writer.Start();
+    }
+
+    private readonly ZipEntrySplitter? _splitter;
+
+    /// <summary>Entries of a zip package already written to their own files (see <see cref="ZipEntrySplitter"/>); complete once
+    /// the receiver is done with its queue (after <see cref="Complete"/> or <see cref="Park"/>).</summary>
+    public IReadOnlyList<ZipEntrySplitter.SplitEntry> SplitEntries => _splitter?.Entries ?? Array.Empty<ZipEntrySplitter.SplitEntry>();
+
+    /// <summary>
+    /// Continues a partial file a cut-off transfer left (see <see cref="Park"/>): its first <paramref name="offset"/> bytes
+    /// are kept (anything after them dropped) and hashed, so the end still checks the whole file's SHA-256;
+    /// <see cref="PrefixSha256"/> is what the sender compares with its own file before sending the rest.
+    /// </summary>
+    /// <exception cref="IOException">The partial file is missing or shorter than <paramref name="offset"/>.</exception>
+    /// <param name="splitter">For a zip package received with a <see cref="ZipEntrySplitter"/>: a new one, which replays the
+    /// kept bytes (the split entries' bytes read back from their files) to stand where the earlier one stopped.</param>
+    /// <param name="splitEntries">What the earlier splitter wrote to files of their own.</param>
+    public static FileReceiver Resume(FileMetaInfo meta, string path, long offset, CancellationToken cancellationToken = default,
+        ZipEntrySplitter? splitter = null, IReadOnlyList<ZipEntrySplitter.SplitEntry>? splitEntries = null)
+    {
+        var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.SequentialScan);
+        var prefix = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        FileReceiver? receiver = null;
+        try
+        {
+            if (offset < 0 || offset > meta.Size || stream.Length < offset)
+                throw new IOException($"The partial '{meta.Name}' holds {stream.Length} bytes, not the {offset} expected.");
+            receiver = new FileReceiver(meta, path, stream, offset, null, splitter);
+            // One pass feeds both the hash that goes on with the rest of the file and the prefix's own.
+            var hash = receiver._hash;
+            if (splitter is not null)
+                splitter.Replay(stream, offset, splitEntries ?? Array.Empty<ZipEntrySplitter.SplitEntry>(), (b, o, n) =>
+                {
+                    hash.AppendData(b, o, n);
+                    prefix.AppendData(b, o, n);
+                }, cancellationToken);
+            else if (!TransferResume.HashPrefix(stream, offset, new[] { hash, prefix }, cancellationToken))
+                throw new IOException($"The partial '{meta.Name}' ended before byte {offset}.");
+            receiver.PrefixSha256 = offset > 0 ? TransferResume.Hex(prefix.GetHashAndReset()) : null;
+            stream.SetLength(offset);
+            stream.Position = offset;
+            return receiver;
+        }
+        catch
+        {
+            if (receiver is not null) receiver.Dispose();
+            else stream.Dispose();
+            throw;
+        }
+        finally
+        {
+            prefix.Dispose();
+        }
+    }
+
+    /// <summary>Resumed receivers: the SHA-256 of the bytes held before this connection (null from byte 0).</summary>
+    public string? PrefixSha256 { get; private set; }
+
+    /// <summary>Where this file stands, for SLEAPRTC_TRANSFER_AT.</summary>
+    public TransferPoint Point => new() { Name = Meta.Name, Size = Meta.Size, Offset = BytesReceived, PrefixSha256 = PrefixSha256 };
+
+    /// <summary>
+    /// The connection was lost mid-file: writes what arrived, closes the file and keeps it for <see cref="Resume"/>.
+    /// </summary>
+    /// <returns>How many bytes the file holds (what the receiver confirms when the transfer resumes).</returns>
+    public long Park()
+    {
+        _finished = true;
+        DrainWriter();
+        if (_writeError is not null)
+        {
+            _stream.Dispose();
+            TryDelete();
+            return 0;
+        }
+        _splitter?.Flush();
+        _stream.Flush();
+        var held = _splitter?.Position ?? _stream.Length;
+        _splitter?.Dispose();
+        _stream.Dispose();
+        return held;
     }
 
     public FileMetaInfo Meta { get; }
@@ -123,6 +229,8 @@ public sealed class FileReceiver : IDisposable
             TryDelete();
             throw new IOException("Writing the received file failed: " + error.Message, error);
         }
+        _splitter?.Flush();
+        _splitter?.Dispose();
         _stream.Flush();
         _stream.Dispose();
         Sha256 = Convert.ToHexString(_hash.GetHashAndReset()).ToLowerInvariant();
@@ -140,12 +248,16 @@ public sealed class FileReceiver : IDisposable
         DrainWriter();
         _stream.Dispose();
         TryDelete();
+        _splitter?.Dispose();
+        foreach (var entry in SplitEntries)
+            try { File.Delete(entry.Path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
     public void Dispose()
     {
         _finished = true;
         DrainWriter();
+        _splitter?.Dispose();
         _stream.Dispose();
         _hash.Dispose();
         _queue.Dispose();
@@ -165,7 +277,8 @@ public sealed class FileReceiver : IDisposable
             {
                 if (_writeError is null)
                 {
-                    _stream.Write(buffer, 0, length);
+                    if (_splitter is null) _stream.Write(buffer, 0, length);
+                    else _splitter.Write(buffer, 0, length);
                     _hash.AppendData(buffer, 0, length);
                 }
             }

@@ -24,7 +24,10 @@ public static class JobExtensions
     public const string FeatureCancel = "cancel";
     /// <summary>Both ends send SLEAPRTC_HEARTBEAT every ~2 s and declare the other dead after ~8 s of silence (classic: 15 s KEEP_ALIVE, 25 s).</summary>
     public const string FeatureHeartbeat = "heartbeat";
-    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel, FeatureHeartbeat };
+    /// <summary>A transfer cut off mid-file resumes over a new connection from the byte the receiver holds
+    /// (SLEAPRTC_TRANSFER_AT / SLEAPRTC_TRANSFER_FROM; see <see cref="TransferPoint"/>).</summary>
+    public const string FeatureResume = "resume";
+    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel, FeatureHeartbeat, FeatureResume };
 
     private static readonly JsonSerializerOptions WireJson = new()
     {
@@ -43,6 +46,7 @@ public static class JobExtensions
         {
             Version = Version, Features = AllFeatures.ToArray(), JobId = hello.JobId, Mode = hello.Mode,
             Overrides = hello.Overrides, WorkerPackagePath = hello.WorkerPackagePath,
+            ResumeUpload = hello.ResumeUpload, Partials = hello.Partials,
         };
         return JobMessages.Hello + JobMessages.Separator + JsonSerializer.Serialize(sent, WireJson);
     }
@@ -54,6 +58,15 @@ public static class JobExtensions
     public static Handshake? ParseHandshake(string argument)
     {
         try { return JsonSerializer.Deserialize<Handshake>(argument, WireJson); }
+        catch (JsonException) { return null; }
+    }
+
+    public static string TransferAtMessage(TransferPoint point) =>
+        JobMessages.TransferAt + JobMessages.Separator + JsonSerializer.Serialize(point, WireJson);
+
+    public static TransferPoint? ParseTransferPoint(string json)
+    {
+        try { return JsonSerializer.Deserialize<TransferPoint>(json, WireJson); }
         catch (JsonException) { return null; }
     }
 
@@ -102,6 +115,13 @@ public static class JobExtensions
         public SleapRtc.Protocol.Signaling.TrainingOverrides? Overrides { get; set; }
         /// <summary>Client hello only: a package already under the worker's data root (relative name); nothing is uploaded.</summary>
         public string? WorkerPackagePath { get; set; }
+
+        /// <summary>Client hello only, on a connection offered with purpose "resume": the upload of this job's package
+        /// (name and size; the job is <see cref="JobId"/>) was cut off; the worker answers SLEAPRTC_TRANSFER_AT.</summary>
+        public TransferPoint? ResumeUpload { get; set; }
+        /// <summary>Collect hello only: result files the collector already holds in part; each is sent from its offset
+        /// (SLEAPRTC_TRANSFER_FROM) when its prefix SHA-256 matches the worker's copy, else whole.</summary>
+        public TransferPoint[]? Partials { get; set; }
 
         public const string ModeRun = "run";
         public const string ModeCollect = "collect";

@@ -59,6 +59,13 @@ public static class JobMessages
     public const string Ping = "SLEAPRTC_PING";
     public const string Pong = "SLEAPRTC_PONG";
 
+    /// <summary>Receiver → sender when a transfer resumes over a new connection: how many bytes of which file it holds
+    /// (<c>SLEAPRTC_TRANSFER_AT::{"name":…,"size":…,"offset":…,"prefix_sha256":…}</c>, see <see cref="TransferPoint"/>).</summary>
+    public const string TransferAt = "SLEAPRTC_TRANSFER_AT";
+    /// <summary>Sender → receiver just before FILE_META: the chunks that follow start at this byte of the file
+    /// (<c>SLEAPRTC_TRANSFER_FROM::n</c>); the SHA-256 announced at the end is still the whole file's.</summary>
+    public const string TransferFrom = "SLEAPRTC_TRANSFER_FROM";
+
     public const string TrainPackage = "train";
     public const string TrackPackage = "track";
 
@@ -83,7 +90,7 @@ public static class JobMessages
         var type = message.Substring(0, index);
         var rest = message.Substring(index + Separator.Length);
         // FILE_META and log-like payloads keep their argument whole.
-        if (type == FileMeta || type == Progress || type == Hello || type == Welcome)
+        if (type == FileMeta || type == Progress || type == Hello || type == Welcome || type == TransferAt)
             return (type, new[] { rest });
         return (type, rest.Split(new[] { Separator }, StringSplitOptions.None));
     }

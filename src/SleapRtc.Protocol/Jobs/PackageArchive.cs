@@ -29,7 +29,11 @@ public static class PackageArchive
     /// <returns>The full paths of the files written.</returns>
     /// <exception cref="UnsafeArchiveException">An entry would land outside the folder or is a link; nothing was written.</exception>
     /// <exception cref="PackageLimitExceededException">A limit was hit; what was written is removed again.</exception>
-    public static IReadOnlyList<string> ExtractSafely(string zipPath, string destinationDirectory, PackageLimits? limits = null, CancellationToken cancellationToken = default)
+    /// <param name="extractedWhileReceived">Entries a <see cref="ZipEntrySplitter"/> already wrote under
+    /// <paramref name="destinationDirectory"/> while the zip arrived (their bytes are a hole in the zip): each must match its
+    /// central directory record (name, size, stored, a regular file) or the archive is refused; they are not copied again.</param>
+    public static IReadOnlyList<string> ExtractSafely(string zipPath, string destinationDirectory, PackageLimits? limits = null, CancellationToken cancellationToken = default,
+        IReadOnlyList<ZipEntrySplitter.SplitEntry>? extractedWhileReceived = null)
     {
         limits ??= PackageLimits.Default;
         var root = Path.GetFullPath(destinationDirectory);
@@ -38,7 +42,9 @@ public static class PackageArchive
         using var archive = ZipFile.OpenRead(zipPath);
 
         var plan = new List<(ZipArchiveEntry Entry, string Target, bool IsDirectory)>(archive.Entries.Count);
-        long declared = 0;
+        long declared = 0, alreadyOnDisk = 0;
+        var split = (extractedWhileReceived ?? Array.Empty<ZipEntrySplitter.SplitEntry>()).ToDictionary(e => e.Name, StringComparer.Ordinal);
+        var splitSeen = 0;
         foreach (var entry in archive.Entries)
         {
             var name = entry.FullName;
@@ -55,15 +61,25 @@ public static class PackageArchive
             var target = Path.GetFullPath(Path.Combine(root, normalized));
             if (!target.StartsWith(rootWithSeparator, StringComparison.Ordinal) && target != root)
                 throw new UnsafeArchiveException(name, "it resolves outside the extraction folder");
+            if (split.TryGetValue(name, out var early))
+            {
+                // Written while received from the local header: the central directory must say the same.
+                if (early.Path != target || entry.Length != early.Length || entry.CompressedLength != early.Length || !File.Exists(target) || new FileInfo(target).Length != early.Length)
+                    throw new UnsafeArchiveException(name, "its local header and the central directory disagree");
+                splitSeen++;
+                alreadyOnDisk += early.Length;
+            }
             plan.Add((entry, target, normalized.EndsWith('/')));
             declared += Math.Max(0, entry.Length);
         }
+        if (splitSeen != split.Count)
+            throw new UnsafeArchiveException(split.Keys.First(k => !archive.Entries.Any(e => e.FullName == k)), "it is in a local header but not in the central directory");
 
         // The declared sizes are only good for refusing early; the streaming count below is what holds.
         if (declared > limits.MaxUnpackedBytes)
             throw UnpackedSizeExceeded(declared, limits);
         Directory.CreateDirectory(root);
-        EnsureDiskSpace(root, declared);
+        EnsureDiskSpace(root, declared - alreadyOnDisk);
 
         var written = new List<string>();
         var budget = new InflationBudget(archiveBytes, limits);
@@ -79,6 +95,11 @@ public static class PackageArchive
                 }
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 written.Add(target);
+                if (split.ContainsKey(entry.FullName))
+                {
+                    budget.Count(entry.FullName, entry.Length);
+                    continue;
+                }
                 using var input = entry.Open();
                 using var output = new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
                 budget.Copy(entry.FullName, Math.Min(entry.CompressedLength, archiveBytes), input, output, cancellationToken);
@@ -156,6 +177,13 @@ public static class PackageArchive
                 if (_total > _limits.MaxUnpackedBytes) throw UnpackedSizeExceeded(_total, _limits);
                 output.Write(buffer, 0, read);
             }
+        }
+
+        /// <summary>A stored entry already on disk: its bytes count toward the unpacked size (its ratio is 1).</summary>
+        public void Count(string entryName, long bytes)
+        {
+            _total += bytes;
+            if (_total > _limits.MaxUnpackedBytes) throw UnpackedSizeExceeded(_total, _limits);
         }
 
         private long RatioLimit(long compressedBytes)

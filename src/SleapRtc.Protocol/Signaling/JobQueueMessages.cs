@@ -48,6 +48,9 @@ public static class JobQueueMessages
     /// collection, which our server relays to a busy worker without reserving it.</summary>
     public const string OfferPurposeKey = "purpose";
     public const string CollectPurpose = "collect";
+    /// <summary>An offer that resumes a cut-off upload (issue 16): relayed to the worker reserved for that job without a new
+    /// reservation; the worker serves it only while it keeps the job's partial upload.</summary>
+    public const string ResumePurpose = "resume";
     /// <summary>A connection test (Test-SleapConnection): like a collection it reserves nothing; the worker answers
     /// <see cref="SleapRtc.Protocol.Jobs.JobMessages.Ping"/> after the channel proof, and serves nothing else on it.</summary>
     public const string ProbePurpose = "probe";

@@ -7,14 +7,15 @@ namespace SleapRtc.Worker.Jobs;
 internal static class ChannelDelivery
 {
     /// <summary>The classic result transfer: FILE_META::name:size:outdir, chunks, END_OF_FILE (SHA-256 announced with our clients).</summary>
+    /// <param name="startAt">A resumed collection: the client holds this many bytes (prefix checked); only the rest is sent.</param>
     public static async Task SendFileAsync(IDataChannel channel, FrameWriter writer, string path, string wireName, string outputDirectory,
-        int chunkSize, bool announceSha256, CancellationToken cancellationToken)
+        int chunkSize, bool announceSha256, CancellationToken cancellationToken, long startAt = 0)
     {
         var size = new FileInfo(path).Length;
         var chunk = Math.Max(1024, Math.Min(chunkSize, channel.MaxMessageSize > 0 ? channel.MaxMessageSize : chunkSize));
         using var source = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         await FileSender.SendAsync(source, new FileMetaInfo(wireName, size, outputDirectory), writer.SendText,
-            writer.SendBinaryAsync, chunk, announceSha256, null, cancellationToken).ConfigureAwait(false);
+            writer.SendBinaryAsync, chunk, announceSha256, null, cancellationToken, startAt).ConfigureAwait(false);
     }
 
     /// <summary>Milliseconds after the channel left Open for the last acknowledgement and the Closed event, at most.</summary>

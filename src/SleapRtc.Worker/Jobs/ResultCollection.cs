@@ -75,9 +75,11 @@ public sealed class ResultCollection
             {
                 foreach (var file in results!.Files)
                 {
-                    _log.Write(LogLevel.Information, "worker", $"collect {JobId}: sending {file}");
-                    await ChannelDelivery.SendFileAsync(_channel, _writer, Path.Combine(folder!, file), file, "models",
-                        _options.ChunkSize, announceSha256: true, cancellationToken).ConfigureAwait(false);
+                    var path = Path.Combine(folder!, file);
+                    var startAt = ResumePoint(hello, file, path, cancellationToken);
+                    _log.Write(LogLevel.Information, "worker", $"collect {JobId}: sending {file}" + (startAt > 0 ? $" from byte {startAt} (the collector holds the rest)" : ""));
+                    await ChannelDelivery.SendFileAsync(_channel, _writer, path, file, "models",
+                        _options.ChunkSize, announceSha256: true, cancellationToken, startAt).ConfigureAwait(false);
                 }
                 var collected = new Dictionary<string, object> { ["job_id"] = JobId!, ["state"] = results.State, ["files"] = results.Files.Length };
                 _writer.SendText(JobMessages.Format(JobMessages.Collected, JsonSerializer.Serialize(collected)));
@@ -101,6 +103,17 @@ public sealed class ResultCollection
             _channel.MessageReceived -= OnMessage;
             _channel.Closed -= OnClosed;
         }
+    }
+
+    /// <summary>
+    /// Issue 16: a collector that holds the start of a file (cut off before) names it in its hello; when those bytes are this
+    /// file's (same size, same prefix SHA-256) only the rest is sent, else the whole file.
+    /// </summary>
+    private static long ResumePoint(JobExtensions.Handshake hello, string file, string path, CancellationToken cancellationToken)
+    {
+        if (hello.Partials?.FirstOrDefault(p => p.Name == file) is not { Offset: > 0 } held) return 0;
+        var size = new FileInfo(path).Length;
+        return held.Size == size && held.Offset <= size && TransferResume.PrefixMatches(path, held, cancellationToken) ? held.Offset : 0;
     }
 
     private void OnMessage(DataChannelMessage message)

@@ -36,6 +36,13 @@ public sealed class WorkerJobOptions
     public TimeSpan? RequestTimeout { get; init; }
     /// <summary>How the client's channel was authenticated (<see cref="Protocol.Jobs.ChannelAuthStatus"/>), for the job record.</summary>
     public string? ChannelAuth { get; init; }
+    /// <summary>Takes a package upload cut off mid-file (client gone, resume agreed) to keep for a resume; null discards it.</summary>
+    public Action<ParkedUpload>? ParkUpload { get; init; }
+    /// <summary>A resume hello (job id, file name and size): the matching kept upload, now the caller's, or null.</summary>
+    public Func<string, Protocol.Jobs.TransferPoint, ParkedUpload?>? ClaimParkedUpload { get; init; }
+    /// <summary>How long a partial upload is kept for its client to resume (told in the worker's log).</summary>
+    public TimeSpan PartialUploadRetention { get; init; } = DefaultPartialUploadRetention;
+    public static readonly TimeSpan DefaultPartialUploadRetention = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>How a job on the worker ended.</summary>
@@ -53,4 +60,6 @@ public enum WorkerJobEnd
     Stopped,
 }
 
-public sealed record WorkerJobOutcome(string JobId, WorkerJobEnd End, IReadOnlyList<string> Configs, int FailedConfigs, string? Error);
+/// <param name="UploadParked">The client left mid-upload and the partial package is kept for it to resume (<see cref="ParkedUpload"/>).</param>
+public sealed record WorkerJobOutcome(string JobId, WorkerJobEnd End, IReadOnlyList<string> Configs, int FailedConfigs, string? Error,
+    bool UploadParked = false);

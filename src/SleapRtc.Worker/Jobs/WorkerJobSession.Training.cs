@@ -16,10 +16,10 @@ public sealed partial class WorkerJobSession
     /// <param name="scriptName">The script that marks the work folder: train-script.sh or track-script.sh.</param>
     private string Unpack(ReceivedPackage package, string scriptName)
     {
-        var extractTo = Path.Combine(_jobDirectory, "package");
+        var extractTo = PackageFolder;
         try
         {
-            PackageArchive.ExtractSafely(package.Path, extractTo, _options.PackageLimits);
+            PackageArchive.ExtractSafely(package.Path, extractTo, _options.PackageLimits, extractedWhileReceived: package.ExtractedWhileReceived);
         }
         catch (UnsafeArchiveException e)
         {

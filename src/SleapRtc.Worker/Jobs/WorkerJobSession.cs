@@ -47,6 +47,14 @@ public sealed partial class WorkerJobSession
     private volatile bool _resultsKept;
     private StreamWriter? _jobLog;
     private readonly JobRecord _record;
+    /// <summary>The client announced the resume feature: an upload cut off mid-file is kept for it (see <see cref="TryParkUpload"/>).</summary>
+    private volatile bool _clientResumes;
+    /// <summary>SLEAPRTC_TRANSFER_FROM: the byte the client's next FILE_META starts at (resumed uploads).</summary>
+    private long _transferFrom;
+    /// <summary>This session continues a kept upload: <see cref="_receiver"/> holds its first bytes.</summary>
+    private bool _resumedUpload;
+    /// <summary>The partial upload went to the host to keep: the folder is not removed with the session.</summary>
+    private bool _parked;
 
     /// <summary>Starts listening on the channel at once; call <see cref="RunAsync"/> to run the job.</summary>
     public WorkerJobSession(IDataChannel channel, WorkerJobOptions options, ILogSink? log = null)
@@ -109,7 +117,10 @@ public sealed partial class WorkerJobSession
         // An accepted job no longer depends on the client, so its silence is no longer judged.
         var keepAlive = _liveness.RunAsync(_writer, () => !_accepted, () =>
         {
-            Emit($"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
+            // With heartbeats a silence is reported every tick; once the client is known gone there is nothing to add.
+            if (_clientGone) return;
+            Emit(_accepted ? $"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s."
+                : $"The client sent nothing for {_liveness.SilenceLimit.TotalSeconds:0} s; ending the job.");
             Abort(WorkerJobEnd.ClientGone);
         }, linked.Token);
         var configs = new List<string>();
@@ -137,6 +148,7 @@ public sealed partial class WorkerJobSession
         catch (OperationCanceledException)
         {
             var reason = _abortReason ?? WorkerJobEnd.Stopped;
+            if (reason == WorkerJobEnd.ClientGone && TryParkUpload() is { } parked) return parked;
             if (reason == WorkerJobEnd.Cancelled) _writer.TrySendText(_extensions ? JobMessages.Cancelled : "Job cancelled.\n");
             SetPhase(reason == WorkerJobEnd.Cancelled ? "cancelled" : "failed");
             return Finish(new WorkerJobOutcome(JobId, reason, configs, failed, reason switch
@@ -225,9 +237,9 @@ public sealed partial class WorkerJobSession
         Abort(WorkerJobEnd.Stopped);
         _channel.MessageReceived -= OnMessage;
         _channel.Closed -= OnClosed;
-        lock (_gate) { _receiver?.Abort(); _receiver?.Dispose(); }
+        lock (_gate) { _receiver?.Abort(); _receiver?.Dispose(); _receiver = null; }
         CloseJobLog();
-        if (!_resultsKept) DeleteJobDirectory();
+        if (!_resultsKept && !_parked) DeleteJobDirectory();
     }
 
     private void OnMessage(DataChannelMessage message)
@@ -286,6 +298,11 @@ public sealed partial class WorkerJobSession
                     _packageReady.TrySetResult(new ReceivedPackage(onDataRoot, Path.GetFileName(onDataRoot), Owned: false));
                 }
                 break;
+            case JobMessages.TransferFrom:
+                if (!long.TryParse(args.FirstOrDefault(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var from))
+                    Fail(JobErrorCodes.BadPackage, "SLEAPRTC_TRANSFER_FROM needs a byte offset.");
+                else lock (_gate) _transferFrom = from;
+                break;
             case JobMessages.FileMeta:
                 BeginFile(args[0]);
                 break;
@@ -307,7 +324,7 @@ public sealed partial class WorkerJobSession
                         return;
                     }
                     _record.PackageSha256 = _receiver.Sha256;
-                    _packageReady.TrySetResult(new ReceivedPackage(_receiver.Path, _receiver.Meta.Name, Owned: true));
+                    _packageReady.TrySetResult(new ReceivedPackage(_receiver.Path, _receiver.Meta.Name, Owned: true, _receiver.SplitEntries.ToArray()));
                 }
                 break;
             case JobMessages.UpstreamJobStop:
@@ -328,10 +345,19 @@ public sealed partial class WorkerJobSession
     private void OnHello(JobExtensions.Handshake? hello)
     {
         _extensions = true;
-        if (hello?.JobId is { } wanted && IsAdoptable(wanted)) AdoptJobId(wanted);
+        _clientResumes = hello?.Has(JobExtensions.FeatureResume) == true;
+        var resumed = hello is { JobId: { } resumeId, ResumeUpload: { } upload } && _options.ClaimParkedUpload?.Invoke(resumeId, upload) is { } kept && ResumeUpload(kept);
+        if (!resumed && hello?.JobId is { } wanted && IsAdoptable(wanted)) AdoptJobId(wanted);
         _writer.SendText(JobExtensions.WelcomeMessage(JobId));
         if (hello?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
         if (hello is null) return;
+        if (hello.ResumeUpload is { } asked)
+        {
+            // Where the upload stands: the kept bytes (their SHA-256 lets the client check they are its file's), or nothing.
+            TransferPoint point;
+            lock (_gate) point = _receiver?.Point ?? new TransferPoint { Name = FileMetaInfo.WireSafeName(asked.Name), Size = asked.Size };
+            _writer.SendText(JobExtensions.TransferAtMessage(point));
+        }
         if (hello.Mode == JobExtensions.Handshake.ModeCollect)
         {
             Fail(JobErrorCodes.BadPackage, "This connection runs jobs; a collection needs a connection offered with purpose \"collect\" (Receive-SleapJob).");
@@ -377,6 +403,35 @@ public sealed partial class WorkerJobSession
         }
         var name = FileMetaInfo.WireSafeName(meta.Name);
         bool resume;
+        long resumedAt = 0;
+        lock (_gate)
+        {
+            var from = _transferFrom;
+            _transferFrom = 0;
+            if (_resumedUpload && _receiver is { } held)
+            {
+                _resumedUpload = false;
+                if (from > 0 && from == held.BytesReceived && name == held.Meta.Name && meta.Size == held.Meta.Size) resumedAt = from;
+                else
+                {
+                    // The client starts over (its file's start differs from what is kept): the kept bytes go.
+                    held.Abort();
+                    held.Dispose();
+                    _receiver = null;
+                }
+            }
+            if (resumedAt == 0 && from != 0)
+            {
+                Fail(JobErrorCodes.BadPackage, $"The upload was to resume at byte {from}, but this worker holds no part of '{meta.Name}' for the job.");
+                return;
+            }
+        }
+        if (resumedAt > 0)
+        {
+            SetUploading(name, meta.Size);
+            Emit($"Resuming package {meta.Name} at {resumedAt / 1048576.0:F1} of {meta.Size / 1048576.0:F1} MB");
+            return;
+        }
         lock (_gate)
         {
             if (_receiver is not null || _packageReady.Task.IsCompleted || _workerPackage is not null) return; // one package per job, as classic
@@ -384,12 +439,89 @@ public sealed partial class WorkerJobSession
             resume = _resumeZip is null && _overrides?.ResumeFrom is { } folder && name == TrainingOverrideRules.ResumeFileName(folder);
             _receivingResume = resume;
             EnsureJobFolder();
-            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, resume ? Path.Combine("resume", name) : name));
+            // The package's large stored entries (a video in a track package) go straight to the package folder: written once.
+            _receiver = new FileReceiver(meta with { Name = name }, Path.Combine(_jobDirectory, resume ? Path.Combine("resume", name) : name),
+                resume ? null : new ZipEntrySplitter(PackageFolder));
             if (!resume) Progress.PackageName = name;
         }
         if (!resume) SetUploading(name, meta.Size);
         Emit(resume ? $"Receiving the resume checkpoint {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)"
             : $"Receiving package {meta.Name} ({meta.Size / (1024.0 * 1024.0):F1} MB)");
+    }
+
+    /// <summary>
+    /// A resume hello claimed a kept upload: this session takes over its job id, folder (and lock), record and log, and
+    /// continues its partial package; the next FILE_META (after SLEAPRTC_TRANSFER_FROM) appends to it.
+    /// </summary>
+    /// <returns>False when the partial could not be opened (it is discarded and the job starts over).</returns>
+    private bool ResumeUpload(ParkedUpload kept)
+    {
+        FileReceiver receiver;
+        try
+        {
+            receiver = FileReceiver.Resume(kept.Meta, kept.PartialPath, kept.Bytes,
+                splitter: new ZipEntrySplitter(Path.Combine(kept.JobDirectory, "package")), splitEntries: kept.SplitEntries);
+        }
+        catch (IOException e)
+        {
+            _log.Write(LogLevel.Warning, "worker-job", $"the kept upload of {kept.JobId} could not be reopened ({e.Message}); starting over");
+            kept.Discard();
+            return false;
+        }
+        lock (_gate)
+        {
+            JobId = kept.JobId;
+            _jobDirectory = kept.JobDirectory;
+            _jobFolderLock = kept.TakeFolderLock();
+            Progress.JobId = kept.JobId;
+            Progress.PackageName = kept.Meta.Name;
+            _record.JobId = kept.JobId;
+            _record.PackageName = kept.Record.PackageName;
+            _record.PackageBytes = kept.Record.PackageBytes;
+            _record.Kind = kept.Record.Kind;
+            _receiver = receiver;
+            _resumedUpload = true;
+            try { _jobLog = new StreamWriter(new FileStream(Path.Combine(_jobDirectory, JobLogName), FileMode.Append, FileAccess.Write, FileShare.Read)) { AutoFlush = true }; }
+            catch (IOException) { }
+        }
+        Emit($"The client came back for job {JobId}: {kept.Bytes / 1048576.0:F1} of {kept.Meta.Size / 1048576.0:F1} MB of {kept.Meta.Name} are kept.");
+        return true;
+    }
+
+    /// <summary>
+    /// The client left mid-upload: with a client that can resume, the bytes that arrived, the job folder and its id are
+    /// handed to the host (<see cref="WorkerJobOptions.ParkUpload"/>) rather than removed, and the job's record stays
+    /// "uploading" (no end is reported).
+    /// </summary>
+    /// <returns>The session's outcome, or null when nothing is kept (the job ends as before).</returns>
+    private WorkerJobOutcome? TryParkUpload()
+    {
+        if (!_extensions || !_clientResumes || _options.ParkUpload is not { } park || _overrides?.ResumeFrom is not null) return null;
+        ParkedUpload kept;
+        lock (_gate)
+        {
+            if (_receiver is not { } receiver || _receivingResume || _packageReady.Task.IsCompleted || _accepted) return null;
+            var held = receiver.Park();
+            var split = receiver.SplitEntries.ToArray(); // complete only once the writer drained (Park)
+            receiver.Dispose();
+            _receiver = null;
+            if (held <= 0) return null;
+            kept = new ParkedUpload(JobId, _jobDirectory, _jobFolderLock, receiver.Meta, receiver.Path, held, _record.Clone()) { SplitEntries = split };
+            _jobFolderLock = null;
+            _parked = true;
+        }
+        Emit($"The client left after {kept.Bytes / 1048576.0:F1} of {kept.Meta.Size / 1048576.0:F1} MB; the partial upload is kept " +
+             $"{_options.PartialUploadRetention.TotalMinutes:0.#} min for it to resume.");
+        CloseJobLog();
+        park(kept);
+        return new WorkerJobOutcome(JobId, WorkerJobEnd.ClientGone, Array.Empty<string>(), 0,
+            "The client disconnected mid-upload; the partial upload is kept for it to resume", UploadParked: true);
+    }
+
+    /// <summary>True while the package is arriving from a client that can resume it (a resume offer may take over).</summary>
+    public bool IsReceivingResumableUpload
+    {
+        get { lock (_gate) return _clientResumes && _receiver is not null && !_receivingResume && !_packageReady.Task.IsCompleted && !_accepted; }
     }
 
     /// <summary>Creates the job folder, held by its lock until the folder is removed or its results are kept.</summary>
@@ -503,7 +635,11 @@ public sealed partial class WorkerJobSession
 
     private static string Truncate(string s) => s.Length <= 40 ? s : s.Substring(0, 40) + "...";
 
-    private sealed record ReceivedPackage(string Path, string Name, bool Owned);
+    /// <param name="ExtractedWhileReceived">Large stored entries already written to the package folder as they arrived.</param>
+    private sealed record ReceivedPackage(string Path, string Name, bool Owned, IReadOnlyList<ZipEntrySplitter.SplitEntry>? ExtractedWhileReceived = null);
+
+    /// <summary>Where the package is unpacked (large stored entries land there while the upload arrives).</summary>
+    private string PackageFolder => Path.Combine(_jobDirectory, "package");
 
     private sealed class JobFailureException : Exception
     {

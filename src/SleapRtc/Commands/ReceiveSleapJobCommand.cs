@@ -40,6 +40,7 @@ public sealed class ReceiveSleapJobCommand : RoomJobCmdlet
             {
                 var receiver = new JobReceiver(room, options);
                 receiver.StatusMessage += queue.WriteVerbose;
+                receiver.ProgressChanged += p => queue.WriteProgress(SubmissionPlan.ToRecord(p, ActivityId, Activity));
                 return receiver.ReceiveAsync(JobId, outputPath, ct);
             });
             WriteObject(result);

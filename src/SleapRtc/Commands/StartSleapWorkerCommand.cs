@@ -19,6 +19,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -46,6 +47,9 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     /// <summary>How long a finished job's results are kept for collection (Receive-SleapJob).</summary>
     [Parameter]
     public TimeSpan ResultRetention { get; set; } = WorkerOptions.DefaultResultRetention;
+
+    [Parameter]
+    public TimeSpan PartialUploadRetention { get; set; } = Worker.Jobs.WorkerJobOptions.DefaultPartialUploadRetention;
 
     /// <summary>The most the kept results may take on disk, in GB; beyond it the oldest are removed.</summary>
     [Parameter]
@@ -126,6 +130,12 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
                 $"-ResultRetention must be longer than zero (got {ResultRetention}).", "Give a duration such as (New-TimeSpan -Days 7) or '2.00:00:00'."));
             return;
         }
+        if (PartialUploadRetention < TimeSpan.Zero)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidPartialUploadRetention, ErrorCategory.InvalidArgument, PartialUploadRetention,
+                $"-PartialUploadRetention cannot be negative (got {PartialUploadRetention}).", "Give a duration such as (New-TimeSpan -Minutes 10), or 0 to keep no partial upload."));
+            return;
+        }
         var dataRoot = DataRoot is null ? null : GetUnresolvedProviderPathFromPSPath(DataRoot);
         if (dataRoot is not null && !Directory.Exists(dataRoot))
         {
@@ -159,6 +169,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             WorkingDirectory = workingDirectory,
             DataRoot = dataRoot,
             ResultRetention = ResultRetention,
+            PartialUploadRetention = PartialUploadRetention,
             ResultQuotaBytes = (long)(ResultQuotaGB * 1e9),
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,

@@ -12,12 +12,14 @@ internal static class ErrorIds
     public const string InvalidSessionString = "InvalidSessionString";
     public const string MissingServer = "MissingSignalingServer";
     public const string ServerStartFailed = "SignalingServerStartFailed";
+    public const string InvalidTurnConfiguration = "InvalidTurnConfiguration";
     public const string OperationTimedOut = "OperationTimedOut";
     public const string ServerNotFound = "SignalingServerNotFound";
     public const string WorkerNotRunningHere = "WorkerNotRunningHere";
     public const string InvalidGpuId = "InvalidGpuId";
     public const string DataRootNotFound = "DataRootNotFound";
     public const string InvalidResultRetention = "InvalidResultRetention";
+    public const string InvalidPartialUploadRetention = "InvalidPartialUploadRetention";
     public const string ConflictingSelection = "ConflictingSelection";
     public const string InvalidExpiresIn = "InvalidExpiresIn";
 }
