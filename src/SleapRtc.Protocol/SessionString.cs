@@ -5,13 +5,15 @@ namespace SleapRtc.Protocol;
 
 /// <summary>
 /// The classic session string: "sleap-session:" + base64url(JSON {"r","t","p"}) with '=' padding,
-/// which Python's urlsafe_b64decode requires. We may add "s" (server URL); classic decoders ignore it.
+/// which Python's urlsafe_b64decode requires. We may add "s" (server URL) and "x" (the extension version of the worker
+/// that printed it); classic decoders ignore both. "x" travels beside the server, not through it: a client holding a
+/// worker's own string insists on the channel proof even when a server hides that worker's advertisement.
 /// </summary>
 public static class SessionString
 {
     public const string Prefix = "sleap-session:";
 
-    public static string Encode(string roomId, string token, string peerId, string? server = null)
+    public static string Encode(string roomId, string token, string peerId, string? server = null, int extensionVersion = 0)
     {
         if (string.IsNullOrEmpty(roomId)) throw new ArgumentException("A room id is required.", nameof(roomId));
         if (string.IsNullOrEmpty(token)) throw new ArgumentException("A room token is required.", nameof(token));
@@ -23,6 +25,7 @@ public static class SessionString
             .Append(", \"t\": ").Append(JsonSerializer.Serialize(token))
             .Append(", \"p\": ").Append(JsonSerializer.Serialize(peerId));
         if (!string.IsNullOrEmpty(server)) json.Append(", \"s\": ").Append(JsonSerializer.Serialize(server));
+        if (extensionVersion > 0) json.Append(", \"x\": ").Append(extensionVersion.ToString(System.Globalization.CultureInfo.InvariantCulture));
         json.Append('}');
 
         var b64 = Convert.ToBase64String(Encoding.UTF8.GetBytes(json.ToString())).Replace('+', '-').Replace('/', '_');
@@ -57,6 +60,7 @@ public static class SessionString
                 Token = ReadString(root, "t"),
                 PeerId = ReadString(root, "p"),
                 Server = root.TryGetProperty("s", out var s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null,
+                ExtensionVersion = root.TryGetProperty("x", out var x) && x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out var version) && version > 0 ? version : 0,
             };
             if (info.RoomId.Length == 0 || info.Token.Length == 0)
                 throw Invalid("it has no room id or token");

@@ -102,6 +102,8 @@ public sealed class IceCandidatePairInfo
     /// <summary>How this machine reaches its TURN server ("udp", "tcp" or "tls") when the local candidate is a relay.</summary>
     public string? RelayProtocol { get; }
     public bool IsRelayed => LocalType == "relay" || RemoteType == "relay";
+    /// <summary>The path the pair takes: relay when either end relays, else srflx when either end is reflexive, else host.</summary>
+    public string Path => IsRelayed ? "relay" : LocalType is "srflx" or "prflx" || RemoteType is "srflx" or "prflx" ? "srflx" : "host";
 
     /// <summary>E.g. "relay 10.9.0.1:50123 (turn tcp) -> host 10.8.0.2:41000".</summary>
     public override string ToString() =>
@@ -147,21 +149,15 @@ public interface IPeerConnection : IAsyncDisposable
     /// </summary>
     DtlsFingerprints? CertificateFingerprints { get; }
 
-    /// <summary>Every ICE candidate pair checked so far, with its state and which one carries the traffic (diagnostics).</summary>
-    IReadOnlyList<CandidatePairReport> CandidatePairs { get; }
+    /// <summary>Every ICE candidate pair formed so far, with its check state and which one carries the data (diagnostics).</summary>
+    IReadOnlyList<IceCandidatePairReport> CandidatePairs { get; }
 }
 
 /// <summary>
-/// One ICE candidate pair as a diagnostic sees it. Types are the candidates' ("host", "srflx", "prflx", "relay");
-/// <see cref="State"/> is "Waiting", "InProgress", "Succeeded" or "Failed"; <see cref="Selected"/> marks the pair
-/// that carries the connection.
+/// One ICE candidate pair as a diagnostic sees it: its candidates, its check state ("Waiting", "InProgress",
+/// "Succeeded" or "Failed") and whether it is the pair that carries the connection.
 /// </summary>
-public sealed record CandidatePairReport(string LocalAddress, string LocalType, string RemoteAddress, string RemoteType, string State, bool Selected)
-{
-    /// <summary>The path the pair takes: relay when either end relays, else srflx when either end is reflexive, else host.</summary>
-    public string Path => LocalType == "relay" || RemoteType == "relay" ? "relay"
-        : LocalType is "srflx" or "prflx" || RemoteType is "srflx" or "prflx" ? "srflx" : "host";
-}
+public sealed record IceCandidatePairReport(IceCandidatePairInfo Pair, string State, bool Selected);
 
 /// <summary>SHA-256 fingerprints (32 bytes each) of the two certificates of one DTLS association.</summary>
 public sealed record DtlsFingerprints(byte[] Local, byte[] Remote);

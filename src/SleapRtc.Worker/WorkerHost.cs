@@ -53,7 +53,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             RoomId = registration.RoomId,
             Token = token,
             Server = signaling.ServerList,
-            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.ServerList),
+            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.ServerList, JobExtensions.Version),
             Status = WorkerStatus.Available,
             GpuModel = gpu.Model,
             GpuMemoryMB = gpu.MemoryMB,

@@ -21,11 +21,14 @@ public sealed class ChannelAuthTests
     private static string Package(RoomFixture room, string name) =>
         Fixtures.BuildPackage(room.Root, name, new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) }, extraBytes: 200_000);
 
-    private static TrainingSubmission Submission(RoomFixture room, WorkerHost worker, string server, string name, string? token = null) => new(new SubmissionOptions
+    /// <summary>A submission by session string through <paramref name="server"/>; <paramref name="extensionVersion"/> is what
+    /// the worker's own string says about it (0: a string made by hand, which says nothing).</summary>
+    private static TrainingSubmission Submission(RoomFixture room, WorkerHost worker, string server, string name, string? token = null,
+        int extensionVersion = 0) => new(new SubmissionOptions
     {
         PackagePath = Package(room, name), OutputPath = Path.Combine(room.Root, "out-" + name),
         PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
-        SessionString = SessionString.Encode(worker.Session.RoomId, token ?? worker.Session.Token, worker.Session.PeerId, server),
+        SessionString = SessionString.Encode(worker.Session.RoomId, token ?? worker.Session.Token, worker.Session.PeerId, server, extensionVersion),
         ConnectTimeout = TimeSpan.FromSeconds(15),
     });
 
@@ -114,6 +117,15 @@ public sealed class ChannelAuthTests
         // A classic client's job runs under the worker's own id (it sends none), the room's only record.
         await using (var jobs = await RoomJobs.OpenAsync(room.Room(lenient), null, CancellationToken.None))
             await UntilAsync(async () => (await jobs.ListAsync(null, null, CancellationToken.None)).SingleOrDefault()?.ChannelAuth == "Unverified (classic)");
+
+        // The worker's own session string says what it is ("x"), beside the server: hiding the advertisement then
+        // downgrades nothing, and the relay in the middle is caught.
+        Assert.Contains("\"x\": " + JobExtensions.Version, Encoding.UTF8.GetString(Convert.FromBase64String(
+            lenient.Session.SessionString["sleap-session:".Length..].Replace('-', '+').Replace('_', '/'))));
+        var bytesBefore = relay.ClientBinaryBytes;
+        await Assert.ThrowsAsync<ChannelAuthenticationException>(() => Submission(room, lenient, relay.Url, "pinned", extensionVersion: JobExtensions.Version)
+            .RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(bytesBefore, relay.ClientBinaryBytes);
 
         var strict = await room.StartWorkerAsync(lenient.Session.RoomId, lenient.Session.Token, configure: o => o with { RequireChannelAuth = true });
         var watch = new WorkerWatch(strict);

@@ -48,7 +48,7 @@ internal sealed class RelayedTransport(IPeerConnectionFactory inner) : IPeerConn
         public Exception? Error => real.Error;
         public IceCandidatePairInfo? SelectedCandidatePair => real.SelectedCandidatePair;
         public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
-        public IReadOnlyList<CandidatePairReport> CandidatePairs => real.CandidatePairs;
+        public IReadOnlyList<IceCandidatePairReport> CandidatePairs => real.CandidatePairs;
         public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
         public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
         public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);

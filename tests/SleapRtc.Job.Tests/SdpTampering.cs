@@ -39,7 +39,7 @@ internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, st
         public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
         public ValueTask DisposeAsync() => real.DisposeAsync();
         public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
-        public IReadOnlyList<CandidatePairReport> CandidatePairs => real.CandidatePairs;
+        public IReadOnlyList<IceCandidatePairReport> CandidatePairs => real.CandidatePairs;
 
         public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
             answer(await real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));

@@ -33,6 +33,15 @@ public class SessionStringTests
         Assert.Equal("ws://10.0.0.5:8080", info.Server);
     }
 
+    [Fact]
+    public void Carries_the_workers_extension_version_beside_the_classic_keys()
+    {
+        Assert.Equal(2, SessionString.Decode(SessionString.Encode("r1", "t1", "p1", "ws://h:1", extensionVersion: 2)).ExtensionVersion);
+        // A classic worker's string (or one made by hand) says nothing: 0, never a guess.
+        Assert.Equal(0, SessionString.Decode(SessionString.Encode("r1", "t1", "p1")).ExtensionVersion);
+        Assert.Equal(0, SessionString.Decode("sleap-session:" + Convert.ToBase64String("{\"r\": \"r\", \"t\": \"t\", \"p\": \"p\", \"x\": \"2\"}"u8.ToArray())).ExtensionVersion);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("sleap-session:!!!")]

@@ -14,11 +14,14 @@ public sealed class ResolvedRoom
     public string? Server { get; init; }
     /// <summary>The worker a session string points at; null for room discovery.</summary>
     public string? WorkerPeerId { get; init; }
+    /// <summary>The extension version the session string's worker printed (0 when none): what that worker is, told
+    /// beside the server rather than through it.</summary>
+    public int WorkerExtensionVersion { get; init; }
     public CredentialSource Source { get; init; }
 
     /// <summary>The same room through <paramref name="server"/> (when nothing named one and the caller knows a default).</summary>
     public ResolvedRoom WithServer(string server) =>
-        new() { RoomId = RoomId, Token = Token, Server = server, WorkerPeerId = WorkerPeerId, Source = Source };
+        new() { RoomId = RoomId, Token = Token, Server = server, WorkerPeerId = WorkerPeerId, WorkerExtensionVersion = WorkerExtensionVersion, Source = Source };
 }
 
 /// <summary>
@@ -48,6 +51,7 @@ public static class CredentialResolver
                 RoomId = session.RoomId,
                 Token = session.Token,
                 WorkerPeerId = string.IsNullOrEmpty(session.PeerId) ? null : session.PeerId,
+                WorkerExtensionVersion = session.ExtensionVersion,
                 Server = FirstNonEmpty(server, session.Server, savedForSession?.Server) ?? ServerFromEnvironment(),
                 Source = CredentialSource.SessionString,
             };

@@ -166,7 +166,7 @@ public static class ConnectionTest
         var workers = await connection.DiscoverWorkersAsync(new WorkerFilter { Status = null }, cancellationToken).ConfigureAwait(false);
         if (workers.FirstOrDefault(w => w.PeerId == workerId) is not { } worker)
             return Step(WorkerStep, ConnectionTestStatus.Failed, clock, $"worker {workerId} is not in room {connection.Room.RoomId} (Get-SleapWorker -Status * lists them).");
-        var ours = JobExtensions.AdvertisesChannelAuth(worker.Properties);
+        var ours = WorkerChannel.MustAuthenticate(connection, worker);
         var peer = WorkerChannel.CreatePeer(connection, options.PeerConnectionFactory, options.PeerConnection);
         try
         {
@@ -185,7 +185,7 @@ public static class ConnectionTest
             result.ChannelAuth = ChannelAuthStatus.Describe(ours ? ChannelAuthStatus.Verified : ChannelAuthStatus.Unverified);
             var pairs = peer.CandidatePairs;
             var selected = pairs.FirstOrDefault(p => p.Selected);
-            result.Path = selected?.Path;
+            result.Path = selected?.Pair.Path;
             TimeSpan? roundTrip = ours ? await PingAsync(channel, options.Pings, cancellationToken).ConfigureAwait(false) : null;
             result.RoundTrip = roundTrip;
             try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
@@ -195,7 +195,7 @@ public static class ConnectionTest
             if (ours && roundTrip is null)
                 return Step(WorkerStep, ConnectionTestStatus.Failed, clock, $"the channel opened in {Milliseconds(connectTime)} but the worker echoed nothing within 5 s.");
             return Step(WorkerStep, ConnectionTestStatus.Passed, clock,
-                $"{timing} over {selected?.Path ?? "an unknown"} path, opened in {Milliseconds(connectTime)}; {auth}." + PairSummary(pairs, selected));
+                $"{timing} over {selected?.Pair.Path ?? "an unknown"} path ({selected?.Pair.ToString() ?? "no pair selected"}), opened in {Milliseconds(connectTime)}; {auth}." + PairSummary(pairs, selected));
         }
         finally
         {
@@ -232,7 +232,7 @@ public static class ConnectionTest
     }
 
     /// <summary>The pairs other than the one that carried the connection, and how they ended ("why the others failed").</summary>
-    private static string PairSummary(IReadOnlyList<CandidatePairReport> pairs, CandidatePairReport? selected)
+    private static string PairSummary(IReadOnlyList<IceCandidatePairReport> pairs, IceCandidatePairReport? selected)
     {
         var others = pairs.Where(p => !ReferenceEquals(p, selected)).ToList();
         if (selected is not null) return others.Count == 0 ? "" : " Other pairs: " + string.Join("; ", others.Select(Describe)) + ".";
@@ -240,7 +240,7 @@ public static class ConnectionTest
             : " Pairs tried: " + string.Join("; ", pairs.Select(Describe)) + ".";
     }
 
-    private static string Describe(CandidatePairReport pair) => $"{pair.Path} {pair.LocalAddress} -> {pair.RemoteAddress} " + pair.State switch
+    private static string Describe(IceCandidatePairReport report) => $"{report.Pair.Path} pair {report.Pair} " + report.State switch
     {
         "Failed" => "failed (no answer to the connectivity checks: a firewall or NAT drops them)",
         "Succeeded" => "also worked",

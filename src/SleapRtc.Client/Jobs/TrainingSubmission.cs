@@ -482,7 +482,7 @@ public sealed class TrainingSubmission
         try
         {
             var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose,
-                JobExtensions.AdvertisesChannelAuth(worker.Properties), _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+                WorkerChannel.MustAuthenticate(connection, worker), _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             ConnectTime = connectTime;
             CandidatePair = peer.SelectedCandidatePair?.ToString();
             _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms over {CandidatePair ?? "an unknown path"}");

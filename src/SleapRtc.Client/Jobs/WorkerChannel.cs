@@ -76,6 +76,15 @@ public sealed class WorkerChannel : IAsyncDisposable
         await _room.DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Whether the channel to <paramref name="worker"/> must be authenticated: it advertises the proof, or the session
+    /// string this connection came from was printed by that worker at a version that makes it (so a server that hides
+    /// the advertisement cannot talk the client into the classic, unverified way).
+    /// </summary>
+    internal static bool MustAuthenticate(ClientRoomConnection connection, WorkerInfo worker) =>
+        JobExtensions.AdvertisesChannelAuth(worker.Properties)
+        || connection.Room.WorkerPeerId == worker.PeerId && connection.Room.WorkerExtensionVersion >= JobExtensions.ChannelAuthVersion;
+
     /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN and TURN unless the template names some.</summary>
     internal static IPeerConnection CreatePeer(ClientRoomConnection connection, IPeerConnectionFactory factory, PeerConnectionOptions? template)
     {

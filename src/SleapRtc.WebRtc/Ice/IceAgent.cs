@@ -72,10 +72,10 @@ public sealed partial class IceAgent : IDisposable
 
     public IPEndPoint? SelectedRemoteEndPoint => _selected?.Remote;
 
-    /// <summary>Each candidate pair's local and remote address, check state and whether it is the selected one (diagnostics).</summary>
-    internal IReadOnlyList<(IPEndPoint Local, IPEndPoint Remote, string State, bool Selected)> PairSnapshot()
+    /// <summary>Every candidate pair with its check state and whether it is the selected one (diagnostics).</summary>
+    public IReadOnlyList<IceCandidatePairReport> PairReports()
     {
-        lock (_gate) return _pairs.Select(p => (p.Local.EndPoint, p.Remote, p.State.ToString(), p == _selected)).ToArray();
+        lock (_gate) return _pairs.Select(p => new IceCandidatePairReport(InfoOf(p), p.State.ToString(), p == _selected)).ToArray();
     }
     public IPEndPoint? SelectedLocalEndPoint => _selected?.Local.EndPoint;
 
@@ -85,12 +85,12 @@ public sealed partial class IceAgent : IDisposable
         get
         {
             var selected = _selected;
-            if (selected is null) return null;
-            var local = selected.Local;
-            return new IceCandidatePairInfo(local.Candidate.Type, local.EndPoint.ToString(), selected.RemoteType, selected.Remote.ToString(),
-                local.Relay?.Server.TransportName);
+            return selected is null ? null : InfoOf(selected);
         }
     }
+
+    private static IceCandidatePairInfo InfoOf(CandidatePair pair) =>
+        new(pair.Local.Candidate.Type, pair.Local.EndPoint.ToString(), pair.RemoteType, pair.Remote.ToString(), pair.Local.Relay?.Server.TransportName);
 
     private static string RandomIceString(int length)
     {

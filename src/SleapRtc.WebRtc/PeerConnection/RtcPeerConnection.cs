@@ -51,20 +51,7 @@ public sealed class RtcPeerConnection : IPeerConnection
 
     internal IceAgent? IceAgent => _ice;
 
-    public IReadOnlyList<CandidatePairReport> CandidatePairs
-    {
-        get
-        {
-            if (_ice is not { } ice) return Array.Empty<CandidatePairReport>();
-            var local = ice.LocalCandidates;
-            var remote = _remoteDescription?.Candidates ?? new List<SdpCandidate>();
-            static string TypeOf(IEnumerable<SdpCandidate> candidates, System.Net.IPEndPoint endPoint, string otherwise) =>
-                candidates.FirstOrDefault(c => c.Port == endPoint.Port && System.Net.IPAddress.TryParse(c.Address, out var a) && a.Equals(endPoint.Address))?.Type ?? otherwise;
-            // A remote address no candidate named was learned from a check: peer-reflexive (RFC 8445 §7.3.1.3).
-            return ice.PairSnapshot().Select(p => new CandidatePairReport(p.Local.ToString(), TypeOf(local, p.Local, "host"),
-                p.Remote.ToString(), TypeOf(remote, p.Remote, "prflx"), p.State, p.Selected)).ToArray();
-        }
-    }
+    public IReadOnlyList<IceCandidatePairReport> CandidatePairs => _ice?.PairReports() ?? Array.Empty<IceCandidatePairReport>();
 
     public DtlsFingerprints? CertificateFingerprints =>
         _dtls is { IsEstablished: true, RemoteFingerprint: { } remote } dtls ? new DtlsFingerprints(dtls.LocalFingerprint, remote) : null;
