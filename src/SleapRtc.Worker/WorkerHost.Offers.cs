@@ -55,13 +55,14 @@ public sealed partial class WorkerHost
         }
     }
 
-    private async Task ServeClientAsync(SdpMessage offer)
+    /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
+    private async Task ServeClientAsync(SdpMessage offer, bool resuming = false)
     {
         var connection = NewPeerConnection();
         var clientGone = false;
         try
         {
-            clientGone = await ServeClientAsync(offer, connection).ConfigureAwait(false);
+            clientGone = await ServeClientAsync(offer, connection, resuming).ConfigureAwait(false);
         }
         finally
         {
@@ -72,11 +73,11 @@ public sealed partial class WorkerHost
     }
 
     /// <returns>True when the client vanished.</returns>
-    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection)
+    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
     {
         var channelOpened = new TaskCompletionSource<(IDataChannel Channel, WorkerJobSession Session)>(TaskCreationOptions.RunContinuationsAsynchronously);
         // The session is created inside the event so it listens before the client's first message arrives.
-        connection.DataChannelOpened += channel => channelOpened.TrySetResult((channel, NewSession(channel)));
+        connection.DataChannelOpened += channel => channelOpened.TrySetResult((channel, NewSession(channel, resuming)));
         connection.StateChanged += state =>
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
@@ -133,7 +134,7 @@ public sealed partial class WorkerHost
         return false;
     }
 
-    private WorkerJobSession NewSession(IDataChannel channel)
+    private WorkerJobSession NewSession(IDataChannel channel, bool resuming = false)
     {
         var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
@@ -152,6 +153,7 @@ public sealed partial class WorkerHost
             ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
             ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
             PartialUploadRetention = _options.PartialUploadRetention,
+            ResumeOnly = resuming,
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

@@ -121,7 +121,7 @@ public sealed partial class WorkerHost
         try
         {
             Note($"Accepting a resume from {offer.Sender}");
-            await ServeClientAsync(offer).ConfigureAwait(false);
+            await ServeClientAsync(offer, resuming: true).ConfigureAwait(false);
         }
         finally
         {

@@ -66,8 +66,9 @@ public sealed class ResumeTests(ITestOutputHelper output)
                 if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * size)
                 {
                     cuts.Add((p.BytesDone, clock.Elapsed));
-                    // Not on the transport's own thread, which the relays' shutdown would hold up.
-                    _ = Task.Run(transport.CutLinks);
+                    // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
+                    // could miss the transfer's end.
+                    transport.CutLinks();
                 }
             }
         };
@@ -139,8 +140,9 @@ public sealed class ResumeTests(ITestOutputHelper output)
                 if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * p.BytesTotal)
                 {
                     cuts.Add((p.BytesDone, clock.Elapsed));
-                    // Not on the transport's own thread, which the relays' shutdown would hold up.
-                    _ = Task.Run(transport.CutLinks);
+                    // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
+                    // could miss the transfer's end.
+                    transport.CutLinks();
                 }
             }
         };
