@@ -40,6 +40,7 @@
         'Stop-SleapWorker'
         'Submit-SleapInference'
         'Submit-SleapTraining'
+        'Test-SleapConnection'
         'Wait-SleapJob'
     )
     FunctionsToExport    = @()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real components the tests use, on a fresh Debian machine. Idempotent and quiet: skips what is
 # already there (apt packages by dpkg status, node modules by a stamp of package-lock.json).
-#   apt: python3 (the stand-in trainer), chromium + python3-aiortc (interop peers), mono-devel (runs the
+#   apt: python3 (the stand-in trainer), chromium + python3-aiortc (interop peers), python3-websockets (with aiortc: the
+#        classic Python peer tests/interop/classic_peer.py), mono-devel (runs the
 #        netstandard2.0 builds the way Windows PowerShell 5.1 does; its Facades hold netstandard.dll), iproute2 + util-linux
 #        (private network namespaces: ip, unshare, nsenter), redis-server (the shared store of a server cluster),
 #        coturn (the TURN relay of the NAT tests), nodejs + npm when node is missing.
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in python3 chromium python3-aiortc mono-devel iproute2 util-linux redis-server coturn; do
+  for pkg in python3 chromium python3-aiortc python3-websockets mono-devel iproute2 util-linux redis-server coturn; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   command -v node >/dev/null || need+=(nodejs)

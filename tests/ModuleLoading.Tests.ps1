@@ -9,7 +9,8 @@ Describe 'Loading the module' {
         $manifest.PowerShellVersion | Should -Be ([version] '5.1')
     }
     It 'exports the cmdlets and resolves the public types' {
-        (Get-Command -Module SleapRtc).Count | Should -Be 19
+        (Get-Command -Module SleapRtc).Count | Should -Be 20
+        (Get-Command -Module SleapRtc).Name | Should -Contain 'Test-SleapConnection'
         (Get-Command -Module SleapRtc).Name | Should -Contain 'Submit-SleapInference'
         (Get-Command -Module SleapRtc).Name | Should -Contain 'Get-SleapSpace'
         [SleapRtc.WorkerInfo].FullName | Should -Be 'SleapRtc.WorkerInfo'

@@ -255,3 +255,62 @@ Describe 'Stop-SleapJob and bad job ids' {
         Test-Path (Join-Path $work 'never') | Should -BeFalse
     }
 }
+
+Describe 'A package on the worker''s shared storage' {
+    BeforeAll {
+        $dataRoot = Join-Path $work 'data-root'
+        $outside = Join-Path $work 'outside-root'
+        $shared = New-TestPackage -Directory (Join-Path $dataRoot 'pkgs') -Name shared -Epochs 2
+        $secret = New-TestPackage -Directory $outside -Name secret -Epochs 2
+        $null = New-Item -ItemType SymbolicLink -Path (Join-Path $dataRoot 'link.zip') -Target $secret
+        $null = Start-PwshScript worker-storage "Start-SleapWorker -Server `$Server -RoomId `$RoomId -Token `$Token -Tag storage -NvidiaSmiPath '$smi' -SleapNnPath '$nn' -WorkingDirectory (Get-Location).Path -DataRoot '$dataRoot' -Wait"
+        $storageId = Wait-WorkerPeer storage
+        function Get-Snapshot {
+            Get-ChildItem -Recurse -Force $dataRoot, $outside, (Join-Path $work 'worker-storage') -Exclude out.txt, err.txt |
+                ForEach-Object { "$($_.FullName) $($_.LastWriteTimeUtc.Ticks) $(if ($_.PSIsContainer) { -1 } else { $_.Length })" }
+        }
+    }
+    AfterAll { Stop-Children }
+
+    It 'trains a package named under the worker''s data root without uploading it; results stay in the job''s folder there and come back' {
+        $hash = (Get-FileHash $shared).Hash
+        $out = Join-Path $work 'storage-out'
+        $result = Submit-SleapTraining -WorkerPackagePath pkgs/shared.zip -WorkerId $storageId @credentials -OutputPath $out
+        $result.Status | Should -Be 'Succeeded'
+        $result.WorkerId | Should -Be $storageId
+        $result.UploadedBytes | Should -Be 0
+        Join-Path $dataRoot "jobs/$($result.JobId)/trained_shared.zip" | Should -Exist
+        $result.ModelPaths | Should -Not -BeNullOrEmpty
+        $result.ModelPaths | ForEach-Object { $_ | Should -BeLike "$out*"; Join-Path $_ 'best.ckpt' | Should -Exist }
+        (Get-FileHash $shared).Hash | Should -Be $hash
+    }
+
+    It 'refuses <Name> before anything connects (<ErrorId>), touching nothing on the worker or here' -ForEach @(
+        @{ Name = 'a path with ..'; Path = '../outside-root/secret.zip'; ErrorId = 'InvalidWorkerPackagePath'; Reason = "climbs out of the data root with '..'" }
+        @{ Name = 'an absolute path'; Path = 'ABSOLUTE'; ErrorId = 'InvalidWorkerPackagePath'; Reason = 'it is absolute' }
+    ) {
+        $target = if ($Path -eq 'ABSOLUTE') { $secret } else { $Path }
+        $out = Join-Path $work "refused-$([guid]::NewGuid().ToString('N'))"
+        $before = Get-Snapshot
+        $refusal = $null
+        try { Submit-SleapTraining -WorkerPackagePath $target -WorkerId $storageId @credentials -OutputPath $out -ErrorAction Stop }
+        catch { $refusal = $_ }
+        $refusal.FullyQualifiedErrorId | Should -BeLike "$ErrorId,*"
+        $refusal.Exception.Message | Should -BeLike "*$Reason*"
+        Test-Path $out | Should -BeFalse
+        Get-Snapshot | Should -Be $before
+    }
+
+    It 'refuses a link out of the data root on the worker with a failed result and its error record, touching nothing' {
+        $out = Join-Path $work 'refused-link'
+        $before = Get-Snapshot
+        $result = Submit-SleapTraining -WorkerPackagePath link.zip -WorkerId $storageId @credentials -OutputPath $out -ErrorAction SilentlyContinue -ErrorVariable failed
+        $result.Status | Should -Be 'Failed'
+        $failed.Count | Should -Be 1
+        $failed[0].FullyQualifiedErrorId | Should -BeLike 'TrainingJobFailed,*'
+        $failed[0].Exception.Message | Should -BeLike "*bad_worker_path*'link.zip' is a symbolic link*data root*"
+        @(Get-ChildItem $out -Recurse -File -ErrorAction Ignore).Count | Should -Be 0
+        Wait-Until 'the worker available again' 15 { (Get-SleapWorker @credentials -Status * | Where-Object PeerId -eq $storageId).Status -eq 'available' }
+        Get-Snapshot | Should -Be $before
+    }
+}

@@ -10,6 +10,10 @@ Describe 'ConvertTo-SleapSessionString / ConvertFrom-SleapSessionString' {
         $info | Should -BeOfType SleapRtc.SessionInfo
         $info.RoomId, $info.Token, $info.PeerId, $info.Server | Should -Be 'r1', 't1', 'p1', 'ws://lab:8080'
     }
+    It 'carries a list of servers (-Server a,b) as one comma list' {
+        $info = ConvertTo-SleapSessionString r1 t1 p1 -Server ws://a:8080, ws://b:8080 | ConvertFrom-SleapSessionString
+        $info.Server | Should -Be 'ws://a:8080,ws://b:8080'
+    }
     It 'tolerates a missing prefix and missing padding' {
         $padded = ConvertTo-SleapSessionString -RoomId room-12 -Token tok -PeerId peer
         (ConvertFrom-SleapSessionString ($padded -replace '^sleap-session:' -replace '=+$')).RoomId | Should -Be 'room-12'

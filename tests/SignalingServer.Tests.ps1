@@ -35,6 +35,16 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
             Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
         Get-SleapSignalingServer | Should -BeNullOrEmpty
     }
+    It 'takes -TurnUrl with -TurnSecret and refuses either alone with a stable error id' {
+        $server = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'turn:127.0.0.1:3478,turns:127.0.0.1:5349' -TurnSecret 'pester-secret'
+        try { $server.State | Should -Be 'Running' }
+        finally { $server | Stop-SleapSignalingServer }
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'turn:127.0.0.1:3478' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidTurnConfiguration,*'
+        { Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath ':memory:' -TurnUrl 'stun:127.0.0.1' -TurnSecret 's' -ErrorAction Stop } |
+            Should -Throw -ErrorId 'InvalidTurnConfiguration,*'
+        Get-SleapSignalingServer | Should -BeNullOrEmpty
+    }
     It '-Wait returns on Ctrl+C (Stop) and stops the server' {
         $ps = [PowerShell]::Create()
         try {
@@ -50,5 +60,31 @@ Describe 'Start/Get/Stop-SleapSignalingServer' {
             $watch.Elapsed.TotalSeconds | Should -BeLessThan 3
         }
         finally { $ps.Dispose() }
+    }
+}
+
+Describe 'Several servers: -Server lists and draining' {
+    It 'moves a worker given two servers off the one being stopped, under its peer id' {
+        $db = Join-Path $env:SLEAP_RTC_DATA_DIR "failover-$([guid]::NewGuid().ToString('N')).db"
+        $a = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath $db
+        $b = Start-SleapSignalingServer -Port 0 -ListenAddress 127.0.0.1 -DatabasePath $db -DrainTimeoutSec 5
+        try {
+            $room = New-SleapRoom -Server $a.Url, $b.Url
+            $room.Server | Should -Be "$($a.Url),$($b.Url)"
+            $worker = $room | Start-SleapWorker -NvidiaSmiPath $smi -SleapNnPath $nn -WorkingDirectory (Join-Path $env:SLEAP_RTC_DATA_DIR failover)
+            $worker.Server | Should -Be $room.Server
+            (ConvertFrom-SleapSessionString $worker.SessionString).Server | Should -Be $room.Server
+
+            $a | Stop-SleapSignalingServer -DrainTimeoutSec 20
+            Get-SleapSignalingServer | Where-Object InstanceId -eq $a.InstanceId | Should -BeNullOrEmpty
+            (Get-SleapWorker -RoomId $room.RoomId -Server $b.Url).PeerId | Should -Be $worker.PeerId
+        }
+        finally {
+            Get-SleapWorker -Local | Stop-SleapWorker
+            Get-SleapSignalingServer | Stop-SleapSignalingServer
+        }
+    }
+    It 'refuses a drain timeout out of range' {
+        { Stop-SleapSignalingServer -Port 1 -DrainTimeoutSec -1 -ErrorAction Stop } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
     }
 }

@@ -11,8 +11,9 @@ using SleapRtc.Signaling.Server;
 // second and the time from a worker turning available to the assignment push reaching the submitter.
 //
 // What a submitter does once it hears queue_assigned is one step, IAssignmentFollowUp: here the signaling part only
-// (the offer that ends the assignment timeout, and the job id the worker would learn from the hello). The full
-// "available → upload starts" figure needs the real WebRTC submission in that step (see README.md).
+// (the offer that ends the assignment timeout, and the job id the worker would learn from the hello). The second
+// phase (EndToEnd.cs) runs the real thing: our worker host and one real queued submission per ticket, over WebRTC,
+// and measures a worker turning available → its next upload starting.
 
 var tickets = ArgInt("--tickets", 1000);
 var workerCount = ArgInt("--workers", 20);
@@ -116,9 +117,19 @@ Console.WriteLine($"load average: {LoadAverage()}");
 
 await submitter.DisposeAsync();
 foreach (var worker in workers) await worker.DisposeAsync();
+var signalingOk = handedOut.Count == tickets && handedOut.Values.All(n => n == 1) && succeeded == tickets;
+
+var e2eJobs = ArgInt("--e2e-jobs", 200);
+var endToEndOk = true;
+if (e2eJobs > 0)
+{
+    Console.WriteLine();
+    endToEndOk = await EndToEnd.RunAsync(url, e2eJobs, ArgInt("--e2e-workers", 20));
+    Console.WriteLine($"load average: {LoadAverage()}");
+}
 await server.StopAsync();
 foreach (var file in new[] { database, database + "-wal", database + "-shm" }) File.Delete(file);
-return handedOut.Count == tickets && handedOut.Values.All(n => n == 1) && succeeded == tickets ? 0 : 1;
+return signalingOk && endToEndOk ? 0 : 1;
 
 int ArgInt(string name, int fallback)
 {

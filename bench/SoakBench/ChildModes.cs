@@ -20,7 +20,7 @@ public static class ChildModes
 
     public static async Task<int> RunAsync(string[] args) => args[0] switch
     {
-        "server" => await ServerAsync().ConfigureAwait(false),
+        "server" => args.Length > 1 ? await InstanceAsync(args[1], args[2], args[3], args[4]).ConfigureAwait(false) : await ServerAsync().ConfigureAwait(false),
         "worker" => await WorkerAsync(args[1], args[2], args[3], args[4], args[5]).ConfigureAwait(false),
         "client" => await ClientAsync(args[1], args[2], args[3], args[4], args[5], int.Parse(args[6], CultureInfo.InvariantCulture),
             args.Length > 7 ? args[7] : null).ConfigureAwait(false),
@@ -49,6 +49,32 @@ public static class ChildModes
         return 0;
     }
 
+    /// <summary>
+    /// "server port database room token": one instance of several sharing the database file (rooms, id-token key),
+    /// serving the given room (created when new); READY port. SIGTERM drains it (its peers move to the other
+    /// instances), stdin closing stops it at once.
+    /// </summary>
+    private static async Task<int> InstanceAsync(string port, string database, string roomId, string token)
+    {
+        await using var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
+        {
+            Port = int.Parse(port, CultureInfo.InvariantCulture), ListenAddress = "127.0.0.1", DatabasePath = database, EnableStun = false,
+            DrainTimeout = TimeSpan.FromSeconds(20),
+            Log = new SleapRtc.Protocol.Logging.TextWriterLogSink(Console.Error, SleapRtc.Protocol.Logging.LogLevel.Information),
+        }).ConfigureAwait(false);
+        if (await server.GetRoomAsync(roomId).ConfigureAwait(false) is null)
+        {
+            try { await server.CreateRoomAsync("instances", null, roomId: roomId, token: token).ConfigureAwait(false); }
+            catch (InvalidOperationException) { } // another instance created it meanwhile
+        }
+        using var drainOnSigterm = server.DrainOnTerminationSignal();
+        Console.WriteLine($"READY {server.Port}");
+        // Console.In reads synchronously: on a pool thread, so the drain's end is seen while stdin stays open.
+        await Task.WhenAny(Task.Run(ServeUntilStdinClosesAsync), server.Completion).ConfigureAwait(false);
+        if (server.Completion.IsCompleted) Console.WriteLine("DRAINED");
+        return 0;
+    }
+
     /// <summary>"worker server room token workdir trainer": a WorkerHost; READY peer id, then STATUS s and JOB end lines.</summary>
     private static async Task<int> WorkerAsync(string server, string roomId, string token, string workDirectory, string trainer)
     {
@@ -65,6 +91,7 @@ public static class ChildModes
         worker.StatusChanged += s => Console.WriteLine("STATUS " + s);
         worker.ProgressChanged += p => { if (p.Phase == "training" && p.Epoch >= 1) Console.WriteLine("EPOCH " + p.Epoch.ToString(CultureInfo.InvariantCulture)); };
         worker.JobCompleted += o => Console.WriteLine($"JOB {o.End} {o.Error}");
+        worker.LogLine += l => { if (l.StartsWith("Reconnected", StringComparison.Ordinal)) Console.WriteLine("RECONNECTED"); };
         Console.WriteLine("READY " + worker.Session.PeerId);
         await ServeUntilStdinClosesAsync().ConfigureAwait(false);
         return 0;

@@ -19,5 +19,7 @@ public sealed class InferenceResult
     /// <summary>The inference space that ran it, when the request went to one.</summary>
     public string? Space { get; set; }
     public long UploadedBytes { get; set; }
+    /// <summary>Which ICE candidate pair carried the job, local then remote (see TrainingResult.CandidatePair).</summary>
+    public string? CandidatePair { get; set; }
     public string? Error { get; set; }
 }

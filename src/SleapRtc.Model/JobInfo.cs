@@ -18,6 +18,9 @@ public sealed class JobInfo
     public string? MachineId { get; set; }
     public string? PackageName { get; set; }
     public string? PackageSha256 { get; set; }
+    /// <summary>How the worker authenticated the submitter's channel: Verified (both proved the room token over the
+    /// channel's own DTLS certificates) or Unverified (classic) (a classic peer the worker allowed); empty when unknown.</summary>
+    public string? ChannelAuth { get; set; }
     /// <summary>Peer id of the client that submitted it.</summary>
     public string? Submitter { get; set; }
     public int Priority { get; set; }

@@ -15,6 +15,9 @@ public sealed class TrainingResult
     public string? PackagePath { get; set; }
     public long UploadedBytes { get; set; }
     public double UploadMBps { get; set; }
+    /// <summary>Which ICE candidate pair carried the job, local then remote, e.g. "host 10.0.0.5:41234 -> host 10.0.0.7:50012"
+    /// or "relay 10.0.0.9:50012 (turn tcp) -> relay 10.0.0.9:50020" when it went through a TURN server.</summary>
+    public string? CandidatePair { get; set; }
     public string? Error { get; set; }
     /// <summary>The trainer's exit code for the first config that failed; null when none failed or the worker did not say.</summary>
     public int? ExitCode { get; set; }

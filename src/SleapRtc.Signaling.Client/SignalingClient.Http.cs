@@ -37,7 +37,7 @@ public sealed partial class SignalingClient
             Name = answer.GetString("name") ?? name,
             ExpiresAt = expiresAt,
             CreatedAt = DateTimeOffset.UtcNow,
-            Server = Endpoints.WebSocket.ToString().TrimEnd('/'),
+            Server = ServerList,
         };
     }
 
@@ -55,33 +55,50 @@ public sealed partial class SignalingClient
     /// <summary>GET /metrics.</summary>
     public Task<JsonObject> GetMetricsAsync(CancellationToken ct = default) => GetAsync("/metrics", ct);
 
-    private async Task<JsonObject> GetAsync(string path, CancellationToken ct)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, Endpoints.HttpEndpoint(path));
-        return await SendHttpAsync(request, path, ct).ConfigureAwait(false);
-    }
+    private Task<JsonObject> GetAsync(string path, CancellationToken ct)
+        => SendHttpAsync(server => new HttpRequestMessage(HttpMethod.Get, server.HttpEndpoint(path)), path, ct);
 
-    private async Task<JsonObject> PostAsync(string path, JsonObject? body, string? bearer, CancellationToken ct)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, Endpoints.HttpEndpoint(path));
-        request.Content = new ByteArrayContent(body is null ? [] : Encoding.UTF8.GetBytes(SignalingJson.ToWire(body)));
-        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-        if (bearer is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        return await SendHttpAsync(request, path, ct).ConfigureAwait(false);
-    }
+    private Task<JsonObject> PostAsync(string path, JsonObject? body, string? bearer, CancellationToken ct)
+        => SendHttpAsync(server =>
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, server.HttpEndpoint(path));
+            request.Content = new ByteArrayContent(body is null ? [] : Encoding.UTF8.GetBytes(SignalingJson.ToWire(body)));
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            if (bearer is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+            return request;
+        }, path, ct);
 
-    private async Task<JsonObject> SendHttpAsync(HttpRequestMessage request, string path, CancellationToken ct)
+    /// <summary>
+    /// Sends to the server in use, and on to the next of the list when one cannot be reached (connection refused,
+    /// no route): with several instances the first reachable answers. Before any WebSocket is open, the server that
+    /// answered becomes the one in use, so the registration that follows a sign-in goes to the same instance.
+    /// </summary>
+    private async Task<JsonObject> SendHttpAsync(Func<SignalingEndpoints, HttpRequestMessage> build, string path, CancellationToken ct)
     {
-        HttpResponseMessage response;
-        try { response = await _http.SendAsync(request, ct).ConfigureAwait(false); }
-        catch (HttpRequestException e)
+        var first = Volatile.Read(ref _current);
+        var failures = new List<string>();
+        HttpResponseMessage? response = null;
+        for (var i = 0; i < Servers.Count && response is null; i++)
         {
-            throw new SignalingException($"Could not reach the signaling server at {Endpoints.Http}: {e.Message}", inner: e);
+            var index = (first + i) % Servers.Count;
+            using var request = build(Servers[index]);
+            try
+            {
+                response = await _http.SendAsync(request, ct).ConfigureAwait(false);
+                if (index != first && _socket is null) Volatile.Write(ref _current, index);
+            }
+            catch (HttpRequestException e)
+            {
+                failures.Add($"Could not reach the signaling server at {Servers[index].Http}: {e.Message}");
+                if (i == Servers.Count - 1)
+                    throw new SignalingException(failures.Count == 1 ? failures[0] : string.Join(" | ", failures), inner: e);
+            }
+            catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
+            {
+                throw new SignalingException($"The signaling server did not answer {path} in time.", inner: e);
+            }
         }
-        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new SignalingException($"The signaling server did not answer {path} in time.", inner: e);
-        }
+        if (response is null) throw new SignalingException("No signaling server was tried.");
         using (response)
         {
             var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);

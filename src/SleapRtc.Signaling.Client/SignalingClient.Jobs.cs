@@ -23,9 +23,14 @@ public sealed partial class SignalingClient
     public event Action<JobCancelRequest>? JobCancelRequested;
 
     /// <summary>True when the server announced the job queue in its last registered_auth (classic servers do not).</summary>
-    public bool ServerSupportsJobQueue =>
+    public bool ServerSupportsJobQueue => ServerAnnounced(JobQueueMessages.ServerFeature);
+
+    /// <summary>True when the server claims inference space names atomically at registration (<see cref="SpaceMetadata.ServerFeature"/>).</summary>
+    public bool ServerClaimsSpaceNames => ServerAnnounced(SpaceMetadata.ServerFeature);
+
+    private bool ServerAnnounced(string feature) =>
         Registration?.Raw[JobQueueMessages.ServerExtensionsKey] is JsonArray features
-        && features.Any(f => f is JsonValue v && v.TryGetValue<string>(out var name) && name == JobQueueMessages.ServerFeature);
+        && features.Any(f => f is JsonValue v && v.TryGetValue<string>(out var name) && name == feature);
 
     /// <summary>Puts a ticket in the room's queue; returns the record with its position. Throws <see cref="SignalingException"/> when refused.</summary>
     public async Task<JobRecord> SubmitTicketAsync(JobRecord ticket, CancellationToken ct = default)

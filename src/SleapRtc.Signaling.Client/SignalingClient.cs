@@ -25,24 +25,39 @@ public sealed partial class SignalingClient : IAsyncDisposable
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly object _waiterGate = new();
-    private readonly List<(string ResponseType, string RequestType, TaskCompletionSource<JsonObject> Completion)> _waiters = [];
+    private readonly List<(string ResponseType, string RequestType, TaskCompletionSource<JsonObject> Completion, ClientWebSocket Socket)> _waiters = [];
     private readonly CancellationTokenSource _disposed = new();
     private ClientWebSocket? _socket;
     private Task? _supervisor;
     private RegistrationRequest? _registration;
     private int _disposeStarted;
+    /// <summary>Index in <see cref="Servers"/> of the server in use.</summary>
+    private int _current;
 
-    public SignalingClient(string server, SignalingClientOptions? options = null) : this(SignalingEndpoints.Parse(server), options) { }
+    /// <param name="server">One server address, or several instances of one deployment as a comma list (see <see cref="SignalingEndpoints.ParseList"/>).</param>
+    public SignalingClient(string server, SignalingClientOptions? options = null) : this(SignalingEndpoints.ParseList(server), options) { }
 
-    public SignalingClient(SignalingEndpoints endpoints, SignalingClientOptions? options = null)
+    public SignalingClient(SignalingEndpoints endpoints, SignalingClientOptions? options = null) : this(new[] { endpoints }, options) { }
+
+    /// <summary>A client of several instances sharing one store: it uses the first reachable and fails over along the list.</summary>
+    public SignalingClient(IReadOnlyList<SignalingEndpoints> servers, SignalingClientOptions? options = null)
     {
-        Endpoints = endpoints;
+        ArgumentNullException.ThrowIfNull(servers);
+        if (servers.Count == 0) throw new ArgumentException("At least one signaling server is required.", nameof(servers));
+        Servers = servers.ToArray();
         _options = options ?? new SignalingClientOptions();
         _log = _options.Log;
         _http = new HttpClient { Timeout = _options.RequestTimeout };
     }
 
-    public SignalingEndpoints Endpoints { get; }
+    /// <summary>Every server this client may use, in order of preference.</summary>
+    public IReadOnlyList<SignalingEndpoints> Servers { get; }
+
+    /// <summary>The server in use now (the last one that answered); changes on failover.</summary>
+    public SignalingEndpoints Endpoints => Servers[Volatile.Read(ref _current)];
+
+    /// <summary>All servers as the comma list users type (what session strings and room credentials carry).</summary>
+    public string ServerList => SignalingEndpoints.FormatList(Servers);
 
     /// <summary>The id_token of the last sign-in (used by <see cref="CreateRoomAsync"/> and reconnects).</summary>
     public string? IdToken { get; private set; }
@@ -76,18 +91,17 @@ public sealed partial class SignalingClient : IAsyncDisposable
         _registration = registration;
         IdToken ??= registration.IdToken;
 
-        var (socket, reader) = await OpenAsync(ct).ConfigureAwait(false);
         try
         {
-            var result = await RegisterAsync(ct).ConfigureAwait(false);
+            // The first server that answers; one that refuses the registration ends it (they share their rooms).
+            var first = Volatile.Read(ref _current);
+            var order = Enumerable.Range(0, Servers.Count).Select(i => (first + i) % Servers.Count);
+            var (_, reader, result) = await ConnectAndRegisterAsync(order, signInAgainOnInvalidIdToken: false, ct).ConfigureAwait(false);
             _supervisor = Task.Run(() => SuperviseAsync(reader));
             return result;
         }
         catch
         {
-            socket.Abort();
-            await reader.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            _socket = null;
             _registration = null;
             throw;
         }
@@ -158,12 +172,13 @@ public sealed partial class SignalingClient : IAsyncDisposable
 
     private string RequirePeerId() => _registration?.PeerId ?? throw new InvalidOperationException("Connect and register first.");
 
-    private async Task<JsonObject> RequestAsync(JsonObject request, string responseType, CancellationToken ct)
+    /// <param name="on">The socket to send on: the one in use unless given (a registration on a new connection).</param>
+    private async Task<JsonObject> RequestAsync(JsonObject request, string responseType, CancellationToken ct, ClientWebSocket? on = null)
     {
-        var socket = _socket ?? throw new SignalingException("Not connected to the signaling server.");
+        var socket = on ?? _socket ?? throw new SignalingException("Not connected to the signaling server.");
         var requestType = request.GetString("type")!;
         var completion = new TaskCompletionSource<JsonObject>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var waiter = (responseType, requestType, completion);
+        var waiter = (responseType, requestType, completion, socket);
         // The waiter is queued under the send lock so waiters and requests stay in the same order (the server answers in order).
         await _sendLock.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -197,7 +212,7 @@ public sealed partial class SignalingClient : IAsyncDisposable
         }
     }
 
-    private async Task<RegistrationResult> RegisterAsync(CancellationToken ct)
+    private async Task<RegistrationResult> RegisterAsync(CancellationToken ct, ClientWebSocket on)
     {
         var registration = _registration!;
         var request = new JsonObject
@@ -211,7 +226,9 @@ public sealed partial class SignalingClient : IAsyncDisposable
             ["metadata"] = registration.Metadata?.DeepClone() ?? new JsonObject(),
         };
         if (registration.IsAdmin) request["is_admin"] = true;
-        var answer = await RequestAsync(request, MessageTypes.RegisteredAuth, ct).ConfigureAwait(false);
+        // Classic servers ignore the key; ours then tells this peer to move before an instance stops (server_draining).
+        request[DrainingMessages.ClientExtensionsKey] = new JsonArray(DrainingMessages.ClientFeature);
+        var answer = await RequestAsync(request, MessageTypes.RegisteredAuth, ct, on).ConfigureAwait(false);
         var result = new RegistrationResult(
             answer.GetString("peer_id") ?? registration.PeerId,
             answer.GetString("room_id") ?? registration.RoomId,
@@ -221,7 +238,7 @@ public sealed partial class SignalingClient : IAsyncDisposable
             answer.GetString("admin_peer_id"),
             answer);
         Registration = result;
-        _log.Write(LogLevel.Information, Component, $"Registered as {result.PeerId} in room {result.RoomId} ({result.PeerIds.Count} other peer(s))");
+        _log.Write(LogLevel.Information, Component, $"Registered as {result.PeerId} in room {result.RoomId} at {Endpoints.WebSocket} ({result.PeerIds.Count} other peer(s))");
         return result;
     }
 

@@ -55,6 +55,34 @@ public sealed class SignalingEndpoints
         return new SignalingEndpoints(ws, http);
     }
 
+    /// <summary>
+    /// Several servers of one deployment (instances sharing a store), as users type them: a comma list
+    /// ("ws://a:8080,ws://b:8080", also what SLEAP_RTC_SIGNALING_URL and session strings carry), each entry read by
+    /// <see cref="Parse"/>. Order is preference: clients connect to the first reachable and fail over along the list.
+    /// Empty entries (a trailing comma) are skipped and repeats dropped.
+    /// </summary>
+    /// <exception cref="FormatException">The text holds no server address, or one entry is not an address.</exception>
+    public static IReadOnlyList<SignalingEndpoints> ParseList(string servers)
+    {
+        if (string.IsNullOrWhiteSpace(servers)) throw new FormatException("The signaling server address is empty. Use e.g. ws://host:8080 or host:8080.");
+        var list = new List<SignalingEndpoints>();
+        foreach (var entry in servers.Split(ListSeparator))
+        {
+            if (string.IsNullOrWhiteSpace(entry)) continue;
+            var endpoints = Parse(entry);
+            if (!list.Any(e => e.WebSocket == endpoints.WebSocket)) list.Add(endpoints);
+        }
+        if (list.Count == 0) throw new FormatException($"'{servers}' holds no signaling server address. Use e.g. ws://a:8080,ws://b:8080.");
+        return list;
+    }
+
+    /// <summary>The comma list of WebSocket URLs (no trailing '/'), the form <see cref="ParseList"/> reads back.</summary>
+    public static string FormatList(IEnumerable<SignalingEndpoints> servers)
+        => string.Join(ListSeparator.ToString(), servers.Select(s => s.WebSocket.ToString().TrimEnd('/')));
+
+    /// <summary>Separates the servers of one deployment in a server list.</summary>
+    public const char ListSeparator = ',';
+
     private static bool HasExplicitPort(string url)
     {
         var afterScheme = url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..];

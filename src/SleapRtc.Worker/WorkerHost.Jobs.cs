@@ -108,14 +108,14 @@ public sealed partial class WorkerHost
         var vanished = false;
         try
         {
-            var opened = new TaskCompletionSource<ResultCollection>(TaskCreationOptions.RunContinuationsAsynchronously);
-            connection.DataChannelOpened += channel => opened.TrySetResult(new ResultCollection(channel, _results, CollectionOptions(), _log));
+            var opened = new TaskCompletionSource<ChannelGate>(TaskCreationOptions.RunContinuationsAsynchronously);
+            connection.DataChannelOpened += channel => opened.TrySetResult(NewGate(channel, connection));
             connection.StateChanged += state =>
             {
                 if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
                     opened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
             };
-            ResultCollection collection;
+            ChannelGate gate;
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token))
             {
                 timeout.CancelAfter(_options.ReservationTimeout);
@@ -123,15 +123,21 @@ public sealed partial class WorkerHost
                 {
                     var answer = await connection.AcceptOfferAsync(offer.Sdp, timeout.Token).ConfigureAwait(false);
                     await _signaling.SendAnswerAsync(offer.Sender, answer, timeout.Token).ConfigureAwait(false);
-                    collection = await opened.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+                    gate = await opened.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+                    await gate.Decision.WaitAsync(timeout.Token).ConfigureAwait(false);
                 }
                 catch (Exception e) when (e is OperationCanceledException or IOException or SignalingException)
                 {
+                    if (opened.Task.IsCompletedSuccessfully) opened.Task.Result.Detach();
                     vanished = true;
                     Note($"Collection from {offer.Sender} did not open a data channel ({e.Message})");
                     return;
                 }
             }
+            // Results go only to a client that proved the room token (a classic peer never collects).
+            if (!await AdmitAsync(gate, offer.Sender, verifiedOnly: true).ConfigureAwait(false)) return;
+            var collection = new ResultCollection(gate.Channel, _results, CollectionOptions(), _log);
+            gate.Release();
             var end = await collection.RunAsync(CollectHelloTimeout, _stopping.Token).ConfigureAwait(false);
             vanished = end == CollectionEnd.Abandoned;
             Note($"Collection of {collection.JobId ?? "(no job id)"} by {offer.Sender}: {end}");
@@ -166,6 +172,9 @@ public sealed partial class WorkerHost
         return _options.PeerConnectionFactory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : StunServers,
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : TurnServers,
+            TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
+            RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,

@@ -41,13 +41,18 @@ public sealed partial class WorkerHost
             return;
         }
 
+        // Published, not waited for: the answer must not wait a signaling round trip (it is on the path from a queued
+        // ticket's assignment to its upload). Our server reserved this worker when it relayed the offer; for a classic
+        // server the publish still says "reserved" to discovery, and this worker refuses other offers on its own status.
+        // The metadata lock is taken before this call returns, so a later "busy" or "available" publishes after it.
+        var reservedPublished = PublishStatusAsync(WorkerStatus.Reserved);
         try
         {
-            await PublishStatusAsync(WorkerStatus.Reserved).ConfigureAwait(false);
             await ServeClientAsync(offer).ConfigureAwait(false);
         }
         finally
         {
+            await reservedPublished.ConfigureAwait(false);
             lock (_gate) _session = null;
             // A partial upload kept for its client keeps the worker reserved for that job (WorkerHost.Resume).
             if (!HoldsParkedUpload) await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
@@ -75,16 +80,19 @@ public sealed partial class WorkerHost
     /// <returns>True when the client vanished.</returns>
     private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
     {
-        var channelOpened = new TaskCompletionSource<(IDataChannel Channel, WorkerJobSession Session)>(TaskCreationOptions.RunContinuationsAsynchronously);
-        // The session is created inside the event so it listens before the client's first message arrives.
-        connection.DataChannelOpened += channel => channelOpened.TrySetResult((channel, NewSession(channel, resuming)));
+        var channelOpened = new TaskCompletionSource<ChannelGate>(TaskCreationOptions.RunContinuationsAsynchronously);
+        WorkerJobSession? served = null;
+        // The gate is created inside the event so it hears the client's first message (the proof, or a classic command).
+        connection.DataChannelOpened += channel => channelOpened.TrySetResult(NewGate(channel, connection));
         connection.StateChanged += state =>
         {
             if (state is PeerConnectionState.Failed or PeerConnectionState.Closed)
             {
-                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"));
+                // The transport's reason (e.g. a TURN server refusing this worker's credentials) goes into the log line.
+                channelOpened.TrySetException(new IOException($"the peer connection {state.ToString().ToLowerInvariant()}"
+                    + (connection.Error is { } reason ? ": " + reason.Message : "")));
                 // This connection's job, whichever it is (a space serves several at once).
-                if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.PeerLost();
+                Volatile.Read(ref served)?.PeerLost();
             }
         };
 
@@ -99,18 +107,18 @@ public sealed partial class WorkerHost
 
         using var reservation = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         reservation.CancelAfter(_options.ReservationTimeout);
-        IDataChannel channel;
-        WorkerJobSession session;
+        ChannelGate gate;
         _signaling.ErrorReceived += OnSignalingError;
         try
         {
             var answer = await connection.AcceptOfferAsync(offer.Sdp, reservation.Token).ConfigureAwait(false);
             await _signaling.SendAnswerAsync(offer.Sender, answer, reservation.Token).ConfigureAwait(false);
-            (channel, session) = await channelOpened.Task.WaitAsync(reservation.Token).ConfigureAwait(false);
+            gate = await channelOpened.Task.WaitAsync(reservation.Token).ConfigureAwait(false);
+            await gate.Decision.WaitAsync(reservation.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SignalingException)
         {
-            if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Session.Abandon();
+            if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Detach();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
             return true;
         }
@@ -118,6 +126,14 @@ public sealed partial class WorkerHost
         {
             _signaling.ErrorReceived -= OnSignalingError;
         }
+
+        var channel = gate.Channel;
+        if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return false;
+        // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
+        Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
+        var session = NewSession(channel, gate.RecordStatus, resuming);
+        Volatile.Write(ref served, session);
+        gate.Release();
 
         if (_spaceQueue is null) lock (_gate) _session = session;
         else _spaceRequests[session] = 0;
@@ -134,10 +150,39 @@ public sealed partial class WorkerHost
         return false;
     }
 
-    private WorkerJobSession NewSession(IDataChannel channel, bool resuming = false)
+    /// <summary>A gate on a client's new channel: the proof with this room's token over this connection's certificates.</summary>
+    private ChannelGate NewGate(IDataChannel channel, IPeerConnection connection) =>
+        new(channel, Session.Token, connection.CertificateFingerprints, _options.RequireChannelAuth);
+
+    /// <summary>
+    /// Logs the gate's decision; for a refused client, waits briefly for the refusal to leave and says false.
+    /// <paramref name="verifiedOnly"/>: what our extensions alone serve (collections) is refused to classic peers too.
+    /// </summary>
+    private async Task<bool> AdmitAsync(ChannelGate gate, string client, bool verifiedOnly = false)
+    {
+        switch (gate.Decision.Result)
+        {
+            case ChannelGateDecision.Verified:
+                Note($"Client {client}: channel authenticated (room token proven over this connection's DTLS certificates)");
+                return true;
+            case ChannelGateDecision.Classic when !verifiedOnly:
+                Note($"Client {client}: classic peer, channel not authenticated (allowed; Start-SleapWorker -RequireChannelAuth refuses such clients)");
+                return true;
+            default:
+                Warn($"Refused client {client}: {gate.RefusalReason ?? "a classic peer cannot collect results"}; nothing was served");
+                gate.Detach();
+                try { await gate.Channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false); }
+                catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
+                return false;
+        }
+    }
+
+    /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
+    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, bool resuming = false)
     {
         var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
+            ChannelAuth = channelAuth,
             JobsDirectory = _jobsDirectory,
             TrainerPath = _trainerPath,
             Results = _results,
@@ -256,6 +301,12 @@ public sealed partial class WorkerHost
     private void Note(string line)
     {
         _log.Write(LogLevel.Information, Component, line);
+        LogLine?.Invoke(line);
+    }
+
+    private void Warn(string line)
+    {
+        _log.Write(LogLevel.Warning, Component, line);
         LogLine?.Invoke(line);
     }
 }

@@ -49,9 +49,14 @@ public sealed partial class WorkerHost
         properties[PeerMetadataKeys.SupportedJobTypes] = new JsonArray("inference");
     }
 
-    /// <summary>Refuses to serve a name another peer of the room already holds (checked right after registering).</summary>
+    /// <summary>
+    /// Refuses to serve a name another peer of the room already holds. Our server claims the name atomically when the
+    /// worker registers (and refuses the registration, see WorkerHost.StartAsync); a server without that extension (a
+    /// classic one) gets this best-effort check by discovery, right after registering.
+    /// </summary>
     private static async Task ClaimSpaceAsync(SignalingClient signaling, string space, RegistrationResult registration, CancellationToken cancellationToken)
     {
+        if (signaling.ServerClaimsSpaceNames) return;
         var holders = await signaling.DiscoverAsync(SpaceMetadata.Filter(space), cancellationToken).ConfigureAwait(false);
         var holder = holders.FirstOrDefault(p => p.PeerId != registration.PeerId);
         if (holder is not null) throw new SpaceTakenException(space, holder.PeerId, registration.RoomId);
@@ -88,6 +93,7 @@ public sealed partial class WorkerHost
         SpaceModelPaths = _options.SpaceModelPaths.Select(Path.GetFullPath).ToArray(),
         WaitForTurnAsync = queue.EnterAsync,
         RequestTimeout = _options.SpaceRequestTimeout,
+        ChannelAuth = options.ChannelAuth,
     };
 
     private void StopSpaceRequests()

@@ -52,8 +52,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
             PeerId = registration.PeerId,
             RoomId = registration.RoomId,
             Token = token,
-            Server = signaling.Endpoints.WebSocket.ToString().TrimEnd('/'),
-            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.Endpoints.WebSocket.ToString().TrimEnd('/')),
+            Server = signaling.ServerList,
+            SessionString = SessionString.Encode(registration.RoomId, token, registration.PeerId, signaling.ServerList),
             Status = WorkerStatus.Available,
             GpuModel = gpu.Model,
             GpuMemoryMB = gpu.MemoryMB,
@@ -62,6 +62,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
+        TurnServers = IceServerList.TurnServers(registration.IceServers);
         StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
@@ -74,6 +75,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
     /// <summary>The trainer this worker runs, or null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath => _trainerPath;
     public IReadOnlyList<string> StunServers { get; private set; }
+    /// <summary>The server's TURN servers with this worker's credentials (empty unless the server runs with -TurnUrl).</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers { get; private set; }
     /// <summary>Completes when the worker has stopped.</summary>
     public Task Completion => _completion.Task;
 
@@ -127,6 +130,10 @@ public sealed partial class WorkerHost : IAsyncDisposable
             catch (SignalingException e) when (e.Reason is RegistrationReasons.InvalidToken or RegistrationReasons.RoomNotFound or RegistrationReasons.RoomExpired)
             {
                 throw new InvalidRoomCredentialsException(roomId, e.Reason!);
+            }
+            catch (SignalingException e) when (e.Code == ErrorCodes.SpaceTaken && options.Space is not null)
+            {
+                throw new SpaceTakenException(options.Space, e.Error!.Raw.GetString("current_holder") ?? "another worker", roomId);
             }
 
             if (options.Space is not null) await ClaimSpaceAsync(signaling, options.Space, registration, cancellationToken).ConfigureAwait(false);
@@ -253,6 +260,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
         if (_options.Space is not null) StartServingSpace();
         offers.Open(offer => _ = Task.Run(() =>
             IsCollectOffer(offer) ? HandleCollectOfferObservedAsync(offer)
+            : IsProbeOffer(offer) ? HandleProbeOfferObservedAsync(offer)
             : _spaceQueue is null ? IsResumeOffer(offer) ? HandleResumeOfferObservedAsync(offer) : HandleOfferObservedAsync(offer)
             : HandleSpaceOfferAsync(offer)));
         _signaling.Reconnected += registration => _ = Task.Run(RepublishAfterReconnectAsync);

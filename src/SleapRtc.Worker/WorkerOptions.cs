@@ -60,6 +60,9 @@ public sealed record WorkerOptions
     public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
     /// <summary>The most a space request may take from the end of its upload (queue and run).</summary>
     public TimeSpan SpaceRequestTimeout { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>-RequireChannelAuth: refuse classic peers too (they cannot prove the room token over the channel).
+    /// Clients of ours always prove it; without the switch classic peers are served, unverified, for compatibility.</summary>
+    public bool RequireChannelAuth { get; init; }
 
     public required IPeerConnectionFactory PeerConnectionFactory { get; init; }
     /// <summary>Template for peer connections (loopback candidates, local addresses); STUN servers come from the signaling server.</summary>

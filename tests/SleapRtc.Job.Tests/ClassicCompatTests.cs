@@ -11,16 +11,30 @@ namespace SleapRtc.Job.Tests;
 /// registration metadata, offer, then only the classic data-channel vocabulary), over the real server and
 /// the real WebRTC stack.
 /// </summary>
-public sealed class ClassicCompatTests
+public sealed class ClassicCompatTests(Signaling.Tests.RedisTestServer redis) : IClassFixture<Signaling.Tests.RedisTestServer>
 {
     [Fact]
     public async Task A_classic_client_trains_on_our_worker_over_the_real_stack()
     {
         await using var room = await RoomFixture.StartAsync();
+        await TrainAsClassicClientAsync(room);
+    }
+
+    /// <summary>The same job when the worker is registered with one signaling instance and the client with another,
+    /// both sharing a real redis-server: discovery, the reservation, the offer, answer and candidates cross instances.</summary>
+    [Fact]
+    public async Task A_classic_client_on_another_instance_of_a_cluster_trains_on_our_worker()
+    {
+        await using var room = await RoomFixture.StartClusterAsync(redis.Url);
+        await TrainAsClassicClientAsync(room);
+    }
+
+    private static async Task TrainAsClassicClientAsync(RoomFixture room)
+    {
         var worker = await room.StartWorkerAsync();
         var package = Fixtures.BuildPackage(room.Root, "labels.v003", new Dictionary<string, string> { ["bottomup.json"] = Fixtures.Config(2) }, extraBytes: 500_000);
 
-        await using var signaling = new SignalingClient(room.Url);
+        await using var signaling = new SignalingClient(room.CompanionUrl);
         var signIn = await signaling.AnonymousSignInAsync();
         var metadata = JsonNode.Parse("""{"tags":["sleap-rtc","training-client"],"properties":{"sleap_version":"1.4.1","platform":"Linux","user_id":"lab"}}""")!.AsObject();
         await signaling.ConnectAsync(new RegistrationRequest(signIn.Username, worker.Session.RoomId, worker.Session.Token, signIn.IdToken, "client", metadata));

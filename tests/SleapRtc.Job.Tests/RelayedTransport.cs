@@ -45,6 +45,10 @@ internal sealed class RelayedTransport(IPeerConnectionFactory inner) : IPeerConn
     private sealed class Peer(IPeerConnection real, RelayedTransport owner) : IPeerConnection
     {
         public PeerConnectionState State => real.State;
+        public Exception? Error => real.Error;
+        public IceCandidatePairInfo? SelectedCandidatePair => real.SelectedCandidatePair;
+        public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
+        public IReadOnlyList<CandidatePairReport> CandidatePairs => real.CandidatePairs;
         public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
         public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
         public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);

@@ -44,6 +44,24 @@ internal sealed class RoomFixture : IAsyncDisposable
         return new RoomFixture(server, transport ?? new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
     }
 
+    /// <summary>A second instance sharing Redis with <see cref="Server"/> (<see cref="StartClusterAsync"/>); null otherwise.</summary>
+    public SignalingServerHost? Companion { get; private set; }
+
+    /// <summary>WebSocket URL of the companion instance (the server itself when there is none).</summary>
+    public string CompanionUrl => $"ws://127.0.0.1:{(Companion ?? Server).Port}";
+
+    /// <summary>Two instances sharing <paramref name="redisUrl"/>: workers started here register through the first, and a
+    /// client may use <see cref="CompanionUrl"/>, so every signaling message of a job crosses instances.</summary>
+    public static async Task<RoomFixture> StartClusterAsync(string redisUrl)
+    {
+        Environment.SetEnvironmentVariable("SLEAP_NN_STANDIN_EPOCH_SECONDS", "0.02");
+        SignalingServerOptions Options() => new() { Port = 0, ListenAddress = "127.0.0.1", EnableStun = false, Redis = redisUrl };
+        var server = await SignalingServerHost.StartAsync(Options(), CancellationToken.None).WaitAsync(Wait);
+        var fixture = new RoomFixture(server, new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
+        fixture.Companion = await SignalingServerHost.StartAsync(Options(), CancellationToken.None).WaitAsync(Wait);
+        return fixture;
+    }
+
     /// <summary>Stops the server and starts a new one on the same port and database (a server restart).</summary>
     public async Task RestartServerAsync(string databasePath, TimeSpan downtime)
     {
@@ -105,5 +123,6 @@ internal sealed class RoomFixture : IAsyncDisposable
         lock (_workers) workers = _workers.ToList();
         await Task.WhenAll(workers.Select(w => w.StopAsync())).WaitAsync(Wait);
         await Server.StopAsync();
+        if (Companion is not null) await Companion.StopAsync();
     }
 }

@@ -59,7 +59,7 @@ public sealed class ScenarioTests
         Assert.All(workers, w => Assert.Equal(room.Url, w.Server));
         Assert.All(workers, w => Assert.Equal(first.Session.Token, w.Token));
         Assert.All(workers, w => Assert.Contains("sleap-rtc", w.Tags));
-        Assert.Equal(1L, byPeer[first.Session.PeerId].Properties[JobExtensions.MetadataProperty]);
+        Assert.Equal((long)JobExtensions.Version, byPeer[first.Session.PeerId].Properties[JobExtensions.MetadataProperty]);
 
         var big = await WorkerDiscovery.DiscoverAsync(room.Room(first), new WorkerFilter { MinGpuMemoryMB = 20000 }, null, CancellationToken.None).WaitAsync(Wait);
         Assert.Equal(new[] { first.Session.PeerId, second.Session.PeerId }.OrderBy(x => x), big.Select(w => w.PeerId).OrderBy(x => x));

@@ -29,6 +29,8 @@ internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, st
     private sealed class Peer(IPeerConnection real, Func<string, string> offer, Func<string, string> answer) : IPeerConnection
     {
         public PeerConnectionState State => real.State;
+        public IceCandidatePairInfo? SelectedCandidatePair => real.SelectedCandidatePair;
+        public Exception? Error => real.Error;
         public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
         public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
         public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);
@@ -36,6 +38,8 @@ internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, st
         public void AddRemoteCandidate(string candidate) => real.AddRemoteCandidate(candidate);
         public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
         public ValueTask DisposeAsync() => real.DisposeAsync();
+        public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
+        public IReadOnlyList<CandidatePairReport> CandidatePairs => real.CandidatePairs;
 
         public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
             answer(await real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));

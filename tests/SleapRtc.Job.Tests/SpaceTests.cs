@@ -93,6 +93,36 @@ public sealed class SpaceTests
     }
 
     [Fact]
+    public async Task Two_workers_starting_at_once_with_one_name_get_exactly_one_holder()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var (models, _) = InferenceTests.Inputs(room.Root);
+        await using var admin = new SleapRtc.Signaling.Client.SignalingClient(room.Url);
+        var credentials = await admin.CreateRoomAsync("space-race");
+        // Several pairs at once, each pair racing for its own name: with a check-then-register claim some pair ends
+        // with two holders or none; the server's atomic claim gives each name exactly one.
+        var names = Enumerable.Range(0, 4).Select(i => $"race-{i}").ToArray();
+        var starts = names.SelectMany(name => new[] { name, name })
+            .Select(name => Task.Run(() => StartSpaceAsync(room, name, models, credentials.RoomId, credentials.Token))).ToArray();
+        try { await Task.WhenAll(starts).WaitAsync(Wait); } catch (SpaceTakenException) { }
+        var winners = new List<WorkerHost>();
+        foreach (var start in starts.Where(t => t.IsCompletedSuccessfully)) winners.Add(await start);
+        room.Track(winners);
+        for (var i = 0; i < names.Length; i++)
+        {
+            var pair = new[] { starts[2 * i], starts[2 * i + 1] };
+            var winner = await Assert.Single(pair, t => t.IsCompletedSuccessfully);
+            var refused = Assert.IsType<SpaceTakenException>(Assert.Single(pair, t => t.IsFaulted).Exception!.InnerException);
+            Assert.Equal("SpaceNameTaken", refused.ErrorId);
+            Assert.Equal(winner.Session.PeerId, refused.Holder);
+            Assert.Contains($"The space '{names[i]}' is already served by worker {winner.Session.PeerId}", refused.Message);
+        }
+        var listed = await SpaceDiscovery.ListAsync(room.Room(winners[0]), null, null, CancellationToken.None);
+        Assert.Equal(names, listed.Select(s => s.Name).Order());
+        Assert.Equal(winners.Select(w => w.Session.PeerId).Order(), listed.Select(s => s.WorkerId).Order());
+    }
+
+    [Fact]
     public async Task Without_its_holder_a_space_fails_fast_and_serves_again_when_the_holder_returns()
     {
         await using var room = await RoomFixture.StartAsync();

@@ -207,6 +207,9 @@ public sealed class MonitorSubmitTests(BrowserFixture browser, ITestOutputHelper
         var predictions = await DownloadPredictionsAsync(page, request, "arena.predictions.slp");
         AssertDerivedFrom(predictions, data);
         Assert.Equal(["centered_instance", "centroid"], predictions.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        // The page proved the room token over the channel (WebCrypto, the worker's certificate from the DTLS transport).
+        Assert.Equal("verified", await request.GetAttributeAsync("data-channel-auth"));
+        Assert.Contains("authenticated", await request.GetAttributeAsync("data-connect-steps"));
         Report(request, "worker request");
         // The worker is free again for the next request.
         await Expect(panel.Locator(".panel-state")).ToHaveTextAsync("available");

@@ -52,6 +52,29 @@ public sealed class InferenceCmdletTests : IDisposable
     }
 
     [Fact]
+    public void Queue_waits_in_the_rooms_queue_and_the_inference_job_record_follows_it()
+    {
+        var result = _ps.Run($"""
+            $model = [System.IO.Directory]::CreateDirectory([System.IO.Path]::Combine('{_work}', 'queued-model', 'centroid')).FullName
+            [System.IO.File]::WriteAllText([System.IO.Path]::Combine($model, 'best.ckpt'), 'ckpt')
+            $r = Submit-SleapInference -ModelPath $model -DataPath $video -RoomId $room.RoomId -Token $room.Token -Server $server.Url -Queue -Priority 7 -Tag sleap-rtc -OutputPath '{Path.Combine(_work, "queued")}'
+            $r
+            Get-SleapJob -JobId $r.JobId -RoomId $room.RoomId -Token $room.Token -Server $server.Url
+            Submit-SleapInference -ModelPath $model -DataPath $video -RoomId $room.RoomId -Token $room.Token -Server $server.Url -Priority 7 -ErrorAction SilentlyContinue -ErrorVariable refused
+            $refused[0].FullyQualifiedErrorId
+            """, JobTimeout);
+        PSObject Of(string type) => Assert.Single(result.Output, o => o.BaseObject.GetType().FullName == type);
+        var inference = Of("SleapRtc.InferenceResult");
+        Assert.Equal("Succeeded", inference.Text("Status"));
+        Assert.True(File.Exists(inference.Text("PredictionsPath")));
+        var record = Of("SleapRtc.JobInfo");
+        Assert.Equal((inference.Text("JobId"), "Succeeded", "track", 7), (record.Text("JobId"), record.Text("State"), record.Text("Kind"), (int)record.Prop("Priority")!));
+        Assert.Equal(inference.Text("WorkerId"), record.Text("WorkerId"));
+        Assert.Contains(result.Information, i => i.MessageData?.ToString()?.Contains("Queued as job " + inference.Text("JobId")) == true);
+        Assert.Contains(result.Output, o => o.BaseObject is string id && id.StartsWith("QueueOptionWithoutQueue,"));
+    }
+
+    [Fact]
     public void A_failing_inference_is_an_InferenceJobFailed_error_record_and_AsJob_reports_it_too()
     {
         _ps.Run($"""

@@ -6,12 +6,16 @@ namespace SleapRtc.Signaling.Tests;
 
 public class ErrorAndSecurityTests
 {
+    /// <summary>The server under test: one server here; an instance of a cluster sharing Redis in the derived
+    /// Cluster* classes (ClusterConformanceTests.cs), whose peers join through every instance in turn.</summary>
+    protected virtual Task<TestServer> StartServerAsync(Action<SleapRtc.Signaling.Server.SignalingServerOptions>? configure = null) => TestServer.StartAsync(configure);
+
     private static string Register(string peerId, string roomId, string token, string idToken) => Wire.Register(peerId, roomId, token, idToken);
 
     [Fact]
     public async Task InvalidJsonIsReportedAndTheConnectionStaysUsable()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var (idToken, peerId) = await server.SignInAsync();
         await using var peer = await RawPeer.ConnectAsync(server.WsUrl);
@@ -28,7 +32,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task EveryHandlerErrorCodeHasTheClassicShape()
     {
-        await using var server = await TestServer.StartAsync(o => o.MaxQueuedMessagesPerConnection = 4);
+        await using var server = await StartServerAsync(o => o.MaxQueuedMessagesPerConnection = 4);
         var (roomA, tokenA) = await server.NewRoomAsync();
         var (roomB, tokenB) = await server.NewRoomAsync();
         await using var a = await server.JoinAsync(roomA, tokenA, "client");
@@ -79,7 +83,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task RegistrationFailuresUseTheClassicReasons()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var (idToken, peerId) = await server.SignInAsync();
         var (otherIdToken, _) = await server.SignInAsync();
@@ -112,7 +116,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task ExpiredIdTokensAreRefused()
     {
-        await using var server = await TestServer.StartAsync(o => o.IdTokenLifetime = TimeSpan.FromSeconds(1));
+        await using var server = await StartServerAsync(o => o.IdTokenLifetime = TimeSpan.FromSeconds(1));
         var (roomId, token) = await server.NewRoomAsync();
         var (idToken, peerId) = await server.SignInAsync();
         await Task.Delay(2100);
@@ -126,7 +130,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task ShortClassicRoomTokensAreAcceptedOnRegister()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var classic = await server.Host.CreateRoomAsync(null, null, default, "ab12cd34", "a1b2c3");
         await using var peer = await server.JoinAsync(classic.RoomId, "a1b2c3", "worker");
         Assert.Equal("ab12cd34", peer.Socket.State == WebSocketState.Open ? classic.RoomId : null);
@@ -135,7 +139,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task OversizedMessagesCloseTheSocketWith1009()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         await using var peer = await RawPeer.ConnectAsync(server.WsUrl);
         // Just under the limit is fine (answered as an unknown type)...
         var padding = new string('x', 1024 * 1024 - 64);
@@ -149,7 +153,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task SenderFieldsCannotBeSpoofed()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var victim = await server.JoinAsync(roomId, token, "worker", """{"properties": {"status": "available"}}""");
         await using var target = await server.JoinAsync(roomId, token, "client");
@@ -171,7 +175,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task PeersOfOneRoomCannotSeeOrReachAnotherRoom()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomA, tokenA) = await server.NewRoomAsync();
         var (roomB, tokenB) = await server.NewRoomAsync();
         await using var workerA = await server.JoinAsync(roomA, tokenA, "worker", """{"properties": {"status": "available"}}""");
@@ -197,7 +201,7 @@ public class ErrorAndSecurityTests
     [Fact]
     public async Task TokensNeverAppearInLogs()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (idToken, _) = await server.SignInAsync();
         var (roomId, token) = await server.CreateRoomAsync(idToken);
         await using var worker = await server.JoinAsync(roomId, token, "worker", """{"properties": {"status": "available"}}""");

@@ -646,6 +646,95 @@ public class JobQueueTests
     }
 
     [Fact]
+    public async Task AnAssignmentCutByARestartFollowsTheWorkerItsSubmitterReachedAndNothingRunsTwice()
+    {
+        await using var harness = await QueueHarness.StartAsync();
+        var submitter = await harness.ClientAsync();
+        var pushes = new Pushes(submitter);
+        var first = await harness.WorkerAsync();
+        var ticket = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        Assert.Equal(first.PeerId, (await pushes.NextAssignmentAsync()).WorkerId);
+        // The submitter reached the worker peer to peer and the upload began; the server restarts before the worker reports it.
+        await QueueHarness.SetStatusAsync(first, "busy");
+        var back = new[] { submitter, first }.Select(peer =>
+        {
+            var tcs = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            peer.Reconnected += _ => tcs.TrySetResult();
+            return tcs.Task;
+        }).ToList();
+        await harness.RestartAsync();
+        await Task.WhenAll(back).WaitAsync(TestServer.Wait);
+
+        // The assignment did not survive: the ticket waits again and, its submitter back, goes to a free worker.
+        var second = await harness.WorkerAsync();
+        Assert.Equal((ticket, second.PeerId), await pushes.NextAssignmentAsync() is var again ? (again.JobId, again.WorkerId) : default);
+        // The first worker reports the upload it is running: the record follows it, and the second worker is let go unused.
+        await QueueHarness.ReportAsync(first, ticket, JobStates.Running);
+        var running = await harness.WaitForRecordAsync(submitter, ticket, r => r.State == JobStates.Running);
+        Assert.Equal(first.PeerId, running.WorkerId);
+        var next = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        Assert.Equal((next, second.PeerId), await pushes.NextAssignmentAsync() is var freed ? (freed.JobId, freed.WorkerId) : default);
+        await QueueHarness.ReportAsync(first, ticket, JobStates.Succeeded);
+        var done = await harness.WaitForRecordAsync(submitter, ticket, r => r.State == JobStates.Succeeded);
+        Assert.Equal(first.PeerId, done.WorkerId);
+        // Only the worker it was assigned to before the restart may take it over: another worker's report is still refused.
+        var stray = (await submitter.SubmitTicketAsync(QueueHarness.Ticket(workerId: "nobody"))).JobId;
+        await QueueHarness.ReportAsync(second, stray, JobStates.Running);
+        await Task.Delay(300);
+        Assert.Equal((JobStates.Queued, (string?)null), await harness.RecordAsync(submitter, stray) is var r ? (r.State, r.WorkerId) : default);
+    }
+
+    [Fact]
+    public async Task DeletingOrExpiringARoomPurgesItsRecordsAndTicketsFromMemoryAndTheStore()
+    {
+        await using var harness = await QueueHarness.StartAsync();
+        Room shortLived, other;
+        await using (var admin = new SignalingClient(harness.Server.WsUrl, QueueHarness.Fast()))
+        {
+            shortLived = await admin.CreateRoomAsync(expiresIn: TimeSpan.FromSeconds(2));
+            other = await admin.CreateRoomAsync();
+        }
+        var kept = (await (await harness.ClientAsync(other)).SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+        var queue = () => harness.Server.Host.JobQueue;
+
+        // In each doomed room: a finished record, an assigned ticket (its worker reserved) and a waiting one.
+        async Task<(SignalingClient Worker, string[] Jobs)> FillAsync(Room room)
+        {
+            var submitter = await harness.ClientAsync(room);
+            var pushes = new Pushes(submitter);
+            var worker = await harness.WorkerAsync(room: room);
+            var done = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            await pushes.NextAssignmentAsync();
+            await QueueHarness.ReportAsync(worker, done, JobStates.Running);
+            await QueueHarness.ReportAsync(worker, done, JobStates.Succeeded);
+            await harness.WaitForRecordAsync(submitter, done, r => r.State == JobStates.Succeeded);
+            await QueueHarness.SetStatusAsync(worker, "available");
+            var assigned = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            Assert.Equal(assigned, (await pushes.NextAssignmentAsync()).JobId);
+            var waiting = (await submitter.SubmitTicketAsync(QueueHarness.Ticket())).JobId;
+            Assert.Equal(3, queue().List(room.RoomId, null, null).Count);
+            return (worker, [done, assigned, waiting]);
+        }
+        await FillAsync(harness.Room);
+        await FillAsync(shortLived);
+
+        await using (var admin = new SignalingClient(harness.Server.WsUrl, QueueHarness.Fast())) await admin.DeleteRoomAsync(harness.Room.RoomId, harness.Room.Token);
+        Assert.Empty(queue().List(harness.Room.RoomId, null, null));
+        Assert.Equal(0, queue().WaitingCount(harness.Room.RoomId));
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        await harness.Server.Host.PurgeExpiredRoomsAsync();
+        Assert.Empty(queue().List(shortLived.RoomId, null, null));
+        Assert.Equal(0, queue().WaitingCount(shortLived.RoomId));
+
+        // Nothing comes back from the store after a restart: the purge reached the database, not only memory.
+        await harness.RestartAsync();
+        Assert.Empty(queue().List(harness.Room.RoomId, null, null));
+        Assert.Empty(queue().List(shortLived.RoomId, null, null));
+        // Another room's ticket is untouched.
+        Assert.Equal(kept, Assert.Single(queue().List(other.RoomId, null, null)).JobId);
+    }
+
+    [Fact]
     public async Task AGoneSubmittersTicketsWaitForItsReturnAndAreCancelledAfterTheGrace()
     {
         await using var harness = await QueueHarness.StartAsync(o => o.SubmitterGrace = TimeSpan.FromSeconds(2));

@@ -12,6 +12,10 @@ namespace SleapRtc.Signaling.Tests;
 /// </summary>
 public class PeerIdBindingTests
 {
+    /// <summary>The server under test: one server here; an instance of a cluster sharing Redis in the derived
+    /// Cluster* classes (ClusterConformanceTests.cs), whose peers join through every instance in turn.</summary>
+    protected virtual Task<TestServer> StartServerAsync(Action<SleapRtc.Signaling.Server.SignalingServerOptions>? configure = null) => TestServer.StartAsync(configure);
+
     private static string Register(string peerId, string roomId, string token, string idToken)
         => Wire.Register(peerId, roomId, token, idToken, metadataJson: """{"properties": {"status": "available"}}""");
 
@@ -21,7 +25,7 @@ public class PeerIdBindingTests
     public async Task A_peer_id_cannot_be_taken_over_from_another_room()
     {
         // The attack of the issue: sign in under the victim's name, register it in a room of one's own, repeat.
-        await using var server = await TestServer.StartAsync(o => o.FreeFailedAuthAttempts = 1000);
+        await using var server = await StartServerAsync(o => o.FreeFailedAuthAttempts = 1000);
         var (victimRoom, victimToken) = await server.NewRoomAsync();
         await using var victim = await server.JoinAsync(victimRoom, victimToken, "worker", """{"properties": {"status": "available"}}""");
         await using var client = await server.JoinAsync(victimRoom, victimToken, "client");
@@ -54,7 +58,7 @@ public class PeerIdBindingTests
     [Fact]
     public async Task An_impostor_in_the_same_room_never_receives_offers_meant_for_the_holder()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", """{"properties": {"status": "available"}}""");
         await using var client = await server.JoinAsync(roomId, token, "client");
@@ -72,7 +76,7 @@ public class PeerIdBindingTests
     [Fact]
     public async Task Only_the_holder_resumes_its_peer_id_after_a_lost_connection_and_a_goodbye_frees_it()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var (holderIdToken, peerId) = await server.SignInAsync("gpu-box-7");
         var (impostorIdToken, _) = await server.SignInAsync("gpu-box-7");
@@ -108,7 +112,7 @@ public class PeerIdBindingTests
     [Fact]
     public async Task The_id_is_free_again_once_the_resume_grace_has_passed()
     {
-        await using var server = await TestServer.StartAsync(o => o.PeerIdResumeGrace = TimeSpan.FromMilliseconds(300));
+        await using var server = await StartServerAsync(o => o.PeerIdResumeGrace = TimeSpan.FromMilliseconds(300));
         var (roomId, token) = await server.NewRoomAsync();
         var (first, peerId) = await server.SignInAsync("named-worker");
         var (second, _) = await server.SignInAsync("named-worker");
@@ -127,7 +131,7 @@ public class PeerIdBindingTests
     [Fact]
     public async Task SignalingClient_resumes_its_peer_id_after_the_server_loses_its_connection()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var options = new SignalingClientOptions { RequestTimeout = TimeSpan.FromSeconds(5), InitialReconnectDelay = TimeSpan.FromMilliseconds(100), MaxReconnectDelay = TimeSpan.FromMilliseconds(400) };
         await using var admin = new SignalingClient(server.WsUrl, options);
         var room = await admin.CreateRoomAsync();

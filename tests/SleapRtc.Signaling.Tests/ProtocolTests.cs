@@ -7,6 +7,10 @@ namespace SleapRtc.Signaling.Tests;
 /// <summary>Wire behaviour with classic-shaped peers (raw JSON over ClientWebSocket, as the Python tool sends it).</summary>
 public class ProtocolTests
 {
+    /// <summary>The server under test: one server here; an instance of a cluster sharing Redis in the derived
+    /// Cluster* classes (ClusterConformanceTests.cs), whose peers join through every instance in turn.</summary>
+    protected virtual Task<TestServer> StartServerAsync(Action<SleapRtc.Signaling.Server.SignalingServerOptions>? configure = null) => TestServer.StartAsync(configure);
+
     private const string Gpu24 = """{"tags": ["sleap-rtc", "training-worker"], "properties": {"gpu_memory_mb": 24576, "status": "available", "gpu_model": "A"}}""";
     private const string Gpu8 = """{"tags": ["inference-worker"], "properties": {"gpu_memory_mb": 8192, "status": "available", "gpu_model": "B"}}""";
 
@@ -25,7 +29,7 @@ public class ProtocolTests
     [Fact]
     public async Task RegisteredAuthListsOtherPeersTheirMetadataAndIceServers()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
 
@@ -50,7 +54,7 @@ public class ProtocolTests
     [Fact]
     public async Task DiscoveryFiltersFollowClassicSemantics()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var big = await server.JoinAsync(roomId, token, "worker", Gpu24);
         await using var small = await server.JoinAsync(roomId, token, "worker", Gpu8);
@@ -75,7 +79,7 @@ public class ProtocolTests
     [Fact]
     public async Task UpdateMetadataMergesTagsAndPropertiesAndReplacesOtherKeys()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", """{"tags": ["a", "b"], "properties": {"status": "available", "gpu_memory_mb": 100}, "note": "old"}""");
         await worker.SendAsync($$"""{"type": "update_metadata", "peer_id": "{{worker.PeerId}}", "metadata": {"tags": ["b", "c"], "properties": {"status": "busy", "hostname": "h"}, "note": "new"} }""");
@@ -96,7 +100,7 @@ public class ProtocolTests
     [Fact]
     public async Task PeerMessageCandidateAndMeshMessagesAreRelayedWithTheRegisteredSender()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var a = await server.JoinAsync(roomId, token, "worker", Gpu24);
         await using var b = await server.JoinAsync(roomId, token, "client");
@@ -130,7 +134,7 @@ public class ProtocolTests
     [Fact]
     public async Task WorkerRefusalCarryingTargetIsDeliveredToTheClient()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
         await using var client = await server.JoinAsync(roomId, token, "client");
@@ -147,7 +151,7 @@ public class ProtocolTests
     [Fact]
     public async Task AdminConflictIsReportedToTheSecondAdmin()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var (t1, id1) = await server.SignInAsync();
         await using var first = await RawPeer.ConnectAsync(server.WsUrl);
@@ -166,7 +170,7 @@ public class ProtocolTests
     [Fact]
     public async Task ServerSendsJsonPingsAtTheConfiguredInterval()
     {
-        await using var server = await TestServer.StartAsync(o => o.PingInterval = TimeSpan.FromMilliseconds(100));
+        await using var server = await StartServerAsync(o => o.PingInterval = TimeSpan.FromMilliseconds(100));
         await using var peer = await RawPeer.ConnectAsync(server.WsUrl);
         var ping = await peer.ReceiveAsync("ping", TimeSpan.FromSeconds(5));
         Assert.Equal("""{"type":"ping"}""", ping.ToJsonString());
@@ -178,7 +182,7 @@ public class ProtocolTests
     [Fact]
     public async Task DisconnectRemovesThePeerFromDiscoveryAndRegistry()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
         await using var client = await server.JoinAsync(roomId, token, "client");
@@ -196,7 +200,7 @@ public class ProtocolTests
     [Fact]
     public async Task ReservationIsReleasedWhenTheReservingClientDisconnects()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
         var first = await server.JoinAsync(roomId, token, "client");
@@ -229,7 +233,7 @@ public class ProtocolTests
     [Fact]
     public async Task OffersToAWorkerThatPublishedBusyAreRefusedByTheServer()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", """{"properties": {"status": "busy"}}""");
         await using var client = await server.JoinAsync(roomId, token, "client");
@@ -243,7 +247,7 @@ public class ProtocolTests
     [Fact]
     public async Task ConcurrentOffersFromManyClientsReserveTheWorkerExactlyOnce()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var worker = await server.JoinAsync(roomId, token, "worker", Gpu24);
         var clients = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => server.JoinAsync(roomId, token, "client")));
@@ -269,7 +273,7 @@ public class ProtocolTests
     [Fact]
     public async Task ReregistrationOfTheSamePeerReplacesTheOldConnection()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         var old = await server.JoinAsync(roomId, token, "worker", Gpu24);
         await using var again = await RawPeer.ConnectAsync(server.WsUrl);
@@ -286,7 +290,7 @@ public class ProtocolTests
     [Fact]
     public async Task RepeatedDiscoveryFollowsEveryChangeInTheRoom()
     {
-        await using var server = await TestServer.StartAsync();
+        await using var server = await StartServerAsync();
         var (roomId, token) = await server.NewRoomAsync();
         await using var client = await server.JoinAsync(roomId, token, "client");
         const string filter = """{"role": "worker", "properties": {"status": "available"} }""";

@@ -41,6 +41,10 @@ public sealed class TestServer : IAsyncDisposable
     private static string ListenHost(SignalingServerHost host) => new Uri(host.HttpUrl).Host;
 
     public SignalingServerHost Host { get; }
+
+    /// <summary>The other instances of a cluster (<see cref="StartClusterAsync"/>); empty for a single server.</summary>
+    public IReadOnlyList<TestServer> Companions { get; private set; } = [];
+    private int _nextJoin;
     public CapturingLogSink Log { get; }
     public HttpClient Http { get; }
     public string WsUrl => $"ws://127.0.0.1:{Host.Port}";
@@ -88,7 +92,9 @@ public sealed class TestServer : IAsyncDisposable
     public async Task<RawPeer> JoinAsync(string roomId, string token, string role, string? metadataJson = null, string? username = null)
     {
         var (idToken, peerId) = await SignInAsync(username);
-        var peer = await RawPeer.ConnectAsync(WsUrl);
+        // In a cluster, peers join through each instance in turn, so conversations cross instances.
+        var through = Companions.Count == 0 ? this : (Interlocked.Increment(ref _nextJoin) - 1) % (Companions.Count + 1) is var n && n == 0 ? this : Companions[n - 1];
+        var peer = await RawPeer.ConnectAsync(through.WsUrl);
         peer.PeerId = peerId;
         peer.IdToken = idToken;
         await peer.SendAsync($$"""{"type": "register", "peer_id": "{{peerId}}", "room_id": "{{roomId}}", "token": "{{token}}", "id_token": "{{idToken}}", "role": "{{role}}", "metadata": {{metadataJson ?? "{}"}}}""");
@@ -103,10 +109,20 @@ public sealed class TestServer : IAsyncDisposable
         return await CreateRoomAsync(idToken, body);
     }
 
+    /// <summary>Instance 0 of <paramref name="count"/> instances sharing <paramref name="redis"/>; the others are its companions.</summary>
+    public static async Task<TestServer> StartClusterAsync(RedisTestServer redis, int count, Action<SignalingServerOptions>? configure = null)
+    {
+        var cluster = await TestCluster.StartAsync(redis, count, configure);
+        var first = cluster[0];
+        first.Companions = cluster.Instances.Skip(1).ToList();
+        return first;
+    }
+
     public async ValueTask DisposeAsync()
     {
         Http.Dispose();
         await Host.StopAsync().WaitAsync(Wait);
+        foreach (var companion in Companions) await companion.DisposeAsync();
     }
 }
 

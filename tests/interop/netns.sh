@@ -5,6 +5,8 @@
 #   netns.sh run CMD...   run CMD inside a fresh namespace
 #   netns.sh hold         set one up, print "ready <pid>", keep it until stdin closes; other processes join
 #                         it with: nsenter --net=/proc/<pid>/ns/net CMD...
+#   netns.sh hold one-address   the same with 10.99.0.1 as the only address besides lo, for a peer that must
+#                         send from one address (through the impairment relay, which latches one source per side)
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "netns.sh: needs root (unshare -n, veth)" >&2; exit 3; }
 
@@ -16,6 +18,11 @@ ip addr add 10.99.0.2/24 dev v1
 ip link set v0 up
 ip link set v1 up
 ip route add default via 10.99.0.2 dev v0'
+if [ "${2:-}" = one-address ]; then
+  setup="${setup/ip addr add 10.99.0.2\/24 dev v1
+/}"
+  setup="${setup/default via 10.99.0.2 dev v0/default dev v0}"
+fi
 
 case "${1:-}" in
   run)

@@ -3,6 +3,8 @@
 // The role follows from the commands: "start" makes it the offerer, an incoming offer the answerer.
 // Environment: PEER_ALLOW  comma-separated address prefixes kept in the SDP's candidates
 //                          (default "127.0.0.1,10.99."), so nothing outside loopback/the test namespace is used.
+//              PEER_ICE_SERVERS  (wrtc) RTCIceServer list as JSON, e.g. a TURN server with username and credential
+//              PEER_ICE_POLICY   (wrtc) iceTransportPolicy, "relay" to gather relayed candidates only
 import { createHash, randomFillSync } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { createInterface } from 'node:readline';
@@ -50,7 +52,9 @@ async function loadEngine(name) {
   switch (name) {
     case 'wrtc': {
       const wrtc = (await import('@roamhq/wrtc')).default;
-      return { RTCPeerConnection: wrtc.RTCPeerConnection, config: { iceServers: [] }, version: '@roamhq/wrtc' };
+      const config = { iceServers: JSON.parse(process.env.PEER_ICE_SERVERS ?? '[]') };
+      if (process.env.PEER_ICE_POLICY) config.iceTransportPolicy = process.env.PEER_ICE_POLICY;
+      return { RTCPeerConnection: wrtc.RTCPeerConnection, config, version: '@roamhq/wrtc' };
     }
     case 'ndc': {
       const polyfill = await import('node-datachannel/polyfill');

@@ -113,7 +113,7 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
     public SignalingClient Signaling { get; }
     public ResolvedRoom Room { get; }
     public RegistrationResult Registration { get; }
-    public string Server => Signaling.Endpoints.WebSocket.ToString().TrimEnd('/');
+    public string Server => Signaling.ServerList;
 
     public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)
     {

@@ -27,7 +27,9 @@ public sealed partial class ClientJobSession
             var line = text.Substring(JobMessages.TrackLogPrefix.Length);
             var update = line.StartsWith('\r');
             line = line.Trim('\r', '\n');
-            ReadTrackerLine(line);
+            // A classic worker reads the tracker's output by lines split on \n only, so one TRACK_LOG can carry a whole
+            // run of carriage-return progress updates ("\rPredicting... 1/20 …\rPredicting... 20/20 …"): read each, in order.
+            foreach (var segment in line.Split('\r')) if (segment.Length > 0) ReadTrackerLine(segment);
             if (!update) LogLine?.Invoke(line);
             return true;
         }

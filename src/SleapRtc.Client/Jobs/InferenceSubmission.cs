@@ -15,6 +15,8 @@ public sealed class InferenceSubmission
     private readonly SubmissionOptions _options;
     private readonly InferenceRequest _request;
     private readonly TrainingSubmission _connector;
+    /// <summary>The job's id: the queue ticket's (with -Queue) and the one the hello gives our worker for its record.</summary>
+    private readonly JobRequest _job = new();
 
     /// <param name="options">Worker selection and connection (PackagePath is not used).</param>
     public InferenceSubmission(SubmissionOptions options, InferenceRequest request)
@@ -44,6 +46,10 @@ public sealed class InferenceSubmission
         if (_request.Space is not null && _request.ModelPaths.Count > 0)
             throw new SleapRtcException("ConflictingSelection", SleapRtcErrorKind.InvalidArgument,
                 $"Models were given for the space '{_request.Space}', which keeps its own.", "Leave out -ModelPath (or the piped TrainingResult) when you use -Space.");
+        if (_request.Space is not null && _options.Queue is not null)
+            throw new SleapRtcException("ConflictingSelection", SleapRtcErrorKind.InvalidArgument,
+                $"-Queue asks the room's queue for a worker, and the space '{_request.Space}' already queues its requests on its own worker.",
+                "Use -Space alone for a space, or -Queue with -ModelPath for any worker of the room.");
         if (_request.Space is null && _request.ModelPaths.Count == 0)
             throw new SleapRtcException("ModelPathRequired", SleapRtcErrorKind.InvalidArgument, "No model folder was given.",
                 "Pass -ModelPath with one or more trained model folders, or pipe the result of Submit-SleapTraining.");
@@ -61,11 +67,14 @@ public sealed class InferenceSubmission
                 DataPath = dataPath, ModelPaths = models, Frames = _request.Frames, OnlySuggestedFrames = _request.OnlySuggestedFrames,
                 BatchSize = _request.BatchSize, PeakThreshold = _request.PeakThreshold,
             }, staging);
-            Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? space =
-                _request.Space is { } name ? (connection, ct) => SpaceDiscovery.HolderAsync(connection, name, ct) : null;
+            // A space is found by name; -Queue waits in the room's queue for a worker, as training does; else as training chooses.
+            Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? target =
+                _request.Space is { } name ? (connection, ct) => SpaceDiscovery.HolderAsync(connection, name, ct)
+                : _options.Queue is { } queue ? (connection, ct) => _connector.WaitForTicketAsync(connection, queue, _job, package, JobMessages.TrackPackage, ct)
+                : null;
             return await _connector.RunOnWorkerAsync("inference",
                 (channel, worker, clock, ct) => InferAsync(channel, worker, package, outputPath, dataPath, models, clock, ct),
-                cancellationToken, space).ConfigureAwait(false);
+                cancellationToken, target).ConfigureAwait(false);
         }
         finally
         {
@@ -82,7 +91,7 @@ public sealed class InferenceSubmission
             ChunkSize = job.ChunkSize, HighWaterMark = job.HighWaterMark, KeepAliveInterval = job.KeepAliveInterval,
             IdleTimeout = job.IdleTimeout, CancelGrace = job.CancelGrace,
             PackageType = JobMessages.TrackPackage, RemoteOutputDirectory = ".",
-        }, _options.Connection.Log) { Request = _connector.RequestFor(new JobRequest()) };
+        }, _options.Connection.Log) { Request = _connector.RequestFor(_job) };
         // Followed by the connector (whose progress this raises): a cut-off upload of the data is resumed like a package's.
         _connector.Follow(session);
         session.LogLine += l => LogLine?.Invoke(l);
@@ -101,6 +110,7 @@ public sealed class InferenceSubmission
             ModelPaths = models,
             Space = _request.Space,
             UploadedBytes = outcome.UploadedBytes,
+            CandidatePair = _connector.CandidatePair,
             Error = succeeded ? null : $"{session.InferenceFailures} track command(s) failed on the worker; the predictions are from the last that succeeded.",
         };
     }

@@ -129,6 +129,7 @@ public static class JobRecords
             MachineId = record.MachineId,
             PackageName = record.PackageName,
             PackageSha256 = record.PackageSha256,
+            ChannelAuth = ChannelAuthStatus.Describe(record.ChannelAuth),
             Submitter = record.Submitter,
             Priority = record.Priority,
             Position = record.State == JobStates.Queued ? record.Position : null,

@@ -92,6 +92,9 @@ public sealed class TrainingSubmission
     /// <summary>From sending the offer to the data channel being open, for the last connection made.</summary>
     public TimeSpan? ConnectTime { get; private set; }
 
+    /// <summary>Which candidates carried the last connection ("relay 10.0.0.9:50012 (turn tcp) -> host 10.1.0.5:41234").</summary>
+    public string? CandidatePair { get; private set; }
+
     /// <summary>From the start of <see cref="RunAsync"/> (credentials, sign-in, discovery, offer) to the data channel being open.</summary>
     public TimeSpan? TimeToChannelOpen { get; private set; }
 
@@ -126,7 +129,7 @@ public sealed class TrainingSubmission
         if (request.ResumeFromFolder is { } checkpoint) SubmissionPreflight.CheckResumeFolder(checkpoint);
         SubmissionPreflight.CheckOutputPath(outputPath);
         Func<ClientRoomConnection, CancellationToken, Task<IReadOnlyList<WorkerInfo>>>? queued =
-            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, ct) : null;
+            _options.Queue is { } queue ? (connection, ct) => WaitForTicketAsync(connection, queue, request, packagePath, "train", ct) : null;
         return await RunOnWorkerAsync("training", (channel, worker, clock, ct) =>
         {
             var useExtensions = JobExtensions.IsAdvertised(worker.Properties);
@@ -158,9 +161,11 @@ public sealed class TrainingSubmission
     /// <summary>
     /// -Queue: puts the ticket in the room's queue, reports its position while it waits, and returns the worker the server
     /// reserved for it (our workers only: the server hands tickets to nothing else). Ctrl+C while queued withdraws the ticket.
+    /// <paramref name="kind"/> is the record's kind ("train", or "track" for Submit-SleapInference); the job then says
+    /// <paramref name="request"/>'s job id in its hello, so the worker's reports move this ticket's record.
     /// </summary>
-    private async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
-        string packagePath, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<WorkerInfo>> WaitForTicketAsync(ClientRoomConnection connection, QueueOptions queue, JobRequest request,
+        string packagePath, string kind, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         if (!signaling.ServerSupportsJobQueue) throw new JobQueueUnsupportedException(connection.Server);
@@ -175,7 +180,7 @@ public sealed class TrainingSubmission
             JobRecord ticket;
             try
             {
-                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath), cancellationToken).ConfigureAwait(false);
+                ticket = await signaling.SubmitTicketAsync(Ticket(connection.Room, queue, request, packagePath, kind), cancellationToken).ConfigureAwait(false);
             }
             catch (SignalingException e) when (e.Code == JobQueueMessages.TicketRejected)
             {
@@ -233,11 +238,11 @@ public sealed class TrainingSubmission
     /// <summary>How often a waiting ticket's record is checked for an end nobody announced.</summary>
     private static readonly TimeSpan TicketCheckInterval = TimeSpan.FromSeconds(3);
 
-    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath) => new()
+    private JobRecord Ticket(ResolvedRoom room, QueueOptions queue, JobRequest request, string packagePath, string kind) => new()
     {
         JobId = request.JobId,
         RoomId = room.RoomId,
-        Kind = "train",
+        Kind = kind,
         PackageName = request.WorkerPackagePath ?? Path.GetFileName(packagePath),
         PackageSha256 = request.WorkerPackagePath is null ? FileSha256(packagePath) : null,
         PackageBytes = request.WorkerPackagePath is null ? new FileInfo(packagePath).Length : 0,
@@ -491,9 +496,11 @@ public sealed class TrainingSubmission
         var workerLost = false;
         try
         {
-            var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose, _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            var (channel, connectTime) = await WorkerChannel.OfferAsync(connection, peer, worker.PeerId, purpose,
+                JobExtensions.AdvertisesChannelAuth(worker.Properties), _options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             ConnectTime = connectTime;
-            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms");
+            CandidatePair = peer.SelectedCandidatePair?.ToString();
+            _log.Write(LogLevel.Information, "client", $"data channel to {worker.PeerId} open after {connectTime.TotalMilliseconds:F0} ms over {CandidatePair ?? "an unknown path"}");
             TimeToChannelOpen = clock.Elapsed;
             Tell($"Connection established. Starting {jobKind} job...");
             try
@@ -544,7 +551,7 @@ public sealed class TrainingSubmission
             return new TrainingResult
             {
                 JobId = session.JobId, WorkerId = worker.PeerId, Status = "Failed", Duration = clock.Elapsed,
-                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(),
+                PackagePath = packagePath, Error = refused.Message, LastLogLines = LogTail(), CandidatePair = CandidatePair,
             };
         }
         var succeeded = outcome.FailedConfigs.Count == 0 && outcome.Configs.Count > 0;
@@ -561,6 +568,7 @@ public sealed class TrainingSubmission
             PackagePath = packagePath,
             UploadedBytes = outcome.UploadedBytes,
             UploadMBps = outcome.UploadMBps,
+            CandidatePair = CandidatePair,
             ExitCode = outcome.FirstExitCode,
             LastLogLines = succeeded ? Array.Empty<string>() : LogTail(),
             Error = succeeded ? null : outcome.Configs.Count == 0

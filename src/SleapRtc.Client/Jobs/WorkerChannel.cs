@@ -55,7 +55,8 @@ public sealed class WorkerChannel : IAsyncDisposable
         try
         {
             peer = CreatePeer(connection, options.PeerConnectionFactory, options.PeerConnection);
-            var (channel, _) = await OfferAsync(connection, peer, workerId, purpose, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+            // Only our workers take these offers (collections): the channel is always authenticated.
+            var (channel, _) = await OfferAsync(connection, peer, workerId, purpose, authenticate: true, options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
             return new WorkerChannel(connection, peer, channel, workerId);
         }
         catch
@@ -75,13 +76,16 @@ public sealed class WorkerChannel : IAsyncDisposable
         await _room.DisposeAsync().ConfigureAwait(false);
     }
 
-    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN unless the template names some.</summary>
+    /// <summary>A peer connection for the room: the caller's template (loopback, local addresses), the server's STUN and TURN unless the template names some.</summary>
     internal static IPeerConnection CreatePeer(ClientRoomConnection connection, IPeerConnectionFactory factory, PeerConnectionOptions? template)
     {
         template ??= new PeerConnectionOptions();
         return factory.Create(new PeerConnectionOptions
         {
             StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : IceServerList.TurnServers(connection.Registration.IceServers),
+            TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
+            RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
             LocalAddresses = template.LocalAddresses,
             MaxMessageSize = template.MaxMessageSize,
@@ -89,11 +93,14 @@ public sealed class WorkerChannel : IAsyncDisposable
     }
 
     /// <summary>
-    /// Offer, wait for the answer or the worker's refusal, open the channel; all within <paramref name="connectTimeout"/>.
-    /// Returns the channel and the time from sending the offer to the channel being open.
+    /// Offer, wait for the answer or the worker's refusal, open the channel and, with <paramref name="authenticate"/> (a
+    /// worker that advertises it, see <see cref="JobExtensions.AdvertisesChannelAuth"/>), prove the room token over it
+    /// (<see cref="ChannelProof"/>); all within <paramref name="connectTimeout"/>. Returns the channel and the time from
+    /// sending the offer to the channel being open (and authenticated).
     /// </summary>
+    /// <exception cref="ChannelAuthenticationException">The channel could not be authenticated; nothing was sent on it.</exception>
     internal static async Task<(IDataChannel Channel, TimeSpan ConnectTime)> OfferAsync(ClientRoomConnection connection, IPeerConnection peer, string workerId,
-        string? purpose, TimeSpan connectTimeout, CancellationToken cancellationToken)
+        string? purpose, bool authenticate, TimeSpan connectTimeout, CancellationToken cancellationToken)
     {
         var signaling = connection.Signaling;
         var roomId = connection.Room.RoomId;
@@ -118,6 +125,7 @@ public sealed class WorkerChannel : IAsyncDisposable
             var answerSdp = await answer.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
             await peer.AcceptAnswerAsync(answerSdp, timeout.Token).ConfigureAwait(false);
             var channel = await peer.OpenDataChannelAsync(TrainingSubmission.ChannelLabel, timeout.Token).ConfigureAwait(false);
+            if (authenticate) await ChannelProof.RunAsync(channel, peer, connection.Room.Token, workerId, timeout.Token).ConfigureAwait(false);
             return (channel, clock.Elapsed);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)

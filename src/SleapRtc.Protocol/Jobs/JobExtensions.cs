@@ -15,7 +15,9 @@ public static class JobExtensions
 {
     /// <summary>Worker metadata property (integer protocol version) that announces the extensions.</summary>
     public const string MetadataProperty = "sleaprtc_ext";
-    public const int Version = 1;
+    public const int Version = 2;
+    /// <summary>The first version whose workers take (and whose clients make) the room-token proof of <see cref="ChannelAuthExchange"/>.</summary>
+    public const int ChannelAuthVersion = 2;
 
     public const string FeatureSha256 = "sha256";
     public const string FeatureProgress = "progress";
@@ -83,17 +85,22 @@ public static class JobExtensions
         JobMessages.Format(JobMessages.Error, code, message.Replace(JobMessages.Separator, ": "));
 
     /// <summary>True when worker metadata properties announce a compatible extension version.</summary>
-    public static bool IsAdvertised(IDictionary<string, object?> properties)
+    public static bool IsAdvertised(IDictionary<string, object?> properties) => AdvertisedVersion(properties) >= 1;
+
+    /// <summary>True when the worker takes the channel proof (<see cref="ChannelAuthExchange"/>); the client then always makes it.</summary>
+    public static bool AdvertisesChannelAuth(IDictionary<string, object?> properties) => AdvertisedVersion(properties) >= ChannelAuthVersion;
+
+    private static int AdvertisedVersion(IDictionary<string, object?> properties)
     {
-        if (!properties.TryGetValue(MetadataProperty, out var value) || value is null) return false;
+        if (!properties.TryGetValue(MetadataProperty, out var value) || value is null) return 0;
         return value switch
         {
-            int i => i >= 1,
-            long l => l >= 1,
-            double d => d >= 1,
-            JsonElement { ValueKind: JsonValueKind.Number } e => e.TryGetInt32(out var n) && n >= 1,
-            string s => int.TryParse(s, out var n) && n >= 1,
-            _ => false,
+            int i => i,
+            long l => (int)Math.Min(l, int.MaxValue),
+            double d => d >= 1 ? (int)Math.Min(d, int.MaxValue) : 0,
+            JsonElement { ValueKind: JsonValueKind.Number } e => e.TryGetInt32(out var n) ? n : 0,
+            string s => int.TryParse(s, out var n) ? n : 0,
+            _ => 0,
         };
     }
 

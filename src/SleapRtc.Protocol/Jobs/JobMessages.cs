@@ -54,6 +54,10 @@ public static class JobMessages
     /// <summary>Worker → client at the end of a collection (hello mode "collect"), after the last result file:
     /// <c>SLEAPRTC_COLLECTED::{"job_id":…,"state":…,"files":n}</c>.</summary>
     public const string Collected = "SLEAPRTC_COLLECTED";
+    /// <summary>Connection test (offer purpose "probe"): the client sends <c>SLEAPRTC_PING::&lt;n&gt;</c>, the worker echoes
+    /// <c>SLEAPRTC_PONG::&lt;n&gt;</c>; the client measures the round trip.</summary>
+    public const string Ping = "SLEAPRTC_PING";
+    public const string Pong = "SLEAPRTC_PONG";
 
     /// <summary>Receiver → sender when a transfer resumes over a new connection: how many bytes of which file it holds
     /// (<c>SLEAPRTC_TRANSFER_AT::{"name":…,"size":…,"offset":…,"prefix_sha256":…}</c>, see <see cref="TransferPoint"/>).</summary>

@@ -51,6 +51,12 @@ public static class JobQueueMessages
     /// <summary>An offer that resumes a cut-off upload (issue 16): relayed to the worker reserved for that job without a new
     /// reservation; the worker serves it only while it keeps the job's partial upload.</summary>
     public const string ResumePurpose = "resume";
+    /// <summary>A connection test (Test-SleapConnection): like a collection it reserves nothing; the worker answers
+    /// <see cref="SleapRtc.Protocol.Jobs.JobMessages.Ping"/> after the channel proof, and serves nothing else on it.</summary>
+    public const string ProbePurpose = "probe";
+
+    /// <summary>True for the purposes that reach a worker whatever its status and reserve nothing.</summary>
+    public static bool ReservesNothing(string? purpose) => purpose is CollectPurpose or ProbePurpose;
 
     /// <summary>Error codes (coded error shape, with in_reply_to).</summary>
     public const string JobNotFound = "JOB_NOT_FOUND";
@@ -155,6 +161,8 @@ public sealed class JobRecord
     /// <summary>True while the worker still holds the job's results for collection.</summary>
     public bool ResultsAvailable { get; set; }
     public long? ResultsExpireAt { get; set; }
+    /// <summary>How the worker authenticated the submitting client's channel (<see cref="SleapRtc.Protocol.Jobs.ChannelAuthStatus"/>); null when not reported.</summary>
+    public string? ChannelAuth { get; set; }
 
     private static readonly JsonSerializerOptions WireJson = new()
     {

@@ -45,6 +45,11 @@ public static class ErrorCodes
     /// <summary>Ours, to a worker: the client whose offer reserved it (the error's <c>sender</c>) left the server; a
     /// connection not yet open will not be, and the worker need not wait out its reservation timeout.</summary>
     public const string PeerLeft = "PEER_LEFT";
+    /// <summary>Ours: a registration as an inference space whose name another peer of the room holds (the error's
+    /// <c>current_holder</c>); the registration is refused.</summary>
+    public const string SpaceTaken = "SPACE_TAKEN";
+    /// <summary>Ours: the server cannot serve the request now (its shared store, Redis, is unreachable); try again, or another server.</summary>
+    public const string ServerUnavailable = "SERVER_UNAVAILABLE";
 }
 
 /// <summary>The classic registration failure reasons (`{"type":"error","reason":...}` shape).</summary>
@@ -58,6 +63,8 @@ public static class RegistrationReasons
     public const string RoomExpired = "Room expired";
     /// <summary>Ours: the peer_id is bound to the id_token of the connection that registered it first.</summary>
     public const string PeerIdInUse = "Peer id in use";
+    /// <summary>Ours: another peer of the room serves an inference space of this name.</summary>
+    public const string SpaceTaken = "Space name taken";
     public const string StoreError = "DynamoDB error";
     /// <summary>The reason a worker (or the server on its behalf) gives when refusing an offer.</summary>
     public const string WorkerBusy = "worker_busy";

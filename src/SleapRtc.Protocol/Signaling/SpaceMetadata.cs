@@ -10,6 +10,9 @@ namespace SleapRtc.Protocol.Signaling;
 public static class SpaceMetadata
 {
     public const string Role = "space";
+    /// <summary>Listed in registered_auth's server_extensions by a server that claims space names at registration,
+    /// atomically, and refuses a second holder with <see cref="ErrorCodes.SpaceTaken"/>.</summary>
+    public const string ServerFeature = "space_names";
     public const string Tag = "inference-space";
     /// <summary>The space's name (unique in a room).</summary>
     public const string NameProperty = "space";

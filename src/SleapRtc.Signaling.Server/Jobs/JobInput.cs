@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using SleapRtc.Protocol.Jobs;
 using SleapRtc.Protocol.Signaling;
 
 namespace SleapRtc.Signaling.Jobs;
@@ -106,6 +107,7 @@ internal static class JobInput
         if (report.PackageSha256 is { } sha && !Sha256Pattern.IsMatch(sha)) report.PackageSha256 = null;
         if (report.PackageBytes < 0) report.PackageBytes = 0;
         if (report.Kind is not ("train" or "track")) report.Kind = "train";
+        if (report.ChannelAuth is not (null or ChannelAuthStatus.Verified or ChannelAuthStatus.Unverified)) report.ChannelAuth = null;
         if (report.Progress is { } progress)
         {
             progress.ConfigName = Cut(progress.ConfigName, MaxNameLength);

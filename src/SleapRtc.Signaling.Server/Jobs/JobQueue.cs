@@ -94,6 +94,9 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         public int? PushedPosition { get; set; }
         /// <summary>Which hand-out this is (server-wide count), to tell an assignment from before a status change from one after it.</summary>
         public long AssignmentNumber { get; set; }
+        /// <summary>The worker this ticket was assigned to when the server stopped (assignments do not survive a restart):
+        /// its submitter may have reached that worker anyway, so that worker's report still counts as the ticket's start.</summary>
+        public string? AssignedBeforeRestart { get; set; }
 
         public bool IsTicket => Record.State == JobStates.Queued;
         public bool IsAssigned => IsTicket && Record.WorkerId is not null;
@@ -168,6 +171,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             {
                 // Reservations do not survive a restart: an assigned ticket waits again, in its old place. Its submitter
                 // must register again within the grace, like after any disconnect.
+                job.AssignedBeforeRestart = record.WorkerId;
                 record.WorkerId = null;
                 record.AssignedAt = null;
                 job.SubmitterGoneSince = now;
@@ -183,6 +187,31 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         }
         if (loaded.Count > 0) _log.Write(LogLevel.Information, Component, $"Loaded {loaded.Count} job record(s) from the store");
     }
+
+    /// <summary>
+    /// After taking over a queue loaded from the shared store (several instances: the instance that ran it died or
+    /// handed it over), the peers the load took for gone may still be connected, to another instance: their submitters'
+    /// tickets wait for them again and their workers' jobs are not lost. Then waiting tickets are handed out.
+    /// </summary>
+    public void AdoptPresentPeers()
+    {
+        foreach (var room in _rooms.Values)
+        {
+            lock (room)
+            {
+                foreach (var job in room.Jobs.Values)
+                {
+                    if (job.IsTicket && job.SubmitterGoneSince is not null && IsPresent(room.RoomId, job.Record.Submitter))
+                        job.SubmitterGoneSince = null;
+                    else if (!job.IsTicket && job.LostDeadline is not null && !JobStates.IsFinished(job.Record.State) && IsPresent(room.RoomId, job.Record.WorkerId))
+                        (job.LostDeadline, job.LostReason) = (null, null);
+                }
+            }
+            AssignWaiting(room.RoomId);
+        }
+    }
+
+    private bool IsPresent(string roomId, string? peerId) => peerId is not null && _peers.Get(peerId) is { } peer && peer.RoomId == roomId;
 
     private RoomJobs Room(string roomId) => _rooms.GetOrAdd(roomId, id => new RoomJobs(id));
 
@@ -421,10 +450,19 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         AssignWaiting(roomId);
     }
 
+    /// <summary>
+    /// The server is stopping: the connections it closes now are not peers leaving. What the queue holds is written as it
+    /// stands (an assignment keeps its worker in the store), so the next start knows which worker an assigned ticket went to.
+    /// </summary>
+    public void ServerStopping() => Volatile.Write(ref _serverStopping, true);
+
+    private bool _serverStopping;
+
     /// <summary>A peer's connection ended (its registration is gone, and with it every reservation it held or was under).</summary>
     public void PeerLeft(string roomId, string peerId)
     {
         _updateBudgets.TryRemove(peerId, out _);
+        if (Volatile.Read(ref _serverStopping)) return;
         if (!_rooms.TryGetValue(roomId, out var room)) return;
         var now = _clock();
         var requeued = false;
@@ -466,7 +504,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         {
             room.Jobs.TryGetValue(report.JobId, out var job);
             if (job is null && _jobRooms.ContainsKey(report.JobId)) return "the job belongs to another room";
-            if (job is not null && job.Record.WorkerId != worker) return "the job is not this worker's";
+            if (job is not null && job.Record.WorkerId != worker && !TakeOverRestoredAssignment(room, job, worker, report)) return "the job is not this worker's";
             // A state change of a job the server knows is bounded by the forward-only rule (a few per job), so it is never
             // held back; progress, result updates and new direct jobs are what a worker could repeat without end.
             var bounded = job is not null && job.Record.State != report.State;
@@ -489,6 +527,34 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             Changed(room, job);
         }
         return null;
+    }
+
+    /// <summary>
+    /// The window a restart leaves: a ticket was assigned to <paramref name="worker"/>, the server restarted before the
+    /// worker reported the upload, and the ticket came back waiting (or was assigned anew once its submitter returned).
+    /// The submitter still uploads to the worker it was first told (it takes one assignment per ticket), so that worker's
+    /// report is the ticket's start: the record follows it, and a newer assignment's reservation is released unused.
+    /// Nothing runs twice: the submitter never connects to the second worker, and the ticket leaves the queue here.
+    /// </summary>
+    private bool TakeOverRestoredAssignment(RoomJobs room, Job job, string worker, JobRecord report)
+    {
+        if (job.AssignedBeforeRestart != worker || !job.IsTicket || Rank(report.State) == 0) return false;
+        if (job.IsAssigned)
+        {
+            _peers.ReleaseReservation(job.Record.WorkerId!, job.Record.Submitter!);
+            job.AssignmentDeadline = null;
+        }
+        else
+        {
+            room.Waiting.Remove(job);
+            room.Active.Add(job);
+            QueueChanged(room);
+        }
+        _log.Write(LogLevel.Information, Component, $"Ticket {job.Record.JobId} in room {room.RoomId} started on worker {worker}, which it was assigned to before the restart");
+        job.Record.WorkerId = worker;
+        job.Record.AssignedAt ??= _clock();
+        job.AssignedBeforeRestart = null;
+        return true;
     }
 
     /// <summary>The transition rules: forward only (Queued, Uploading, Running, then one finished state), except that a job
@@ -532,6 +598,7 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
         if (report.MachineId is not null) record.MachineId = report.MachineId;
         record.PackageName ??= report.PackageName;
         record.PackageSha256 ??= report.PackageSha256;
+        record.ChannelAuth ??= report.ChannelAuth;
         if (record.PackageBytes == 0) record.PackageBytes = report.PackageBytes;
         record.ResultsAvailable = report.ResultsAvailable;
         record.ResultsExpireAt = report.ResultsExpireAt;
@@ -593,6 +660,36 @@ internal sealed class JobQueue : IAsyncDisposable, Monitor.IMonitorJobSource
             }
         }
         catch (OperationCanceledException) { }
+    }
+
+    /// <summary>
+    /// The room was deleted or expired: every record and ticket of it goes, from memory and from the store, at once
+    /// (without the room nobody can list, collect or run them, so keeping them to age out only holds a dead queue).
+    /// Returns how many went.
+    /// </summary>
+    public int ForgetRoom(string roomId)
+    {
+        if (!_rooms.TryGetValue(roomId, out var room)) return 0;
+        int forgotten;
+        lock (room)
+        {
+            forgotten = room.Jobs.Count;
+            foreach (var job in room.Jobs.Values)
+            {
+                if (job.IsAssigned) _peers.ReleaseReservation(job.Record.WorkerId!, job.Record.Submitter!);
+                _jobRooms.TryRemove(job.Record.JobId, out _);
+                _persistence.Delete(job.Record.JobId);
+            }
+            room.Jobs.Clear();
+            room.Waiting.Clear();
+            room.Active.Clear();
+            room.TicketsBySubmitter.Clear();
+            room.Finished = 0;
+            // Under the room's lock, as the sweep does, so InRoom never works on the dropped room.
+            ((ICollection<KeyValuePair<string, RoomJobs>>)_rooms).Remove(new KeyValuePair<string, RoomJobs>(roomId, room));
+        }
+        if (forgotten > 0) _log.Write(LogLevel.Information, Component, $"Room {roomId} is gone: dropped its {forgotten} job record(s) and ticket(s)");
+        return forgotten;
     }
 
     /// <summary>Lapsed assignments, lost workers, departed submitters, retention; then another look for assignments.</summary>

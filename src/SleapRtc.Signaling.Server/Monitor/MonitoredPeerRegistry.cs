@@ -100,4 +100,6 @@ public sealed class MonitoredPeerRegistry(IPeerRegistry inner, MonitorService mo
     public string? AdminOf(string roomId) => inner.AdminOf(roomId);
 
     public string? ClaimAdmin(string roomId, string peerId) => inner.ClaimAdmin(roomId, peerId);
+
+    public string? ClaimSpace(string roomId, string space, string peerId) => inner.ClaimSpace(roomId, space, peerId);
 }

@@ -30,12 +30,16 @@ internal sealed partial class HttpEndpoints
     private readonly SignalingHub _hub;
     private readonly CredentialThrottle _throttle;
     private readonly ILogSink _log;
+    /// <summary>Null while healthy; otherwise what is wrong (an instance sharing Redis that cannot reach it).</summary>
+    private readonly Func<string?> _healthProblem;
 
     /// <summary>The one answer to a room token that does not open the room, whether the room exists or not.</summary>
     private static HttpResponse WrongRoomToken => new(RoomTokens.RefusalStatus, RoomTokens.RefusalBody());
 
-    public HttpEndpoints(RoomService rooms, IPeerRegistry peers, IdTokenService idTokens, SignalingHub hub, CredentialThrottle throttle, ILogSink log)
+    public HttpEndpoints(RoomService rooms, IPeerRegistry peers, IdTokenService idTokens, SignalingHub hub, CredentialThrottle throttle, ILogSink log,
+        Func<string?>? healthProblem = null)
     {
+        _healthProblem = healthProblem ?? (() => null);
         _rooms = rooms;
         _peers = peers;
         _idTokens = idTokens;
@@ -53,13 +57,19 @@ internal sealed partial class HttpEndpoints
         switch (request.Method, path)
         {
             case ("GET" or "HEAD", "/health"):
-                return HttpResponse.Json(new JsonObject
+            {
+                // Degraded (503, so load balancers and failover take the hint): this instance cannot reach the Redis it shares.
+                var problem = _healthProblem();
+                var health = new JsonObject
                 {
-                    ["status"] = "healthy",
+                    ["status"] = problem is null ? "healthy" : "degraded",
                     ["timestamp"] = DateTimeOffset.UtcNow.ToString("o"),
                     ["version"] = ClassicVersion,
                     ["server"] = "SleapRtc",
-                });
+                };
+                if (problem is not null) health["problem"] = problem;
+                return HttpResponse.Json(health, problem is null ? 200 : 503);
+            }
             case ("GET" or "HEAD", "/metrics"):
                 return HttpResponse.Json(await MetricsAsync(ct).ConfigureAwait(false));
             case ("POST", "/anonymous-signin"):
@@ -194,6 +204,7 @@ internal sealed partial class HttpEndpoints
             removed++;
         }
         await _rooms.DeleteAsync(roomId!, ct).ConfigureAwait(false);
+        _hub.RoomDeleted(roomId!);
         _log.Write(LogLevel.Information, Component, $"Deleted room {roomId} and its {removed} peer(s)");
         return HttpResponse.Json(new JsonObject { ["status"] = $"Room {roomId} and {removed} peer(s) deleted" });
     }

@@ -19,7 +19,7 @@ namespace SleapRtc.Signaling.Server;
 /// API, or the connection re-registering under another id ends it at once. Bindings live in memory: a server
 /// restart frees every id (the first to register after it wins, as before).
 /// </summary>
-internal sealed class PeerIdBindings(TimeSpan resumeGrace)
+internal sealed class PeerIdBindings(TimeSpan resumeGrace) : IPeerIdBindings
 {
     private const int SweepThreshold = 1024;
 
@@ -36,7 +36,7 @@ internal sealed class PeerIdBindings(TimeSpan resumeGrace)
     private int _sweepAt = SweepThreshold;
 
     /// <summary>Ids bound now, held or waiting for their holder (tests check that it stays bounded).</summary>
-    internal int Count
+    public int Count
     {
         get { lock (_gate) return _bindings.Count; }
     }
@@ -96,4 +96,18 @@ internal sealed class PeerIdBindings(TimeSpan resumeGrace)
             _bindings.Remove(peerId);
         _sweepAt = Math.Max(SweepThreshold, _bindings.Count * 2);
     }
+}
+
+/// <summary>Who owns each peer id (see <see cref="PeerIdBindings"/> for the rules): in memory for one server, in Redis
+/// (<c>Cluster.RedisPeerIdBindings</c>) for instances sharing it, so a peer id is bound across every instance.</summary>
+internal interface IPeerIdBindings
+{
+    /// <summary>Ids bound now, held or waiting for their holder.</summary>
+    int Count { get; }
+
+    bool TryClaim(string peerId, string idToken, IPeerLink link, DateTimeOffset now);
+
+    void Release(string peerId, IPeerLink link, bool resumable, DateTimeOffset now);
+
+    void Forget(string peerId);
 }

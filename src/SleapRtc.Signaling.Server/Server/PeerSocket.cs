@@ -65,6 +65,9 @@ internal sealed class PeerSocket : IPeerLink
     public string? RoomId { get; set; }
     public string? Role { get; set; }
 
+    /// <summary>The peer listed server_draining in its register message: it moves to another instance when told to.</summary>
+    public bool MovesWhenDraining { get; set; }
+
     /// <summary>True once the peer sent a close frame: it said goodbye, rather than being lost.</summary>
     public bool SaidGoodbye { get; private set; }
 

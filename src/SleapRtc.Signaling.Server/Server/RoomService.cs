@@ -37,9 +37,11 @@ internal sealed class RoomService(IRoomStore store, TimeSpan defaultTtl, ILogSin
 
     public Task<int> CountAsync(CancellationToken ct) => store.CountRoomsAsync(ct);
 
-    public async Task PurgeExpiredAsync(CancellationToken ct)
+    /// <summary>Deletes the expired rooms; returns their ids.</summary>
+    public async Task<IReadOnlyList<string>> PurgeExpiredAsync(CancellationToken ct)
     {
         var purged = await store.PurgeExpiredAsync(DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
         if (purged.Count > 0) log.Write(LogLevel.Information, "signaling", $"Purged {purged.Count} expired room(s)");
+        return purged;
     }
 }

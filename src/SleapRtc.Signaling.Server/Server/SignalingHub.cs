@@ -33,10 +33,10 @@ internal sealed partial class SignalingHub
     private readonly IPeerRegistry _peers;
     private readonly IdTokenService _idTokens;
     private readonly CredentialThrottle _throttle;
-    private readonly PeerIdBindings _bindings;
+    private readonly IPeerIdBindings _bindings;
     private readonly ILogSink _log;
     private readonly Func<int> _stunPort;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
 
     private const int MaxCachedDiscoveries = 1024;
     private const long MaxCachedDiscoveryBytes = 32L * 1024 * 1024;
@@ -47,7 +47,7 @@ internal sealed partial class SignalingHub
     public long TotalConnections;
     public long RoomsCreated;
 
-    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, PeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueue jobs)
+    public SignalingHub(IRoomStore store, IPeerRegistry peers, IdTokenService idTokens, CredentialThrottle throttle, IPeerIdBindings bindings, ILogSink log, Func<int> stunPort, Jobs.JobQueueRouter jobs)
     {
         _jobs = jobs;
         _store = store;
@@ -67,6 +67,14 @@ internal sealed partial class SignalingHub
         try
         {
             await DispatchAsync(peer, text).ConfigureAwait(false);
+        }
+        catch (SharedStoreUnavailableException e)
+        {
+            // An instance sharing Redis that cannot reach it: say so (clients retry or fail over) instead of hanging.
+            var error = SignalingJson.CodedError(ErrorCodes.ServerUnavailable, e.Message, SignalingJson.TryParse(text) is JsonObject m ? m.GetString("type") : null);
+            // A registration failing this way keeps the classic registration error shape too.
+            if ((string?)error[SignalingJson.InReplyTo] == MessageTypes.Register) error["reason"] = RegistrationReasons.StoreError;
+            Send(peer, error);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -157,7 +165,13 @@ internal sealed partial class SignalingHub
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _log.Write(LogLevel.Error, Component, $"Room store failed while registering peer {peerId}: {e.GetType().Name}");
-            Send(peer, SignalingJson.ReasonError(RegistrationReasons.StoreError));
+            var error = SignalingJson.ReasonError(RegistrationReasons.StoreError);
+            if (e is SharedStoreUnavailableException)
+            {
+                error["code"] = ErrorCodes.ServerUnavailable;
+                error["message"] = e.Message;
+            }
+            Send(peer, error);
             return;
         }
         // An unknown room and a wrong token get the same answer (classic said "Room not found"), so guessing tells nothing about which rooms exist.
@@ -183,6 +197,20 @@ internal sealed partial class SignalingHub
 
         var role = message.GetString("role") is { Length: > 0 } r ? r : "peer";
         var metadata = message.GetObject("metadata")?.DeepClone() as JsonObject ?? new JsonObject();
+        // A space name is unique in its room: claimed here, atomically, before the peer becomes visible, so of two
+        // workers starting at once with one name exactly one is registered and the other is refused.
+        if (role == SpaceMetadata.Role && metadata.GetObject("properties")?.GetString(SpaceMetadata.NameProperty) is { Length: > 0 } space
+            && _peers.ClaimSpace(roomId, space, peerId) is { } holder)
+        {
+            var taken = SignalingJson.ReasonError(RegistrationReasons.SpaceTaken);
+            taken["code"] = ErrorCodes.SpaceTaken;
+            taken["message"] = $"The space '{space}' is already served by {holder} in this room; a space name is unique in its room.";
+            taken["space"] = space;
+            taken["current_holder"] = holder;
+            _log.Write(LogLevel.Information, Component, $"Peer {peerId} refused as space '{space}' in room {roomId}: held by {holder}");
+            Send(peer, taken);
+            return;
+        }
 
         if (peer.PeerId is { } previous && previous != peerId)
         {
@@ -193,6 +221,8 @@ internal sealed partial class SignalingHub
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
+        peer.MovesWhenDraining = message[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
+            && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == DrainingMessages.ClientFeature);
         // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 
@@ -239,19 +269,27 @@ internal sealed partial class SignalingHub
             w.WriteEndObject();
             w.WritePropertyName("ice_servers");
             WriteIceServers(w, peer);
+            // Classic mesh connections (worker to worker) stay STUN-only, as classic servers send them.
             w.WritePropertyName("mesh_ice_servers");
-            WriteIceServers(w, peer);
-            // Our extensions (classic clients ignore unknown keys): the job queue.
+            WriteIceServers(w, peer, withTurn: false);
+            // Our extensions (classic clients ignore unknown keys): the job queue, unique space names.
             w.WriteStartArray(JobQueueMessages.ServerExtensionsKey);
             w.WriteStringValue(JobQueueMessages.ServerFeature);
+            w.WriteStringValue(SpaceMetadata.ServerFeature);
             w.WriteEndArray();
             w.WriteEndObject();
         }
         return buffer.ToArray();
     }
 
-    /// <summary>Our own STUN responder, at the host name the peer used to reach us.</summary>
-    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer)
+    /// <summary>Issues TURN credentials with registered_auth when TURN servers are configured.</summary>
+    internal TurnCredentialIssuer? Turn { get; init; }
+
+    /// <summary>
+    /// Our own STUN responder, at the host name the peer used to reach us, and the configured TURN servers with
+    /// credentials for this peer, in the RTCIceServer form classic aiortc peers read (urls, username, credential).
+    /// </summary>
+    private void WriteIceServers(Utf8JsonWriter w, PeerSocket peer, bool withTurn = true)
     {
         w.WriteStartArray();
         var port = _stunPort();
@@ -262,6 +300,17 @@ internal sealed partial class SignalingHub
             w.WriteStartArray("urls");
             w.WriteStringValue($"stun:{host}:{port}");
             w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        if (withTurn && Turn is { } turn && peer.PeerId is { } peerId)
+        {
+            var (username, password) = turn.CredentialsFor(peerId);
+            w.WriteStartObject();
+            w.WriteStartArray("urls");
+            foreach (var url in turn.Urls) w.WriteStringValue(url);
+            w.WriteEndArray();
+            w.WriteString("username", username);
+            w.WriteString("credential", password);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -363,7 +412,7 @@ internal sealed partial class SignalingHub
             return;
         }
         message["from_peer_id"] = self;
-        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (!Relay(peer, self, target.Link, message, MessageTypes.PeerMessage))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.PeerMessage));
     }
 
@@ -374,10 +423,11 @@ internal sealed partial class SignalingHub
             Send(peer, SignalingJson.CodedError(ErrorCodes.InvalidMessage, "offer needs a 'target'.", MessageTypes.Offer));
             return;
         }
-        // A result collection (our extension key "purpose") may reach a busy worker and reserves nothing; our worker
-        // serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off upload (its client
-        // may come back under a new peer id): the worker alone knows whether it keeps that upload.
-        if (message.GetString(JobQueueMessages.OfferPurposeKey) is JobQueueMessages.CollectPurpose or JobQueueMessages.ResumePurpose)
+        // A result collection or a connection test (our extension key "purpose") may reach a busy worker and reserves
+        // nothing; our worker serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off
+        // upload (its client may come back under a new peer id): the worker alone knows whether it keeps that upload.
+        var purpose = message.GetString(JobQueueMessages.OfferPurposeKey);
+        if (JobQueueMessages.ReservesNothing(purpose) || purpose == JobQueueMessages.ResumePurpose)
         {
             RelaySignal(peer, self, room, message, MessageTypes.Offer);
             return;
@@ -405,7 +455,7 @@ internal sealed partial class SignalingHub
         }
         var target = _peers.Get(targetId);
         message["sender"] = self;
-        if (target is null || !target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (target is null || !Relay(peer, self, target.Link, message, MessageTypes.Offer))
         {
             _peers.ReleaseReservationsHeldBy(self);
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", MessageTypes.Offer));
@@ -430,7 +480,7 @@ internal sealed partial class SignalingHub
             return;
         }
         message["sender"] = self;
-        if (!target.Link.TrySendUtf8(SignalingJson.ToUtf8(message)))
+        if (!Relay(peer, self, target.Link, message, type))
             Send(peer, SignalingJson.CodedError(ErrorCodes.DeliveryFailed, $"Could not deliver to {targetId}", type));
     }
 
@@ -474,6 +524,13 @@ internal sealed partial class SignalingHub
         target.Link.TrySendUtf8(SignalingJson.ToUtf8(forwarded));
     }
 
+    /// <summary>Relays a peer's message. A target connected to another instance of a cluster gets it over the bus, and that
+    /// instance answers the sender DELIVERY_FAILED if it cannot deliver it (a single server knows at once).</summary>
+    private static bool Relay(PeerSocket from, string self, IPeerLink target, JsonObject message, string type) =>
+        target is Cluster.RemotePeerLink remote
+            ? remote.TrySendUtf8From(SignalingJson.ToUtf8(message), from, self, type)
+            : target.TrySendUtf8(SignalingJson.ToUtf8(message));
+
     private static void SendPeerNotFound(PeerSocket peer, string targetId, string inReplyTo)
     {
         var error = SignalingJson.CodedError(ErrorCodes.PeerNotFound, $"Peer {Truncate(targetId)} not found in your room", inReplyTo);
@@ -485,6 +542,16 @@ internal sealed partial class SignalingHub
     public void Disconnected(PeerSocket peer)
     {
         if (peer.PeerId is not { } peerId) return;
+        try { Leave(peer, peerId); }
+        catch (SharedStoreUnavailableException)
+        {
+            // Redis is unreachable: the instance removes what this connection left behind once it answers again.
+            _log.Write(LogLevel.Warning, Component, $"Peer {peerId} left while the shared store was unreachable; it is removed when it answers again");
+        }
+    }
+
+    private void Leave(PeerSocket peer, string peerId)
+    {
         // Lost without a goodbye: the id stays reserved for its holder for the resume grace.
         _bindings.Release(peerId, peer, resumable: !peer.SaidGoodbye, DateTimeOffset.UtcNow);
         var reserved = _peers.WorkersReservedBy(peerId);
@@ -517,6 +584,9 @@ internal sealed partial class SignalingHub
         // Its connection's end will not count as leaving (the registration is already gone): tell the job queue now.
         _jobs.PeerLeft(roomId, peerId);
     }
+
+    /// <summary>The room was deleted (its peers already evicted): its job records and tickets go with it.</summary>
+    public void RoomDeleted(string roomId) => _jobs.ForgetRoom(roomId);
 
     /// <summary>Echoed identifiers are untrusted input (up to a whole message): keep what goes back and into logs short.
     /// Never cuts a surrogate pair in two.</summary>

@@ -19,7 +19,7 @@ namespace SleapRtc.Signaling.Server;
 /// SQLite and live peers in memory. Named "Host" because <see cref="SleapRtc.SignalingServer"/> is the
 /// public object the cmdlets output (see <see cref="ToModel"/>).
 /// </summary>
-public sealed class SignalingServerHost : IAsyncDisposable
+public sealed partial class SignalingServerHost : IAsyncDisposable
 {
     private const string Component = "signaling";
     private static readonly TimeSpan HeaderTimeout = TimeSpan.FromSeconds(30);
@@ -30,7 +30,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly bool _ownsStore;
     private readonly StunBindingServer? _stun;
     private readonly SignalingHub _hub;
-    private readonly Jobs.JobQueue _jobs;
+    private readonly Jobs.JobQueueRouter _jobs;
     /// <summary>The private database of the job records when the rooms live in a store that is not SQLite.</summary>
     private readonly SqliteRoomStore? _ownJobDatabase;
     private readonly MonitorService _monitor;
@@ -39,6 +39,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private readonly ConnectionsPerAddress _perAddress;
     private readonly PeerSocketLimits _peerLimits;
     private readonly ILogSink _log;
+    /// <summary>Redis shared with other instances (-Redis); null for the single server.</summary>
+    private readonly Cluster.RedisCluster? _cluster;
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<long, TcpClient> _connections = new();
     private readonly ConcurrentDictionary<long, PeerSocket> _sockets = new();
@@ -50,8 +52,9 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private int _stopRequested;
 
     private SignalingServerHost(SignalingServerOptions options, TcpListener listener, IRoomStore store, bool ownsStore,
-        StunBindingServer? stun, IdTokenService idTokens, string databasePath)
+        StunBindingServer? stun, IdTokenService idTokens, string databasePath, Cluster.RedisCluster? cluster)
     {
+        _cluster = cluster;
         _options = options;
         _listener = listener;
         _store = store;
@@ -61,17 +64,23 @@ public sealed class SignalingServerHost : IAsyncDisposable
         // The live monitor (Monitor/): it reads the registry and the room store, and hears of every peer change.
         // One throttle for every credential check: register, the HTTP API and the monitor share its per-address and per-room budgets.
         Throttle = new CredentialThrottle(options.FreeFailedAuthAttempts, options.FailedAuthInterval);
-        var registry = new InMemoryPeerRegistry();
+        IPeerRegistry registry = cluster is not null ? cluster.Peers : new InMemoryPeerRegistry();
         _monitor = new MonitorService(new RegistryMonitorDirectory(registry, store), options.Monitor, _log, Throttle);
         Peers = new MonitoredPeerRegistry(registry, _monitor);
-        PeerIds = new PeerIdBindings(options.PeerIdResumeGrace);
+        PeerIds = cluster is not null ? cluster.PeerIds : new PeerIdBindings(options.PeerIdResumeGrace);
+        if (cluster is not null)
+        {
+            // Changes made through other instances reach this instance's monitor viewers too.
+            cluster.Peers.RemoteChange = _monitor.NotifyPeerChanged;
+            cluster.RoomsResynced = _monitor.NotifyRoomChanged;
+        }
         // Job records live in the rooms database (one file to keep); an external non-SQLite room store gets a private in-memory one.
         if (store is not SqliteRoomStore sqlite) sqlite = _ownJobDatabase = SqliteRoomStore.Open(":memory:");
-        _jobs = new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor };
+        _jobs = new Jobs.JobQueueRouter(new Jobs.JobQueue(options.Jobs, Peers, new SqliteJobStore(sqlite), _log) { Observer = _monitor }, Peers, _log);
         _monitor.Jobs = _jobs;
-        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs);
+        _hub = new SignalingHub(store, Peers, idTokens, Throttle, PeerIds, _log, () => StunPort, _jobs) { Turn = TurnCredentialIssuer.From(options) };
         _rooms = new RoomService(store, options.DefaultRoomTtl, _log, () => Interlocked.Increment(ref _hub.RoomsCreated));
-        _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log);
+        _http = new HttpEndpoints(_rooms, Peers, idTokens, _hub, Throttle, _log, () => cluster is null || cluster.IsHealthy ? null : cluster.HealthProblem);
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress, options.ExemptLoopbackFromConnectionCap);
         _peerLimits = new PeerSocketLimits(options.MaxMessageBytes, options.MaxQueuedMessagesPerConnection, options.MaxQueuedBytesPerConnection,
             options.SendStallTimeout, options.MalformedMessageAllowance);
@@ -104,7 +113,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public DateTimeOffset StartedAt { get; }
     public string DatabasePath { get; }
     public Guid InstanceId { get; } = Guid.NewGuid();
-    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0;
+    public bool IsRunning => !_completion.Task.IsCompleted && Volatile.Read(ref _stopRequested) == 0 && !IsDraining;
 
     /// <summary>Completes when the server has stopped (after <see cref="StopAsync"/>).</summary>
     public Task Completion => _completion.Task;
@@ -113,7 +122,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     public IPeerRegistry Peers { get; }
 
     /// <summary>The room job queue and job records (tests look inside).</summary>
-    internal Jobs.JobQueue JobQueue => _jobs;
+    internal Jobs.JobQueue JobQueue => _jobs.Local ?? throw new InvalidOperationException("Another instance runs the job queue.");
 
     /// <summary>The live monitor served on this port (page, room state, room events).</summary>
     public MonitorService Monitor => _monitor;
@@ -122,7 +131,13 @@ public sealed class SignalingServerHost : IAsyncDisposable
     internal CredentialThrottle Throttle { get; }
 
     /// <summary>Who holds each peer id (tests look at its size).</summary>
-    internal PeerIdBindings PeerIds { get; }
+    internal IPeerIdBindings PeerIds { get; }
+
+    /// <summary>This instance's id in the cluster sharing Redis; null for a single server.</summary>
+    public string? ClusterInstanceId => _cluster?.InstanceId;
+
+    /// <summary>False while the Redis this instance shares is unreachable (always true for a single server).</summary>
+    public bool IsHealthy => _cluster is null || _cluster.IsHealthy;
 
     /// <summary>Open TCP connections, HTTP and WebSocket (tests).</summary>
     internal int OpenConnections => _connections.Count;
@@ -138,8 +153,23 @@ public sealed class SignalingServerHost : IAsyncDisposable
         if (!IPAddress.TryParse(options.ListenAddress, out var address))
             throw new ArgumentException($"ListenAddress '{options.ListenAddress}' is not an IP address.", nameof(options));
 
-        var databasePath = options.RoomStore is not null ? "(external store)" : options.DatabasePath ?? SignalingServerOptions.DefaultDatabasePath;
-        var store = options.RoomStore ?? SqliteRoomStore.Open(databasePath);
+        // Misconfigured TURN fails the start with the reason rather than handing peers unusable servers.
+        TurnCredentialIssuer.From(options);
+        Cluster.RedisCluster? cluster = null;
+        if (!string.IsNullOrWhiteSpace(options.Redis))
+        {
+            // Rooms, keys, peers and the bus live in Redis; the SQLite file is not used.
+            cluster = await Cluster.RedisCluster.StartAsync(options.Redis!, options.ClusterHeartbeatInterval, options.ClusterPresenceTtl,
+                options.PeerIdResumeGrace, options.Log, ct).ConfigureAwait(false);
+        }
+        var databasePath = cluster is not null ? "(redis)" : options.RoomStore is not null ? "(external store)" : options.DatabasePath ?? SignalingServerOptions.DefaultDatabasePath;
+        IRoomStore store;
+        try { store = cluster?.Rooms ?? options.RoomStore ?? SqliteRoomStore.Open(databasePath); }
+        catch
+        {
+            if (cluster is not null) await cluster.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         var ownsStore = options.RoomStore is null;
         TcpListener? listener = null;
         StunBindingServer? stun = null;
@@ -164,9 +194,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
                 }
             }
 
-            var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath);
+            var server = new SignalingServerHost(options, listener, store, ownsStore, stun, idTokens, databasePath, cluster);
             server.Begin();
-            options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {databasePath}");
+            options.Log.Write(LogLevel.Information, Component, $"Signaling server listening on {options.ListenAddress}:{port} (STUN udp {server.StunPort}), rooms in {(cluster is null ? databasePath : "Redis, instance " + cluster.InstanceId)}");
+            if (server._hub.Turn is { } turn) options.Log.Write(LogLevel.Information, Component, turn.ToString());
             return server;
         }
         catch
@@ -174,6 +205,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
             listener?.Stop();
             stun?.Dispose();
             if (ownsStore) await store.DisposeAsync().ConfigureAwait(false);
+            if (cluster is not null) await cluster.DisposeAsync().ConfigureAwait(false);
             throw;
         }
     }
@@ -181,7 +213,7 @@ public sealed class SignalingServerHost : IAsyncDisposable
     private void Begin()
     {
         var ct = _stopping.Token;
-        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(ct)));
+        _backgroundLoops.Add(Task.Run(() => AcceptLoopAsync(_accepting.Token)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(TimeSpan.FromTicks(_options.PingInterval.Ticks / PingSlices), PingSlice, ct)));
         _backgroundLoops.Add(Task.Run(() => EveryAsync(_options.PurgeInterval, () => _ = PurgeAsync(ct), ct)));
         _ = PurgeAsync(ct);
@@ -196,7 +228,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
 
     /// <summary>Purges expired rooms now (also done every PurgeInterval).</summary>
     public async Task PurgeExpiredRoomsAsync(CancellationToken ct = default)
-        => await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false);
+    {
+        // A room's job records and tickets go with it: nobody can list, collect or run them without the room.
+        foreach (var roomId in await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false)) _jobs.ForgetRoom(roomId);
+    }
 
     /// <summary>The public object Start-/Get-SleapSignalingServer output.</summary>
     public SleapRtc.SignalingServer ToModel() => new()
@@ -205,14 +240,14 @@ public sealed class SignalingServerHost : IAsyncDisposable
         Port = Port,
         ListenAddress = ListenAddress,
         StartedAt = StartedAt,
-        State = IsRunning ? "Running" : "Stopped",
+        State = IsDraining ? "Draining" : IsRunning ? "Running" : "Stopped",
         DatabasePath = DatabasePath,
         InstanceId = InstanceId,
     };
 
     private async Task PurgeAsync(CancellationToken ct)
     {
-        try { await _rooms.PurgeExpiredAsync(ct).ConfigureAwait(false); }
+        try { await PurgeExpiredRoomsAsync(ct).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException)
         {
             _log.Write(LogLevel.Warning, Component, $"Purging expired rooms failed: {e.GetType().Name}");
@@ -265,7 +300,8 @@ public sealed class SignalingServerHost : IAsyncDisposable
             }
             var id = Interlocked.Increment(ref _nextConnectionId);
             _connections[id] = client;
-            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, ct));
+            // Connections live until the server stops, not until it stops accepting (a drain).
+            _ = Task.Run(() => ServeConnectionAsync(id, client, remote, remoteAddress, _stopping.Token));
         }
     }
 
@@ -316,10 +352,22 @@ public sealed class SignalingServerHost : IAsyncDisposable
                 }
 
                 // Monitor page, /api/rooms/{id}/state and /events; it answers with Connection: close.
-                if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers, remoteAddress), stream, ct).ConfigureAwait(false)) return;
+                try
+                {
+                    if (await _monitor.TryHandleAsync(new MonitorHttpRequest(request.Method, request.Target, request.Headers, remoteAddress), stream, ct).ConfigureAwait(false)) return;
+                }
+                catch (SharedStoreUnavailableException e)
+                {
+                    await WriteResponseAsync(stream, HttpResponse.Detail(503, e.Message), false, false, ct).ConfigureAwait(false);
+                    return;
+                }
 
                 HttpResponse response;
                 try { response = await _http.HandleAsync(request, remoteAddress, ct).ConfigureAwait(false); }
+                catch (SharedStoreUnavailableException e)
+                {
+                    response = HttpResponse.Detail(503, e.Message);
+                }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     _log.Write(LogLevel.Error, Component, $"HTTP {request.Method} {request.Path} failed: {e.GetType().Name}");
@@ -468,8 +516,10 @@ public sealed class SignalingServerHost : IAsyncDisposable
             return;
         }
         _log.Write(LogLevel.Information, Component, $"Stopping signaling server on port {Port}");
+        // Before anything ends a connection: the peers' departures during a stop are not departures to the job queue.
+        _jobs.ServerStopping();
         _stopping.Cancel();
-        _listener.Stop();
+        StopAccepting();
         foreach (var socket in _sockets.Values) socket.Close(WebSocketCloseStatus.EndpointUnavailable, "Server stopping");
         foreach (var client in _connections.Values) client.Dispose();
         try { await Task.WhenAll(_backgroundLoops).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
@@ -479,8 +529,17 @@ public sealed class SignalingServerHost : IAsyncDisposable
         _stun?.Dispose();
         if (_ownJobDatabase is not null) await _ownJobDatabase.DisposeAsync().ConfigureAwait(false);
         if (_ownsStore) await _store.DisposeAsync().ConfigureAwait(false);
+        if (_cluster is not null) await _cluster.DisposeAsync().ConfigureAwait(false);
         _completion.TrySetResult();
     }
 
     public ValueTask DisposeAsync() => new(StopAsync());
+
+    /// <summary>Tests of a cluster: this instance vanishes from Redis's view as a killed process would (no heartbeat, nothing
+    /// removed), then stops serving.</summary>
+    internal async Task CrashForTestsAsync()
+    {
+        if (_cluster is not null) await _cluster.AbandonAsync().ConfigureAwait(false);
+        await StopAsync().ConfigureAwait(false);
+    }
 }

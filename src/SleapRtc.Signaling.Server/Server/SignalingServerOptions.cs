@@ -18,6 +18,18 @@ public sealed class SignalingServerOptions
     /// <summary>A store to use instead of opening <see cref="DatabasePath"/> (the server does not dispose it).</summary>
     public IRoomStore? RoomStore { get; set; }
 
+    /// <summary>Redis shared with other instances (a redis://[:password@]host[:port][/db] URL or a StackExchange.Redis
+    /// configuration string): rooms, keys, peers and reservations live there and peer messages between instances go over
+    /// its pub/sub. Null (the default) keeps everything in this process and <see cref="DatabasePath"/>.</summary>
+    public string? Redis { get; set; }
+
+    /// <summary>With <see cref="Redis"/>: how often this instance stamps its presence (and reaps dead instances).</summary>
+    public TimeSpan ClusterHeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>With <see cref="Redis"/>: an instance not heard from for this long is dead; its peers are removed and their
+    /// peer ids wait <see cref="PeerIdResumeGrace"/> for their holders to register again through another instance.</summary>
+    public TimeSpan ClusterPresenceTtl { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Lifetime of rooms created without an explicit expiry.</summary>
     public TimeSpan DefaultRoomTtl { get; set; } = TimeSpan.FromDays(30);
 
@@ -45,8 +57,31 @@ public sealed class SignalingServerOptions
     /// the id_token that registered it (so only the holder can resume it). A close frame frees it at once.</summary>
     public TimeSpan PeerIdResumeGrace { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// How long a drain (<see cref="SignalingServerHost.DrainAsync"/>: Stop-SleapSignalingServer, SIGTERM to a
+    /// service) waits for the peers to move to other instances before it closes what is left. Zero stops at once.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = DefaultDrainTimeout;
+
+    public static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>Whether to answer STUN binding requests on UDP (same port number as HTTP when free).</summary>
     public bool EnableStun { get; set; } = true;
+
+    /// <summary>TURN servers (turn:host:3478, turns:host:5349, turn:host?transport=tcp) offered to every peer in
+    /// registered_auth's ice_servers, with credentials minted from <see cref="TurnSecret"/>. Empty: no relay.</summary>
+    public IReadOnlyList<string> TurnUrls { get; set; } = Array.Empty<string>();
+
+    /// <summary>coturn's static-auth-secret (use-auth-secret): the server mints per-peer, time-limited credentials
+    /// from it. Never logged and never sent to peers.</summary>
+    public string? TurnSecret { get; set; }
+
+    /// <summary>How long minted TURN credentials stay valid; a peer that re-registers gets fresh ones.</summary>
+    public TimeSpan TurnCredentialLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Checks the TURN settings as the server will at start.</summary>
+    /// <exception cref="ArgumentException">A URL that is not turn:/turns:, or URLs and secret not given together.</exception>
+    public void ValidateTurn() => TurnCredentialIssuer.From(this);
 
     /// <summary>Messages queued for one slow connection before the server drops it.</summary>
     public int MaxQueuedMessagesPerConnection { get; set; } = 8192;

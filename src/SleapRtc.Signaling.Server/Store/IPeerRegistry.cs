@@ -110,4 +110,9 @@ public interface IPeerRegistry
 
     /// <summary>Claims the mesh admin role for the room; returns the current admin when another peer already holds it.</summary>
     string? ClaimAdmin(string roomId, string peerId);
+
+    /// <summary>Claims the inference space name <paramref name="space"/> in the room for the peer, atomically; returns the holder
+    /// when another peer already holds it. A peer holds one name at most (a new claim drops its old one); the claim ends when
+    /// the holder leaves (<see cref="Remove"/>, <see cref="Evict"/>) and survives the holder re-registering on a new connection.</summary>
+    string? ClaimSpace(string roomId, string space, string peerId);
 }

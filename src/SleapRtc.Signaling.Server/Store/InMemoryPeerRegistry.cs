@@ -51,6 +51,9 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
     private readonly Dictionary<string, Entry> _peers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, Entry>> _rooms = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _admins = new(StringComparer.Ordinal);
+    /// <summary>Inference space names: (room, name) → holder, and the reverse, so a leaving holder frees its name at once.</summary>
+    private readonly Dictionary<(string Room, string Space), string> _spaceHolders = new();
+    private readonly Dictionary<string, (string Room, string Space)> _spaceOf = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _roomVersions = new(StringComparer.Ordinal);
     private long _lastVersion;
 
@@ -64,7 +67,13 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         entry.RefreshEntry();
         lock (_gate)
         {
-            var replaced = RemoveLocked(peerId);
+            // The same peer on a newer connection keeps its space name: the claim belongs to the peer, not the link.
+            var replaced = RemoveLocked(peerId, leaving: false);
+            if (_spaceOf.TryGetValue(peerId, out var claimed) && claimed.Room != roomId)
+            {
+                _spaceOf.Remove(peerId);
+                _spaceHolders.Remove(claimed);
+            }
             _peers[peerId] = entry;
             if (!_rooms.TryGetValue(roomId, out var room)) _rooms[roomId] = room = new(StringComparer.Ordinal);
             room[peerId] = entry;
@@ -88,8 +97,9 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         lock (_gate) return RemoveLocked(peerId)?.Snapshot();
     }
 
-    private Entry? RemoveLocked(string peerId)
+    private Entry? RemoveLocked(string peerId, bool leaving = true)
     {
+        if (leaving && _spaceOf.Remove(peerId, out var space)) _spaceHolders.Remove(space);
         if (!_peers.Remove(peerId, out var entry)) return null;
         if (_rooms.TryGetValue(entry.RoomId, out var room))
         {
@@ -296,6 +306,19 @@ public sealed class InMemoryPeerRegistry : IPeerRegistry
         {
             if (_admins.TryGetValue(roomId, out var admin) && admin != peerId) return admin;
             _admins[roomId] = peerId;
+            return null;
+        }
+    }
+
+    public string? ClaimSpace(string roomId, string space, string peerId)
+    {
+        lock (_gate)
+        {
+            var key = (roomId, space);
+            if (_spaceHolders.TryGetValue(key, out var holder) && holder != peerId) return holder;
+            if (_spaceOf.Remove(peerId, out var previous)) _spaceHolders.Remove(previous);
+            _spaceHolders[key] = peerId;
+            _spaceOf[peerId] = key;
             return null;
         }
     }

@@ -1,12 +1,14 @@
 using System.Buffers;
-using System.Threading.Channels;
 using Org.BouncyCastle.Tls;
 
 namespace SleapRtc.WebRtc.Dtls;
 
 /// <summary>
-/// BouncyCastle's view of the ICE path: inbound DTLS datagrams wait in a bounded channel (dropped when
-/// full, as a UDP socket would) and Receive blocks on it without polling; Send goes straight to ICE.
+/// BouncyCastle's view of the ICE path: inbound DTLS datagrams wait in a bounded queue (dropped when full, as a
+/// UDP socket would) and Receive blocks on it; Send goes straight to ICE. The hand-off from the ICE receive thread
+/// is a plain monitor: no thread-pool continuation and no spinning per datagram. A channel's async wait did both
+/// (a pool thread woke the reader, then spun for more work, and Task.Wait spun too), ~40 % of the receiving
+/// process's CPU on a two-core box where the sender needs that CPU.
 /// </summary>
 /// <summary>Sends one datagram on the selected ICE path.</summary>
 public delegate void SpanAction(ReadOnlySpan<byte> datagram);
@@ -16,17 +18,22 @@ internal sealed class DatagramAdapter : DatagramTransport
     /// <summary>Keeps wire datagrams at or under ~1200 bytes (BC leaves 1163 bytes of record plaintext).</summary>
     public const int SendLimit = 1200;
     private const int ReceiveLimit = 1500;
+    private const int Capacity = 4096;
 
-    private readonly Channel<(byte[] Buffer, int Length)> _inbound = Channel.CreateBounded<(byte[], int)>(
-        new BoundedChannelOptions(4096) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Queue<(byte[] Buffer, int Length)> _inbound = new();
+    private readonly object _gate = new();
     private readonly SpanAction _send;
+    private bool _readerWaiting;
     private volatile bool _closed;
 
     public DatagramAdapter(SpanAction send) => _send = send;
 
     public bool IsClosed => _closed;
 
-    public int PendingCount => _inbound.Reader.Count;
+    public int PendingCount
+    {
+        get { lock (_gate) return _inbound.Count; }
+    }
 
     /// <summary>Called by the ICE receive path for datagrams whose first byte is 20–63 (RFC 7983).</summary>
     public void Enqueue(ReadOnlySpan<byte> datagram)
@@ -34,17 +41,34 @@ internal sealed class DatagramAdapter : DatagramTransport
         if (_closed || datagram.Length > ReceiveLimit) return;
         var buffer = ArrayPool<byte>.Shared.Rent(datagram.Length);
         datagram.CopyTo(buffer);
-        if (!_inbound.Writer.TryWrite((buffer, datagram.Length))) ArrayPool<byte>.Shared.Return(buffer);
+        lock (_gate)
+        {
+            if (_closed || _inbound.Count >= Capacity)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                return;
+            }
+            _inbound.Enqueue((buffer, datagram.Length));
+            // Only a waiting reader needs the wake-up; a busy one finds the datagram when it comes back.
+            if (_readerWaiting) Monitor.Pulse(_gate);
+        }
     }
 
     /// <summary>Blocks until a datagram is queued (true), the timeout passes or the adapter closes (false).</summary>
     public bool WaitForDatagram(TimeSpan timeout)
     {
-        if (_inbound.Reader.Count > 0) return true;
+        lock (_gate) return WaitLocked((int)timeout.TotalMilliseconds);
+    }
+
+    /// <summary>Caller holds <see cref="_gate"/>.</summary>
+    private bool WaitLocked(int timeoutMs)
+    {
+        if (_inbound.Count > 0) return true;
         if (_closed) return false;
-        var wait = _inbound.Reader.WaitToReadAsync();
-        if (wait.IsCompleted) return wait.Result;
-        return wait.AsTask().Wait(timeout) && !_closed;
+        _readerWaiting = true;
+        try { Monitor.Wait(_gate, timeoutMs); }
+        finally { _readerWaiting = false; }
+        return _inbound.Count > 0 && !_closed;
     }
 
     public int GetReceiveLimit() => ReceiveLimit;
@@ -55,16 +79,15 @@ internal sealed class DatagramAdapter : DatagramTransport
 
     public int Receive(Span<byte> buffer, int waitMillis)
     {
-        if (!_inbound.Reader.TryRead(out var item))
+        (byte[] Buffer, int Length) item;
+        lock (_gate)
         {
-            if (_closed) throw new IOException("DTLS transport closed");
-            var wait = _inbound.Reader.WaitToReadAsync();
-            if (!wait.IsCompleted && !wait.AsTask().Wait(Math.Max(1, waitMillis))) return -1;
-            if (!_inbound.Reader.TryRead(out item))
+            if (!WaitLocked(Math.Max(1, waitMillis)))
             {
                 if (_closed) throw new IOException("DTLS transport closed");
                 return -1;
             }
+            item = _inbound.Dequeue();
         }
         var length = Math.Min(item.Length, buffer.Length);
         item.Buffer.AsSpan(0, length).CopyTo(buffer);
@@ -81,7 +104,10 @@ internal sealed class DatagramAdapter : DatagramTransport
 
     public void Close()
     {
-        _closed = true;
-        _inbound.Writer.TryComplete();
+        lock (_gate)
+        {
+            _closed = true;
+            Monitor.PulseAll(_gate);
+        }
     }
 }

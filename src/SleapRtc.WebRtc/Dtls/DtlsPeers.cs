@@ -26,12 +26,12 @@ internal static class DtlsProfile
 
     public static readonly SignatureAndHashAlgorithm EcdsaSha256 = new(HashAlgorithm.sha256, SignatureAlgorithm.ecdsa);
 
-    public static bool FingerprintMatches(Certificate? certificate, byte[] expected)
-    {
-        if (certificate is null || certificate.IsEmpty) return false;
-        var actual = SHA256.HashData(certificate.GetCertificateAt(0).GetEncoded());
-        return CryptographicOperations.FixedTimeEquals(actual, expected);
-    }
+    /// <summary>SHA-256 of the end-entity certificate the peer presented; null when it presented none.</summary>
+    public static byte[]? FingerprintOf(Certificate? certificate) =>
+        certificate is null || certificate.IsEmpty ? null : SHA256.HashData(certificate.GetCertificateAt(0).GetEncoded());
+
+    public static bool FingerprintMatches(byte[]? actual, byte[] expected) =>
+        actual is not null && CryptographicOperations.FixedTimeEquals(actual, expected);
 
     public static TlsCredentialedSigner Signer(TlsContext context, BcTlsCrypto crypto, DtlsCertificate certificate) =>
         new BcDefaultTlsCredentialedSigner(new TlsCryptoParameters(context), crypto, certificate.PrivateKey,
@@ -46,6 +46,9 @@ internal sealed class WebRtcDtlsClient(BcTlsCrypto crypto, DtlsCertificate certi
     private readonly byte[] _remoteFingerprint = remoteFingerprint;
 
     public bool FingerprintMismatch { get; private set; }
+
+    /// <summary>SHA-256 of the certificate the peer presented in this handshake (what the channel binding proves).</summary>
+    public byte[]? PeerFingerprint { get; private set; }
 
     /// <summary>Set when the peer sent close_notify or a fatal alert; the receive loop then stops.</summary>
     public volatile bool PeerClosed;
@@ -85,7 +88,8 @@ internal sealed class WebRtcDtlsClient(BcTlsCrypto crypto, DtlsCertificate certi
     {
         public void NotifyServerCertificate(TlsServerCertificate serverCertificate)
         {
-            if (!DtlsProfile.FingerprintMatches(serverCertificate.Certificate, owner._remoteFingerprint))
+            owner.PeerFingerprint = DtlsProfile.FingerprintOf(serverCertificate.Certificate);
+            if (!DtlsProfile.FingerprintMatches(owner.PeerFingerprint, owner._remoteFingerprint))
             {
                 owner.FingerprintMismatch = true;
                 throw new TlsFatalAlert(AlertDescription.bad_certificate);
@@ -103,6 +107,9 @@ internal sealed class WebRtcDtlsServer(BcTlsCrypto crypto, DtlsCertificate certi
     private UseSrtpData? _clientSrtp;
 
     public bool FingerprintMismatch { get; private set; }
+
+    /// <summary>SHA-256 of the certificate the peer presented in this handshake (what the channel binding proves).</summary>
+    public byte[]? PeerFingerprint { get; private set; }
 
     /// <summary>Set when the peer sent close_notify or a fatal alert; the receive loop then stops.</summary>
     public volatile bool PeerClosed;
@@ -157,7 +164,8 @@ internal sealed class WebRtcDtlsServer(BcTlsCrypto crypto, DtlsCertificate certi
 
     public override void NotifyClientCertificate(Certificate clientCertificate)
     {
-        if (!DtlsProfile.FingerprintMatches(clientCertificate, remoteFingerprint))
+        PeerFingerprint = DtlsProfile.FingerprintOf(clientCertificate);
+        if (!DtlsProfile.FingerprintMatches(PeerFingerprint, remoteFingerprint))
         {
             FingerprintMismatch = true;
             throw new TlsFatalAlert(AlertDescription.bad_certificate);

@@ -42,6 +42,12 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
 
     public bool IsEstablished => _transport is not null;
 
+    /// <summary>SHA-256 of our certificate.</summary>
+    public byte[] LocalFingerprint => _certificate.Fingerprint;
+
+    /// <summary>SHA-256 of the certificate the peer presented in the handshake (not the SDP's claim); null before it.</summary>
+    public byte[]? RemoteFingerprint { get; private set; }
+
     /// <summary>Plaintext bytes one record carries (≈1163 with 1200-byte datagrams).</summary>
     public int MaxDatagramSize => _transport?.GetSendLimit() ?? DatagramAdapter.SendLimit;
 
@@ -76,6 +82,7 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
                     client = new WebRtcDtlsClient(crypto, _certificate, remoteFingerprint, timeoutMs);
                     _transport = new DtlsClientProtocol().Connect(client, _adapter);
                     CipherSuite = client.NegotiatedCipherSuite;
+                    RemoteFingerprint = client.PeerFingerprint;
                     _peerClosed = () => client.PeerClosed;
                 }
                 else
@@ -83,6 +90,7 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
                     server = new WebRtcDtlsServer(crypto, _certificate, remoteFingerprint, timeoutMs);
                     _transport = new DtlsServerProtocol().Accept(server, _adapter);
                     CipherSuite = server.NegotiatedCipherSuite;
+                    RemoteFingerprint = server.PeerFingerprint;
                     _peerClosed = () => server.PeerClosed;
                 }
                 _minimumCiphertextLength = DtlsRecordFilter.MinimumCiphertextLength(CipherSuite);

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using SleapRtc.WebRtc.Sdp;
 using SleapRtc.WebRtc.Stun;
+using SleapRtc.WebRtc.Turn;
 
 namespace SleapRtc.WebRtc.Ice;
 
@@ -12,11 +13,16 @@ public sealed partial class IceAgent
 {
     private readonly Dictionary<(ulong, uint), TaskCompletionSource<StunMessage>> _gatherTransactions = new();
     private readonly CancellationTokenSource _gatherCancel = new();
+    private readonly List<string> _gatheringProblems = new();
     private bool _gathered;
+
+    /// <summary>Why a configured TURN server gave no relayed candidate (credentials refused, unreachable...), for error messages.</summary>
+    public IReadOnlyList<string> GatheringProblems { get { lock (_gate) return _gatheringProblems.ToArray(); } }
 
     /// <summary>
     /// Binds one socket per usable IPv4 address (host candidates), then asks the configured STUN servers
-    /// for server-reflexive addresses. Completes when every candidate is known (non-trickle SDP).
+    /// for server-reflexive addresses and the TURN servers for relayed ones, all at once. Completes when every
+    /// candidate is known (non-trickle SDP).
     /// </summary>
     public async Task<IReadOnlyList<SdpCandidate>> GatherAsync(CancellationToken cancellationToken)
     {
@@ -26,7 +32,8 @@ public sealed partial class IceAgent
             if (_gathered) return _localCandidates.ToArray();
             _gathered = true;
             var index = 0;
-            foreach (var address in SelectLocalAddresses())
+            // A relay-only policy (RTCConfiguration iceTransportPolicy "relay") binds no host socket at all.
+            foreach (var address in _options.RelayOnly ? Array.Empty<IPAddress>() : SelectLocalAddresses())
             {
                 var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
                 try
@@ -56,7 +63,10 @@ public sealed partial class IceAgent
             _remoteCandidates.Clear();
             foreach (var candidate in early) AddRemoteCandidateLocked(candidate);
         }
+        var relays = _options.TurnServers.Count > 0 ? GatherRelayedAsync(cancellationToken) : Task.CompletedTask;
         if (_options.StunServers.Count > 0) await GatherServerReflexiveAsync(cancellationToken).ConfigureAwait(false);
+        await relays.ConfigureAwait(false);
+        cancellationToken.ThrowIfCancellationRequested();
         lock (_gate) return _localCandidates.ToArray();
     }
 
@@ -136,7 +146,7 @@ public sealed partial class IceAgent
         lock (_gate) sockets = _sockets.ToArray();
         foreach (var server in servers)
             foreach (var local in sockets)
-                if (local.IsLoopback == IPAddress.IsLoopback(server.Address))
+                if (!local.IsRelay && local.IsLoopback == IPAddress.IsLoopback(server.Address))
                     queries.Add(QueryServerReflexiveAsync(local, server, timeout.Token));
         await Task.WhenAll(queries).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
@@ -165,7 +175,7 @@ public sealed partial class IceAgent
                         lock (_gate)
                         {
                             var srflx = new SdpCandidate(Foundation("srflx", local.EndPoint.Address), 1, "udp",
-                                (100u << 24) | (local.HostCandidate.Priority & 0x00FFFF00u) | 255u,
+                                (100u << 24) | (local.Candidate.Priority & 0x00FFFF00u) | 255u,
                                 mapped.Address.ToString(), mapped.Port, "srflx", local.EndPoint.Address.ToString(), local.EndPoint.Port);
                             if (!_localCandidates.Any(c => c.Address == srflx.Address && c.Port == srflx.Port)) _localCandidates.Add(srflx);
                         }
@@ -185,6 +195,71 @@ public sealed partial class IceAgent
         finally
         {
             lock (_gate) _gatherTransactions.Remove(key);
+        }
+    }
+
+    /// <summary>One allocation per TURN URL (its own connection, so UDP, TCP and TLS work alike), all in parallel.</summary>
+    private async Task GatherRelayedAsync(CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _gatherCancel.Token);
+        timeout.CancelAfter(_options.TurnGatherTimeout);
+        var index = 0;
+        var allocations = new List<Task>();
+        foreach (var server in _options.TurnServers)
+            foreach (var url in server.Urls)
+            {
+                if (!TurnServerUrl.IsTurnUrl(url)) continue;
+                if (!TurnServerUrl.TryParse(url, out var parsed))
+                {
+                    lock (_gate) _gatheringProblems.Add($"'{url}' is not a valid TURN URL (turn:host[:port][?transport=udp|tcp] or turns:host[:port])");
+                    continue;
+                }
+                if (server.Username is null || server.Credential is null)
+                {
+                    lock (_gate) _gatheringProblems.Add($"TURN server {url}: no username and credential were given");
+                    continue;
+                }
+                allocations.Add(AllocateRelayAsync(parsed!, server.Username, server.Credential, index++, timeout.Token));
+            }
+        await Task.WhenAll(allocations).ConfigureAwait(false);
+    }
+
+    private async Task AllocateRelayAsync(TurnServerUrl server, string username, string password, int index, CancellationToken cancellationToken)
+    {
+        TurnAllocation allocation;
+        try
+        {
+            allocation = await TurnAllocation.AllocateAsync(server, username, password, _options.Turn, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TurnException or OperationCanceledException or IOException or System.Security.Authentication.AuthenticationException)
+        {
+            var reason = e is OperationCanceledException
+                ? $"TURN server {server.Url}: no relay within {_options.TurnGatherTimeout.TotalSeconds:0.#} s over {server.TransportName}"
+                : e.Message;
+            lock (_gate) _gatheringProblems.Add(reason);
+            return;
+        }
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                allocation.Dispose();
+                return;
+            }
+            // RFC 8445 §5.1.2.1: type preference 0 for relayed candidates, so every direct pair ranks above them;
+            // among relays UDP first, then TCP, then TLS (RFC 8421 §4), earlier servers first.
+            var transportRank = server.Transport switch { TurnTransport.Udp => 2u, TurnTransport.Tcp => 1u, _ => 0u };
+            var localPreference = (transportRank << 14) | (uint)Math.Max(0, 16383 - index);
+            var relayed = allocation.RelayedEndPoint;
+            var mapped = allocation.MappedEndPoint ?? allocation.LocalEndPoint;
+            var candidate = new SdpCandidate(Foundation("relay|" + server.TransportName, relayed.Address), 1, "udp", (localPreference << 8) | 255u,
+                relayed.Address.ToString(), relayed.Port, "relay", mapped.Address.ToString(), mapped.Port);
+            var local = new LocalSocket(allocation, candidate);
+            allocation.DataReceived = (peer, data) => OnRelayedData(local, peer, data);
+            _sockets.Add(local);
+            _localCandidates.Add(candidate);
+            foreach (var remote in _remoteCandidates)
+                if (IPAddress.TryParse(remote.Address, out var address)) PairLocked(local, remote, address);
         }
     }
 

@@ -71,7 +71,26 @@ public sealed partial class IceAgent : IDisposable
     public IReadOnlyList<SdpCandidate> LocalCandidates { get { lock (_gate) return _localCandidates.ToArray(); } }
 
     public IPEndPoint? SelectedRemoteEndPoint => _selected?.Remote;
+
+    /// <summary>Each candidate pair's local and remote address, check state and whether it is the selected one (diagnostics).</summary>
+    internal IReadOnlyList<(IPEndPoint Local, IPEndPoint Remote, string State, bool Selected)> PairSnapshot()
+    {
+        lock (_gate) return _pairs.Select(p => (p.Local.EndPoint, p.Remote, p.State.ToString(), p == _selected)).ToArray();
+    }
     public IPEndPoint? SelectedLocalEndPoint => _selected?.Local.EndPoint;
+
+    /// <summary>The selected pair with both candidates' types: which path carries the data.</summary>
+    public IceCandidatePairInfo? SelectedPair
+    {
+        get
+        {
+            var selected = _selected;
+            if (selected is null) return null;
+            var local = selected.Local;
+            return new IceCandidatePairInfo(local.Candidate.Type, local.EndPoint.ToString(), selected.RemoteType, selected.Remote.ToString(),
+                local.Relay?.Server.TransportName);
+        }
+    }
 
     private static string RandomIceString(int length)
     {
@@ -106,23 +125,42 @@ public sealed partial class IceAgent : IDisposable
         if (candidate.Component != 1 || candidate.Transport != "udp") return;
         if (!IPAddress.TryParse(candidate.Address, out var address) || address.AddressFamily != AddressFamily.InterNetwork) return;
         _remoteCandidates.Add(candidate);
-        var remote = new IPEndPoint(address, candidate.Port);
-        foreach (var local in _sockets)
-        {
-            // Loopback only reaches loopback; other addresses are paired with each other.
-            if (local.IsLoopback != IPAddress.IsLoopback(address)) continue;
-            FindOrCreatePair(local, remote, candidate.Priority);
-        }
+        foreach (var local in _sockets) PairLocked(local, candidate, address);
     }
 
-    private CandidatePair FindOrCreatePair(LocalSocket local, IPEndPoint remote, uint remotePriority)
+    private void PairLocked(LocalSocket local, SdpCandidate candidate, IPAddress address)
+    {
+        // Loopback only reaches loopback; other addresses are paired with each other.
+        if (local.IsLoopback != IPAddress.IsLoopback(address)) return;
+        FindOrCreatePair(local, new IPEndPoint(address, candidate.Port), candidate.Priority, candidate.Type);
+    }
+
+    private CandidatePair FindOrCreatePair(LocalSocket local, IPEndPoint remote, uint remotePriority, string remoteType)
     {
         foreach (var existing in _pairs)
-            if (existing.Local == local && existing.Remote.Equals(remote)) return existing;
-        var pair = new CandidatePair(local, remote, remotePriority);
+        {
+            if (existing.Local != local || !existing.Remote.Equals(remote)) continue;
+            // A check can arrive before the description naming its source: the signalled type then replaces "prflx".
+            if (existing.RemoteType == "prflx" && remoteType != "prflx") existing.RemoteType = remoteType;
+            return existing;
+        }
+        var pair = new CandidatePair(local, remote, remotePriority, remoteType);
         pair.ComputePriority(IsControlling);
         _pairs.Add(pair);
+        // The TURN server drops the peer's checks to our relayed address until it holds a permission for it.
+        if (local.Relay is { } relay) ObserveFailure(relay.CreatePermissionAsync(remote.Address, CancellationToken.None));
         return pair;
+    }
+
+    private static void ObserveFailure(Task task) =>
+        task.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>The type a remote address was signalled with, "prflx" when it is only known from a check.</summary>
+    private string RemoteTypeLocked(IPEndPoint source)
+    {
+        foreach (var candidate in _remoteCandidates)
+            if (candidate.Port == source.Port && IPAddress.TryParse(candidate.Address, out var address) && address.Equals(source.Address)) return candidate.Type;
+        return "prflx";
     }
 
     /// <summary>Begins connectivity checks (call after gathering and <see cref="SetRemoteDescription"/>).</summary>
@@ -146,17 +184,8 @@ public sealed partial class IceAgent : IDisposable
     {
         var selected = _selected;
         if (selected is null || _disposed) return;
-        try
-        {
-            selected.Local.Socket.SendTo(datagram, SocketFlags.None, selected.RemoteAddress);
-        }
-        catch (SocketException)
-        {
-            // UDP semantics: a failed send is a lost datagram (SCTP retransmits).
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        // UDP semantics: a failed send is a lost datagram (SCTP retransmits).
+        selected.Local.SendTo(datagram, selected.Remote, selected.RemoteAddress);
     }
 
     private void ReceiveLoop(LocalSocket local)
@@ -168,7 +197,7 @@ public sealed partial class IceAgent : IDisposable
             int received;
             try
             {
-                received = local.Socket.ReceiveFrom(buffer, SocketFlags.None, address);
+                received = local.Socket!.ReceiveFrom(buffer, SocketFlags.None, address);
             }
             catch (SocketException ex) when (!_disposed && ex.SocketErrorCode is SocketError.ConnectionReset or SocketError.MessageSize)
             {
@@ -179,18 +208,28 @@ public sealed partial class IceAgent : IDisposable
                 break; // socket closed by Dispose
             }
             if (received <= 0) continue;
-            try
-            {
-                var packet = buffer.AsSpan(0, received);
-                var first = packet[0];
-                if (first is >= 20 and <= 63) DeliverDtls(local, packet, address);
-                else if (first < 4) HandleStun(local, packet, address);
-                // Anything else (RTP, TURN channel data, garbage) is dropped, RFC 7983 §7.
-            }
-            catch (Exception)
-            {
-                // Hostile or malformed input must never stop the receive loop.
-            }
+            Dispatch(local, buffer.AsSpan(0, received), address);
+        }
+    }
+
+    /// <summary>Datagrams a peer sent to our relayed address, unwrapped by the TURN client.</summary>
+    private void OnRelayedData(LocalSocket relay, IPEndPoint peer, ReadOnlySpan<byte> data)
+    {
+        if (!_disposed && data.Length > 0) Dispatch(relay, data, peer.Serialize());
+    }
+
+    private void Dispatch(LocalSocket local, ReadOnlySpan<byte> packet, SocketAddress address)
+    {
+        try
+        {
+            var first = packet[0];
+            if (first is >= 20 and <= 63) DeliverDtls(local, packet, address);
+            else if (first < 4) HandleStun(local, packet, address);
+            // Anything else (RTP, TURN channel data, garbage) is dropped, RFC 7983 §7.
+        }
+        catch (Exception)
+        {
+            // Hostile or malformed input must never stop the receive loop.
         }
     }
 
@@ -270,7 +309,7 @@ public sealed partial class IceAgent : IDisposable
 
         if (State is IceConnectionState.Failed or IceConnectionState.Closed) return;
         // A source we did not know is a peer-reflexive candidate (RFC 8445 §7.3.1.3).
-        var pair = FindOrCreatePair(local, source, request.Priority ?? 0);
+        var pair = FindOrCreatePair(local, source, request.Priority ?? 0, RemoteTypeLocked(source));
         if (request.UseCandidate && !IsControlling)
         {
             if (pair.State == PairState.Succeeded) SelectLocked(pair);
@@ -323,17 +362,39 @@ public sealed partial class IceAgent : IDisposable
         if (IsControlling)
         {
             if (transaction.UseCandidate) SelectLocked(pair);
-            else if (!_nominating)
-            {
-                // Regular nomination (RFC 8445 §8.1.1): repeat the check on the valid pair with USE-CANDIDATE.
-                _nominating = true;
-                SendCheckLocked(pair, useCandidate: true, isConsent: false, now);
-            }
+            else NominateLocked(now);
         }
         else if (pair.NominateOnSuccess)
         {
             SelectLocked(pair);
         }
+    }
+
+    /// <summary>
+    /// Regular nomination (RFC 8445 §8.1.1): the controlling agent repeats the check on a valid pair with USE-CANDIDATE.
+    /// A direct pair is nominated as soon as it works; a relayed one only once no direct pair can still work
+    /// (each has failed or stayed unanswered for <see cref="IceAgentOptions.DirectPathGrace"/>).
+    /// </summary>
+    private void NominateLocked(long now)
+    {
+        if (_nominating || _selected is not null || !IsControlling) return;
+        CandidatePair? best = null;
+        var directPending = false;
+        var grace = ToTicks(_options.DirectPathGrace);
+        foreach (var pair in _pairs)
+        {
+            if (pair.State == PairState.Succeeded)
+            {
+                if (best is null || (best.IsRelayed && !pair.IsRelayed) || (best.IsRelayed == pair.IsRelayed && pair.Priority > best.Priority)) best = pair;
+            }
+            else if (!pair.IsRelayed && (pair.State == PairState.Waiting || (pair.State == PairState.InProgress && now - pair.FirstCheckAt < grace)))
+            {
+                directPending = true;
+            }
+        }
+        if (best is null || (best.IsRelayed && directPending)) return;
+        _nominating = true;
+        SendCheckLocked(best, useCandidate: true, isConsent: false, now);
     }
 
     private void SelectLocked(CandidatePair pair)
@@ -344,6 +405,8 @@ public sealed partial class IceAgent : IDisposable
         _lastConsentResponse = now;
         _nextConsentAt = now + NextConsentDelayTicks();
         SetStateLocked(IceConnectionState.Connected);
+        // Data through a relay goes as ChannelData (4 bytes of header) once a channel is bound, Send indications until then.
+        if (pair.Local.Relay is { } relay) ObserveFailure(relay.BindChannelAsync(pair.Remote, CancellationToken.None));
         var tick = TimeSpan.FromTicks(Math.Clamp(_options.ConsentInterval.Ticks / 4, TimeSpan.FromMilliseconds(10).Ticks, TimeSpan.FromMilliseconds(500).Ticks));
         _timer?.Change(tick, tick);
     }
@@ -378,7 +441,8 @@ public sealed partial class IceAgent : IDisposable
             if (State == IceConnectionState.Checking)
             {
                 SendNextCheckLocked(now);
-                if (now - _checkingSince > ToTicks(_options.ConnectTimeout)) SetStateLocked(IceConnectionState.Failed);
+                NominateLocked(now);
+                if (now - _checkingSince > ToTicks(_options.ConnectTimeout) || EveryPairFailedLocked()) SetStateLocked(IceConnectionState.Failed);
             }
             else if (State == IceConnectionState.Connected && _selected is { } selected)
             {
@@ -398,6 +462,18 @@ public sealed partial class IceAgent : IDisposable
         RaiseDeferred();
     }
 
+    /// <summary>
+    /// RFC 8445 §8.1.2: with every pair checked to exhaustion and none working, nothing more can come (gathering ended
+    /// before checks began; a peer's own checks would have revived a pair), so fail now rather than at the timeout.
+    /// </summary>
+    private bool EveryPairFailedLocked()
+    {
+        if (_pairs.Count == 0 || _transactions.Count > 0 || _triggered.Count > 0) return false;
+        foreach (var pair in _pairs)
+            if (pair.State != PairState.Failed) return false;
+        return true;
+    }
+
     private void RetransmitLocked(long now)
     {
         List<(ulong, uint)>? expired = null;
@@ -412,7 +488,7 @@ public sealed partial class IceAgent : IDisposable
             transaction.Transmissions++;
             transaction.RtoTicks = Math.Min(transaction.RtoTicks * 2, ToTicks(MaxRetransmitTimeout));
             transaction.RetransmitAtTicks = now + transaction.RtoTicks;
-            SendRawLocked(transaction.Pair.Local, transaction.Request, transaction.Pair.Remote);
+            transaction.Pair.Local.SendTo(transaction.Request, transaction.Pair.Remote, transaction.Pair.RemoteAddress);
         }
         if (expired is null) return;
         foreach (var key in expired)
@@ -451,7 +527,7 @@ public sealed partial class IceAgent : IDisposable
         if (_remoteKey is null) return;
         var transactionId = StunMessageBuilder.NewTransactionId();
         // PRIORITY carries what a peer-reflexive candidate learned from this check would get (§7.1.1).
-        var prflxPriority = (110u << 24) | (pair.Local.HostCandidate.Priority & 0x00FFFF00u) | 255u;
+        var prflxPriority = (110u << 24) | (pair.Local.Candidate.Priority & 0x00FFFF00u) | 255u;
         var builder = new StunMessageBuilder(StunMethod.Binding, StunClass.Request, transactionId)
             .AddUsername($"{_remoteUfrag}:{LocalUfrag}")
             .AddPriority(prflxPriority);
@@ -466,7 +542,8 @@ public sealed partial class IceAgent : IDisposable
             RetransmitAtTicks = now + rto,
         };
         if (!isConsent && pair.State != PairState.Succeeded) pair.State = PairState.InProgress;
-        SendRawLocked(pair.Local, request, pair.Remote);
+        if (pair.FirstCheckAt == 0) pair.FirstCheckAt = now;
+        pair.Local.SendTo(request, pair.Remote, pair.RemoteAddress);
     }
 
     private void SendErrorLocked(LocalSocket local, StunMessage request, IPEndPoint source, int code, string reason, IReadOnlyList<ushort>? unknown)
@@ -477,19 +554,8 @@ public sealed partial class IceAgent : IDisposable
         SendRawLocked(local, builder.Span, source);
     }
 
-    private static void SendRawLocked(LocalSocket local, ReadOnlySpan<byte> datagram, IPEndPoint destination)
-    {
-        try
-        {
-            local.Socket.SendTo(datagram, SocketFlags.None, destination);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
+    private static void SendRawLocked(LocalSocket local, ReadOnlySpan<byte> datagram, IPEndPoint destination) =>
+        local.SendTo(datagram, destination, null);
 
     private static (ulong, uint) TransactionKey(ReadOnlySpan<byte> transactionId) =>
         (BinaryPrimitives.ReadUInt64BigEndian(transactionId), BinaryPrimitives.ReadUInt32BigEndian(transactionId[8..]));
@@ -527,7 +593,7 @@ public sealed partial class IceAgent : IDisposable
             State = IceConnectionState.Closed;
             sockets = _sockets.ToArray();
         }
-        foreach (var local in sockets) local.Socket.Dispose();
+        foreach (var local in sockets) local.Close();
         foreach (var local in sockets)
             if (local.ReceiveThread is { } thread && thread != Thread.CurrentThread) thread.Join(TimeSpan.FromSeconds(2));
         CancelGathering();

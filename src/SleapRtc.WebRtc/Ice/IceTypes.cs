@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using SleapRtc.WebRtc.Sdp;
+using SleapRtc.WebRtc.Turn;
 
 namespace SleapRtc.WebRtc.Ice;
 
@@ -25,24 +26,90 @@ public sealed class IceAgentOptions
     public TimeSpan ConsentTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Longest wait for server-reflexive answers while gathering.</summary>
     public TimeSpan StunGatherTimeout { get; init; } = TimeSpan.FromSeconds(1);
+    /// <summary>TURN servers to allocate relayed candidates on, with their credentials.</summary>
+    public IReadOnlyList<IceServer> TurnServers { get; init; } = Array.Empty<IceServer>();
+    public TurnClientOptions Turn { get; init; } = new();
+    /// <summary>Gather relayed candidates only (iceTransportPolicy "relay"): the data then always goes through a TURN server.</summary>
+    public bool RelayOnly { get; init; }
+    /// <summary>Longest wait for TURN allocations while gathering (TCP and TLS connects included).</summary>
+    public TimeSpan TurnGatherTimeout { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// A relayed pair that works is nominated only once every direct pair has failed or has had this long to answer
+    /// its first check, so that the relay carries the data only when nothing direct works.
+    /// </summary>
+    public TimeSpan DirectPathGrace { get; init; } = TimeSpan.FromMilliseconds(100);
     public int SocketBufferSize { get; init; } = 4 * 1024 * 1024;
 }
 
-/// <summary>One UDP socket bound to one local address; its host candidate has the same address.</summary>
-internal sealed class LocalSocket(Socket socket, IPEndPoint endPoint, SdpCandidate hostCandidate)
+/// <summary>
+/// A base for local candidates: either one UDP socket bound to one local address (its host candidate has the same
+/// address), or an allocation on a TURN server (its relayed candidate), which sends and receives through the relay.
+/// </summary>
+internal sealed class LocalSocket
 {
-    public Socket Socket { get; } = socket;
-    public IPEndPoint EndPoint { get; } = endPoint;
-    public SdpCandidate HostCandidate { get; } = hostCandidate;
+    public LocalSocket(Socket socket, IPEndPoint endPoint, SdpCandidate hostCandidate)
+    {
+        Socket = socket;
+        EndPoint = endPoint;
+        Candidate = hostCandidate;
+    }
+
+    public LocalSocket(TurnAllocation relay, SdpCandidate relayedCandidate)
+    {
+        Relay = relay;
+        EndPoint = relay.RelayedEndPoint;
+        Candidate = relayedCandidate;
+    }
+
+    public Socket? Socket { get; }
+    public TurnAllocation? Relay { get; }
+    /// <summary>The bound address of a host base; the relayed address of a relay.</summary>
+    public IPEndPoint EndPoint { get; }
+    /// <summary>The candidate this base stands for (type host or relay).</summary>
+    public SdpCandidate Candidate { get; }
+    public bool IsRelay => Relay is not null;
     public bool IsLoopback => IPAddress.IsLoopback(EndPoint.Address);
     public Thread? ReceiveThread { get; set; }
+
+    /// <summary>Sends one datagram; failures are lost datagrams (ICE and SCTP retransmit).</summary>
+    public void SendTo(ReadOnlySpan<byte> datagram, IPEndPoint remote, SocketAddress? remoteAddress)
+    {
+        if (Relay is { } relay)
+        {
+            relay.Send(remote, datagram);
+            return;
+        }
+        try
+        {
+            if (remoteAddress is not null) Socket!.SendTo(datagram, SocketFlags.None, remoteAddress);
+            else Socket!.SendTo(datagram, SocketFlags.None, remote);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    public void Close()
+    {
+        Socket?.Dispose();
+        Relay?.Dispose();
+    }
 }
 
 internal enum PairState { Waiting, InProgress, Succeeded, Failed }
 
-internal sealed class CandidatePair(LocalSocket local, IPEndPoint remote, uint remotePriority)
+internal sealed class CandidatePair(LocalSocket local, IPEndPoint remote, uint remotePriority, string remoteType)
 {
     public LocalSocket Local { get; } = local;
+    /// <summary>The remote candidate's type as signalled ("prflx" when learned from a check).</summary>
+    public string RemoteType { get; set; } = remoteType;
+    /// <summary>Either end is a TURN relay: such a pair is used only when no direct one works.</summary>
+    public bool IsRelayed => Local.IsRelay || RemoteType == "relay";
+    /// <summary>When the first check on this pair went out (0: not yet).</summary>
+    public long FirstCheckAt { get; set; }
     public IPEndPoint Remote { get; } = remote;
     public SocketAddress RemoteAddress { get; } = remote.Serialize();
     public uint RemotePriority { get; } = remotePriority;
@@ -56,8 +123,8 @@ internal sealed class CandidatePair(LocalSocket local, IPEndPoint remote, uint r
     /// <summary>RFC 8445 §6.1.2.3 with G the controlling agent's candidate priority.</summary>
     public void ComputePriority(bool localControlling)
     {
-        ulong g = localControlling ? Local.HostCandidate.Priority : RemotePriority;
-        ulong d = localControlling ? RemotePriority : Local.HostCandidate.Priority;
+        ulong g = localControlling ? Local.Candidate.Priority : RemotePriority;
+        ulong d = localControlling ? RemotePriority : Local.Candidate.Priority;
         Priority = (Math.Min(g, d) << 32) + 2 * Math.Max(g, d) + (g > d ? 1UL : 0UL);
     }
 

@@ -51,6 +51,26 @@ public sealed class RtcPeerConnection : IPeerConnection
 
     internal IceAgent? IceAgent => _ice;
 
+    public IReadOnlyList<CandidatePairReport> CandidatePairs
+    {
+        get
+        {
+            if (_ice is not { } ice) return Array.Empty<CandidatePairReport>();
+            var local = ice.LocalCandidates;
+            var remote = _remoteDescription?.Candidates ?? new List<SdpCandidate>();
+            static string TypeOf(IEnumerable<SdpCandidate> candidates, System.Net.IPEndPoint endPoint, string otherwise) =>
+                candidates.FirstOrDefault(c => c.Port == endPoint.Port && System.Net.IPAddress.TryParse(c.Address, out var a) && a.Equals(endPoint.Address))?.Type ?? otherwise;
+            // A remote address no candidate named was learned from a check: peer-reflexive (RFC 8445 §7.3.1.3).
+            return ice.PairSnapshot().Select(p => new CandidatePairReport(p.Local.ToString(), TypeOf(local, p.Local, "host"),
+                p.Remote.ToString(), TypeOf(remote, p.Remote, "prflx"), p.State, p.Selected)).ToArray();
+        }
+    }
+
+    public DtlsFingerprints? CertificateFingerprints =>
+        _dtls is { IsEstablished: true, RemoteFingerprint: { } remote } dtls ? new DtlsFingerprints(dtls.LocalFingerprint, remote) : null;
+
+    public IceCandidatePairInfo? SelectedCandidatePair => _ice?.SelectedPair;
+
     /// <summary>The DTLS session SCTP runs over (tests speak through it as the authenticated peer).</summary>
     internal DtlsSession? DtlsSession => _dtls;
 
@@ -125,7 +145,11 @@ public sealed class RtcPeerConnection : IPeerConnection
             {
                 IncludeLoopback = _options.IncludeLoopback,
                 LocalAddresses = _options.LocalAddresses,
-                StunServers = _options.StunServers,
+                StunServers = _options.StunServers.Concat(_options.IceServers.SelectMany(s => s.Urls)
+                    .Where(u => u.StartsWith("stun:", StringComparison.OrdinalIgnoreCase))).Distinct().ToArray(),
+                TurnServers = _options.IceServers.Where(s => s.Urls.Any(Turn.TurnServerUrl.IsTurnUrl)).ToArray(),
+                RelayOnly = _options.RelayOnly,
+                Turn = new Turn.TurnClientOptions { TrustedCertificates = _options.TurnTrustedCertificates },
                 ConnectTimeout = _settings.IceConnectTimeout,
                 ConsentInterval = _settings.ConsentInterval,
                 ConsentTimeout = _settings.ConsentTimeout,
@@ -176,9 +200,11 @@ public sealed class RtcPeerConnection : IPeerConnection
                 _iceConnected.TrySetResult();
                 break;
             case IceConnectionState.Failed:
+                // A relay that could not be allocated is the likely reason when nothing direct works: say why.
+                var problems = _ice?.GatheringProblems ?? Array.Empty<string>();
                 var error = new IOException(_iceConnected.Task.IsCompleted
                     ? "ICE consent lost: the peer stopped answering"
-                    : "ICE found no working candidate pair");
+                    : "ICE found no working candidate pair" + (problems.Count == 0 ? "" : "; " + string.Join("; ", problems)));
                 _iceConnected.TrySetException(error);
                 // Once data flows, the transport below the association is gone: tell SCTP (channels close).
                 _dtls?.ReportClosed(error);

@@ -71,5 +71,7 @@ public sealed record SctpAssociationStatistics
     public long PeerReceiveWindow { get; init; }
     public long SlowStartThreshold { get; init; }
     public double SmoothedRttMs { get; init; }
+    /// <summary>Smallest RTT sample: the path without queues (whether a loss is congestion: SctpSender.PathUncongested).</summary>
+    public double MinRttMs { get; init; }
     public double RtoMs { get; init; }
 }

@@ -65,6 +65,9 @@ internal sealed class SctpSender
     private int _toRetransmit;
     private uint _sendSeq;
     private bool _hasRtt;
+    private double _minRttMs = double.MaxValue;
+    private readonly double[] _recentRttsMs = new double[RecentRttSamples];
+    private int _recentRttNext, _recentRttFilled;
     private bool _timing;
     private uint _timedTsn;
     private long _timedAt;
@@ -87,6 +90,34 @@ internal sealed class SctpSender
     public double SmoothedRttMs { get; private set; }
     public double RttVarianceMs { get; private set; }
     public double RtoMs { get; private set; }
+    /// <summary>Smallest RTT sample seen: the path's propagation delay without queues.</summary>
+    public double MinRttMs => _hasRtt ? _minRttMs : 0;
+    /// <summary>
+    /// True while the lowest of the last <see cref="RecentRttSamples"/> RTT samples is within
+    /// <see cref="QueueingDelayTolerance"/> of the minimum ever seen: no standing queue on the path, so a loss is most
+    /// likely random rather than congestion (see <see cref="WindowAfterLoss"/>). The lowest recent sample, not the
+    /// smoothed RTT, because a busy CPU delays single packets by milliseconds while a bottleneck queue delays them all.
+    /// </summary>
+    public bool PathUncongested
+    {
+        get
+        {
+            if (!_hasRtt) return false;
+            double recentMin = double.MaxValue;
+            for (int i = 0; i < _recentRttFilled; i++) recentMin = Math.Min(recentMin, _recentRttsMs[i]);
+            return recentMin - _minRttMs <= QueueingDelayTolerance;
+        }
+    }
+
+    /// <summary>About eight round trips: one RTT sample is taken per round trip.</summary>
+    private const int RecentRttSamples = 8;
+
+    /// <summary>Queueing delay still counted as "no queue": 2 ms (timer and scheduling noise) or 1/8 of the minimum RTT.</summary>
+    private double QueueingDelayTolerance => Math.Max(2.0, _minRttMs / 8);
+
+    // TCP-Illinois' bounds (Liu, Başar, Srikant 2006; Linux tcp_illinois): on an uncongested path grow by 10 packets
+    // per RTT and give back 1/8 on a loss; once a queue builds, RFC 9260's 1 packet and 1/2.
+    private const int UncongestedIncreasePackets = 10;
     public long FlightSize => _flight;
     public long PeerReceiveWindow => _peerRwnd;
     public long QueuedBytes { get; private set; }
@@ -347,17 +378,34 @@ internal sealed class SctpSender
         return fastRetransmitStarted;
     }
 
-    /// <summary>RFC 9260 §7.2.4 step 2: halve cwnd once per recovery window, which ends when the cumulative ack passes what was sent by now.</summary>
+    /// <summary>RFC 9260 §7.2.4 step 2: reduce cwnd once per recovery window, which ends when the cumulative ack passes what was sent by now.</summary>
     private void EnterFastRecovery()
     {
         _inFastRecovery = true;
         _recoverTsn = _nextTsn - 1;
-        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
+        Ssthresh = WindowAfterLoss();
         Cwnd = Ssthresh;
         _partialBytesAcked = 0;
     }
 
-    /// <summary>Slow start below ssthresh, congestion avoidance above it (RFC 9260 §7.2.1, §7.2.2); only while the window was in use.</summary>
+    /// <summary>
+    /// The window after a loss. RFC 9260 halves it, which bounds an AIMD sender near MSS/RTT·1.2/√p whatever the
+    /// path's capacity: 0.5 MB/s at 40 ms and 0.5 % random loss. Following TCP-Illinois, the cut depends on the
+    /// queueing delay: a loss while the RTT sits at its minimum (no queue, so not congestion: a lossy link) gives back
+    /// 1/8; a loss with a queue building (a full bottleneck dropping at its tail) halves the window as RFC 9260 says.
+    /// </summary>
+    private long WindowAfterLoss()
+    {
+        long reduced = PathUncongested ? Cwnd - Cwnd / 8 : Cwnd / 2;
+        return Math.Max(reduced, 4L * _mtu);
+    }
+
+    /// <summary>
+    /// Slow start below ssthresh, congestion avoidance above it (RFC 9260 §7.2.1, §7.2.2); only while the window was
+    /// in use. Congestion avoidance adds one MTU per window acknowledged, or <see cref="UncongestedIncreasePackets"/>
+    /// while the path shows no queue (TCP-Illinois' delay-dependent increase): on a long path at RFC pace the window
+    /// needs minutes to reach the bandwidth-delay product, and random losses keep knocking it back meanwhile.
+    /// </summary>
     private void GrowCongestionWindow(long bytesAcked, long flightBefore)
     {
         bool windowWasFull = flightBefore + _mtu > Cwnd;
@@ -368,9 +416,10 @@ internal sealed class SctpSender
         else
         {
             _partialBytesAcked += bytesAcked;
-            if (_partialBytesAcked >= Cwnd && windowWasFull)
+            long bytesPerIncrease = PathUncongested ? Cwnd / UncongestedIncreasePackets : Cwnd;
+            if (_partialBytesAcked >= bytesPerIncrease && windowWasFull)
             {
-                _partialBytesAcked -= Cwnd;
+                _partialBytesAcked -= bytesPerIncrease;
                 Cwnd += _mtu;
             }
         }
@@ -387,6 +436,10 @@ internal sealed class SctpSender
 
     public void AddRttSample(double sampleMs)
     {
+        _minRttMs = Math.Min(_minRttMs, sampleMs);
+        _recentRttsMs[_recentRttNext] = sampleMs;
+        _recentRttNext = (_recentRttNext + 1) % RecentRttSamples;
+        _recentRttFilled = Math.Min(_recentRttFilled + 1, RecentRttSamples);
         if (!_hasRtt)
         {
             SmoothedRttMs = sampleMs;
@@ -401,10 +454,13 @@ internal sealed class SctpSender
         RtoMs = Math.Clamp(SmoothedRttMs + Math.Max(1.0, 4 * RttVarianceMs), _rtoMinMs, _rtoMaxMs);
     }
 
-    /// <summary>T3-rtx expired (RFC 9260 §6.3.3, §7.2.3): collapse cwnd, back off the RTO, resend everything outstanding.</summary>
+    /// <summary>
+    /// T3-rtx expired (RFC 9260 §6.3.3, §7.2.3): collapse cwnd, back off the RTO, resend everything outstanding.
+    /// ssthresh as after any loss (<see cref="WindowAfterLoss"/>), so slow start regains the pipe quickly.
+    /// </summary>
     public void OnRetransmissionTimeout()
     {
-        Ssthresh = Math.Max(Cwnd / 2, 4L * _mtu);
+        Ssthresh = WindowAfterLoss();
         Cwnd = _mtu;
         _partialBytesAcked = 0;
         _inFastRecovery = false;

@@ -29,6 +29,15 @@ public sealed class StunMessage
     public int? ErrorCode { get; private set; }
     public string? ErrorReason { get; private set; }
     public string? Software { get; private set; }
+    public string? Realm { get; private set; }
+    public string? Nonce { get; private set; }
+    /// <summary>TURN LIFETIME in seconds.</summary>
+    public uint? Lifetime { get; private set; }
+    public IPEndPoint? XorPeerAddress { get; private set; }
+    public IPEndPoint? XorRelayedAddress { get; private set; }
+    /// <summary>Where the DATA attribute's value lies in the parsed packet (a Data indication's payload), or -1.</summary>
+    public int DataOffset { get; private set; } = -1;
+    public int DataLength { get; private set; }
     /// <summary>Offset of the MESSAGE-INTEGRITY attribute header, or -1 when absent.</summary>
     public int MessageIntegrityOffset { get; private set; } = -1;
     public bool HasFingerprint { get; private set; }
@@ -94,7 +103,10 @@ public sealed class StunMessage
 
     private static bool IsKnown(ushort type) => type is StunAttributeType.MappedAddress or StunAttributeType.Username
         or StunAttributeType.MessageIntegrity or StunAttributeType.ErrorCode or StunAttributeType.UnknownAttributes
-        or StunAttributeType.XorMappedAddress or StunAttributeType.Priority or StunAttributeType.UseCandidate;
+        or StunAttributeType.XorMappedAddress or StunAttributeType.Priority or StunAttributeType.UseCandidate
+        or StunAttributeType.ChannelNumber or StunAttributeType.Lifetime or StunAttributeType.XorPeerAddress
+        or StunAttributeType.Data or StunAttributeType.Realm or StunAttributeType.Nonce or StunAttributeType.XorRelayedAddress
+        or StunAttributeType.RequestedTransport or StunAttributeType.DontFragment;
 
     private bool ParseAttribute(ushort type, ReadOnlySpan<byte> value, byte[] transactionId, int offset)
     {
@@ -136,6 +148,28 @@ public sealed class StunMessage
                 return MappedAddress is not null;
             case StunAttributeType.Software:
                 Software = Encoding.UTF8.GetString(value);
+                return true;
+            case StunAttributeType.Realm:
+                if (value.Length > 763) return false;
+                Realm = Encoding.UTF8.GetString(value);
+                return true;
+            case StunAttributeType.Nonce:
+                if (value.Length > 763) return false;
+                Nonce = Encoding.UTF8.GetString(value);
+                return true;
+            case StunAttributeType.Lifetime:
+                if (value.Length != 4) return false;
+                Lifetime = BinaryPrimitives.ReadUInt32BigEndian(value);
+                return true;
+            case StunAttributeType.XorPeerAddress:
+                XorPeerAddress = DecodeAddress(value, true, transactionId);
+                return XorPeerAddress is not null;
+            case StunAttributeType.XorRelayedAddress:
+                XorRelayedAddress = DecodeAddress(value, true, transactionId);
+                return XorRelayedAddress is not null;
+            case StunAttributeType.Data:
+                DataOffset = offset + 4;
+                DataLength = value.Length;
                 return true;
             default:
                 return true;

@@ -12,13 +12,20 @@ namespace SleapRtc.WebRtc.Stun;
 /// </summary>
 public sealed class StunMessageBuilder
 {
-    private readonly byte[] _buffer = new byte[1280];
+    private readonly byte[] _buffer;
     private int _length;
     private bool _sealedByIntegrity;
     private bool _sealedByFingerprint;
 
     public StunMessageBuilder(ushort method, StunClass cls, ReadOnlySpan<byte> transactionId)
+        : this(method, cls, transactionId, 1280)
     {
+    }
+
+    /// <param name="capacity">Largest message in bytes (a TURN Send indication carries a whole datagram).</param>
+    public StunMessageBuilder(ushort method, StunClass cls, ReadOnlySpan<byte> transactionId, int capacity)
+    {
+        _buffer = new byte[capacity];
         if (transactionId.Length != 12) throw new ArgumentException("a transaction id is 12 bytes", nameof(transactionId));
         var c = (int)cls;
         var type = (method & 0x000F) | ((method & 0x0070) << 1) | ((method & 0x0F80) << 2) | ((c & 1) << 4) | ((c & 2) << 7);
@@ -106,10 +113,52 @@ public sealed class StunMessageBuilder
         return this;
     }
 
-    public StunMessageBuilder AddXorMappedAddress(IPEndPoint endPoint)
+    public StunMessageBuilder AddXorMappedAddress(IPEndPoint endPoint) => AddXorAddress(StunAttributeType.XorMappedAddress, endPoint);
+
+    public StunMessageBuilder AddXorPeerAddress(IPEndPoint endPoint) => AddXorAddress(StunAttributeType.XorPeerAddress, endPoint);
+
+    public StunMessageBuilder AddXorRelayedAddress(IPEndPoint endPoint) => AddXorAddress(StunAttributeType.XorRelayedAddress, endPoint);
+
+    public StunMessageBuilder AddRealm(string realm) => AddText(StunAttributeType.Realm, realm);
+
+    public StunMessageBuilder AddNonce(string nonce) => AddText(StunAttributeType.Nonce, nonce);
+
+    public StunMessageBuilder AddLifetime(uint seconds)
+    {
+        BinaryPrimitives.WriteUInt32BigEndian(AddAttribute(StunAttributeType.Lifetime, 4), seconds);
+        return this;
+    }
+
+    /// <summary>REQUESTED-TRANSPORT (RFC 8656 §18.7): the relay's protocol number; 17 is UDP, the only one ICE relays.</summary>
+    public StunMessageBuilder AddRequestedTransport(byte protocol)
+    {
+        AddAttribute(StunAttributeType.RequestedTransport, 4)[0] = protocol;
+        return this;
+    }
+
+    public StunMessageBuilder AddChannelNumber(ushort channel)
+    {
+        BinaryPrimitives.WriteUInt16BigEndian(AddAttribute(StunAttributeType.ChannelNumber, 4), channel);
+        return this;
+    }
+
+    public StunMessageBuilder AddData(ReadOnlySpan<byte> data)
+    {
+        data.CopyTo(AddAttribute(StunAttributeType.Data, data.Length));
+        return this;
+    }
+
+    private StunMessageBuilder AddText(ushort type, string text)
+    {
+        var bytes = Encoding.UTF8.GetBytes(text);
+        bytes.CopyTo(AddAttribute(type, bytes.Length));
+        return this;
+    }
+
+    private StunMessageBuilder AddXorAddress(ushort type, IPEndPoint endPoint)
     {
         var addressBytes = endPoint.Address.GetAddressBytes();
-        var value = AddAttribute(StunAttributeType.XorMappedAddress, 4 + addressBytes.Length);
+        var value = AddAttribute(type, 4 + addressBytes.Length);
         value[1] = endPoint.AddressFamily == AddressFamily.InterNetwork ? (byte)1 : (byte)2;
         BinaryPrimitives.WriteUInt16BigEndian(value[2..], (ushort)(endPoint.Port ^ (int)(StunMessage.MagicCookie >> 16)));
         Span<byte> mask = stackalloc byte[16];

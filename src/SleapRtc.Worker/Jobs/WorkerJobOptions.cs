@@ -34,6 +34,8 @@ public sealed class WorkerJobOptions
     public Func<CancellationToken, Task<IDisposable>>? WaitForTurnAsync { get; init; }
     /// <summary>Inference space: from the end of the upload, the most a request may take (queue and run).</summary>
     public TimeSpan? RequestTimeout { get; init; }
+    /// <summary>How the client's channel was authenticated (<see cref="Protocol.Jobs.ChannelAuthStatus"/>), for the job record.</summary>
+    public string? ChannelAuth { get; init; }
     /// <summary>Takes a package upload cut off mid-file (client gone, resume agreed) to keep for a resume; null discards it.</summary>
     public Action<ParkedUpload>? ParkUpload { get; init; }
     /// <summary>A resume hello (job id, file name and size): the matching kept upload, now the caller's, or null.</summary>

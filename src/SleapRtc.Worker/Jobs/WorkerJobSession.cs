@@ -64,7 +64,7 @@ public sealed partial class WorkerJobSession
         _log = log ?? Log.Null;
         JobId = JobIds.New();
         _jobDirectory = Path.Combine(options.JobsDirectory, JobId);
-        _record = new JobRecord { JobId = JobId, State = JobStates.Uploading };
+        _record = new JobRecord { JobId = JobId, State = JobStates.Uploading, ChannelAuth = options.ChannelAuth };
         _writer = ChannelDelivery.WriterFor(channel, options.HighWaterMark);
         _liveness = new ChannelLiveness(options.KeepAliveInterval, options.IdleTimeout, options.HeartbeatInterval, options.HeartbeatTimeout);
         Progress = new JobProgress { JobId = JobId, Phase = "upload" };

@@ -26,6 +26,7 @@ public sealed class ConvertToSleapSessionStringCommand : PSCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     protected override void ProcessRecord() =>

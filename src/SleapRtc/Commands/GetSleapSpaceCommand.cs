@@ -30,6 +30,7 @@ public sealed class GetSleapSpaceCommand : SleapCmdlet
     public string? SessionString { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerList]
     public string? Server { get; set; }
 
     protected override void ProcessRecord()

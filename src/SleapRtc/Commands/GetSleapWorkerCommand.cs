@@ -29,6 +29,7 @@ public sealed class GetSleapWorkerCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ParameterSetName = RoomSet)]

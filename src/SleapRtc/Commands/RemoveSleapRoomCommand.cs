@@ -24,6 +24,7 @@ public sealed class RemoveSleapRoomCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     protected override void ProcessRecord()

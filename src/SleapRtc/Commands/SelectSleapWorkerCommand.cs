@@ -35,6 +35,7 @@ public sealed class SelectSleapWorkerCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = RoomSet)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter]

@@ -6,6 +6,7 @@ using SleapRtc.Client.Credentials;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Protocol.Jobs;
+using SleapRtc.Signaling.Client;
 using SleapRtc.Signaling.Monitor;
 
 namespace SleapRtc.PowerShell.Commands;
@@ -28,6 +29,7 @@ public sealed class ShowSleapMonitorCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     /// <summary>Only output the URL; do not try to start a browser.</summary>
@@ -47,7 +49,8 @@ public sealed class ShowSleapMonitorCommand : SleapCmdlet
             WriteError(SleapErrors.FromLibrary(ex, RoomId));
             return;
         }
-        var server = room.Server!;
+        // Every instance of a deployment serves the whole room's monitor: the page goes to the first of a server list.
+        var server = room.Server!.Split(SignalingEndpoints.ListSeparator).Select(s => s.Trim()).FirstOrDefault(s => s.Length > 0) ?? room.Server!;
 
         string url;
         try { url = MonitorLinks.BuildUrl(server, room.RoomId, room.Token); }

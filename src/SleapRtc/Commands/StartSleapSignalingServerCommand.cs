@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Signaling.Server;
+using SleapRtc.Signaling.Store;
 
 namespace SleapRtc.PowerShell.Commands;
 
@@ -36,8 +37,31 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
     [ValidateRange(1, 1_000_000)]
     public int MaxFinishedJobsPerRoom { get; set; } = 10_000;
 
+    /// <summary>Redis shared with other instances (a redis:// URL or host:port); SLEAP_RTC_REDIS_URL when not given.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Redis { get; set; }
+
+    /// <summary>Seconds a drain (Stop-SleapSignalingServer, SIGTERM under -Wait) gives peers to move to another instance.</summary>
+    [Parameter]
+    [ValidateRange(0, 86400)]
+    public int DrainTimeoutSec { get; set; } = 30;
+
+    /// <summary>TURN servers (coturn) handed to every peer with short-lived credentials; needs -TurnSecret.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string[]? TurnUrl { get; set; }
+
+    /// <summary>coturn's static-auth-secret (use-auth-secret); it stays on this server and is never logged.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? TurnSecret { get; set; }
+
     [Parameter]
     public SwitchParameter Wait { get; set; }
+
+    /// <summary>Where -Redis comes from when the parameter is not given.</summary>
+    public const string RedisVariable = "SLEAP_RTC_REDIS_URL";
 
     protected override void EndProcessing()
     {
@@ -45,7 +69,25 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
             : GetUnresolvedProviderPathFromPSPath(DatabasePath);
         if (databasePath != ":memory:") Directory.CreateDirectory(Path.GetDirectoryName(databasePath)!);
 
-        var options = new SignalingServerOptions { Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath };
+        // -TurnUrl a,b and -TurnUrl "a,b" both name two servers.
+        var turnUrls = (TurnUrl ?? Array.Empty<string>()).SelectMany(u => u.Split(',')).Select(u => u.Trim()).Where(u => u.Length > 0).ToArray();
+        var redis = Redis ?? (Environment.GetEnvironmentVariable(RedisVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment.Trim() : null);
+        var options = new SignalingServerOptions
+        {
+            Port = Port, ListenAddress = ListenAddress, DatabasePath = databasePath, Redis = redis,
+            DrainTimeout = TimeSpan.FromSeconds(DrainTimeoutSec), TurnUrls = turnUrls, TurnSecret = TurnSecret,
+        };
+        try
+        {
+            options.ValidateTurn();
+        }
+        catch (ArgumentException ex)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.InvalidTurnConfiguration, ErrorCategory.InvalidArgument, turnUrls,
+                $"The TURN settings are not usable: {ex.Message.Split(new[] { " (Parameter" }, StringSplitOptions.None)[0]}.",
+                "Give -TurnUrl turn:host:3478[,turns:host:5349] together with -TurnSecret, the static-auth-secret of coturn's use-auth-secret mode.", ex));
+            return;
+        }
         options.Jobs.FinishedRetention = TimeSpan.FromDays(JobRetentionDays);
         options.Jobs.MaxFinishedPerRoom = MaxFinishedJobsPerRoom;
         PipelineLogSink? log = null;
@@ -67,6 +109,13 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
                 "Choose another -Port, or -Port 0 to let the system pick a free one.", ex));
             return;
         }
+        catch (SharedStoreUnavailableException ex)
+        {
+            ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ConnectionError, "Redis",
+                $"The signaling server could not start: {ex.Message}",
+                $"Check -Redis (or {RedisVariable}): a redis:// URL or host:port of a running redis-server this machine can reach.", ex));
+            return;
+        }
         catch (Exception ex) when (ex is SocketException or ArgumentException or IOException or TimeoutException or InvalidOperationException)
         {
             ThrowTerminatingError(SleapErrors.Create(ErrorIds.ServerStartFailed, ErrorCategory.ResourceUnavailable, ListenAddress,
@@ -81,6 +130,8 @@ public sealed class StartSleapSignalingServerCommand : SleapCmdlet
         if (!Wait) return;
 
         // Service mode: stay in the pipeline, relaying the server's log, until Ctrl+C or the server stops.
+        // SIGTERM (a service manager stopping the service) drains: peers move to other instances, then the server stops.
+        using var drainOnSigterm = host.DrainOnTerminationSignal();
         try
         {
             RunOnBackground(async (queue, token) =>

@@ -19,6 +19,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
 
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
@@ -93,6 +94,10 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [Parameter]
     [ValidateRange(1L, long.MaxValue)]
     public long MaxUnpackedSize { get; set; } = PackageLimits.DefaultMaxUnpackedBytes;
+
+    /// <summary>Refuse classic peers, which cannot prove the room token over the channel (clients of ours always do).</summary>
+    [Parameter]
+    public SwitchParameter RequireChannelAuth { get; set; }
 
     [Parameter]
     public SwitchParameter Wait { get; set; }
@@ -174,6 +179,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             Space = Space,
             SpaceModelPaths = spaceModels,
             SpaceRequestTimeout = TimeSpan.FromSeconds(RequestTimeoutSec),
+            RequireChannelAuth = RequireChannelAuth,
             PeerConnectionFactory = PeerConnectionDefaults.Factory,
             PeerConnection = PeerConnectionDefaults.Options(),
             Log = log,

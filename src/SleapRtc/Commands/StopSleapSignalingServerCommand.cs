@@ -11,6 +11,7 @@ public sealed class StopSleapSignalingServerCommand : SleapCmdlet
 {
     private const string ByObjectSet = "InputObject";
     private const string ByPortSet = "Port";
+    /// <summary>What the stop itself may take after the drain (closing connections, the database).</summary>
     private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(15);
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = ByObjectSet)]
@@ -20,6 +21,14 @@ public sealed class StopSleapSignalingServerCommand : SleapCmdlet
     [ValidateRange(1, 65535)]
     [ArgumentCompleter(typeof(PortCompleter))]
     public int[] Port { get; set; } = Array.Empty<int>();
+
+    /// <summary>
+    /// Seconds the peers get to move to another instance of their server list before the server closes their
+    /// connections; 0 stops at once. Default: the server's -DrainTimeoutSec (30 s unless set at its start).
+    /// </summary>
+    [Parameter]
+    [ValidateRange(0, 86400)]
+    public int DrainTimeoutSec { get; set; }
 
     [Parameter]
     public SwitchParameter PassThru { get; set; }
@@ -42,7 +51,10 @@ public sealed class StopSleapSignalingServerCommand : SleapCmdlet
             }
             if (!ShouldProcess(server.ToModel().Url, "Stop signaling server")) continue;
 
-            RunOnBackground((_, token) => server.StopAsync().WaitAsync(token), StopTimeout);
+            var drain = MyInvocation.BoundParameters.ContainsKey(nameof(DrainTimeoutSec)) ? TimeSpan.FromSeconds(DrainTimeoutSec) : server.DrainTimeout;
+            if (drain > TimeSpan.Zero) WriteVerbose($"Draining the server on port {server.Port}: its peers get up to {drain.TotalSeconds:F0} s to move to another instance.");
+            // Ctrl+C cuts the drain short: the server then stops at once.
+            RunOnBackground((_, token) => server.DrainAsync(drain, token), drain + StopTimeout);
             SessionRegistry.Current.Remove(server);
             if (PassThru) WriteObject(server.ToModel());
         }

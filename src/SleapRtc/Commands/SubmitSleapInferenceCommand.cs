@@ -49,6 +49,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     public string? Token { get; set; }
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter(ParameterSetName = ModelsSet)]
@@ -90,6 +91,21 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     [Parameter]
     public SwitchParameter AsJob { get; set; }
 
+    /// <summary>Wait in the room's queue for a matching worker instead of needing a free one now (not with -Space, which queues on its own worker).</summary>
+    [Parameter(ParameterSetName = ModelsSet)]
+    public SwitchParameter Queue { get; set; }
+
+    /// <summary>-Queue only: higher runs first; first come, first served within a priority.</summary>
+    [Parameter(ParameterSetName = ModelsSet)]
+    [ValidateRange(-100, 100)]
+    public int Priority { get; set; }
+
+    /// <summary>-Queue only: tags the worker must carry (Start-SleapWorker -Tag).</summary>
+    [Parameter(ParameterSetName = ModelsSet)]
+    [ValidateNotNullOrEmpty]
+    [ValidateCount(1, 16)]
+    public string[] Tag { get; set; } = Array.Empty<string>();
+
     protected override void ProcessRecord()
     {
         var dataPath = GetUnresolvedProviderPathFromPSPath(DataPath);
@@ -99,10 +115,16 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
         InferencePlan plan;
         try
         {
+            if (!Queue && (MyInvocation.BoundParameters.ContainsKey(nameof(Priority)) || MyInvocation.BoundParameters.ContainsKey(nameof(Tag))))
+                throw SubmitSleapTrainingCommand.QueueOptionWithoutQueue();
             var room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString);
-            if (!canPrompt && Space is null && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
+            // A queued request waits for the server's choice; only a direct one needs someone to pick the worker.
+            if (!Queue && !canPrompt && Space is null && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
                 throw HostWorkerChooser.NotInteractive();
-            var target = new SubmissionPlan("", outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog);
+            var target = new SubmissionPlan("", outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog)
+            {
+                Queue = Queue ? new QueueOptions { Priority = Priority, Tags = Tag } : null,
+            };
             plan = new InferencePlan(target, new InferenceRequest
             {
                 DataPath = dataPath,

@@ -46,6 +46,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     [Parameter]
@@ -184,7 +185,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
         return overrides.IsEmpty ? null : overrides;
     }
 
-    private static SleapRtcException QueueOptionWithoutQueue() => new(
+    internal static SleapRtcException QueueOptionWithoutQueue() => new(
         "QueueOptionWithoutQueue", SleapRtcErrorKind.InvalidArgument,
         "-Priority and -Tag describe a queue ticket, and this submission does not queue.",
         "Add -Queue to wait in the room's queue, or leave -Priority and -Tag out.");

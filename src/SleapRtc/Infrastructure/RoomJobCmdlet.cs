@@ -29,6 +29,7 @@ public abstract class RoomJobCmdlet : SleapCmdlet
 
     [Parameter(ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ServerCompleter))]
+    [ServerList]
     public string? Server { get; set; }
 
     /// <summary>The room these parameters name; null after writing the error when they name none.</summary>

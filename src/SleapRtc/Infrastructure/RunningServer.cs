@@ -21,6 +21,11 @@ internal sealed class RunningServer : IRunningService
 
     public Task StopAsync() => _host.StopAsync();
 
+    /// <summary>Drains, then stops: peers move to other instances within the timeout (null: the server's own setting).</summary>
+    public Task DrainAsync(TimeSpan? timeout, CancellationToken ct) => _host.DrainAsync(timeout, ct);
+
+    public TimeSpan DrainTimeout => _host.DrainTimeout;
+
     /// <summary>The servers of the calling session, oldest first.</summary>
     public static IReadOnlyList<RunningServer> OfThisSession() => SessionRegistry.Current.Services<RunningServer>();
 }

@@ -12,6 +12,7 @@ internal static class ErrorIds
     public const string InvalidSessionString = "InvalidSessionString";
     public const string MissingServer = "MissingSignalingServer";
     public const string ServerStartFailed = "SignalingServerStartFailed";
+    public const string InvalidTurnConfiguration = "InvalidTurnConfiguration";
     public const string OperationTimedOut = "OperationTimedOut";
     public const string ServerNotFound = "SignalingServerNotFound";
     public const string WorkerNotRunningHere = "WorkerNotRunningHere";

@@ -32,7 +32,11 @@ public class SctpLossRecoveryRulesTests
         return tsns;
     }
 
-    private static SackOutcome Sack(SctpSender sender, uint cumulative, params (ushort Start, ushort End)[] blocks)
+    private static SackOutcome Sack(SctpSender sender, uint cumulative, params (ushort Start, ushort End)[] blocks) =>
+        SackAfter(sender, 0, cumulative, blocks);
+
+    /// <summary>A SACK arriving <paramref name="rttMs"/> after now, so the RTT sample it may yield is about that.</summary>
+    private static SackOutcome SackAfter(SctpSender sender, double rttMs, uint cumulative, params (ushort Start, ushort End)[] blocks)
     {
         var bytes = new byte[4 * blocks.Length];
         for (int i = 0; i < blocks.Length; i++)
@@ -40,7 +44,45 @@ public class SctpLossRecoveryRulesTests
             BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(4 * i), blocks[i].Start);
             BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(4 * i + 2), blocks[i].End);
         }
-        return sender.OnSack(cumulative, 1 << 20, bytes, blocks.Length, System.Diagnostics.Stopwatch.GetTimestamp());
+        return sender.OnSack(cumulative, 1 << 20, bytes, blocks.Length,
+            System.Diagnostics.Stopwatch.GetTimestamp() + (long)(rttMs * System.Diagnostics.Stopwatch.Frequency / 1000));
+    }
+
+    [Theory]
+    [InlineData(40.5, true)]   // recent RTTs at the 40 ms minimum: no queue, a random loss gives back 1/8, growth 10 packets per RTT
+    [InlineData(80.0, false)]  // recent RTTs doubled by a queue: congestion, RFC 9260's halving and 1 packet per RTT
+    public void LossResponseAndGrowth_DependOnTheQueueingDelay(double smoothedRttMs, bool uncongested)
+    {
+        var sender = NewSender(initialCwndPackets: 40);
+        var writer = new SctpPacketWriter(Mtu);
+        sender.Enqueue(Message(200 * 1172));
+        for (int i = 0; i < 40; i++) FillOne(sender, writer, ignoreCwnd: false);
+        sender.AddRttSample(40);
+        for (int i = 0; i < 30; i++) sender.AddRttSample(smoothedRttMs);
+        Assert.Equal(uncongested, sender.PathUncongested);
+        Assert.Equal(40, sender.MinRttMs);
+
+        long cwndBefore = sender.Cwnd;
+        Sack(sender, FirstTsn - 1, (2, 2));
+        Sack(sender, FirstTsn - 1, (2, 3));
+        Assert.True(Sack(sender, FirstTsn - 1, (2, 4)).FastRetransmitStarted);
+        long afterLoss = sender.Cwnd;
+        Assert.Equal(uncongested ? cwndBefore - cwndBefore / 8 : cwndBefore / 2, afterLoss);
+
+        // Leave recovery (everything sent so far acknowledged), then acknowledge two windows in congestion avoidance,
+        // one chunk per SACK with the window kept full.
+        FillOne(sender, writer, ignoreCwnd: true);
+        uint cumulative = FirstTsn + 39;
+        SackAfter(sender, smoothedRttMs, cumulative);
+        long start = sender.Cwnd;
+        for (long acked = 0; acked < 2 * start; acked += Mtu)
+        {
+            while (FillOne(sender, writer, ignoreCwnd: false).Count > 0) { }
+            SackAfter(sender, smoothedRttMs, ++cumulative);
+        }
+        long grownPackets = (sender.Cwnd - start) / Mtu;
+        if (uncongested) Assert.InRange(grownPackets, 15, 35);
+        else Assert.InRange(grownPackets, 1, 4);
     }
 
     [Fact]

@@ -125,10 +125,16 @@ public class SctpSenderReceiverTests
         Assert.Equal(cwnd + 1200, sender.Cwnd);
 
         SendPackets(sender, writer);
+        // RTT samples well above the minimum: a queue is building, so a loss is congestion and halves cwnd
+        // (SctpLossRecoveryRulesTests covers the uncongested path).
+        sender.AddRttSample(10);
+        for (int i = 0; i < 8; i++) sender.AddRttSample(80);
+        Assert.False(sender.PathUncongested);
         // TSNs 1002.. outstanding; 1002 lost: three SACKs each newly acking later TSNs mark it.
+        long queuedRttLater = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency * 80 / 1000;
         for (int i = 1; i <= 3; i++)
         {
-            var result = sender.OnSack(1001, 1 << 20, Gaps((2, (ushort)(1 + i))), 1, now);
+            var result = sender.OnSack(1001, 1 << 20, Gaps((2, (ushort)(1 + i))), 1, queuedRttLater);
             Assert.Equal(i == 3, result.FastRetransmitStarted);
         }
         Assert.Equal(1, sender.FastRetransmits);

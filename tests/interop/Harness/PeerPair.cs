@@ -20,32 +20,47 @@ public sealed class PeerPair : IAsyncDisposable
     public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
 
     private NetworkNamespace? _network;
+    private NetworkNamespace? _answererNetwork;
 
     public FixtureProcess Offerer { get; }
     public FixtureProcess Answerer { get; }
     /// <summary>Offer requested → both channel ends open, as seen by the test.</summary>
     public TimeSpan ConnectTime { get; private set; }
 
-    private PeerPair(FixtureProcess offerer, FixtureProcess answerer, NetworkNamespace? network)
+    private PeerPair(FixtureProcess offerer, FixtureProcess answerer, NetworkNamespace? network, NetworkNamespace? answererNetwork)
     {
         Offerer = offerer;
         Answerer = answerer;
         _network = network;
+        _answererNetwork = answererNetwork;
     }
 
-    /// <summary>Starts both fixtures (inside a fresh namespace when <paramref name="isolated"/>), then connects them.</summary>
+    /// <summary>The offerer's namespace (shared with the answerer unless started with separate namespaces).</summary>
+    public NetworkNamespace? OffererNetwork => _network;
+    /// <summary>The answerer's namespace.</summary>
+    public NetworkNamespace? AnswererNetwork => _answererNetwork ?? _network;
+
+    /// <summary>
+    /// Starts both fixtures (inside a fresh namespace when <paramref name="isolated"/>), then connects them. With
+    /// <paramref name="separateNamespaces"/> each gets its own one-address namespace and no path joins them: only an
+    /// impairment relay bridging the two (<see cref="LossyUdpRelay"/>) lets them talk.
+    /// </summary>
     public static async Task<PeerPair> StartAsync(FixtureCommand offerer, FixtureCommand answerer, bool isolated = true,
-        TimeSpan? readyTimeout = null)
+        TimeSpan? readyTimeout = null, bool separateNamespaces = false)
     {
         var ready = readyTimeout ?? TimeSpan.FromSeconds(30);
-        var network = isolated ? await NetworkNamespace.CreateAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false) : null;
+        var network = isolated || separateNamespaces
+            ? await NetworkNamespace.CreateAsync(TimeSpan.FromSeconds(10), oneAddress: separateNamespaces).ConfigureAwait(false) : null;
+        NetworkNamespace? answererNetwork = null;
         FixtureProcess? first = null;
         try
         {
+            if (separateNamespaces)
+                answererNetwork = await NetworkNamespace.CreateAsync(TimeSpan.FromSeconds(10), oneAddress: true).ConfigureAwait(false);
             var starts = new[]
             {
                 FixtureProcess.StartAsync($"{offerer.Name} (offerer)", offerer, network, ready),
-                FixtureProcess.StartAsync($"{answerer.Name} (answerer)", answerer, network, ready),
+                FixtureProcess.StartAsync($"{answerer.Name} (answerer)", answerer, answererNetwork ?? network, ready),
             };
             try { await Task.WhenAll(starts).ConfigureAwait(false); }
             catch
@@ -54,13 +69,14 @@ public sealed class PeerPair : IAsyncDisposable
                 throw;
             }
             first = starts[0].Result;
-            var pair = new PeerPair(first, starts[1].Result, network);
-            network = null;
+            var pair = new PeerPair(first, starts[1].Result, network, answererNetwork);
+            network = answererNetwork = null;
             return pair;
         }
         finally
         {
             if (network is not null) await network.DisposeAsync().ConfigureAwait(false);
+            if (answererNetwork is not null) await answererNetwork.DisposeAsync().ConfigureAwait(false);
         }
     }
 
@@ -133,6 +149,7 @@ public sealed class PeerPair : IAsyncDisposable
         await Offerer.DisposeAsync().ConfigureAwait(false);
         await Answerer.DisposeAsync().ConfigureAwait(false);
         if (_network is not null) await _network.DisposeAsync().ConfigureAwait(false);
-        _network = null;
+        if (_answererNetwork is not null) await _answererNetwork.DisposeAsync().ConfigureAwait(false);
+        _network = _answererNetwork = null;
     }
 }

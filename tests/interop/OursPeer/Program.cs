@@ -56,6 +56,7 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
     private long _rxBytes, _rxMessages;
     private double _rxFirst, _rxLast;
     private (long Bytes, bool Hash)? _byteTarget;
+    private Timer? _receiveTrace;
     private readonly List<string> _texts = new();
     private (int Count, string Prefix)? _textTarget;
 
@@ -78,6 +79,12 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
                 case "send": await SendBytesAsync(command).ConfigureAwait(false); break;
                 case "expect":
                     lock (_rxGate) _byteTarget = ((long)command["bytes"]!, (bool?)command["hash"] ?? true);
+                    if (Tracing && _dc is { } receiving)
+                    {
+                        _receiveTrace?.Dispose();
+                        _receiveTrace = new Timer(_ => Console.Error.WriteLine(
+                            $"trace: received {Interlocked.Read(ref _rxBytes)} {SctpStatistics(receiving)}"), null, 1000, 1000);
+                    }
                     emit(new { ev = "expecting", bytes = (long)command["bytes"]! });
                     CheckBytes();
                     break;
@@ -192,6 +199,7 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
             emit(new { ev = "received", bytes = _rxBytes, messages = _rxMessages, sha256 = sha, ms = Math.Round(ms),
                 MBps = ms > 0 ? Math.Round(_rxBytes / 1e3 / ms, 2) : (double?)null });
             _byteTarget = null;
+            _receiveTrace?.Dispose();
             ResetReceive();
         }
     }

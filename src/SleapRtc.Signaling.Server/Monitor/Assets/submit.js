@@ -42,6 +42,80 @@
     },
   };
 
+  // ---- The channel bound to the room token (ChannelAuthExchange in SleapRtc.Protocol; the same bytes) --------------
+  // Before anything of a request, the page and a worker that advertises sleaprtc_ext >= 2 prove over the channel
+  // itself that they hold the room token and see the same pair of DTLS certificates: key = HKDF-SHA256(token, no salt,
+  // info LABEL); each sends HMAC(key, LABEL 0 role 0 fp(page cert) fp(worker cert) page nonce worker nonce). The page's
+  // fingerprint comes from its own SDP (the browser wrote it), the worker's from the certificate it presented in the DTLS
+  // handshake (RTCDtlsTransport.getRemoteCertificates), never from the answer the server relayed. A server that swapped
+  // the fingerprints to sit in the middle makes the MACs differ: the request stops before a byte of data is sent.
+
+  const ChannelAuth = {
+    LABEL: "sleap-rtc channel auth v1",
+
+    /** Null when this page can make the proof, else why not (then it is sent as a classic client, unverified). */
+    unavailableReason(pc) {
+      if (!window.crypto || !crypto.subtle) return "WebCrypto is only available on https:// or localhost pages";
+      const transport = pc.sctp && pc.sctp.transport;
+      if (!transport || typeof transport.getRemoteCertificates !== "function") return "this browser does not expose the worker's DTLS certificate";
+      if (!/^a=fingerprint:sha-256 /im.test(pc.localDescription.sdp)) return "this browser's certificate fingerprint is not SHA-256";
+      return null;
+    },
+
+    async prove(channel, pc, token) {
+      const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const unhex = (text) => (/^[0-9a-f]{64}$/i.test(text || "") ? new Uint8Array(text.match(/../g).map((h) => parseInt(h, 16))) : null);
+      const utf8 = (text) => new TextEncoder().encode(text);
+      const local = new Uint8Array(/^a=fingerprint:sha-256 ([0-9a-f:]+)/im.exec(pc.localDescription.sdp)[1].split(":").map((h) => parseInt(h, 16)));
+      const certificates = pc.sctp.transport.getRemoteCertificates();
+      if (!certificates || certificates.length === 0) throw new Error("The worker's DTLS certificate is not known; the channel cannot be authenticated.");
+      const remote = new Uint8Array(await crypto.subtle.digest("SHA-256", certificates[0]));
+      const ikm = await crypto.subtle.importKey("raw", utf8(token), "HKDF", false, ["deriveBits"]);
+      const bits = await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: utf8(this.LABEL) }, ikm, 256);
+      const key = await crypto.subtle.importKey("raw", bits, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+      const pageNonce = crypto.getRandomValues(new Uint8Array(32));
+      let workerNonce = null;
+      const input = (role) => {
+        const parts = [utf8(this.LABEL), [0], utf8(role), [0], local, remote, pageNonce, workerNonce];
+        const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        parts.reduce((at, p) => { bytes.set(p, at); return at + p.length; }, 0);
+        return bytes;
+      };
+      const failed = (detail) => new Error("The channel to the worker could not be authenticated (" + detail + "); the signaling path may be " +
+        "compromised (someone may be relaying the connection). Nothing was sent.");
+      const replies = [];
+      let wake = null;
+      const listener = (event) => {
+        if (typeof event.data !== "string" || !event.data.startsWith("SLEAPRTC_AUTH")) return;
+        replies.push(event.data);
+        if (wake) wake();
+      };
+      const next = () => new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(failed("the worker did not answer in time")), CONNECT_TIMEOUT_MS);
+        const take = () => { clearTimeout(timer); wake = null; resolve(Wire.parse(replies.shift())); };
+        if (replies.length > 0) take(); else wake = take;
+      });
+      channel.addEventListener("message", listener);
+      try {
+        channel.send(Wire.format("SLEAPRTC_AUTH", hex(pageNonce)));
+        const response = await next();
+        if (response.type === "SLEAPRTC_AUTH_FAILED") throw failed("the worker refused: " + (response.args[1] || response.args[0]));
+        workerNonce = response.type === "SLEAPRTC_AUTH_RESPONSE" ? unhex(response.args[0]) : null;
+        const workerMac = unhex(response.args[1]);
+        // crypto.subtle.verify compares in constant time.
+        if (!workerNonce || !workerMac || !(await crypto.subtle.verify("HMAC", key, workerMac, input("worker")))) {
+          channel.send(Wire.format("SLEAPRTC_AUTH_FAILED", "proof_mismatch", "the peer's proof does not match this room token and these DTLS certificates"));
+          throw failed("the worker's proof does not match this room token and the DTLS certificates this connection uses");
+        }
+        channel.send(Wire.format("SLEAPRTC_AUTH_PROOF", hex(new Uint8Array(await crypto.subtle.sign("HMAC", key, input("client"))))));
+        const verdict = await next();
+        if (verdict.type !== "SLEAPRTC_AUTH_OK") throw failed("the worker refused: " + (verdict.args[1] || verdict.args[0] || verdict.type));
+      } finally {
+        channel.removeEventListener("message", listener);
+      }
+    },
+  };
+
   // ---- The track package: a stored (uncompressed) zip streamed straight from the chosen files -------------------
 
   // CRC-32 (zip's), slicing by 8: eight tables, eight bytes a step; ~2x the byte-at-a-time loop in V8.
@@ -279,6 +353,20 @@
         this.mark("registered");
         if (this.finished) return this.release();
         const channel = await this.connect();
+        this.mark("open");
+        if (this.target.channelAuth) {
+          const why = ChannelAuth.unavailableReason(this.pc);
+          if (why === null) {
+            await ChannelAuth.prove(channel, this.pc, room.token);
+            this.mark("authenticated");
+            this.view.node.dataset.channelAuth = "verified";
+          } else {
+            // Sent the classic way: the worker serves it unverified, unless it requires the proof (-RequireChannelAuth).
+            this.target.extensions = false;
+            this.view.node.dataset.channelAuth = "unverified";
+            this.view.log("The channel is not authenticated (" + why + "); sending as a classic client.");
+          }
+        }
         this.view.connected(performance.now() - started, this.marks);
         await this.upload(channel, pkg);
       } catch (err) {
@@ -401,6 +489,7 @@
     onMessage(data) {
       this.lastHeard = performance.now();
       if (this.finished) return;
+      if (typeof data === "string" && data.startsWith("SLEAPRTC_AUTH")) return; // ChannelAuth.prove reads these
       if (typeof data !== "string") return this.onBinary(new Uint8Array(data));
       if (data.startsWith("TRACK_LOG:")) {
         const line = data.slice("TRACK_LOG:".length);
@@ -569,9 +658,9 @@
 
     connected(ms, marks) {
       this.node.dataset.connectMs = ms.toFixed(0);
-      // "registered 12 · offer 3 · gathered 40 · answered 20 · open 35" (ms per step), for the curious and the tests.
-      this.figures.title = marks.slice(1).map(([step, at], i) => step + " " + (at - marks[i][1]).toFixed(0)).join(" · ")
-        + " · open " + (marks[0][1] + ms - marks[marks.length - 1][1]).toFixed(0);
+      // "registered 12 · offer 3 · gathered 40 · answered 20 · open 35 · authenticated 4" (ms per step), for the
+      // curious and the tests; the last mark is where the connection counts as made.
+      this.figures.title = marks.slice(1).map(([step, at], i) => step + " " + (at - marks[i][1]).toFixed(0)).join(" · ");
       this.node.dataset.connectSteps = this.figures.title;
       this.connectText = "connected peer to peer in " + ms.toFixed(0) + " ms";
       this.figures.textContent = this.connectText;
@@ -715,6 +804,7 @@
         peerId: worker ? worker.peer_id : null,
         space: this.kind === "space" ? this.key : null,
         extensions: !!worker && Number((worker.properties || {}).sleaprtc_ext) >= 1,
+        channelAuth: !!worker && Number((worker.properties || {}).sleaprtc_ext) >= 2,
       }, data, models, view, this.takeSpare());
       view.cancelButton.addEventListener("click", () => request.cancel());
       this.requests.add(request);
