@@ -60,13 +60,14 @@ public sealed partial class WorkerHost
         }
     }
 
-    private async Task ServeClientAsync(SdpMessage offer)
+    /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
+    private async Task ServeClientAsync(SdpMessage offer, bool resuming = false)
     {
         var connection = NewPeerConnection();
         var clientGone = false;
         try
         {
-            clientGone = await ServeClientAsync(offer, connection).ConfigureAwait(false);
+            clientGone = await ServeClientAsync(offer, connection, resuming).ConfigureAwait(false);
         }
         finally
         {
@@ -77,7 +78,7 @@ public sealed partial class WorkerHost
     }
 
     /// <returns>True when the client vanished.</returns>
-    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection)
+    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
     {
         var channelOpened = new TaskCompletionSource<ChannelGate>(TaskCreationOptions.RunContinuationsAsynchronously);
         WorkerJobSession? served = null;
@@ -130,7 +131,7 @@ public sealed partial class WorkerHost
         if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return false;
         // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
         Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
-        var session = NewSession(channel, gate.RecordStatus);
+        var session = NewSession(channel, gate.RecordStatus, resuming);
         Volatile.Write(ref served, session);
         gate.Release();
 
@@ -176,7 +177,8 @@ public sealed partial class WorkerHost
         }
     }
 
-    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth)
+    /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
+    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, bool resuming = false)
     {
         var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
@@ -196,6 +198,7 @@ public sealed partial class WorkerHost
             ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
             ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
             PartialUploadRetention = _options.PartialUploadRetention,
+            ResumeOnly = resuming,
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

@@ -94,6 +94,13 @@ public sealed partial class WorkerHost
             running.PeerLost();
             await Task.WhenAny(parkedSignal, Task.Delay(TakeOverWait)).ConfigureAwait(false);
         }
+        else if (!HoldsParkedUpload)
+        {
+            // Nothing kept (expired, or this worker keeps no partial uploads): an ordinary offer, so an available worker
+            // takes the job again and the hello's resume is answered "from byte 0".
+            await HandleOfferAsync(offer).ConfigureAwait(false);
+            return;
+        }
         // The session that parked the upload must be done with the host's state before this one takes it.
         try { await previous.WaitAsync(TakeOverWait).ConfigureAwait(false); } catch (TimeoutException) { }
         var jobDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -114,7 +121,7 @@ public sealed partial class WorkerHost
         try
         {
             Note($"Accepting a resume from {offer.Sender}");
-            await ServeClientAsync(offer).ConfigureAwait(false);
+            await ServeClientAsync(offer, resuming: true).ConfigureAwait(false);
         }
         finally
         {

@@ -10,12 +10,13 @@ namespace SleapRtc.Job.Tests;
 /// <summary>
 /// Issue 16: a link dropped for real mid-transfer (the UDP relay every packet crosses is closed) resumes over a new
 /// connection from the byte the other side confirms; the whole file's SHA-256 is still checked. CI runs a small file
-/// cut three times; SLEAPRTC_RESUME_MB=256 runs the README's figures.
+/// cut three times; SLEAPRTC_RESUME_MIB=256 runs the README's figures.
 /// </summary>
 public sealed class ResumeTests(ITestOutputHelper output)
 {
     private static readonly double[] CutPoints = { 0.30, 0.60, 0.95 };
-    private static int Megabytes => int.TryParse(Environment.GetEnvironmentVariable("SLEAPRTC_RESUME_MB"), out var mb) && mb > 0 ? mb : 24;
+    /// <summary>The size of each transfer: SLEAPRTC_RESUME_MIB (the README's figures use 256), else 24 MiB.</summary>
+    private static int Bytes => (int.TryParse(Environment.GetEnvironmentVariable("SLEAPRTC_RESUME_MIB"), out var mib) && mib > 0 ? mib : 24) * 1024 * 1024;
     /// <summary>What may be lost with a cut: the client's send buffer (high-water mark) and what was in flight.</summary>
     private const long InFlightSlack = Protocol.Jobs.FrameWriter.DefaultHighWaterMark + 4 * 1024 * 1024;
 
@@ -35,10 +36,11 @@ public sealed class ResumeTests(ITestOutputHelper output)
         using var transport = new RelayedTransport(new WebRtc.PeerConnection.RtcPeerConnectionFactory());
         await using var room = await RoomFixture.StartAsync(transport);
         var worker = await room.StartWorkerAsync(configure: QuickWorker);
-        var package = PeerProcesses.LargePackage(room.Root, 1, Megabytes);
+        var package = Fixtures.BuildPackage(room.Root, "large", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) }, extraBytes: Bytes);
         var size = new FileInfo(package).Length;
         var cuts = new List<(long At, TimeSpan When)>();
         var resumes = new List<long>();
+        var resumedWhen = new List<TimeSpan>();
         var clock = new Stopwatch();
         var submission = new TrainingSubmission(new SubmissionOptions
         {
@@ -55,13 +57,18 @@ public sealed class ResumeTests(ITestOutputHelper output)
             if (!clock.IsRunning) clock.Start();
             lock (cuts)
             {
-                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at)) resumes.Add(at);
+                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at))
+                {
+                    resumes.Add(at);
+                    resumedWhen.Add(clock.Elapsed);
+                }
                 // Cut once per point, and only on the connection that has not been cut yet.
                 if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * size)
                 {
                     cuts.Add((p.BytesDone, clock.Elapsed));
-                    // Not on the transport's own thread, which the relays' shutdown would hold up.
-                    _ = Task.Run(transport.CutLinks);
+                    // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
+                    // could miss the transfer's end.
+                    transport.CutLinks();
                 }
             }
         };
@@ -75,13 +82,13 @@ public sealed class ResumeTests(ITestOutputHelper output)
         for (var i = 0; i < cuts.Count; i++)
         {
             output.WriteLine($"cut at {cuts[i].At / 1048576.0:F1} MB ({cuts[i].At * 100.0 / size:F0} %) after {cuts[i].When.TotalSeconds:F2} s; " +
-                $"the worker confirmed {resumes[i] / 1048576.0:F1} MB, so {(size - resumes[i]) / 1048576.0:F1} MB were sent again");
+                $"flowing again {(resumedWhen[i] - cuts[i].When).TotalSeconds:F1} s later from the {resumes[i] / 1048576.0:F1} MB the worker confirmed; {(cuts[i].At - resumes[i]) / 1048576.0:F1} MB (lost in flight) were sent twice");
             // No restart from zero: the resume starts at most a send buffer short of where the link went down.
             Assert.InRange(resumes[i], cuts[i].At - InFlightSlack, cuts[i].At);
             resent += cuts[i].At - resumes[i];
         }
         output.WriteLine($"{size / 1048576.0:F1} MB uploaded with {cuts.Count} cuts in {total.TotalSeconds:F2} s; " +
-            $"{resent / 1048576.0:F1} MB sent twice; retries shown as: {string.Join(" | ", retryShown.Distinct().Take(3))}");
+            $"{resent / 1048576.0:F1} MB sent twice in all; retries shown as: {string.Join(" | ", retryShown.Distinct().Take(3))}");
         Assert.Contains(retryShown, s => s.Contains("resuming", StringComparison.Ordinal));
 
         // The worker checked the whole file's SHA-256 and reported it: the same bytes as the package.
@@ -99,13 +106,14 @@ public sealed class ResumeTests(ITestOutputHelper output)
         await using var room = await RoomFixture.StartAsync(transport);
         var dataRoot = Fixtures.NewTempDirectory("resume-data");
         var worker = await room.StartWorkerAsync(configure: o => QuickWorker(o) with { DataRoot = dataRoot });
-        var modelBytes = Megabytes * 1_000_000;
+        var modelBytes = Bytes;
         var package = Fixtures.BuildPackage(room.Root, "big-model", new Dictionary<string, string>
         {
             ["centroid.json"] = "{\"trainer_config\": {\"max_epochs\": 1, \"standin_model_bytes\": " + modelBytes + "}}",
         });
         var cuts = new List<(long At, TimeSpan When)>();
         var resumes = new List<long>();
+        var resumedWhen = new List<TimeSpan>();
         var clock = new Stopwatch();
         long size = 0;
         var submission = new TrainingSubmission(new SubmissionOptions
@@ -124,12 +132,17 @@ public sealed class ResumeTests(ITestOutputHelper output)
             size = p.BytesTotal;
             lock (cuts)
             {
-                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at)) resumes.Add(at);
+                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at))
+                {
+                    resumes.Add(at);
+                    resumedWhen.Add(clock.Elapsed);
+                }
                 if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * p.BytesTotal)
                 {
                     cuts.Add((p.BytesDone, clock.Elapsed));
-                    // Not on the transport's own thread, which the relays' shutdown would hold up.
-                    _ = Task.Run(transport.CutLinks);
+                    // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
+                    // could miss the transfer's end.
+                    transport.CutLinks();
                 }
             }
         };
@@ -143,7 +156,7 @@ public sealed class ResumeTests(ITestOutputHelper output)
         for (var i = 0; i < cuts.Count; i++)
         {
             output.WriteLine($"cut at {cuts[i].At / 1048576.0:F1} MB ({cuts[i].At * 100.0 / size:F0} %) after {cuts[i].When.TotalSeconds:F2} s; " +
-                $"resumed at the {resumes[i] / 1048576.0:F1} MB the client held; {(cuts[i].At - resumes[i]) / 1048576.0:F1} MB came twice");
+                $"flowing again {(resumedWhen[i] - cuts[i].When).TotalSeconds:F1} s later from the {resumes[i] / 1048576.0:F1} MB the client held; {(cuts[i].At - resumes[i]) / 1048576.0:F1} MB came twice");
             // What the client holds when the link goes is what it reported: nothing is fetched again.
             Assert.InRange(resumes[i], cuts[i].At - InFlightSlack, cuts[i].At + InFlightSlack);
             resent += Math.Max(0, cuts[i].At - resumes[i]);

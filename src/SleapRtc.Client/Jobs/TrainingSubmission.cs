@@ -423,6 +423,8 @@ public sealed class TrainingSubmission
             catch (SleapRtcException e) when (e is WorkerLostException or WorkerUnreachableException or WorkerBusyException
                 && retry < _options.Retry.MaxRetries && ResumableUpload(e) is { } upload)
             {
+                // A worker that left the room (stopped, killed) keeps nothing to resume: say what happened at once.
+                if (!await StillInRoomAsync(connection, worker.PeerId, cancellationToken).ConfigureAwait(false)) throw;
                 retry++;
                 _resumeUpload = upload;
                 var delay = _options.Retry.Delay(retry);
@@ -438,6 +440,19 @@ public sealed class TrainingSubmission
     }
 
     private long _lastUploadedBytes;
+
+    private static async Task<bool> StillInRoomAsync(ClientRoomConnection connection, string workerId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var everyone = await connection.DiscoverWorkersAsync(new WorkerFilter { Status = null }, cancellationToken).ConfigureAwait(false);
+            return everyone.Any(w => w.PeerId == workerId);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return true; // the signaling server did not answer (it may be back for the retry): try anyway
+        }
+    }
 
     /// <summary>The request for the next session: after a cut-off upload, the same job id (the worker adopted it) and the
     /// package to resume.</summary>

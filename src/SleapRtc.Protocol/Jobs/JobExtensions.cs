@@ -147,4 +147,6 @@ public static class JobErrorCodes
     public const string BadWorkerPath = "bad_worker_path";
     /// <summary>An override value out of range or of the wrong kind.</summary>
     public const string BadOverride = "bad_override";
+    /// <summary>A resume connection whose hello does not name the upload the worker keeps (job id, file name and size).</summary>
+    public const string ResumeUnavailable = "resume_unavailable";
 }

@@ -40,6 +40,9 @@ public sealed class WorkerJobOptions
     public Action<ParkedUpload>? ParkUpload { get; init; }
     /// <summary>A resume hello (job id, file name and size): the matching kept upload, now the caller's, or null.</summary>
     public Func<string, Protocol.Jobs.TransferPoint, ParkedUpload?>? ClaimParkedUpload { get; init; }
+    /// <summary>The connection was offered to resume the upload the worker keeps: a hello that does not claim it is refused
+    /// (the worker is reserved for that job; nothing else may start on it).</summary>
+    public bool ResumeOnly { get; init; }
     /// <summary>How long a partial upload is kept for its client to resume (told in the worker's log).</summary>
     public TimeSpan PartialUploadRetention { get; init; } = DefaultPartialUploadRetention;
     public static readonly TimeSpan DefaultPartialUploadRetention = TimeSpan.FromMinutes(10);

@@ -350,6 +350,11 @@ public sealed partial class WorkerJobSession
         if (!resumed && hello?.JobId is { } wanted && IsAdoptable(wanted)) AdoptJobId(wanted);
         _writer.SendText(JobExtensions.WelcomeMessage(JobId));
         if (hello?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
+        if (_options.ResumeOnly && !resumed)
+        {
+            Fail(JobErrorCodes.ResumeUnavailable, "This worker keeps a partial upload for another job (or another file) and is reserved for it; submit again later or to another worker.");
+            return;
+        }
         if (hello is null) return;
         if (hello.ResumeUpload is { } asked)
         {
