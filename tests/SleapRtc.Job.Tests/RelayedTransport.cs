@@ -9,9 +9,10 @@ namespace SleapRtc.Job.Tests;
 /// so <see cref="CutLinks"/> (the relays closed, their sockets gone) drops the link for real, mid-flight, as a
 /// network that goes away would; new connections get a new relay.
 /// </summary>
-internal sealed class RelayedTransport(IPeerConnectionFactory inner) : IPeerConnectionFactory, IDisposable
+internal sealed class RelayedTransport(IPeerConnectionFactory inner, Impairment? impairment = null) : IPeerConnectionFactory, IDisposable
 {
     private static readonly Impairment Clean = new(0, 0, TimeSpan.Zero);
+    private readonly Impairment _impairment = impairment ?? Clean;
     private readonly List<LossyUdpRelay> _relays = new();
 
     /// <summary>How many connections were routed (each through a relay of its own).</summary>
@@ -37,7 +38,7 @@ internal sealed class RelayedTransport(IPeerConnectionFactory inner) : IPeerConn
 
     private LossyUdpRelay NewRelay()
     {
-        var relay = new LossyUdpRelay(Clean, seed: 16);
+        var relay = new LossyUdpRelay(_impairment, seed: 16);
         lock (_relays) _relays.Add(relay);
         return relay;
     }
