@@ -64,21 +64,35 @@ public sealed partial class WorkerHost
     private async Task ServeClientAsync(SdpMessage offer, bool resuming = false)
     {
         var connection = NewPeerConnection();
-        var clientGone = false;
+        Task? closing = null;
         try
         {
-            clientGone = await ServeClientAsync(offer, connection, resuming).ConfigureAwait(false);
+            (_, closing) = await ServeClientAsync(offer, connection, resuming).ConfigureAwait(false);
         }
         finally
         {
-            // A graceful shutdown waits for a vanished client in vain (seconds): be available meanwhile.
-            if (clientGone) _ = connection.DisposeAsync().AsTask().ContinueWith(t => _ = t.Exception, TaskScheduler.Default);
-            else await connection.DisposeAsync().ConfigureAwait(false);
+            // The job is over: the channel's graceful close and the connection's teardown go on in the background, so
+            // the worker is available to its next client at once (a pipeline offers the next job the moment the results
+            // arrive), and a vanished client, which cannot take part in a graceful close, delays nothing.
+            _ = TearDownAsync(closing, connection);
         }
     }
 
-    /// <returns>True when the client vanished.</returns>
-    private async Task<bool> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
+    private static async Task TearDownAsync(Task? closing, IPeerConnection connection)
+    {
+        try
+        {
+            if (closing is not null) await closing.ConfigureAwait(false);
+        }
+        finally
+        {
+            try { await connection.DisposeAsync().ConfigureAwait(false); }
+            catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException or OperationCanceledException) { }
+        }
+    }
+
+    /// <returns>Whether the client vanished, and the channel's graceful close still under way (null when there is none).</returns>
+    private async Task<(bool ClientGone, Task? Closing)> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
     {
         var channelOpened = new TaskCompletionSource<ChannelGate>(TaskCreationOptions.RunContinuationsAsynchronously);
         WorkerJobSession? served = null;
@@ -120,7 +134,7 @@ public sealed partial class WorkerHost
         {
             if (channelOpened.Task.IsCompletedSuccessfully) channelOpened.Task.Result.Detach();
             Note($"Client {offer.Sender} did not open a data channel ({(e is OperationCanceledException ? "timed out" : e.Message)}); available again");
-            return true;
+            return (true, null);
         }
         finally
         {
@@ -128,7 +142,7 @@ public sealed partial class WorkerHost
         }
 
         var channel = gate.Channel;
-        if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return false;
+        if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return (false, null);
         // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
         Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
         var session = NewSession(channel, gate.RecordStatus, resuming);
@@ -144,10 +158,14 @@ public sealed partial class WorkerHost
         Note($"Job {outcome.JobId} from {offer.Sender} ended: {outcome.End}{(outcome.Error is null ? "" : " (" + outcome.Error + ")")}");
         JobCompleted?.Invoke(outcome);
         // A vanished client cannot take part in a graceful close; waiting for it would only delay "available".
-        if (outcome.End == WorkerJobEnd.ClientGone) return true;
+        if (outcome.End == WorkerJobEnd.ClientGone) return (true, null);
+        return (false, CloseGracefullyAsync(channel));
+    }
+
+    private static async Task CloseGracefullyAsync(IDataChannel channel)
+    {
         try { await channel.CloseAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
         catch (Exception e) when (e is TimeoutException or IOException or InvalidOperationException or ObjectDisposedException) { }
-        return false;
     }
 
     /// <summary>A gate on a client's new channel: the proof with this room's token over this connection's certificates.</summary>
