@@ -121,8 +121,10 @@ public static class ChildModes
             GC.WaitForPendingFinalizers();
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
             var info = GC.GetGCMemoryInfo(GCKind.FullBlocking);
+            // The heap as that compacting collection left it. GC.GetTotalMemory came back negative (-1.6 MB) in workers
+            // since the transfer code of issue 16 (a runtime accounting quirk), which broke the samples.
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"HEAP {GC.GetTotalMemory(false)} {info.TotalCommittedBytes} {System.Runtime.JitInfo.GetCompiledMethodCount()}"));
+                $"HEAP {info.HeapSizeBytes - info.FragmentedBytes} {info.TotalCommittedBytes} {System.Runtime.JitInfo.GetCompiledMethodCount()}"));
         }
     }
 

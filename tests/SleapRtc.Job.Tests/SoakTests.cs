@@ -20,9 +20,12 @@ public sealed class SoakTests
         {
             Jobs = 40, Clients = 5, Workers = 3, Idle = TimeSpan.FromSeconds(5), BaselineJob = 10, Trainer = Fixtures.SleapNn,
             Log = _output.WriteLine,
-            // Each method compiled once: RSS can then only grow with data, and is bounded (+10 % after a full GC)
-            // besides the managed heap (+10 % + 2 MB), open files and threads (+10 each).
+            // Each method compiled once: RSS can then only grow with data, and is bounded after a full GC besides the
+            // managed heap (+10 % + 2 MB, the leak check), open files and threads (+10 each). The RSS bound is +20 % here:
+            // since the resumable transfers (issue 16) a worker's GC keeps ~9 MB more committed between job 10 and 40
+            // (84 -> 97 MB on a quiet box, managed heap flat at ~1.2 MB); SoakBench keeps the +10 % default for long runs.
             TieredJit = false,
+            MaxRssGrowth = 0.20,
         };
         var report = await SoakRun.RunAsync(options);
         _output.WriteLine(SoakRun.Format(report, options));
