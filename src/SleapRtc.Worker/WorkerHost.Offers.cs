@@ -46,28 +46,45 @@ public sealed partial class WorkerHost
         // server the publish still says "reserved" to discovery, and this worker refuses other offers on its own status.
         // The metadata lock is taken before this call returns, so a later "busy" or "available" publishes after it.
         var reservedPublished = PublishStatusAsync(WorkerStatus.Reserved);
+        var endJob = JobEnd(jobDone, reservedPublished);
         try
         {
-            await ServeClientAsync(offer).ConfigureAwait(false);
+            await ServeClientAsync(offer, endJob).ConfigureAwait(false);
         }
         finally
         {
+            await endJob().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The end of the job this worker reserved itself for, run once: by the session as soon as its client confirmed the job's
+    /// last word (before the client is told so, see <see cref="WorkerJobOptions.ReleaseWorkerAsync"/>), else when serving ends.
+    /// </summary>
+    /// <param name="reservedPublished">The "reserved" publish of this job, which the "available" must follow.</param>
+    private Func<Task> JobEnd(TaskCompletionSource jobDone, Task reservedPublished)
+    {
+        var ended = 0;
+        return async () =>
+        {
+            if (Interlocked.Exchange(ref ended, 1) == 1) return;
             await reservedPublished.ConfigureAwait(false);
             lock (_gate) _session = null;
             // A partial upload kept for its client keeps the worker reserved for that job (WorkerHost.Resume).
             if (!HoldsParkedUpload) await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
             jobDone.TrySetResult();
-        }
+        };
     }
 
+    /// <param name="endJob">Ends the job this worker reserved itself for (<see cref="JobEnd"/>); null for a space's request.</param>
     /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
-    private async Task ServeClientAsync(SdpMessage offer, bool resuming = false)
+    private async Task ServeClientAsync(SdpMessage offer, Func<Task>? endJob, bool resuming = false)
     {
         var connection = NewPeerConnection();
         Task? closing = null;
         try
         {
-            (_, closing) = await ServeClientAsync(offer, connection, resuming).ConfigureAwait(false);
+            (_, closing) = await ServeClientAsync(offer, connection, endJob, resuming).ConfigureAwait(false);
         }
         finally
         {
@@ -92,7 +109,7 @@ public sealed partial class WorkerHost
     }
 
     /// <returns>Whether the client vanished, and the channel's graceful close still under way (null when there is none).</returns>
-    private async Task<(bool ClientGone, Task? Closing)> ServeClientAsync(SdpMessage offer, IPeerConnection connection, bool resuming)
+    private async Task<(bool ClientGone, Task? Closing)> ServeClientAsync(SdpMessage offer, IPeerConnection connection, Func<Task>? endJob, bool resuming)
     {
         var channelOpened = new TaskCompletionSource<ChannelGate>(TaskCreationOptions.RunContinuationsAsynchronously);
         WorkerJobSession? served = null;
@@ -145,7 +162,7 @@ public sealed partial class WorkerHost
         if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return (false, null);
         // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
         Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
-        var session = NewSession(channel, gate.RecordStatus, resuming);
+        var session = NewSession(channel, gate.RecordStatus, endJob, resuming);
         Volatile.Write(ref served, session);
         gate.Release();
 
@@ -195,8 +212,9 @@ public sealed partial class WorkerHost
         }
     }
 
+    /// <param name="endJob">Ends the job on the host before the session tells its client SLEAPRTC_RELEASED (null: nothing reserved).</param>
     /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
-    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, bool resuming = false)
+    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, Func<Task>? endJob, bool resuming = false)
     {
         var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
@@ -217,6 +235,7 @@ public sealed partial class WorkerHost
             ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
             PartialUploadRetention = _options.PartialUploadRetention,
             ResumeOnly = resuming,
+            ReleaseWorkerAsync = endJob,
         }), _log);
         session.JobStarted += () => _ = Task.Run(() => BecomeBusyAsync(session));
         session.LogLine += line => LogLine?.Invoke(line);

@@ -118,16 +118,15 @@ public sealed partial class WorkerHost
             await _signaling.SendBusyRejectionAsync(offer.Sender, status, _stopping.Token).ConfigureAwait(false);
             return;
         }
+        var endJob = JobEnd(jobDone, Task.CompletedTask);
         try
         {
             Note($"Accepting a resume from {offer.Sender}");
-            await ServeClientAsync(offer, resuming: true).ConfigureAwait(false);
+            await ServeClientAsync(offer, endJob, resuming: true).ConfigureAwait(false);
         }
         finally
         {
-            lock (_gate) _session = null;
-            if (!HoldsParkedUpload) await ClearJobAndBecomeAvailableAsync().ConfigureAwait(false);
-            jobDone.TrySetResult();
+            await endJob().ConfigureAwait(false);
         }
     }
 

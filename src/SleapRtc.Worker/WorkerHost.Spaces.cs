@@ -75,7 +75,8 @@ public sealed partial class WorkerHost
         try
         {
             Note($"Request from {offer.Sender} for space {_options.Space}");
-            await ServeClientAsync(offer).ConfigureAwait(false);
+            // A space reserves itself for no request: there is nothing to release before a request's SLEAPRTC_RELEASED.
+            await ServeClientAsync(offer, endJob: null).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -25,6 +25,9 @@ public sealed class ClientJobOptions
     public string PackageType { get; init; } = JobMessages.TrainPackage;
     /// <summary>How long a resumed upload waits for the worker to say how much of the package it keeps.</summary>
     public TimeSpan ResumeAnswerTimeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>With a worker that agreed on feature "release": how long the session waits, once it has the job's last word,
+    /// for the worker to say it is available again (SLEAPRTC_RELEASED) before it returns anyway.</summary>
+    public TimeSpan ReleaseTimeout { get; init; } = TimeSpan.FromSeconds(15);
 }
 
 /// <summary>Part of a file that a cut-off transfer left on disk: <paramref name="Bytes"/> of <paramref name="Size"/> bytes
@@ -74,6 +77,11 @@ public sealed partial class ClientJobSession
     private long _uploadResumedAt;
     private long _uploadedBytes;
     private double _uploadMBps;
+    /// <summary>The worker agreed on feature "release": the job's last word is confirmed and its SLEAPRTC_RELEASED awaited.</summary>
+    private volatile bool _workerReleases;
+    private volatile bool _lastWordConfirmed;
+    /// <summary>True on the worker's SLEAPRTC_RELEASED (it is available again); false when the channel closed first.</summary>
+    private readonly TaskCompletionSource<bool> _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ClientJobSession(IDataChannel channel, string workerId, bool useExtensions, ClientJobOptions? options = null, ILogSink? log = null)
     {
@@ -148,7 +156,12 @@ public sealed partial class ClientJobSession
         }
 
         Action<DataChannelMessage> onMessage = m => OnMessage(m, FailWith);
-        Action<Exception?> onClosed = _ => FailWith(new WorkerLostException(_workerId, PhaseName(), "the data channel closed"));
+        Action<Exception?> onClosed = _ =>
+        {
+            _released.TrySetResult(false);
+            // Once the results are in, a worker that closes first (it released itself) takes nothing away.
+            if (!_resultsReady.Task.IsCompletedSuccessfully) FailWith(new WorkerLostException(_workerId, PhaseName(), "the data channel closed"));
+        };
         _channel.MessageReceived += onMessage;
         _channel.Closed += onClosed;
         using var loopStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -192,6 +205,7 @@ public sealed partial class ClientJobSession
             var results = await _resultsReady.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
             var extracted = IsTrack ? new[] { KeepResultFile(results, _jobDirectory!) } : PackageArchive.ExtractSafely(results.Path, _jobDirectory!, cancellationToken: cancellationToken);
             TryDelete(results.Path);
+            await WaitForReleaseAsync(cancellationToken).ConfigureAwait(false);
             _phase = SubmissionPhase.Completed;
             Report(force: true);
             lock (_gate)
@@ -204,11 +218,14 @@ public sealed partial class ClientJobSession
         }
         catch (Exception) when (failureReason is not null)
         {
+            // The worker's error was its last word: the job is over once the worker is available again.
+            await WaitForReleaseAsync(cancellationToken).ConfigureAwait(false);
             throw failureReason;
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open)
+        catch (Exception e) when (e is InvalidOperationException or IOException or ObjectDisposedException && _channel.State != DataChannelState.Open
+            && !_resultsReady.Task.IsCompletedSuccessfully)
         {
-            // A send raced the close notification: the worker is gone either way.
+            // A send raced the close notification: the worker is gone either way (after the results, the error is this client's).
             throw new WorkerLostException(_workerId, PhaseName(), "the data channel closed");
         }
         finally
@@ -366,6 +383,7 @@ public sealed partial class ClientJobSession
                 WorkerJobId = welcome?.JobId;
                 _job.JobId = WorkerJobId;
                 WorkerResumes = _useExtensions && welcome?.Has(JobExtensions.FeatureResume) == true;
+                _workerReleases = _useExtensions && welcome?.Has(JobExtensions.FeatureRelease) == true;
                 if (_useExtensions && welcome?.Has(JobExtensions.FeatureHeartbeat) == true) _liveness.EnableHeartbeat();
                 return;
             case JobMessages.Heartbeat:
@@ -422,17 +440,48 @@ public sealed partial class ClientJobSession
                 {
                     if (_results is null || _resultsReady.Task.IsCompleted) return;
                     _results.Complete();
+                    // Before RunAsync can go on: once it has the results it waits for the release only when this was said.
+                    ConfirmLastWord();
                     _resultsReady.TrySetResult(_results);
                 }
                 return;
             case JobMessages.Error:
+                ConfirmLastWord();
                 fail(Failure(args.FirstOrDefault() ?? JobErrorCodes.Internal, args.ElementAtOrDefault(1) ?? "no detail"));
+                return;
+            case JobMessages.Released:
+                _released.TrySetResult(true);
                 return;
             case JobMessages.Cancelled:
                 LogLine?.Invoke("The worker cancelled the job.");
                 return;
         }
         OnLogText(text);
+    }
+
+    /// <summary>
+    /// Feature "release": tells the worker that the job's last word (its results, checked, or its error) arrived, so the job
+    /// is over; the worker then turns available and says SLEAPRTC_RELEASED (<see cref="WaitForReleaseAsync"/>).
+    /// </summary>
+    private void ConfirmLastWord()
+    {
+        if (!_workerReleases || _lastWordConfirmed) return;
+        _lastWordConfirmed = true;
+        _writer.TrySendText(JobMessages.Format(JobMessages.Collected, System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, string> { ["job_id"] = JobId })));
+    }
+
+    /// <summary>
+    /// Returns once the worker that was told the job is over says it is available again (it published its status and the
+    /// server acknowledged it): the caller's next offer to it, in a pipeline for instance, cannot meet "busy". Bounded by
+    /// <see cref="ClientJobOptions.ReleaseTimeout"/>; a closed channel ends the wait too. Nothing to wait for otherwise.
+    /// </summary>
+    private async Task WaitForReleaseAsync(CancellationToken cancellationToken)
+    {
+        if (!_lastWordConfirmed) return;
+        var released = false;
+        try { released = await _released.Task.WaitAsync(_options.ReleaseTimeout, cancellationToken).ConfigureAwait(false); }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException) { }
+        if (!released) _log.Write(LogLevel.Warning, "client-job", $"worker {_workerId} did not say it is available again; the next job offered to it may find it busy");
     }
 
     /// <summary>Classic log framing: "line\n" is a line, "\rtext" a progress-bar update.</summary>

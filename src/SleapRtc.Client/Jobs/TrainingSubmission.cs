@@ -316,7 +316,7 @@ public sealed class TrainingSubmission
         {
             try
             {
-                return await SubmitToNamedWorkerAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
+                return await SubmitToAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
             }
             catch (WorkerBusyException busy) when (_options.AutoSelect)
             {
@@ -327,41 +327,6 @@ public sealed class TrainingSubmission
         throw lastBusy is null
             ? NoWorkersAvailableException.EmptyRoom(room.RoomId, _options.MinGpuMemoryMB)
             : NoWorkersAvailableException.AllBusy(room.RoomId, candidates.Count);
-    }
-
-    /// <summary>How long a worker named by the caller may go on refusing as busy before the refusal is final.</summary>
-    internal static readonly TimeSpan FinishingWorkerGrace = TimeSpan.FromSeconds(3);
-
-    private static bool JustFinishedOn(string workerId) =>
-        FinishedOnWorker.TryGetValue(workerId, out var at)
-        && TimeSpan.FromSeconds((Stopwatch.GetTimestamp() - at) / (double)Stopwatch.Frequency) < FinishingWorkerGrace + FinishingWorkerGrace;
-
-    /// <summary>When this process last finished a job on each worker (Stopwatch ticks), for <see cref="SubmitToNamedWorkerAsync"/>.</summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> FinishedOnWorker = new(StringComparer.Ordinal);
-
-    /// <summary>
-    /// Submits to one worker. A worker the caller named (session string, -WorkerId, a piped WorkerInfo) on which this
-    /// process finished a job moments ago, and which refuses as busy, is offered again for a short while: in
-    /// `Submit-SleapTraining ... | Submit-SleapInference` on one worker the next offer arrives while the worker is still
-    /// ending the job whose results were just delivered. Any other busy refusal is final at once, as before.
-    /// </summary>
-    private async Task<T> SubmitToNamedWorkerAsync<T>(ClientRoomConnection connection, WorkerInfo worker, string jobKind,
-        Func<IDataChannel, WorkerInfo, Stopwatch, CancellationToken, Task<T>> job, Stopwatch clock, CancellationToken cancellationToken)
-    {
-        var grace = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                var result = await SubmitToAsync(connection, worker, jobKind, job, clock, cancellationToken).ConfigureAwait(false);
-                FinishedOnWorker[worker.PeerId] = Stopwatch.GetTimestamp();
-                return result;
-            }
-            catch (WorkerBusyException) when (!_options.AutoSelect && grace.Elapsed < FinishingWorkerGrace && JustFinishedOn(worker.PeerId))
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(250), cancellationToken).ConfigureAwait(false);
-            }
-        }
     }
 
     /// <summary>

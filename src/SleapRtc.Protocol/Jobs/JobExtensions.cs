@@ -27,7 +27,11 @@ public static class JobExtensions
     /// <summary>A transfer cut off mid-file resumes over a new connection from the byte the receiver holds
     /// (SLEAPRTC_TRANSFER_AT / SLEAPRTC_TRANSFER_FROM; see <see cref="TransferPoint"/>).</summary>
     public const string FeatureResume = "resume";
-    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel, FeatureHeartbeat, FeatureResume };
+    /// <summary>The client confirms the job's last word (its results, or its error) with SLEAPRTC_COLLECTED and the worker,
+    /// once available again (its status acknowledged by the server, which ends the reservation), says SLEAPRTC_RELEASED; only
+    /// then does the client consider the job over, so its next offer to that worker cannot meet "busy".</summary>
+    public const string FeatureRelease = "release";
+    public static readonly IReadOnlyList<string> AllFeatures = new[] { FeatureSha256, FeatureProgress, FeatureCancel, FeatureHeartbeat, FeatureResume, FeatureRelease };
 
     private static readonly JsonSerializerOptions WireJson = new()
     {

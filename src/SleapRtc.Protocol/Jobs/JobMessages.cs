@@ -52,8 +52,12 @@ public static class JobMessages
     /// or not the client stays (<c>SLEAPRTC_ACCEPTED::{"job_id":…}</c>); <c>-NoWait</c> returns on it.</summary>
     public const string Accepted = "SLEAPRTC_ACCEPTED";
     /// <summary>Worker → client at the end of a collection (hello mode "collect"), after the last result file:
-    /// <c>SLEAPRTC_COLLECTED::{"job_id":…,"state":…,"files":n}</c>.</summary>
+    /// <c>SLEAPRTC_COLLECTED::{"job_id":…,"state":…,"files":n}</c>. Client → worker (<c>{"job_id":…}</c>): every file arrived
+    /// and checked out; at the end of a collection, and (feature "release") after a job's results or its error.</summary>
     public const string Collected = "SLEAPRTC_COLLECTED";
+    /// <summary>Worker → client (feature "release") after the client's SLEAPRTC_COLLECTED: the job is over and the worker is
+    /// available again, on itself and on the server (its status update acknowledged), so the client's next offer is taken.</summary>
+    public const string Released = "SLEAPRTC_RELEASED";
     /// <summary>Connection test (offer purpose "probe"): the client sends <c>SLEAPRTC_PING::&lt;n&gt;</c>, the worker echoes
     /// <c>SLEAPRTC_PONG::&lt;n&gt;</c>; the client measures the round trip.</summary>
     public const string Ping = "SLEAPRTC_PING";

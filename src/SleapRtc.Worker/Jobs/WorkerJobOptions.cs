@@ -46,6 +46,11 @@ public sealed class WorkerJobOptions
     /// <summary>How long a partial upload is kept for its client to resume (told in the worker's log).</summary>
     public TimeSpan PartialUploadRetention { get; init; } = DefaultPartialUploadRetention;
     public static readonly TimeSpan DefaultPartialUploadRetention = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// Ends the job on the host (the worker turns available, acknowledged by the server) once the client confirmed the
+    /// job's last word, before the session tells it SLEAPRTC_RELEASED; null where nothing is reserved (a space's requests).
+    /// </summary>
+    public Func<Task>? ReleaseWorkerAsync { get; init; }
 }
 
 /// <summary>How a job on the worker ended.</summary>

@@ -296,11 +296,20 @@ public sealed partial class WorkerJobSession
         return ChannelDelivery.SendFileAsync(_channel, _writer, path, wireName, _outputDirectory, _options.ChunkSize, _extensions, cancellationToken);
     }
 
-    /// <summary>Lets the last bytes reach the client: waits until they are acknowledged or the client closes.</summary>
-    /// <returns>True when the client has everything (it closed the channel cleanly after the last byte was acknowledged).</returns>
+    /// <summary>
+    /// Lets the last bytes reach the client: waits until it confirms them (feature "release": SLEAPRTC_COLLECTED, the channel
+    /// stays open for SLEAPRTC_RELEASED), or else until they are acknowledged and the client closes.
+    /// </summary>
+    /// <returns>True when the client has everything (it said so, or closed the channel cleanly after the last byte was acknowledged).</returns>
     private async Task<bool> WaitForClientToFinishAsync(CancellationToken cancellationToken)
     {
-        var delivered = await ChannelDelivery.WaitForCleanCloseAsync(_channel, _options.ResultsDrainTimeout, () => _closedCleanly, cancellationToken).ConfigureAwait(false);
+        bool delivered;
+        if (_clientAwaitsRelease)
+        {
+            try { delivered = await _lastWordConfirmed.Task.WaitAsync(_options.ResultsDrainTimeout, cancellationToken).ConfigureAwait(false); }
+            catch (Exception e) when (e is TimeoutException or OperationCanceledException) { delivered = false; }
+        }
+        else delivered = await ChannelDelivery.WaitForCleanCloseAsync(_channel, _options.ResultsDrainTimeout, () => _closedCleanly, cancellationToken).ConfigureAwait(false);
         _log.Write(LogLevel.Debug, "worker-job", $"job {JobId} finished; channel {_channel.State}");
         return delivered;
     }

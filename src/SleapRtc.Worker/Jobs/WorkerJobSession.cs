@@ -55,6 +55,10 @@ public sealed partial class WorkerJobSession
     private bool _resumedUpload;
     /// <summary>The partial upload went to the host to keep: the folder is not removed with the session.</summary>
     private bool _parked;
+    /// <summary>The client announced feature "release": it confirms the job's last word and waits for SLEAPRTC_RELEASED.</summary>
+    private volatile bool _clientAwaitsRelease;
+    /// <summary>True once the client confirmed the job's last word (SLEAPRTC_COLLECTED); false when its channel closed first.</summary>
+    private readonly TaskCompletionSource<bool> _lastWordConfirmed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Starts listening on the channel at once; call <see cref="RunAsync"/> to run the job.</summary>
     public WorkerJobSession(IDataChannel channel, WorkerJobOptions options, ILogSink? log = null)
@@ -182,7 +186,21 @@ public sealed partial class WorkerJobSession
             Abort(WorkerJobEnd.Stopped);
             await keepAlive.ConfigureAwait(false);
             Abandon();
+            await ReleaseClientAsync().ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Feature "release": the client confirmed the job's last word, so the job is over. The worker turns available first
+    /// (<see cref="WorkerJobOptions.ReleaseWorkerAsync"/>: its status acknowledged by the server, which ends the reservation)
+    /// and only then says SLEAPRTC_RELEASED, on which the client returns: whatever it offers this worker next, over whichever
+    /// connection, reaches a worker that is available, on the server and on itself.
+    /// </summary>
+    private async Task ReleaseClientAsync()
+    {
+        if (!_lastWordConfirmed.Task.IsCompletedSuccessfully || !_lastWordConfirmed.Task.Result) return;
+        if (_options.ReleaseWorkerAsync is { } release) await release().ConfigureAwait(false);
+        _writer.TrySendText(JobMessages.Released);
     }
 
     /// <summary>The package is unpacked and checked: from here the job runs to its end (our clients are told so).</summary>
@@ -281,6 +299,10 @@ public sealed partial class WorkerJobSession
                 break;
             case JobMessages.Heartbeat:
                 break; // OnMessage already noted that the client is alive
+            case JobMessages.Collected:
+                // Sent once the job's last word (results or error) arrived: the job is over for the client (feature "release").
+                _lastWordConfirmed.TrySetResult(true);
+                break;
 
             case JobMessages.PackageType:
                 _packageType = args.FirstOrDefault();
@@ -346,6 +368,7 @@ public sealed partial class WorkerJobSession
     {
         _extensions = true;
         _clientResumes = hello?.Has(JobExtensions.FeatureResume) == true;
+        _clientAwaitsRelease = hello?.Has(JobExtensions.FeatureRelease) == true;
         var resumed = hello is { JobId: { } resumeId, ResumeUpload: { } upload } && _options.ClaimParkedUpload?.Invoke(resumeId, upload) is { } kept && ResumeUpload(kept);
         if (!resumed && hello?.JobId is { } wanted && IsAdoptable(wanted)) AdoptJobId(wanted);
         _writer.SendText(JobExtensions.WelcomeMessage(JobId));
@@ -555,6 +578,7 @@ public sealed partial class WorkerJobSession
     private void OnClosed(Exception? error)
     {
         _closedCleanly = error is null;
+        _lastWordConfirmed.TrySetResult(false);
         Abort(WorkerJobEnd.ClientGone);
     }
 
