@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using SleapRtc.Client.Jobs;
 using SleapRtc.Protocol.Jobs;
+using SleapRtc.WebRtc;
 using SleapRtc.Worker.Jobs;
 using Xunit;
 
@@ -85,6 +86,41 @@ public sealed class JobProtocolTests
         Assert.Contains(clientProgress, p => p.Phase == SubmissionPhase.Uploading && p.BytesDone == p.BytesTotal);
         Assert.Contains(logs, l => l.Contains("Saved checkpoint"));
         Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(dir, "jobs")));
+    }
+
+    /// <summary>Feature "release": our client confirms the results (SLEAPRTC_COLLECTED) and returns only once the worker has
+    /// ended the job on its host (a host turns available there, acknowledged by the server) and said SLEAPRTC_RELEASED; the
+    /// worker's session then ends without waiting for the client to close.</summary>
+    [Fact]
+    public async Task Our_client_returns_only_once_the_worker_has_released_itself()
+    {
+        var dir = Fixtures.NewTempDirectory("release");
+        var package = Fixtures.BuildPackage(dir, "labels.v001", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) });
+        await using var pair = new InProcessChannelPair();
+        var released = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var worker = new WorkerJobSession(pair.Worker, new WorkerJobOptions
+        {
+            JobsDirectory = Path.Combine(dir, "jobs"), TrainerPath = Fixtures.SleapNn, ResultsDrainTimeout = TimeSpan.FromSeconds(5),
+            ReleaseWorkerAsync = async () =>
+            {
+                await Task.Delay(300);
+                released.TrySetResult();
+            },
+        });
+        var fromClient = new ConcurrentQueue<string>();
+        pair.Worker.MessageReceived += m => { if (m.IsText) fromClient.Enqueue(m.Text!); };
+        var client = new ClientJobSession(pair.Client, "w", useExtensions: true);
+        using var cts = new CancellationTokenSource(TestTimeout);
+        var workerRun = worker.RunAsync(cts.Token);
+
+        var outcome = await client.RunAsync(package, Path.Combine(dir, "out"), cts.Token);
+
+        Assert.True(released.Task.IsCompleted, "the client returned before the worker had released itself");
+        Assert.True(File.Exists(Path.Combine(outcome.OutputPath!, "centroid", "best.ckpt")));
+        Assert.Contains(fromClient, t => t == $"SLEAPRTC_COLLECTED::{{\"job_id\":\"{worker.JobId}\"}}");
+        var workerOutcome = await workerRun.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(WorkerJobEnd.Succeeded, workerOutcome.End);
+        Assert.Equal(DataChannelState.Open, pair.Client.State); // the worker's session did not wait for the client to close
     }
 
     [Fact]

@@ -31,17 +31,36 @@ public sealed class PipelineTests(Signaling.Tests.RedisTestServer redis) : IClas
         await RunPipelineAsync(room);
     }
 
+    /// <summary>A job the worker failed ends the same way: its error is the last word, and the next job is taken at once.</summary>
+    [Fact]
+    public async Task A_job_the_worker_failed_is_followed_at_once_by_the_next()
+    {
+        await using var room = await RoomFixture.StartAsync();
+        var worker = await room.StartWorkerAsync();
+        var (models, broken) = InferenceTests.Inputs(room.Root, "broken.mp4", System.Text.Encoding.ASCII.GetBytes("STANDIN-FAIL please"));
+
+        await Assert.ThrowsAsync<InferenceFailedException>(() => new InferenceSubmission(Target(room, worker, "failed"),
+            new InferenceRequest { DataPath = broken, ModelPaths = models }).RunAsync(CancellationToken.None).WaitAsync(RoomFixture.Wait));
+        Assert.Equal(WorkerStatus.Available, worker.Status);
+
+        var package = Fixtures.BuildPackage(room.Root, "labels.next", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) });
+        var trained = await new TrainingSubmission(Target(room, worker, "models", package)).RunAsync(CancellationToken.None).WaitAsync(RoomFixture.Wait);
+        Assert.Equal("Succeeded", trained.Status);
+    }
+
+    private static SubmissionOptions Target(RoomFixture room, WorkerHost worker, string output, string package = "") => new()
+    {
+        PackagePath = package, OutputPath = Path.Combine(room.Root, output),
+        RoomId = worker.Session.RoomId, Token = worker.Session.Token, Server = room.CompanionUrl, WorkerId = worker.Session.PeerId,
+        PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
+    };
+
     private static async Task RunPipelineAsync(RoomFixture room)
     {
         var worker = await room.StartWorkerAsync();
         var video = Path.Combine(room.Root, "session1.mp4");
         await File.WriteAllBytesAsync(video, Enumerable.Range(0, 20_000).Select(i => (byte)i).ToArray());
-        SubmissionOptions Target(string output, string package = "") => new()
-        {
-            PackagePath = package, OutputPath = Path.Combine(room.Root, output),
-            RoomId = worker.Session.RoomId, Token = worker.Session.Token, Server = room.CompanionUrl, WorkerId = worker.Session.PeerId,
-            PeerConnectionFactory = room.Transport, PeerConnection = RoomFixture.Loopback,
-        };
+        SubmissionOptions Target(string output, string package = "") => PipelineTests.Target(room, worker, output, package);
 
         for (var round = 1; round <= Rounds; round++)
         {
