@@ -16,8 +16,8 @@ namespace SleapRtc.Job.Tests;
 /// </summary>
 public sealed class ResumeOwnershipTests(ITestOutputHelper output)
 {
-    /// <summary>12 MiB at 16 Mbit/s: about 6 s of upload, time for an intruder to come while it runs.</summary>
-    private const int PackageBytes = 12 * 1024 * 1024;
+    /// <summary>16 MiB at 16 Mbit/s: about 8 s of upload, time for an intruder to come while it runs on a loaded box.</summary>
+    private const int PackageBytes = 16 * 1024 * 1024;
 
     private static ClientJobOptions QuickToNotice => new()
     {
@@ -84,8 +84,8 @@ public sealed class ResumeOwnershipTests(ITestOutputHelper output)
         worker.LogLine += line => { if (line.Contains("partial upload is kept", StringComparison.Ordinal)) kept.TrySetResult(); };
         var package = Fixtures.BuildPackage(room.Root, "large", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) }, extraBytes: PackageBytes);
         var size = new FileInfo(package).Length;
-        // The owner waits 4 s before it resumes: the intruder comes while the worker keeps the partial upload.
-        var submission = Submission(room, worker, transport, package, TimeSpan.FromSeconds(4));
+        // The owner waits 8 s before it resumes: the intruder comes while the worker keeps the partial upload.
+        var submission = Submission(room, worker, transport, package, TimeSpan.FromSeconds(8));
         var cut = 0L;
         var resumedAt = new List<long>();
         submission.ProgressChanged += p =>
