@@ -99,12 +99,13 @@ public sealed partial class WorkerHost
         Task previous;
         Task<bool> parkedSignal;
         lock (_gate) { running = _session; parked = _parkedUpload; previous = _currentJob; parkedSignal = _uploadParked.Task; }
-        var owner = parked is not null ? parked.ClientPeerId : running?.IsReceivingResumableUpload == true ? running.ClientPeerId : null;
-        if ((parked is not null || running?.IsReceivingResumableUpload == true) && !string.Equals(owner, offer.Sender, StringComparison.Ordinal))
+        var uploading = running?.IsReceivingResumableUpload == true ? running : null;
+        if ((parked is not null || uploading is not null)
+            && !string.Equals(parked is not null ? parked.ClientPeerId : uploading!.ClientPeerId, offer.Sender, StringComparison.Ordinal))
         {
             string reservedAs;
             lock (_gate) reservedAs = _status;
-            Warn($"Refused a resume from {offer.Sender}: the upload of job {(parked?.JobId ?? running?.JobId)} belongs to another client");
+            Warn($"Refused a resume from {offer.Sender}: the upload of job {parked?.JobId ?? uploading!.JobId} belongs to another client");
             await _signaling.SendBusyRejectionAsync(offer.Sender, reservedAs, _stopping.Token).ConfigureAwait(false);
             return;
         }
