@@ -207,6 +207,7 @@ public sealed partial class WorkerHost
             IsJobIdInUse = IsJobIdInUse,
             DataRoot = _options.DataRoot,
             StopGrace = _options.StopGrace,
+            TrainerPriority = _options.TrainerPriority,
             KeepAliveInterval = _options.KeepAliveInterval,
             IdleTimeout = _options.ClientIdleTimeout,
             HeartbeatInterval = _options.HeartbeatInterval,

@@ -28,6 +28,8 @@ public sealed class WorkerJobOptions
     public string? DataRoot { get; init; }
     /// <summary>How long a trainer asked to stop early (keep checkpoint) may take before it is killed.</summary>
     public TimeSpan StopGrace { get; init; } = Training.TrainerProcess.DefaultStopGrace;
+    /// <summary>CPU priority of the trainer and tracker processes.</summary>
+    public System.Diagnostics.ProcessPriorityClass TrainerPriority { get; init; } = Training.TrainerProcess.DefaultPriority;
     /// <summary>Inference space: the model folders the worker keeps; they are added to every track command.</summary>
     public IReadOnlyList<string> SpaceModelPaths { get; init; } = Array.Empty<string>();
     /// <summary>Inference space: waits for this request's turn (one at a time, in order).</summary>
