@@ -121,12 +121,8 @@ internal sealed unsafe class UdpSegmentBatcher
     {
         try
         {
-#if NET8_0_OR_GREATER
             if (remoteAddress is not null) socket.SendTo(datagram, SocketFlags.None, remoteAddress);
             else socket.SendTo(datagram, SocketFlags.None, remote);
-#else
-            socket.SendTo(datagram.ToArray(), SocketFlags.None, remote);
-#endif
         }
         catch (SocketException)
         {
