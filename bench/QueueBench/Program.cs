@@ -8,7 +8,8 @@ using SleapRtc.Signaling.Server;
 
 // The room job queue under load: 1,000 tickets, 20 workers that finish each job at once (a 0 s stand-in) and turn
 // available again, over loopback against the real server with its real SQLite file. Measures tickets handed out per
-// second and the time from a worker turning available to the assignment push reaching the submitter.
+// second, the time from a worker turning available to the assignment push reaching the submitter, and to the submitter's
+// offer reaching the worker: the offer is the upload's first message on the wire (the "next upload starting").
 //
 // What a submitter does once it hears queue_assigned is one step, IAssignmentFollowUp: here the signaling part only
 // (the offer that ends the assignment timeout, and the job id the worker would learn from the hello). The second
@@ -63,6 +64,10 @@ submitTimer.Stop();
 Console.WriteLine($"queued {tickets} tickets in {submitTimer.Elapsed.TotalSeconds:F2} s ({tickets / submitTimer.Elapsed.TotalSeconds:F0}/s, each a round trip)");
 
 var inbox = workers.ToDictionary(w => w.PeerId!, _ => Channel.CreateUnbounded<string>());
+// When each worker received each offer (Stopwatch ticks), as its signaling connection delivered it.
+var offersIn = workers.ToDictionary(w => w.PeerId!, _ => Channel.CreateUnbounded<long>());
+foreach (var worker in workers) worker.OfferReceived += _ => offersIn[worker.PeerId!].Writer.TryWrite(Stopwatch.GetTimestamp());
+var offerLatencies = new ConcurrentBag<double>();
 // When each worker last turned available (Stopwatch ticks), and the latency of each hand-out to the submitter's push.
 var availableAt = new ConcurrentDictionary<string, long>();
 var latencies = new ConcurrentBag<double>();
@@ -91,6 +96,9 @@ async Task RunWorkerAsync(SignalingClient worker)
     await TurnAvailableAsync(worker);
     await foreach (var jobId in inbox[worker.PeerId!].Reader.ReadAllAsync())
     {
+        // A worker starts a job when the client's offer arrives, as ours does.
+        var offerAt = await offersIn[worker.PeerId!].Reader.ReadAsync();
+        offerLatencies.Add(Stopwatch.GetElapsedTime(availableAt[worker.PeerId!], offerAt).TotalMilliseconds);
         // The 0 s stand-in job: reported running and done at once, as the worker reports a real one.
         await worker.ReportJobAsync(new JobRecord { JobId = jobId, State = JobStates.Running });
         await worker.ReportJobAsync(new JobRecord { JobId = jobId, State = JobStates.Succeeded });
@@ -113,6 +121,8 @@ Console.WriteLine();
 Console.WriteLine($"tickets handed out:         {handedOut.Count} (each exactly once: {handedOut.Values.All(n => n == 1)}), {succeeded} records Succeeded");
 Console.WriteLine($"hand-out rate:              {tickets / handOutSeconds:F0} tickets/s ({handOutSeconds:F2} s for {tickets}; target >= 500/s)");
 Console.WriteLine($"available -> queue_assigned at the submitter: p50 {Percentile(0.5):F2} ms, p90 {Percentile(0.9):F2} ms, p99 {Percentile(0.99):F2} ms, max {sorted[^1]:F2} ms ({sorted.Count} samples)");
+sorted = offerLatencies.Order().ToList();
+Console.WriteLine($"available -> the upload's offer reaches the worker: p50 {Percentile(0.5):F2} ms, p90 {Percentile(0.9):F2} ms, p99 {Percentile(0.99):F2} ms, max {sorted[^1]:F2} ms ({sorted.Count} samples; target p50 < 50 ms)");
 Console.WriteLine($"load average: {LoadAverage()}");
 
 await submitter.DisposeAsync();

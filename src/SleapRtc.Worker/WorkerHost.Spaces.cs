@@ -89,6 +89,7 @@ public sealed partial class WorkerHost
     {
         JobsDirectory = options.JobsDirectory,
         TrainerPath = options.TrainerPath,
+        TrainerPriority = options.TrainerPriority,
         KeepAliveInterval = options.KeepAliveInterval,
         IdleTimeout = options.IdleTimeout,
         SpaceModelPaths = _options.SpaceModelPaths.Select(Path.GetFullPath).ToArray(),

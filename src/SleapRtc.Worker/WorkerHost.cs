@@ -62,7 +62,7 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
-        TurnServers = IceServerList.TurnServers(registration.IceServers);
+        TurnServers = IceServerList.TurnServers(registration.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
         StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 

@@ -44,6 +44,8 @@ public sealed record WorkerOptions
     public string? DataRoot { get; init; }
     /// <summary>How long a trainer asked to stop early (keep checkpoint) may take before it is killed.</summary>
     public TimeSpan StopGrace { get; init; } = Training.TrainerProcess.DefaultStopGrace;
+    /// <summary>CPU priority of the trainer and tracker processes (their children inherit it); see <see cref="Training.TrainerProcess.DefaultPriority"/>.</summary>
+    public System.Diagnostics.ProcessPriorityClass TrainerPriority { get; init; } = Training.TrainerProcess.DefaultPriority;
     /// <summary>The machine this worker belongs to (advertised as machine_id; GPU workers of one host share it).</summary>
     public string MachineId { get; init; } = Environment.MachineName;
 

@@ -26,6 +26,27 @@ public sealed class TrainingOptionTests
         return JsonDocument.Parse(EntryText(collected.Files[0], entry)).RootElement;
     }
 
+    /// <summary>The trainer runs at nice 10 (BelowNormal) unless the worker is told Normal: the stand-in records its niceness.</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData(System.Diagnostics.ProcessPriorityClass.Normal)]
+    public async Task The_trainer_runs_below_the_worker_unless_told_otherwise(System.Diagnostics.ProcessPriorityClass? priority)
+    {
+        if (!OperatingSystem.IsLinux()) return; // the niceness is read from /proc
+        await using var room = await RoomFixture.StartAsync();
+        var worker = await room.StartWorkerAsync(configure: o => priority is { } p ? o with { TrainerPriority = p } : o);
+        var jobId = priority is null ? "job_0e440de00011" : "job_0e440de00012";
+        var done = OutcomeOf(worker, () => jobId);
+
+        await RunClient.SubmitAndLeaveAsync(room, worker, Package(room, "nice", 1), jobId, null);
+        Assert.Equal(WorkerJobEnd.Succeeded, (await done.WaitAsync(RoomFixture.Wait)).End);
+
+        var args = await TrainingArgsAsync(room, worker, jobId, "centroid/training_args.json");
+        // The worker (this test process) runs at its own niceness; BelowNormal is nice 10 whatever that is (up to 10).
+        var own = int.Parse(File.ReadAllText("/proc/self/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[16]);
+        Assert.Equal(priority is null ? Math.Max(10, own) : own, args.GetProperty("niceness").GetInt32());
+    }
+
     [Fact]
     public async Task Overrides_from_the_hello_reach_every_trainer_command()
     {

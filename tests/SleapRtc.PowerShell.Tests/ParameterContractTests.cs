@@ -12,7 +12,7 @@ public static class ModuleCommands
         ["Remove-SleapRoom"] = new[] { "RoomId", "Token", "Server", "WhatIf", "Confirm" },
         ["Start-SleapSignalingServer"] = new[] { "Port", "ListenAddress", "DatabasePath", "JobRetentionDays", "MaxFinishedJobsPerRoom", "Redis", "DrainTimeoutSec", "TurnUrl", "TurnSecret", "Wait" },
         ["Stop-SleapSignalingServer"] = new[] { "InputObject", "Port", "DrainTimeoutSec", "PassThru", "WhatIf", "Confirm" },
-        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "PartialUploadRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "RequireChannelAuth", "Wait" },
+        ["Start-SleapWorker"] = new[] { "Server", "RoomId", "Token", "Name", "GpuId", "WorkingDirectory", "NvidiaSmiPath", "SleapNnPath", "Tag", "TrainerPriority", "MaxPackageRatio", "MaxUnpackedSize", "DataRoot", "ResultRetention", "PartialUploadRetention", "ResultQuotaGB", "Space", "ModelPath", "RequestTimeoutSec", "RequireChannelAuth", "Wait" },
         ["Stop-SleapWorker"] = new[] { "PeerId", "PassThru", "WhatIf", "Confirm" },
         ["Get-SleapWorker"] = new[] { "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Status", "Tag", "Local" },
         ["Select-SleapWorker"] = new[] { "InputObject", "RoomId", "Token", "SessionString", "Server", "MinGpuMemoryMB", "Auto", "WorkerId" },

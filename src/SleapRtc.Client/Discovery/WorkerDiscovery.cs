@@ -114,6 +114,9 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
     public ResolvedRoom Room { get; }
     public RegistrationResult Registration { get; }
     public string Server => Signaling.ServerList;
+    /// <summary>The server's TURN servers with this peer's credentials, as the peer connection takes them.</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers =>
+        IceServerList.TurnServers(Registration.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
 
     public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)
     {

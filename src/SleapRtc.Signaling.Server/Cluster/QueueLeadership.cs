@@ -129,10 +129,12 @@ internal sealed class QueueLeadership : IQueueForwarder, IAsyncDisposable
         _stopping.Cancel();
         try { await _loop.ConfigureAwait(false); }
         catch (OperationCanceledException) { }
+        // A stop with thousands of peers leaving can keep Redis's replies waiting past the timeout: the lease then
+        // simply expires (another instance takes over within its TTL), and the stop goes on.
         try { await _redis.Subscriber.UnsubscribeAsync(_channel).ConfigureAwait(false); }
-        catch (Exception e) when (e is RedisException or ObjectDisposedException) { }
+        catch (Exception e) when (e is RedisException || RedisBackplane.IsUnavailable(e)) { }
         try { await StepDownAsync(releaseLease: true).ConfigureAwait(false); }
-        catch (Exception e) when (e is SharedStoreUnavailableException or RedisException) { }
+        catch (Exception e) when (e is SharedStoreUnavailableException or RedisException || RedisBackplane.IsUnavailable(e)) { }
     }
 }
 

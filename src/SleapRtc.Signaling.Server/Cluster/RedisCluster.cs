@@ -201,7 +201,7 @@ internal sealed class RedisCluster : IAsyncDisposable
             await _redis.Subscriber.UnsubscribeAllAsync().ConfigureAwait(false);
             await _redis.RunAsync(db => db.SortedSetAddAsync(_redis.Prefix + "instances", _redis.InstanceId, 0)).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SharedStoreUnavailableException or RedisException) { }
+        catch (Exception e) when (e is SharedStoreUnavailableException or RedisException || RedisBackplane.IsUnavailable(e)) { }
         await _redis.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -109,7 +109,8 @@ public sealed partial class WorkerJobSession
     {
         try
         {
-            return await TrainerProcess.RunAsync(_options.TrainerPath!, command.Arguments, workDirectory, OnTrackerOutput, cancellationToken).ConfigureAwait(false);
+            return await TrainerProcess.RunAsync(_options.TrainerPath!, command.Arguments, workDirectory, OnTrackerOutput, cancellationToken,
+                _options.TrainerPriority).ConfigureAwait(false);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

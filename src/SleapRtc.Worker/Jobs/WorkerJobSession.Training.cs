@@ -141,7 +141,7 @@ public sealed partial class WorkerJobSession
             try
             {
                 exitCode = await TrainerProcess.RunAsync(_options.TrainerPath!, arguments, workDirectory, OnTrainerOutput, cancellationToken,
-                    _stopEarly.Token, _options.StopGrace).ConfigureAwait(false);
+                    _options.TrainerPriority, _stopEarly.Token, _options.StopGrace).ConfigureAwait(false);
             }
             catch (System.ComponentModel.Win32Exception e)
             {

@@ -47,6 +47,7 @@ public static class TrainerProcess
     public static async Task<int> RunAsync(
         string trainerPath, IReadOnlyList<string> arguments, string workingDirectory,
         Action<TrainerOutput> onOutput, CancellationToken cancellationToken,
+        ProcessPriorityClass priority = ProcessPriorityClass.Normal,
         CancellationToken stopEarly = default, TimeSpan? stopGrace = null)
     {
         var start = new ProcessStartInfo(trainerPath)
@@ -64,6 +65,7 @@ public static class TrainerProcess
 
         using var process = new Process { StartInfo = start };
         process.Start();
+        Deprioritize(process, priority);
         var outputGate = new object();
         void Emit(TrainerOutput o) { lock (outputGate) onOutput(o); }
         var stdout = PumpAsync(process.StandardOutput, Emit);
@@ -83,6 +85,23 @@ public static class TrainerProcess
         await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
         return process.ExitCode;
+    }
+
+    /// <summary>
+    /// The trainer runs below the worker's own priority by default: a trainer (and its data loaders, which inherit the
+    /// priority) can keep every core busy, and the worker must still answer heartbeats, stream logs and progress, and
+    /// connect the next job's client promptly. The scheduler only applies it under contention: on a box where nothing
+    /// else wants the CPU the trainer runs as fast as at normal priority (on Linux BelowNormal is nice 10).
+    /// </summary>
+    public const ProcessPriorityClass DefaultPriority = ProcessPriorityClass.BelowNormal;
+
+    private static void Deprioritize(Process process, ProcessPriorityClass priority)
+    {
+        if (priority == ProcessPriorityClass.Normal) return;
+        // Lowering a priority needs no privilege; a trainer that already exited has nothing left to lower.
+        try { process.PriorityClass = priority; }
+        catch (InvalidOperationException) { }
+        catch (System.ComponentModel.Win32Exception) { }
     }
 
     /// <summary>How long a trainer asked to stop early may take before it is killed (classic's watchdog waits 30 s).</summary>

@@ -72,6 +72,11 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string[] Tag { get; set; } = Array.Empty<string>();
 
+    /// <summary>CPU priority of the trainer and tracker (below the worker's own by default, so the worker stays responsive).</summary>
+    [Parameter]
+    [ValidateSet(nameof(System.Diagnostics.ProcessPriorityClass.Normal), nameof(System.Diagnostics.ProcessPriorityClass.BelowNormal), nameof(System.Diagnostics.ProcessPriorityClass.Idle))]
+    public System.Diagnostics.ProcessPriorityClass TrainerPriority { get; set; } = Worker.Training.TrainerProcess.DefaultPriority;
+
     /// <summary>Serve this named inference space of the room (unique in the room) with the models of -ModelPath.</summary>
     [Parameter]
     [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -173,6 +178,7 @@ public sealed class StartSleapWorkerCommand : SleapCmdlet
             ResultQuotaBytes = (long)(ResultQuotaGB * 1e9),
             NvidiaSmiPath = nvidiaSmiPath,
             SleapNnPath = sleapNnPath,
+            TrainerPriority = TrainerPriority,
             Tags = Tag,
             MaxPackageRatio = MaxPackageRatio,
             MaxUnpackedSize = MaxUnpackedSize,
