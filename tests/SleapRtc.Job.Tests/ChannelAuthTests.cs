@@ -122,6 +122,10 @@ public sealed class ChannelAuthTests
         // downgrades nothing, and the relay in the middle is caught.
         Assert.Contains("\"x\": " + JobExtensions.Version, Encoding.UTF8.GetString(Convert.FromBase64String(
             lenient.Session.SessionString["sleap-session:".Length..].Replace('-', '+').Replace('_', '/'))));
+        // That job was classic (no release extension): the worker ended it only on seeing the channel close, so the next
+        // offer waits until the server lists the worker as available again.
+        await UntilAsync(async () => (await Client.Discovery.WorkerDiscovery.DiscoverAsync(room.Room(lenient), null, null, CancellationToken.None))
+            .Any(w => w.PeerId == lenient.Session.PeerId));
         var bytesBefore = relay.ClientBinaryBytes;
         await Assert.ThrowsAsync<ChannelAuthenticationException>(() => Submission(room, lenient, relay.Url, "pinned", extensionVersion: JobExtensions.Version)
             .RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
