@@ -113,6 +113,8 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
     public SignalingClient Signaling { get; }
     public ResolvedRoom Room { get; }
     public RegistrationResult Registration { get; }
+    /// <summary>The newest ICE servers and TURN credentials (renewed while connected): what each new peer connection takes.</summary>
+    public JsonArray IceServers => Signaling.IceServers;
     public string Server => Signaling.ServerList;
 
     public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)

@@ -91,8 +91,8 @@ public sealed class WorkerChannel : IAsyncDisposable
         template ??= new PeerConnectionOptions();
         return factory.Create(new PeerConnectionOptions
         {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
-            IceServers = template.IceServers.Count > 0 ? template.IceServers : IceServerList.TurnServers(connection.Registration.IceServers),
+            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.IceServers),
+            IceServers = template.IceServers.Count > 0 ? template.IceServers : IceServerList.TurnServers(connection.IceServers),
             TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
             RelayOnly = template.RelayOnly,
             IncludeLoopback = template.IncludeLoopback,
