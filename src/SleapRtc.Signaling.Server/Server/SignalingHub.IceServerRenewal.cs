@@ -40,6 +40,8 @@ internal sealed partial class SignalingHub
                     continue;
                 }
                 Volatile.Write(ref peer.IceServersRenewalDue, Environment.TickCount64 + (long)turn.NextRenewalDelay().TotalMilliseconds);
+                // Registered again on this connection without asking for renewals: it gets none (the loop stays for a later ask).
+                if (!peer.RenewsIceServers) continue;
                 if (!peer.TrySendUtf8(BuildIceServersRenewed(peer))) return;
                 // The peer id only: the message carries the credentials, the log never does.
                 _log.Write(LogLevel.Debug, Component, $"Sent peer {peer.PeerId} fresh TURN credentials (valid {turn.Lifetime.TotalHours:0.##} h)");

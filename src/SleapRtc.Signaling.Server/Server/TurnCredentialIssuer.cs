@@ -48,7 +48,7 @@ internal sealed class TurnCredentialIssuer
     /// drawn anew each time), so the credentials a peer holds always have about half their lifetime left, and thousands
     /// of peers registered in the same minute (a server restart) do not all renew in the same instant again.
     /// </summary>
-    public TimeSpan NextRenewalDelay() => Lifetime * (0.4 + 0.1 * Random.Shared.NextDouble());
+    public TimeSpan NextRenewalDelay() => TimeSpan.FromTicks((long)(Lifetime.Ticks * (0.4 + 0.1 * Random.Shared.NextDouble())));
 
     /// <summary>For the start-up log line: the URLs and the lifetime, never the secret.</summary>
     public override string ToString() => $"TURN {string.Join(",", Urls)} (credentials valid {Lifetime.TotalHours:0.#} h)";
