@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json.Nodes;
+using SleapRtc.Bench.Common;
 using SleapRtc.Signaling.Server;
 
 // Three signaling instances sharing one redis-server, each in its own process, side by side with one single server
@@ -71,17 +72,11 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
     var room = await instances[0].CreateRoomAsync("bench-main");
 
     // 1. discover_peers with 1,000 workers in the room, registered through the instances in turn.
-    var peers = new List<BenchPeer>();
-    foreach (var batch in Enumerable.Range(0, WorkersInRoom).Chunk(50))
-    {
-        var joined = await Task.WhenAll(batch.Select(i => instances[i % n].JoinAsync(room, "worker", WorkerMetadata(i))));
-        foreach (var peer in joined) peer.StartDraining();
-        peers.AddRange(joined);
-    }
+    var peers = await SignalingLoad.RegisterAsync(WorkersInRoom, 50, i => instances[i % n].JoinAsync(room, "worker", SignalingLoad.WorkerMetadata(i)));
     var client = await instances[0].JoinAsync(room, "client", new JsonObject());
     // The churning member is a matching worker on another instance: each change reaches the client's instance through
     // Redis, and a sample counts only once the answer shows the change (a stale, cached answer is asked again).
-    var churn = await instances[n - 1].JoinAsync(room, "worker", WorkerMetadata(1));
+    var churn = await instances[n - 1].JoinAsync(room, "worker", SignalingLoad.WorkerMetadata(1));
     var discover = new JsonObject
     {
         ["type"] = "discover_peers", ["from_peer_id"] = client.PeerId,
@@ -94,19 +89,10 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
         for (var i = 0; i < DiscoverSamples + 50; i++)
         {
             var mark = $"\"poll\":{i}";
-            if (invalidate)
-            {
-                await churn.SendAsync($$"""{"type":"update_metadata","peer_id":"{{churn.PeerId}}","metadata":{"properties":{"poll":{{i}} } } }""");
-                string ack;
-                do ack = await churn.ReceiveHeadAsync(); while (!ack.StartsWith("{\"type\":\"metadata_updated\"", StringComparison.Ordinal));
-            }
+            if (invalidate) await churn.UpdateMetadataAsync(i);
             while (true)
             {
-                var started = Stopwatch.GetTimestamp();
-                await client.SendAsync(discover);
-                int length;
-                do length = await client.ReceiveRawAsync(CancellationToken.None); while (!client.LastMessageContains(Math.Min(length, 40), "\"peer_list\""));
-                var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                var (elapsed, length) = await client.DiscoverAsync(discover);
                 if (invalidate && !client.LastMessageContains(length, mark))
                 {
                     staleAnswers++;
@@ -121,10 +107,10 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
     }
     var changed = await DiscoverAsync(invalidate: true);
     var unchanged = await DiscoverAsync(invalidate: false);
-    figures.DiscoverChangedP50 = Percentile(changed, 0.5);
-    figures.DiscoverChangedP99 = Percentile(changed, 0.99);
-    figures.DiscoverUnchangedP99 = Percentile(unchanged, 0.99);
-    Console.WriteLine($"discover_peers (800 of 1,000 workers match; {staleAnswers} answers asked again as they predated the change): room changed p50 {figures.DiscoverChangedP50:F2} ms p99 {figures.DiscoverChangedP99:F2} ms; unchanged p50 {Percentile(unchanged, 0.5):F2} ms p99 {figures.DiscoverUnchangedP99:F2} ms");
+    figures.DiscoverChangedP50 = SignalingLoad.Percentile(changed, 0.5);
+    figures.DiscoverChangedP99 = SignalingLoad.Percentile(changed, 0.99);
+    figures.DiscoverUnchangedP99 = SignalingLoad.Percentile(unchanged, 0.99);
+    Console.WriteLine($"discover_peers (800 of 1,000 workers match; {staleAnswers} answers asked again as they predated the change): room changed p50 {figures.DiscoverChangedP50:F2} ms p99 {figures.DiscoverChangedP99:F2} ms; unchanged p50 {SignalingLoad.Percentile(unchanged, 0.5):F2} ms p99 {figures.DiscoverUnchangedP99:F2} ms");
 
     // 2. Relays: sender on instance i, receiver on instance i+1 (the same server for the single one).
     var senders = new List<BenchPeer>();
@@ -134,51 +120,17 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
         senders.Add(await instances[i % n].JoinAsync(room, "client", new JsonObject()));
         receivers.Add(await instances[(i + 1) % n].JoinAsync(room, "client", new JsonObject()));
     }
-    var relayed = 0L;
     // CPU the servers (and Redis) spend per relayed message: less sensitive to a busy box than the rate.
     double ServerCpuSeconds() => instances.Sum(i => i.CpuSeconds()) + (sharedRedis?.CpuSeconds() ?? 0);
     var cpuBefore = ServerCpuSeconds();
-    using (var stopRelay = new CancellationTokenSource())
+    await using (var relay = RelayLoad.Start(senders.Zip(receivers), RelayWindow))
     {
-        var relayTimer = Stopwatch.StartNew();
-        var tasks = new List<Task>();
-        for (var i = 0; i < RelayPairs; i++)
-        {
-            var (sender, receiver) = (senders[i], receivers[i]);
-            var window = new SemaphoreSlim(RelayWindow, RelayWindow);
-            var message = new JsonObject
-            {
-                ["type"] = "peer_message", ["from_peer_id"] = sender.PeerId, ["to_peer_id"] = receiver.PeerId,
-                ["payload"] = new JsonObject { ["app_message_type"] = "progress", ["epoch"] = 3, ["loss"] = 0.0123 },
-            }.ToJsonString();
-            tasks.Add(Task.Run(async () =>
-            {
-                while (!stopRelay.IsCancellationRequested)
-                {
-                    if (!await window.WaitAsync(TimeSpan.FromSeconds(5))) throw new TimeoutException("relay stalled");
-                    await sender.SendAsync(message);
-                }
-            }));
-            tasks.Add(Task.Run(async () =>
-            {
-                while (!stopRelay.IsCancellationRequested)
-                {
-                    var received = await receiver.ReceiveRawAsync(stopRelay.Token);
-                    if (received < 0) return;
-                    if (!receiver.IsPeerMessage(received)) continue;
-                    Interlocked.Increment(ref relayed);
-                    window.Release();
-                }
-            }));
-        }
         await Task.Delay(relayDuration);
-        var count = Interlocked.Read(ref relayed);
-        figures.RelayPerSecond = count / relayTimer.Elapsed.TotalSeconds;
+        var count = relay.Relayed;
+        var seconds = relay.Elapsed.TotalSeconds;
+        figures.RelayPerSecond = count / seconds;
         figures.RelayCpuMicroseconds = (ServerCpuSeconds() - cpuBefore) * 1e6 / Math.Max(1, count);
-        stopRelay.Cancel();
-        try { await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(5)); }
-        catch (Exception e) when (e is OperationCanceledException or TimeoutException or System.Net.WebSockets.WebSocketException) { }
-        Console.WriteLine($"peer_message relay: {count:N0} in {relayTimer.Elapsed.TotalSeconds:F1} s over {RelayPairs} pairs = {figures.RelayPerSecond:N0}/s, server CPU {figures.RelayCpuMicroseconds:F1} µs per message");
+        Console.WriteLine($"peer_message relay: {count:N0} in {seconds:F1} s over {RelayPairs} pairs = {figures.RelayPerSecond:N0}/s, server CPU {figures.RelayCpuMicroseconds:F1} µs per message");
     }
     foreach (var peer in peers.Concat(senders).Concat(receivers).Append(client).Append(churn)) peer.Abort();
     await Task.Delay(2000);
@@ -186,14 +138,9 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
     // 3. 10,000 peers across the instances (100 rooms), held while every server answers its pings.
     var rooms = new List<SleapRtc.Signaling.Store.RoomRecord>();
     for (var i = 0; i < 100; i++) rooms.Add(await instances[i % n].CreateRoomAsync($"hold-{i}"));
-    var held = new List<BenchPeer>(heldPeers);
     var register = Stopwatch.StartNew();
-    foreach (var batch in Enumerable.Range(0, heldPeers).Chunk(100))
-    {
-        var joined = await Task.WhenAll(batch.Select(i => instances[i % n].JoinAsync(rooms[i % rooms.Count], i % 10 == 0 ? "client" : "worker", WorkerMetadata(i))));
-        foreach (var peer in joined) peer.StartDraining();
-        held.AddRange(joined);
-    }
+    var held = await SignalingLoad.RegisterAsync(heldPeers, 100,
+        i => instances[i % n].JoinAsync(rooms[i % rooms.Count], i % 10 == 0 ? "client" : "worker", SignalingLoad.WorkerMetadata(i)));
     figures.RegisterSeconds = register.Elapsed.TotalSeconds;
     Console.WriteLine($"registered {held.Count:N0} peers in {figures.RegisterSeconds:F1} s; holding {hold.TotalSeconds:0} s");
     var holdTimer = Stopwatch.StartNew();
@@ -209,22 +156,6 @@ async Task<Figures> MeasureAsync(string name, List<Instance> instances, RedisPro
     await Task.Delay(2000);
     return figures;
 }
-
-static JsonObject WorkerMetadata(int index) => new()
-{
-    ["tags"] = new JsonArray("sleap-rtc", index % 2 == 0 ? "training-worker" : "inference-worker"),
-    ["properties"] = new JsonObject
-    {
-        ["gpu_memory_mb"] = new[] { 8192, 12288, 24576, 49152, 81920 }[index % 5],
-        ["gpu_model"] = "NVIDIA RTX A" + (4000 + index % 4 * 1000),
-        ["sleap_version"] = "1.4.1",
-        ["cuda_version"] = "12.4",
-        ["hostname"] = "gpu-node-" + index,
-        ["status"] = index % 10 == 0 ? "busy" : "available",
-    },
-};
-
-static double Percentile(List<double> sorted, double q) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(q * sorted.Count) - 1)];
 
 static async Task<int> RunInstanceAsync(string redisUrl)
 {
@@ -263,16 +194,13 @@ sealed class Figures
 sealed class Instance : IDisposable
 {
     private readonly Process _process;
-    private readonly HttpClient _http;
+    private readonly SignalingEndpoint _endpoint;
 
     private Instance(Process process, int port)
     {
         _process = process;
-        Port = port;
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(60) };
+        _endpoint = new SignalingEndpoint(port);
     }
-
-    public int Port { get; }
 
     public static async Task<Instance> StartAsync(string redisUrl)
     {
@@ -291,39 +219,20 @@ sealed class Instance : IDisposable
 
     public double CpuSeconds() => ProcFs.CpuSeconds(_process.Id);
 
-    private async Task<(string IdToken, string PeerId)> SignInAsync()
-    {
-        using var response = await _http.PostAsync("anonymous-signin", null);
-        var json = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
-        return ((string)json["id_token"]!, (string)json["username"]!);
-    }
-
     public async Task<SleapRtc.Signaling.Store.RoomRecord> CreateRoomAsync(string name)
     {
-        var (idToken, _) = await SignInAsync();
+        var (idToken, _) = await _endpoint.SignInAsync();
         // StringContent has a length: the server answers a chunked body 411.
         using var request = new HttpRequestMessage(HttpMethod.Post, "create-room") { Content = new StringContent(new JsonObject { ["name"] = name }.ToJsonString(), Encoding.UTF8, "application/json") };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", idToken);
-        using var response = await _http.SendAsync(request);
+        using var response = await _endpoint.Http.SendAsync(request);
         response.EnsureSuccessStatusCode();
         var json = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
         return new((string)json["room_id"]!, (string)json["token"]!, name, null, DateTimeOffset.UtcNow, null);
     }
 
-    public async Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string role, JsonObject metadata)
-    {
-        var (idToken, peerId) = await SignInAsync();
-        var peer = await BenchPeer.ConnectAsync(new Uri($"ws://127.0.0.1:{Port}/"), peerId);
-        await peer.SendAsync(new JsonObject
-        {
-            ["type"] = "register", ["peer_id"] = peerId, ["room_id"] = room.RoomId, ["token"] = room.Token,
-            ["id_token"] = idToken, ["role"] = role, ["metadata"] = metadata,
-        }.ToJsonString());
-        string head;
-        do head = await peer.ReceiveHeadAsync(); while (head == "{\"type\":\"ping\"}");
-        if (!head.StartsWith("{\"type\":\"registered_auth\"", StringComparison.Ordinal)) throw new InvalidOperationException("registration failed: " + head);
-        return peer;
-    }
+    public Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string role, JsonObject metadata) =>
+        _endpoint.JoinAsync(room.RoomId, room.Token, role, metadata);
 
     public void Dispose()
     {
@@ -334,7 +243,7 @@ sealed class Instance : IDisposable
         }
         catch (InvalidOperationException) { }
         _process.Dispose();
-        _http.Dispose();
+        _endpoint.Dispose();
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using SleapRtc.Bench.Common;
 using SleapRtc.Signaling.Client;
 using SleapRtc.Soak;
 
@@ -89,8 +90,8 @@ async Task<List<double>> RestartedServerAsync(int round)
 }
 
 ChildProcess Instance(string name, string port, string database, string roomId, string token) => redisUrl is null
-    ? ChildProcess.Start(name, null, "server", port, database, roomId, token)
-    : ChildProcess.Start(name, null, "server", port, database, roomId, token, redisUrl);
+    ? SoakChildProcess.Start(name, null, "server", port, database, roomId, token)
+    : SoakChildProcess.Start(name, null, "server", port, database, roomId, token, redisUrl);
 
 // A private redis-server on a free loopback port, without persistence (gone with the bench).
 static Process StartRedis()

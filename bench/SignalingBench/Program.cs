@@ -1,8 +1,6 @@
 using System.Diagnostics;
-using System.Net.Http.Json;
-using System.Net.WebSockets;
-using System.Text;
 using System.Text.Json.Nodes;
+using SleapRtc.Bench.Common;
 using SleapRtc.Signaling.Server;
 
 // Registers 1,000 workers in one room and 1,000 in other rooms on an in-process server over loopback,
@@ -24,65 +22,28 @@ await using var server = await SignalingServerHost.StartAsync(new SignalingServe
     DatabasePath = ":memory:",
     EnableStun = false,
 });
-var wsUrl = new Uri($"ws://127.0.0.1:{server.Port}/");
-using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{server.Port}/") };
-
-async Task<(string IdToken, string PeerId)> SignInAsync()
-{
-    using var response = await http.PostAsync("anonymous-signin", null);
-    var json = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
-    return ((string)json["id_token"]!, (string)json["username"]!);
-}
+using var endpoint = new SignalingEndpoint(server.Port);
 
 var mainRoom = await server.CreateRoomAsync("bench-main", null);
 var otherRooms = new List<SleapRtc.Signaling.Store.RoomRecord>();
 for (var i = 0; i < OtherRooms; i++) otherRooms.Add(await server.CreateRoomAsync($"bench-{i}", null));
 
-var peers = new List<BenchPeer>();
+Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string role, JsonObject metadata) => endpoint.JoinAsync(room.RoomId, room.Token, role, metadata);
+
+// Here workers also advertise capacity, models and job types: this bench's figures were measured with them.
+JsonObject WorkerMetadata(int index)
+{
+    var metadata = SignalingLoad.WorkerMetadata(index);
+    var properties = metadata["properties"]!.AsObject();
+    properties["max_concurrent_jobs"] = 1;
+    properties["supported_models"] = new JsonArray("base", "centroid", "topdown");
+    properties["supported_job_types"] = new JsonArray("training", "inference");
+    return metadata;
+}
+
 var registerTimer = Stopwatch.StartNew();
-var random = new Random(42);
-async Task<BenchPeer> JoinAsync(SleapRtc.Signaling.Store.RoomRecord room, string role, JsonObject metadata)
-{
-    var (idToken, peerId) = await SignInAsync();
-    var peer = await BenchPeer.ConnectAsync(wsUrl, peerId);
-    var register = new JsonObject
-    {
-        ["type"] = "register", ["peer_id"] = peerId, ["room_id"] = room.RoomId, ["token"] = room.Token,
-        ["id_token"] = idToken, ["role"] = role, ["metadata"] = metadata,
-    };
-    await peer.SendAsync(register.ToJsonString());
-    // registered_auth lists every other peer's metadata: look at its head only, the client side is not what we measure.
-    string head;
-    do head = await peer.ReceiveHeadAsync(); while (head == "{\"type\":\"ping\"}");
-    if (!head.StartsWith("{\"type\":\"registered_auth\"", StringComparison.Ordinal)) throw new InvalidOperationException("registration failed: " + head);
-    return peer;
-}
-
-JsonObject WorkerMetadata(int index) => new()
-{
-    ["tags"] = new JsonArray("sleap-rtc", index % 2 == 0 ? "training-worker" : "inference-worker"),
-    ["properties"] = new JsonObject
-    {
-        ["gpu_memory_mb"] = new[] { 8192, 12288, 24576, 49152, 81920 }[index % 5],
-        ["gpu_model"] = "NVIDIA RTX A" + (4000 + index % 4 * 1000),
-        ["sleap_version"] = "1.4.1",
-        ["cuda_version"] = "12.4",
-        ["hostname"] = "gpu-node-" + index,
-        ["status"] = index % 10 == 0 ? "busy" : "available",
-        ["max_concurrent_jobs"] = 1,
-        ["supported_models"] = new JsonArray("base", "centroid", "topdown"),
-        ["supported_job_types"] = new JsonArray("training", "inference"),
-    },
-};
-
-// Register in parallel batches; every worker keeps draining its socket (pings) like a real worker.
-var jobs = Enumerable.Range(0, WorkersInRoom + WorkersElsewhere).ToList();
-foreach (var batch in jobs.Chunk(50))
-{
-    var joined = await Task.WhenAll(batch.Select(i => JoinAsync(i < WorkersInRoom ? mainRoom : otherRooms[i % OtherRooms], "worker", WorkerMetadata(i))));
-    foreach (var peer in joined) peer.StartDraining();
-    peers.AddRange(joined);
-}
+var peers = await SignalingLoad.RegisterAsync(WorkersInRoom + WorkersElsewhere, 50,
+    i => JoinAsync(i < WorkersInRoom ? mainRoom : otherRooms[i % OtherRooms], "worker", WorkerMetadata(i)));
 registerTimer.Stop();
 Console.WriteLine($"Registered {WorkersInRoom} workers in room {mainRoom.RoomId} and {WorkersElsewhere} in {OtherRooms} other rooms in {registerTimer.Elapsed.TotalSeconds:F1} s ({server.Peers.Count} live peers)");
 
@@ -110,32 +71,23 @@ async Task<(List<double> Samples, int Matched, double CpuMs, string Gcs)> Measur
         if (invalidate)
         {
             var cpuPause = Process.GetCurrentProcess().TotalProcessorTime;
-            await churn.SendAsync($$"""{"type":"update_metadata","peer_id":"{{churn.PeerId}}","metadata":{"properties":{"poll":{{i}} } } }""");
-            string ack;
-            do ack = await churn.ReceiveHeadAsync(); while (!ack.StartsWith("{\"type\":\"metadata_updated\"", StringComparison.Ordinal));
+            await churn.UpdateMetadataAsync(i);
             cpuBefore += Process.GetCurrentProcess().TotalProcessorTime - cpuPause;
         }
-        var started = Stopwatch.GetTimestamp();
-        await client.SendAsync(discover);
-        string head;
-        do head = await client.ReceiveHeadAsync(); while (!head.StartsWith("{\"type\":\"peer_list\"", StringComparison.Ordinal));
-        var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        var (elapsed, length) = await client.DiscoverAsync(discover);
         if (i >= 50) samples.Add(elapsed); // the first 50 warm the JIT and caches
         if (i == 49)
         {
             cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             gcBefore = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
         }
-        var countAt = head.IndexOf("\"count\":", StringComparison.Ordinal) + 8;
-        matched = int.Parse(head.AsSpan(countAt, head.IndexOf(',', countAt) - countAt));
+        matched = client.LastPeerListCount(length);
     }
     cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
     samples.Sort();
     return (samples, matched, cpu.TotalMilliseconds / DiscoverSamples,
         $"GCs gen0/1/2 {GC.CollectionCount(0) - gcBefore.Item1}/{GC.CollectionCount(1) - gcBefore.Item2}/{GC.CollectionCount(2) - gcBefore.Item3}");
 }
-
-static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 
 var changed = await MeasureDiscoverAsync(invalidate: true);
 var unchanged = await MeasureDiscoverAsync(invalidate: false);
@@ -149,7 +101,7 @@ var registryMs = inProcess.Elapsed.TotalMilliseconds / 200;
 var registryCpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds / 200;
 Console.WriteLine($"registry filter alone: {registryMs:F2} ms wall, {registryCpuMs:F2} ms CPU per query (machine load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]})");
 foreach (var (name, run) in new[] { ("room changed before each poll", changed), ("room unchanged between polls", unchanged) })
-    Console.WriteLine($"discover_peers, {name}: {run.Samples.Count} round trips, {run.Matched} of {WorkersInRoom} workers per answer: p50 {Percentile(run.Samples, 0.5):F2} ms, p99 {Percentile(run.Samples, 0.99):F2} ms, max {run.Samples[^1]:F2} ms, CPU {run.CpuMs:F2} ms per round trip (server + client), {run.Gcs}");
+    Console.WriteLine($"discover_peers, {name}: {run.Samples.Count} round trips, {run.Matched} of {WorkersInRoom} workers per answer: p50 {SignalingLoad.Percentile(run.Samples, 0.5):F2} ms, p99 {SignalingLoad.Percentile(run.Samples, 0.99):F2} ms, max {run.Samples[^1]:F2} ms, CPU {run.CpuMs:F2} ms per round trip (server + client), {run.Gcs}");
 
 // Relay throughput: pairs of peers in the main room exchanging small peer_messages with a bounded window.
 var senders = new List<BenchPeer>();
@@ -159,47 +111,14 @@ for (var i = 0; i < RelayPairs; i++)
     senders.Add(await JoinAsync(mainRoom, "client", new JsonObject()));
     receivers.Add(await JoinAsync(mainRoom, "client", new JsonObject()));
 }
-var relayed = 0L;
-using var stopRelay = new CancellationTokenSource();
-var relayTimer = Stopwatch.StartNew();
-var relayTasks = new List<Task>();
-for (var i = 0; i < RelayPairs; i++)
+long relayedCount;
+double relaySeconds;
+await using (var relay = RelayLoad.Start(senders.Zip(receivers), RelayWindow))
 {
-    var sender = senders[i];
-    var receiver = receivers[i];
-    var window = new SemaphoreSlim(RelayWindow, RelayWindow);
-    var message = new JsonObject
-    {
-        ["type"] = "peer_message", ["from_peer_id"] = sender.PeerId, ["to_peer_id"] = receiver.PeerId,
-        ["payload"] = new JsonObject { ["app_message_type"] = "progress", ["epoch"] = 3, ["loss"] = 0.0123 },
-    }.ToJsonString();
-    relayTasks.Add(Task.Run(async () =>
-    {
-        while (!stopRelay.IsCancellationRequested)
-        {
-            if (!await window.WaitAsync(TimeSpan.FromSeconds(5))) throw new TimeoutException("relay stalled");
-            await sender.SendAsync(message);
-        }
-    }));
-    relayTasks.Add(Task.Run(async () =>
-    {
-        while (!stopRelay.IsCancellationRequested)
-        {
-            var received = await receiver.ReceiveRawAsync(stopRelay.Token);
-            if (received < 0) return;
-            // Only relayed messages free a window slot; pings and any other server notice are not ours.
-            if (!receiver.IsPeerMessage(received)) continue;
-            Interlocked.Increment(ref relayed);
-            window.Release();
-        }
-    }));
+    await Task.Delay(relayDuration);
+    relayedCount = relay.Relayed;
+    relaySeconds = relay.Elapsed.TotalSeconds;
 }
-await Task.Delay(relayDuration);
-var relayedCount = Interlocked.Read(ref relayed);
-var relaySeconds = relayTimer.Elapsed.TotalSeconds;
-stopRelay.Cancel();
-try { await Task.WhenAll(relayTasks).WaitAsync(TimeSpan.FromSeconds(5)); }
-catch (Exception e) when (e is OperationCanceledException or TimeoutException or WebSocketException) { }
 var perSecond = relayedCount / relaySeconds;
 Console.WriteLine($"peer_message relay: {relayedCount:N0} messages in {relaySeconds:F1} s over {RelayPairs} pairs = {perSecond:N0} msgs/s");
 
@@ -207,9 +126,9 @@ Console.WriteLine();
 Console.WriteLine($"{"figure",-38}{"measured",14}{"target",14}  result");
 foreach (var (name, run) in new[] { ("discover p99, room changed each poll", changed), ("discover p99, room unchanged", unchanged) })
 {
-    var p99 = Percentile(run.Samples, 0.99);
+    var p99 = SignalingLoad.Percentile(run.Samples, 0.99);
     Console.WriteLine($"{name,-38}{p99,11:F2} ms{"< 20 ms",14}  {(p99 < 20 ? "PASS" : "MISS")}");
-    Console.WriteLine($"{"  p50",-38}{Percentile(run.Samples, 0.5),11:F2} ms");
+    Console.WriteLine($"{"  p50",-38}{SignalingLoad.Percentile(run.Samples, 0.5),11:F2} ms");
 }
 Console.WriteLine($"{"relayed messages per second",-38}{perSecond,14:N0}{">= 20,000",14}  {(perSecond >= 20_000 ? "PASS" : "MISS")}");
 Console.WriteLine($"{"registration of 2,000 workers",-38}{registerTimer.Elapsed.TotalSeconds,12:F1} s");

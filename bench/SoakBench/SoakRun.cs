@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO.Compression;
 using System.Text;
+using SleapRtc.Bench.Common;
 
 namespace SleapRtc.Soak;
 
@@ -213,7 +214,7 @@ public static class SoakRun
     {
         var variables = environment?.ToDictionary(p => p.Key, p => p.Value) ?? new Dictionary<string, string>();
         if (!options.TieredJit) variables["DOTNET_TieredCompilation"] = "0";
-        var child = ChildProcess.Start(name, variables, arguments);
+        var child = SoakChildProcess.Start(name, variables, arguments);
         if (options.Trace) child.Line += line => options.Log($"{name}: {line}");
         children.Add(child);
         return child;

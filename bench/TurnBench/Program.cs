@@ -1,4 +1,5 @@
 using System.Globalization;
+using SleapRtc.Bench.Common;
 using SleapRtc.TurnLab;
 
 // TurnBench: connect time and upload rate through coturn in the TURN namespace topology, against a direct path in the
@@ -57,7 +58,7 @@ return 0;
     return (p50, upload);
 }
 
-static string[] Job(LabProcess client)
+static string[] Job(ChildProcess client)
 {
     var line = client.WaitFor("JOB", TimeSpan.FromMinutes(3));
     var fields = line.Split(' ');

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Net;
+using SleapRtc.Bench.Common;
 using SleapRtc.Interop;
 
 namespace SleapRtc.TurnLab;
@@ -34,7 +35,7 @@ public sealed class TurnTopology : IAsyncDisposable
     public string RoomId { get; private set; } = "";
     public string Token { get; private set; } = "";
     public string WorkerId { get; private set; } = "";
-    public LabProcess Worker { get; private set; } = null!;
+    public ChildProcess Worker { get; private set; } = null!;
     public static string RepoRoot { get; } = FindRepoRoot();
     public static string Trainer => Path.Combine(RepoRoot, "tests", "fixtures", "sleap-nn");
 
@@ -62,7 +63,7 @@ public sealed class TurnTopology : IAsyncDisposable
         Coturn = await CoturnServer.StartAsync(new[] { IPAddress.Parse(Middle), IPAddress.Parse("10.77.2.1") }, IPAddress.Parse(Middle), MiddleNamespace,
             TimeSpan.FromSeconds(20)).ConfigureAwait(false);
         // Only TCP leaves the TCP-only namespace: signaling, coturn's TCP and TLS listeners.
-        _processes.Add(LabProcess.Start("tcp forwarder", MiddleNamespace, null, "ready", TimeSpan.FromSeconds(20),
+        _processes.Add(ChildProcess.Start("tcp forwarder", MiddleNamespace, null, "ready", TimeSpan.FromSeconds(20),
             "/usr/bin/python3", Path.Combine(RepoRoot, "tests", "interop", "tcp_forward.py"), "/var/run/netns/" + TcpOnlyNamespace,
             $"{Middle}:{SignalingPort},{Middle}:{Coturn.Port},{Middle}:{Coturn.TlsPort}"));
         var server = Child("server", MiddleNamespace, "server", "0.0.0.0", SignalingPort.ToString(System.Globalization.CultureInfo.InvariantCulture), turnUrls);
@@ -79,13 +80,13 @@ public sealed class TurnTopology : IAsyncDisposable
         ["SLEAP_NN_STANDIN_EPOCH_SECONDS"] = "0.02",
     };
 
-    public LabProcess Child(string name, string netns, params string[] arguments) => Child(name, netns, null, arguments);
+    public ChildProcess Child(string name, string netns, params string[] arguments) => Child(name, netns, null, arguments);
 
-    private LabProcess Child(string name, string netns, IReadOnlyDictionary<string, string>? overrides, string[] arguments)
+    private ChildProcess Child(string name, string netns, IReadOnlyDictionary<string, string>? overrides, string[] arguments)
     {
         var environment = new Dictionary<string, string>(Environment);
         if (overrides is not null) foreach (var (key, value) in overrides) environment[key] = value;
-        var child = LabProcess.StartChild(name, netns, environment, arguments);
+        var child = ChildProcess.StartProgram(typeof(TurnTopology).Assembly, name, netns, environment, arguments);
         _processes.Add(child);
         return child;
     }
@@ -93,7 +94,7 @@ public sealed class TurnTopology : IAsyncDisposable
     /// <summary>A client process in <paramref name="netns"/> running <paramref name="jobs"/> jobs on the worker.</summary>
     /// <param name="turnSecret">The secret the client mints its own TURN credentials from (with <paramref name="turnUrl"/>);
     /// null: coturn's.</param>
-    public LabProcess Client(string netns, string package, int jobs, string? turnUrl = null, string? turnSecret = null)
+    public ChildProcess Client(string netns, string package, int jobs, string? turnUrl = null, string? turnSecret = null)
     {
         var output = Path.Combine(_root, "client-" + Guid.NewGuid().ToString("N")[..6]);
         var arguments = new List<string> { "client", ServerUrl, RoomId, Token, package, output, jobs.ToString(System.Globalization.CultureInfo.InvariantCulture), WorkerId };

@@ -129,8 +129,8 @@ async Task RunWanPairsAsync(WanProfile profile)
 async Task RunLoopbackPairsAsync()
 {
     Console.WriteLine();
-    Console.WriteLine("| sender -> receiver | MB/s | seconds | sender peak RSS MB | note |");
-    Console.WriteLine("|---|---|---|---|---|");
+    Console.WriteLine("| sender -> receiver | MB/s | seconds | sender peak RSS MB | sender CPU s | receiver CPU s | note |");
+    Console.WriteLine("|---|---|---|---|---|---|---|");
     foreach (var pairName in pairs)
     {
         var parts = pairName.Split('>');
@@ -145,11 +145,11 @@ async Task RunLoopbackPairsAsync()
                 : pairBytes != bytes ? $"{pairBytes / 1048576} MiB (--aiortc-size)" : "";
             throughput[pairName] = outcome.MBps;
             Console.WriteLine($"| {parts[0]} -> {parts[1]} | {outcome.MBps:0.0} | {outcome.Elapsed.TotalSeconds:0.0} | " +
-                $"{outcome.SenderPeakRssMB?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} | {note} |");
+                $"{outcome.SenderPeakRssMB?.ToString("0", CultureInfo.InvariantCulture) ?? "?"} | {Seconds(outcome.SenderCpu)} | {Seconds(outcome.ReceiverCpu)} | {note} |");
         }
         catch (Exception error) when (error is FixtureUnavailableException or FixtureFailedException)
         {
-            Console.WriteLine($"| {parts[0]} -> {parts[1]} | n/a | | | {FirstLine(error.Message)} |");
+            Console.WriteLine($"| {parts[0]} -> {parts[1]} | n/a | | | | | {FirstLine(error.Message)} |");
         }
     }
 
@@ -197,4 +197,5 @@ if (connectRuns > 0)
 return 0;
 
 static double Percentile(List<double> sorted, double p) => sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(p * sorted.Count))];
+static string Seconds(TimeSpan? cpu) => cpu?.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) ?? "?";
 static string FirstLine(string text) => text.Split('\n')[0].Replace('|', '/');

@@ -14,6 +14,19 @@ public interface IDatagramTransport
     void Send(ReadOnlySpan<byte> datagram);
 }
 
+/// <summary>
+/// Optional on a transport (and on the network below DTLS): the calling thread's sends between BeginBatch and
+/// EndBatch may leave together at EndBatch (Linux UDP GSO: one system call for a burst). Only grouping changes:
+/// what is sent, and when the sender decided to send it, stay the caller's.
+/// </summary>
+public interface IDatagramBatching
+{
+    void BeginBatch();
+
+    /// <summary>Sends what the batch gathered; call once per BeginBatch, on the same thread, also on failure.</summary>
+    void EndBatch();
+}
+
 /// <summary>Receives packets from the layer below, one call per decrypted record.</summary>
 public interface IDatagramSink
 {

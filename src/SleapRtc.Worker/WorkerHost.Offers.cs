@@ -145,7 +145,7 @@ public sealed partial class WorkerHost
         if (!await AdmitAsync(gate, offer.Sender).ConfigureAwait(false)) return (false, null);
         // Which path carries the job (host, srflx or a TURN relay), for the log reader wondering why it is slow.
         Note($"Client {offer.Sender} connected over {connection.SelectedCandidatePair?.ToString() ?? "an unknown path"}");
-        var session = NewSession(channel, gate.RecordStatus, resuming);
+        var session = NewSession(channel, gate.RecordStatus, offer.Sender, resuming);
         Volatile.Write(ref served, session);
         gate.Release();
 
@@ -195,8 +195,9 @@ public sealed partial class WorkerHost
         }
     }
 
+    /// <param name="client">The offer's sender: the client a partial upload of this session is kept for.</param>
     /// <param name="resuming">The offer resumes the upload this worker keeps: the session serves that job only.</param>
-    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, bool resuming = false)
+    private WorkerJobSession NewSession(IDataChannel channel, string? channelAuth, string client, bool resuming = false)
     {
         var session = new WorkerJobSession(channel, SpaceJobOptions(new WorkerJobOptions
         {
@@ -215,7 +216,8 @@ public sealed partial class WorkerHost
             PackageLimits = new PackageLimits { MaxCompressionRatio = _options.MaxPackageRatio, MaxUnpackedBytes = _options.MaxUnpackedSize },
             // A space serves many requests at once and reserves itself for none: its uploads are not kept for a resume.
             ParkUpload = _spaceQueue is null && _options.PartialUploadRetention > TimeSpan.Zero ? ParkUpload : null,
-            ClaimParkedUpload = _spaceQueue is null ? ClaimParkedUpload : null,
+            ClientPeerId = client,
+            ClaimParkedUpload = _spaceQueue is null ? (jobId, upload) => ClaimParkedUpload(client, jobId, upload) : null,
             PartialUploadRetention = _options.PartialUploadRetention,
             ResumeOnly = resuming,
         }), _log);

@@ -40,18 +40,25 @@ public sealed partial class WorkerHost
         signal.TrySetResult(true);
     }
 
-    /// <summary>A resume hello: the kept upload when it is that job's and that file's (the caller owns it from now).</summary>
-    private ParkedUpload? ClaimParkedUpload(string jobId, TransferPoint upload)
+    /// <summary>A resume hello from <paramref name="client"/>: the kept upload when it is that job's and that file's and
+    /// <paramref name="client"/> sent it (the caller owns it from now).</summary>
+    private ParkedUpload? ClaimParkedUpload(string client, string jobId, TransferPoint upload)
     {
         lock (_gate)
         {
             if (_parkedUpload is not { } parked || !parked.Matches(jobId, upload)) return null;
-            _parkedUpload = null;
-            _parkedUploadExpiry?.Dispose();
-            _parkedUploadExpiry = null;
-            _uploadParked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            return parked;
+            if (parked.BelongsTo(client))
+            {
+                _parkedUpload = null;
+                _parkedUploadExpiry?.Dispose();
+                _parkedUploadExpiry = null;
+                _uploadParked = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                return parked;
+            }
         }
+        // The offer check (HandleResumeOfferAsync) normally stops such a client first; the kept upload stays for its owner.
+        Warn($"Refused client {client} the kept upload of job {jobId}: another client sent it");
+        return null;
     }
 
     private async Task ExpireParkedUploadAsync(ParkedUpload parked)
@@ -79,15 +86,29 @@ public sealed partial class WorkerHost
     /// <summary>
     /// An offer with purpose "resume": served only while this worker keeps a partial upload, or while an upload session
     /// that can resume still runs (its client, back on a new connection, is gone from the old one: the old session hands
-    /// its partial over first). Anything else is refused as busy.
+    /// its partial over first), and only when the offer comes from the client that sent that upload. The sender is
+    /// what our server set from the sender's own connection (a peer id is bound to its holder's id_token), while a job
+    /// id is visible to the whole room: without this check any member could cut off someone's upload or send its own
+    /// bytes under their job. Anything else is refused as busy.
     /// </summary>
     private async Task HandleResumeOfferAsync(SdpMessage offer)
     {
         if (_stopping.IsCancellationRequested) return;
         WorkerJobSession? running;
+        ParkedUpload? parked;
         Task previous;
         Task<bool> parkedSignal;
-        lock (_gate) { running = _session; previous = _currentJob; parkedSignal = _uploadParked.Task; }
+        lock (_gate) { running = _session; parked = _parkedUpload; previous = _currentJob; parkedSignal = _uploadParked.Task; }
+        var uploading = running?.IsReceivingResumableUpload == true ? running : null;
+        if ((parked is not null || uploading is not null)
+            && !string.Equals(parked is not null ? parked.ClientPeerId : uploading!.ClientPeerId, offer.Sender, StringComparison.Ordinal))
+        {
+            string reservedAs;
+            lock (_gate) reservedAs = _status;
+            Warn($"Refused a resume from {offer.Sender}: the upload of job {parked?.JobId ?? uploading!.JobId} belongs to another client");
+            await _signaling.SendBusyRejectionAsync(offer.Sender, reservedAs, _stopping.Token).ConfigureAwait(false);
+            return;
+        }
         if (!HoldsParkedUpload && running?.IsReceivingResumableUpload == true)
         {
             Note($"Client {offer.Sender} resumes an upload; the connection it left is closed");

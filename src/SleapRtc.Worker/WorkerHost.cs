@@ -76,7 +76,8 @@ public sealed partial class WorkerHost : IAsyncDisposable
     public IReadOnlyList<string> StunServers => IceServerList.StunUrls(_signaling.IceServers);
     /// <summary>The server's TURN servers with this worker's newest credentials (empty unless the server runs with -TurnUrl):
     /// read for each connection, since the server renews the credentials while the worker stays connected.</summary>
-    public IReadOnlyList<WebRtc.IceServer> TurnServers => IceServerList.TurnServers(_signaling.IceServers);
+    public IReadOnlyList<WebRtc.IceServer> TurnServers =>
+        IceServerList.TurnServers(_signaling.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
     /// <summary>Completes when the worker has stopped.</summary>
     public Task Completion => _completion.Task;
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using SleapRtc.Bench.Common;
 using SleapRtc.Client.Jobs;
 using SleapRtc.Protocol;
 using SleapRtc.Protocol.Signaling;
@@ -29,7 +30,7 @@ public sealed class FailoverJobTests(RedisTestServer redis) : IClassFixture<Redi
     private static (string RoomId, string Token) NewRoom() => ("failover" + Guid.NewGuid().ToString("N")[..8], "tok" + Guid.NewGuid().ToString("N"));
 
     private ChildProcess Instance(string name, string roomId, string token) =>
-        ChildProcess.Start(name, null, "server", "0", "-", roomId, token, redis.Url);
+        SoakChildProcess.Start(name, null, "server", "0", "-", roomId, token, redis.Url);
 
     private static async Task<SignalingClient> JoinAsync(string server, string roomId, string token, string role, JsonObject? metadata = null)
     {
@@ -83,7 +84,7 @@ public sealed class FailoverJobTests(RedisTestServer redis) : IClassFixture<Redi
         using var doomed = Instance("instance A", roomId, token);
         using var survivor = Instance("instance B", roomId, token);
         var (a, b) = ($"ws://127.0.0.1:{doomed.Ready}", $"ws://127.0.0.1:{survivor.Ready}");
-        using var worker = ChildProcess.Start("worker", new Dictionary<string, string> { ["SLEAP_NN_STANDIN_EPOCH_SECONDS"] = "0.05" },
+        using var worker = SoakChildProcess.Start("worker", new Dictionary<string, string> { ["SLEAP_NN_STANDIN_EPOCH_SECONDS"] = "0.05" },
             "worker", a + "," + b, roomId, token, Path.Combine(root, "worker"), Fixtures.SleapNn);
         var peerId = worker.Ready;
         // A peer of the doomed instance that never comes back: its presence must expire.
@@ -167,7 +168,7 @@ public sealed class FailoverJobTests(RedisTestServer redis) : IClassFixture<Redi
         using var stopped = Instance("instance A", roomId, token);
         using var survivor = Instance("instance B", roomId, token);
         var servers = $"ws://127.0.0.1:{stopped.Ready},ws://127.0.0.1:{survivor.Ready}";
-        using var worker = ChildProcess.Start("worker", null, "worker", servers, roomId, token, Path.Combine(root, "worker"), Fixtures.SleapNn);
+        using var worker = SoakChildProcess.Start("worker", null, "worker", servers, roomId, token, Path.Combine(root, "worker"), Fixtures.SleapNn);
 
         var clock = Stopwatch.StartNew();
         Assert.Equal(0, Kill(stopped.Process.Id, "TERM"));

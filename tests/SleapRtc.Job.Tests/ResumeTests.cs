@@ -37,64 +37,19 @@ public sealed class ResumeTests(ITestOutputHelper output)
         await using var room = await RoomFixture.StartAsync(transport);
         var worker = await room.StartWorkerAsync(configure: QuickWorker);
         var package = Fixtures.BuildPackage(room.Root, "large", new Dictionary<string, string> { ["centroid.json"] = Fixtures.Config(1) }, extraBytes: Bytes);
-        var size = new FileInfo(package).Length;
-        var cuts = new List<(long At, TimeSpan When)>();
-        var resumes = new List<long>();
-        var resumedWhen = new List<TimeSpan>();
-        var clock = new Stopwatch();
-        var submission = new TrainingSubmission(new SubmissionOptions
-        {
-            PackagePath = package, OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = transport,
-            PeerConnection = RoomFixture.Loopback, RoomId = worker.Session.RoomId, Token = worker.Session.Token, Server = room.Url,
-            WorkerId = worker.Session.PeerId, Connection = new Client.Discovery.ClientConnectionOptions { Log = RoomFixture.Log },
-            Job = QuickToNotice, Retry = new TransferRetryPolicy { FirstDelay = TimeSpan.FromMilliseconds(200), MaxDelay = TimeSpan.FromSeconds(1) },
-        });
-        var retryShown = new List<string>();
-        submission.ProgressChanged += p =>
-        {
-            if (p.RetryAttempt is not null) lock (retryShown) retryShown.Add(p.Describe());
-            if (p.Phase != SubmissionPhase.Uploading || p.BytesTotal == 0) return;
-            if (!clock.IsRunning) clock.Start();
-            lock (cuts)
-            {
-                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at))
-                {
-                    resumes.Add(at);
-                    resumedWhen.Add(clock.Elapsed);
-                }
-                // Cut once per point, and only on the connection that has not been cut yet.
-                if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * size)
-                {
-                    cuts.Add((p.BytesDone, clock.Elapsed));
-                    // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
-                    // could miss the transfer's end.
-                    transport.CutLinks();
-                }
-            }
-        };
-        var result = await submission.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(120));
-        var total = clock.Elapsed;
 
-        Assert.Equal("Succeeded", result.Status);
-        Assert.Equal(CutPoints.Length, cuts.Count);
-        Assert.Equal(CutPoints.Length, resumes.Count);
-        var resent = 0L;
-        for (var i = 0; i < cuts.Count; i++)
-        {
-            output.WriteLine($"cut at {cuts[i].At / 1048576.0:F1} MB ({cuts[i].At * 100.0 / size:F0} %) after {cuts[i].When.TotalSeconds:F2} s; " +
-                $"flowing again {(resumedWhen[i] - cuts[i].When).TotalSeconds:F1} s later from the {resumes[i] / 1048576.0:F1} MB the worker confirmed; {(cuts[i].At - resumes[i]) / 1048576.0:F1} MB (lost in flight) were sent twice");
-            // No restart from zero: the resume starts at most a send buffer short of where the link went down.
-            Assert.InRange(resumes[i], cuts[i].At - InFlightSlack, cuts[i].At);
-            resent += cuts[i].At - resumes[i];
-        }
-        output.WriteLine($"{size / 1048576.0:F1} MB uploaded with {cuts.Count} cuts in {total.TotalSeconds:F2} s; " +
-            $"{resent / 1048576.0:F1} MB sent twice in all; retries shown as: {string.Join(" | ", retryShown.Distinct().Take(3))}");
-        Assert.Contains(retryShown, s => s.Contains("resuming", StringComparison.Ordinal));
+        var (result, run) = await RunWithCutsAsync(transport, room, worker, package, SubmissionPhase.Uploading, minBytesTotal: 1);
+
+        Assert.Equal(new FileInfo(package).Length, run.Size);
+        // No restart from zero: the resume starts at most a send buffer short of where the link went down.
+        var resent = run.AssertResumedNearEachCut(output, maxAhead: 0, "the worker confirmed", "(lost in flight) were sent twice");
+        output.WriteLine($"{run.Size / 1048576.0:F1} MB uploaded with {run.Cuts.Count} cuts in {run.Total.TotalSeconds:F2} s; " +
+            $"{resent / 1048576.0:F1} MB sent twice in all; retries shown as: {run.RetriesShown()}");
 
         // The worker checked the whole file's SHA-256 and reported it: the same bytes as the package.
         await using var jobs = await RoomJobs.OpenAsync(room.Room(worker), null, CancellationToken.None);
         var record = await jobs.GetAsync(result.JobId, CancellationToken.None);
-        Assert.Equal(Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(package))).ToLowerInvariant(), record.PackageSha256);
+        using (var sent = File.OpenRead(package)) Assert.Equal(Sha256Hex(sent), record.PackageSha256);
         // Nothing of the partial upload stays behind, and the worker is free again.
         await Fixtures.WaitUntilAsync(() => worker.Status == WorkerStatus.Available);
     }
@@ -114,11 +69,35 @@ public sealed class ResumeTests(ITestOutputHelper output)
         {
             ["centroid.json"] = "{\"trainer_config\": {\"max_epochs\": 1, \"standin_model_bytes\": " + modelBytes + "}}",
         });
-        var cuts = new List<(long At, TimeSpan When)>();
-        var resumes = new List<long>();
-        var resumedWhen = new List<TimeSpan>();
-        var clock = new Stopwatch();
-        long size = 0;
+
+        var (result, run) = await RunWithCutsAsync(transport, room, worker, package, SubmissionPhase.Downloading, minBytesTotal: modelBytes / 2);
+
+        // What the client holds when the link goes is what it reported: nothing is fetched again.
+        run.AssertResumedNearEachCut(output, maxAhead: InFlightSlack, "the client held", "came twice");
+        output.WriteLine($"{run.Size / 1048576.0:F1} MB of results downloaded with {run.Cuts.Count} cuts in {run.Total.TotalSeconds:F2} s; " +
+            $"retries shown as: {run.RetriesShown()}");
+
+        // The same bytes as the worker's copy of the results (kept under its data root).
+        var received = Directory.GetFiles(result.OutputPath!, "model.weights", SearchOption.AllDirectories).Single();
+        var kept = Directory.GetFiles(Path.Combine(dataRoot, "jobs", result.JobId), "*.zip").Single();
+        using var zip = System.IO.Compression.ZipFile.OpenRead(kept);
+        using var entry = zip.Entries.Single(e => e.Name == "model.weights").Open();
+        using var copy = File.OpenRead(received);
+        Assert.Equal(Sha256Hex(entry), Sha256Hex(copy));
+        Assert.Empty(Directory.GetFiles(result.OutputPath!, "*.partial", SearchOption.AllDirectories));
+    }
+
+    private static string Sha256Hex(Stream content) => Convert.ToHexString(SHA256.HashData(content)).ToLowerInvariant();
+
+    /// <summary>
+    /// Runs one training submission across <paramref name="transport"/> and cuts every link once the transfer of
+    /// <paramref name="phase"/> (of at least <paramref name="minBytesTotal"/> bytes) passes each of <see cref="CutPoints"/>;
+    /// the next cut waits until the transfer has resumed. Asserts the job succeeded.
+    /// </summary>
+    private static async Task<(TrainingResult Result, CutTransfer Run)> RunWithCutsAsync(RelayedTransport transport, RoomFixture room, WorkerHost worker,
+        string package, SubmissionPhase phase, long minBytesTotal)
+    {
+        var run = new CutTransfer();
         var submission = new TrainingSubmission(new SubmissionOptions
         {
             PackagePath = package, OutputPath = Path.Combine(room.Root, "out"), PeerConnectionFactory = transport,
@@ -126,23 +105,19 @@ public sealed class ResumeTests(ITestOutputHelper output)
             WorkerId = worker.Session.PeerId, Connection = new Client.Discovery.ClientConnectionOptions { Log = RoomFixture.Log },
             Job = QuickToNotice, Retry = new TransferRetryPolicy { FirstDelay = TimeSpan.FromMilliseconds(200), MaxDelay = TimeSpan.FromSeconds(1) },
         });
-        var retryShown = new List<string>();
         submission.ProgressChanged += p =>
         {
-            if (p.RetryAttempt is not null) lock (retryShown) retryShown.Add(p.Describe());
-            if (p.Phase != SubmissionPhase.Downloading || p.BytesTotal < modelBytes / 2) return;
-            if (!clock.IsRunning) clock.Start();
-            size = p.BytesTotal;
-            lock (cuts)
+            if (p.RetryAttempt is not null) lock (run.Retries) run.Retries.Add(p.Describe());
+            if (p.Phase != phase || p.BytesTotal < minBytesTotal) return;
+            if (!run.Clock.IsRunning) run.Clock.Start();
+            lock (run.Cuts)
             {
-                if (p.ResumedAt is { } at && (resumes.Count == 0 || resumes[^1] != at))
+                run.Size = p.BytesTotal;
+                if (p.ResumedAt is { } at && (run.Resumes.Count == 0 || run.Resumes[^1].From != at)) run.Resumes.Add((at, run.Clock.Elapsed));
+                // Cut once per point, and only on the connection that has not been cut yet.
+                if (run.Cuts.Count < CutPoints.Length && run.Resumes.Count == run.Cuts.Count && p.BytesDone >= CutPoints[run.Cuts.Count] * p.BytesTotal)
                 {
-                    resumes.Add(at);
-                    resumedWhen.Add(clock.Elapsed);
-                }
-                if (cuts.Count < CutPoints.Length && resumes.Count == cuts.Count && p.BytesDone >= CutPoints[cuts.Count] * p.BytesTotal)
-                {
-                    cuts.Add((p.BytesDone, clock.Elapsed));
+                    run.Cuts.Add((p.BytesDone, run.Clock.Elapsed));
                     // At once, on the transport's own thread: the relays close in milliseconds, and a cut made later
                     // could miss the transfer's end.
                     transport.CutLinks();
@@ -150,30 +125,44 @@ public sealed class ResumeTests(ITestOutputHelper output)
             }
         };
         var result = await submission.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(120));
-        var total = clock.Elapsed;
-
+        run.Total = run.Clock.Elapsed;
         Assert.Equal("Succeeded", result.Status);
-        Assert.Equal(CutPoints.Length, cuts.Count);
-        Assert.Equal(CutPoints.Length, resumes.Count);
-        var resent = 0L;
-        for (var i = 0; i < cuts.Count; i++)
-        {
-            output.WriteLine($"cut at {cuts[i].At / 1048576.0:F1} MB ({cuts[i].At * 100.0 / size:F0} %) after {cuts[i].When.TotalSeconds:F2} s; " +
-                $"flowing again {(resumedWhen[i] - cuts[i].When).TotalSeconds:F1} s later from the {resumes[i] / 1048576.0:F1} MB the client held; {(cuts[i].At - resumes[i]) / 1048576.0:F1} MB came twice");
-            // What the client holds when the link goes is what it reported: nothing is fetched again.
-            Assert.InRange(resumes[i], cuts[i].At - InFlightSlack, cuts[i].At + InFlightSlack);
-            resent += Math.Max(0, cuts[i].At - resumes[i]);
-        }
-        output.WriteLine($"{size / 1048576.0:F1} MB of results downloaded with {cuts.Count} cuts in {total.TotalSeconds:F2} s; " +
-            $"retries shown as: {string.Join(" | ", retryShown.Distinct().Take(3))}");
-        Assert.Contains(retryShown, s => s.Contains("resuming", StringComparison.Ordinal));
+        return (result, run);
+    }
 
-        // The same bytes as the worker's copy of the results (kept under its data root).
-        var received = Directory.GetFiles(result.OutputPath!, "model.weights", SearchOption.AllDirectories).Single();
-        var kept = Directory.GetFiles(Path.Combine(dataRoot, "jobs", result.JobId), "*.zip").Single();
-        using var zip = System.IO.Compression.ZipFile.OpenRead(kept);
-        using var entry = zip.Entries.Single(e => e.Name == "model.weights").Open();
-        Assert.Equal(Convert.ToHexString(SHA256.HashData(entry)), Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(received))));
-        Assert.Empty(Directory.GetFiles(result.OutputPath!, "*.partial", SearchOption.AllDirectories));
+    /// <summary>What a transfer cut at <see cref="CutPoints"/> went through: where each cut fell, where each resume started.</summary>
+    private sealed class CutTransfer
+    {
+        public readonly Stopwatch Clock = new();
+        public readonly List<(long At, TimeSpan When)> Cuts = new();
+        public readonly List<(long From, TimeSpan When)> Resumes = new();
+        public readonly List<string> Retries = new();
+        /// <summary>The transfer's size, as its progress reports gave it.</summary>
+        public long Size;
+        public TimeSpan Total;
+
+        public string RetriesShown() => string.Join(" | ", Retries.Distinct().Take(3));
+
+        /// <summary>
+        /// Asserts every cut was followed by one resume that starts between a send buffer short of the cut and
+        /// <paramref name="maxAhead"/> bytes past it, and that the user was shown the resume; returns the bytes carried twice.
+        /// </summary>
+        public long AssertResumedNearEachCut(ITestOutputHelper output, long maxAhead, string resumedFrom, string twice)
+        {
+            Assert.Equal(CutPoints.Length, Cuts.Count);
+            Assert.Equal(CutPoints.Length, Resumes.Count);
+            var resent = 0L;
+            for (var i = 0; i < Cuts.Count; i++)
+            {
+                var (at, when) = Cuts[i];
+                var (from, resumed) = Resumes[i];
+                output.WriteLine($"cut at {at / 1048576.0:F1} MB ({at * 100.0 / Size:F0} %) after {when.TotalSeconds:F2} s; " +
+                    $"flowing again {(resumed - when).TotalSeconds:F1} s later from the {from / 1048576.0:F1} MB {resumedFrom}; {(at - from) / 1048576.0:F1} MB {twice}");
+                Assert.InRange(from, at - InFlightSlack, at + maxAhead);
+                resent += Math.Max(0, at - from);
+            }
+            Assert.Contains(Retries, s => s.Contains("resuming", StringComparison.Ordinal));
+            return resent;
+        }
     }
 }

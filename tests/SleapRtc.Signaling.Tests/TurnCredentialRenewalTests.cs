@@ -90,14 +90,15 @@ public class TurnCredentialRenewalTests
     private static DateTimeOffset ExpiryOf(string username) => WebRtc.Turn.TurnSharedSecret.ExpiryOf(username)!.Value;
 
     /// <summary>coturn's use-auth-secret check, computed here independently of the server's code.</summary>
-    private static void AssertValid(JsonObject turn, string peerId) =>
-        AssertValid(new WebRtc.IceServer(Array.Empty<string>(), (string?)turn["username"], (string?)turn["credential"]), peerId);
+    private static void AssertValid(JsonObject turn, string peerId) => AssertValid((string?)turn["username"], (string?)turn["credential"], peerId);
 
-    private static void AssertValid(WebRtc.IceServer turn, string peerId)
+    private static void AssertValid(IceServerEntry turn, string peerId) => AssertValid(turn.Username, turn.Credential, peerId);
+
+    private static void AssertValid(string? username, string? credential, string peerId)
     {
-        Assert.Equal(peerId, turn.Username!.Split(':')[1]);
-        Assert.InRange(ExpiryOf(turn.Username) - DateTimeOffset.UtcNow, TimeSpan.FromSeconds(-1), Lifetime + TimeSpan.FromSeconds(1));
+        Assert.Equal(peerId, username!.Split(':')[1]);
+        Assert.InRange(ExpiryOf(username) - DateTimeOffset.UtcNow, TimeSpan.FromSeconds(-1), Lifetime + TimeSpan.FromSeconds(1));
         using var hmac = new HMACSHA1(Encoding.UTF8.GetBytes(Secret));
-        Assert.Equal(Convert.ToBase64String(hmac.ComputeHash(Encoding.UTF8.GetBytes(turn.Username))), turn.Credential);
+        Assert.Equal(Convert.ToBase64String(hmac.ComputeHash(Encoding.UTF8.GetBytes(username))), credential);
     }
 }

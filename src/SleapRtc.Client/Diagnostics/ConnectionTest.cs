@@ -145,7 +145,7 @@ public static class ConnectionTest
         CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var servers = IceServerList.TurnServers(connection.IceServers);
+        var servers = connection.TurnServers;
         if (servers.Count == 0)
             return Step(TurnStep, ConnectionTestStatus.NotConfigured, clock,
                 "the server hands out no TURN server (Start-SleapSignalingServer -TurnUrl ... -TurnSecret ...); without one, peers that cannot reach each other directly cannot connect.");

@@ -116,6 +116,9 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
     /// <summary>The newest ICE servers and TURN credentials (renewed while connected): what each new peer connection takes.</summary>
     public JsonArray IceServers => Signaling.IceServers;
     public string Server => Signaling.ServerList;
+    /// <summary>The server's TURN servers with this peer's newest credentials, as the peer connection takes them.</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers =>
+        IceServerList.TurnServers(IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
 
     public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)
     {

@@ -431,7 +431,8 @@ internal sealed partial class SignalingHub
         }
         // A result collection or a connection test (our extension key "purpose") may reach a busy worker and reserves
         // nothing; our worker serves it beside the job it runs. A resume reaches the worker still reserved for the cut-off
-        // upload (its client may come back under a new peer id): the worker alone knows whether it keeps that upload.
+        // upload: the worker alone knows whether it keeps that upload, and for whom (the sender set below, the client's
+        // peer id, which it keeps over its reconnects).
         var purpose = message.GetString(JobQueueMessages.OfferPurposeKey);
         if (JobQueueMessages.ReservesNothing(purpose) || purpose == JobQueueMessages.ResumePurpose)
         {

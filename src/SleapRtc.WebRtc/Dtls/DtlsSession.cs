@@ -12,11 +12,12 @@ public enum DtlsRole { Client, Server }
 /// handshake it is the <see cref="IDatagramTransport"/> SCTP sends through, and a dedicated receive
 /// thread feeds decrypted records to the <see cref="IDatagramSink"/>.
 /// </summary>
-public sealed class DtlsSession : IDatagramTransport, IDisposable
+public sealed class DtlsSession : IDatagramTransport, IDatagramBatching, IDisposable
 {
     private readonly DatagramAdapter _adapter;
     private readonly DtlsCertificate _certificate;
     private readonly object _sendLock = new();
+    private readonly IDatagramBatching? _networkBatching;
     private DtlsTransport? _transport;
     private Thread? _receiveThread;
     private IDatagramSink? _sink;
@@ -25,11 +26,18 @@ public sealed class DtlsSession : IDatagramTransport, IDisposable
     private int _closedReported;
     private volatile int _minimumCiphertextLength;
 
-    public DtlsSession(DtlsCertificate certificate, SpanAction sendToNetwork)
+    /// <param name="networkBatching">The network below, when it can send a burst of records together (ICE).</param>
+    public DtlsSession(DtlsCertificate certificate, SpanAction sendToNetwork, IDatagramBatching? networkBatching = null)
     {
         _certificate = certificate;
         _adapter = new DatagramAdapter(sendToNetwork);
+        _networkBatching = networkBatching;
     }
+
+    /// <summary>Records are encrypted at once, as today; only their datagrams' trip to the network is grouped.</summary>
+    public void BeginBatch() => _networkBatching?.BeginBatch();
+
+    public void EndBatch() => _networkBatching?.EndBatch();
 
     /// <summary>
     /// Called after the last record of a drained burst was delivered (the inbound queue is empty), so SCTP

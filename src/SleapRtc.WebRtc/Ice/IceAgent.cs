@@ -17,7 +17,7 @@ namespace SleapRtc.WebRtc.Ice;
 /// local address and demultiplexes by first byte (RFC 7983): STUN is handled here, DTLS is handed to
 /// <see cref="DtlsPacketReceived"/>. All state is guarded by one lock; events are raised outside it.
 /// </summary>
-public sealed partial class IceAgent : IDisposable
+public sealed partial class IceAgent : IDatagramBatching, IDisposable
 {
     private const string IceChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     private static readonly TimeSpan MaxRetransmitTimeout = TimeSpan.FromMilliseconds(1600);
@@ -43,6 +43,10 @@ public sealed partial class IceAgent : IDisposable
     private bool _nominating;
     private volatile CandidatePair? _selected;
     private volatile bool _disposed;
+    // The thread inside a send batch (0: none), its nesting depth, and the host socket gathering its datagrams.
+    private int _batchOwner;
+    private int _batchDepth;
+    private UdpSegmentBatcher? _batchTarget;
 
     public IceAgent(IceAgentOptions options, bool controlling)
     {
@@ -184,8 +188,55 @@ public sealed partial class IceAgent : IDisposable
     {
         var selected = _selected;
         if (selected is null || _disposed) return;
+        // Inside the sending thread's batch a host socket gathers the burst for one segmented send; other threads
+        // (DTLS retransmissions, alerts) and STUN keep sending one datagram per call.
+        if (selected.Local.Batcher is { } batcher && Volatile.Read(ref _batchOwner) == Environment.CurrentManagedThreadId)
+        {
+            if (_batchTarget != batcher)
+            {
+                _batchTarget?.Flush();
+                _batchTarget = batcher;
+            }
+            batcher.Append(datagram, selected.Remote, selected.RemoteAddress);
+            return;
+        }
         // UDP semantics: a failed send is a lost datagram (SCTP retransmits).
         selected.Local.SendTo(datagram, selected.Remote, selected.RemoteAddress);
+    }
+
+    /// <summary>Diagnostics: datagrams that left in segmented (GSO) sends, over all host sockets.</summary>
+    internal long SegmentedDatagramsSent
+    {
+        get
+        {
+            lock (_gate) return _sockets.Sum(local => local.Batcher?.SegmentedDatagrams ?? 0);
+        }
+    }
+
+    /// <summary>
+    /// Opens a send batch for the calling thread (nested calls count); while another thread holds one, this thread's
+    /// sends simply stay plain. The SCTP sender wraps one burst in it.
+    /// </summary>
+    public void BeginBatch()
+    {
+        var thread = Environment.CurrentManagedThreadId;
+        if (Volatile.Read(ref _batchOwner) == thread) _batchDepth++;
+        else if (Interlocked.CompareExchange(ref _batchOwner, thread, 0) == 0) _batchDepth = 1;
+    }
+
+    /// <summary>Closes the calling thread's batch; the outermost close sends whatever it gathered.</summary>
+    public void EndBatch()
+    {
+        if (Volatile.Read(ref _batchOwner) != Environment.CurrentManagedThreadId || --_batchDepth > 0) return;
+        try
+        {
+            _batchTarget?.Flush();
+        }
+        finally
+        {
+            _batchTarget = null;
+            Volatile.Write(ref _batchOwner, 0);
+        }
     }
 
     private void ReceiveLoop(LocalSocket local)

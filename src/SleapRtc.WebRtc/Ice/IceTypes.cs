@@ -52,6 +52,7 @@ internal sealed class LocalSocket
         Socket = socket;
         EndPoint = endPoint;
         Candidate = hostCandidate;
+        Batcher = UdpSegmentBatcher.TryCreate(socket);
     }
 
     public LocalSocket(TurnAllocation relay, SdpCandidate relayedCandidate)
@@ -63,6 +64,8 @@ internal sealed class LocalSocket
 
     public Socket? Socket { get; }
     public TurnAllocation? Relay { get; }
+    /// <summary>Gathers a burst into segmented sends (Linux UDP GSO); null on relays and where unsupported.</summary>
+    public UdpSegmentBatcher? Batcher { get; }
     /// <summary>The bound address of a host base; the relayed address of a relay.</summary>
     public IPEndPoint EndPoint { get; }
     /// <summary>The candidate this base stands for (type host or relay).</summary>
@@ -79,17 +82,7 @@ internal sealed class LocalSocket
             relay.Send(remote, datagram);
             return;
         }
-        try
-        {
-            if (remoteAddress is not null) Socket!.SendTo(datagram, SocketFlags.None, remoteAddress);
-            else Socket!.SendTo(datagram, SocketFlags.None, remote);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        UdpSegmentBatcher.SendPlain(Socket!, datagram, remote, remoteAddress);
     }
 
     public void Close()

@@ -143,7 +143,7 @@ public sealed class RtcPeerConnection : IPeerConnection
             }, controlling);
             var ice = _ice;
             // The DTLS session exists before checks start so that a ClientHello racing nomination is queued.
-            _dtls = new DtlsSession(_certificate, ice.Send);
+            _dtls = new DtlsSession(_certificate, ice.Send, ice);
             ice.DtlsPacketReceived = _dtls.DeliverFromNetwork;
             ice.StateChanged += OnIceStateChanged;
             return ice;

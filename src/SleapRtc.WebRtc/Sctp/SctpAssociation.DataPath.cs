@@ -75,30 +75,41 @@ public sealed partial class SctpAssociation
         if (_closed) return;
         long now = Now;
         bool dataAllowed = CanSendData && _sender is not null;
-        while (packetBudget > 0)
+        // The burst's packets may leave the host in one system call (Linux UDP GSO below DTLS and ICE): the batch
+        // only groups what this call decides to send now, and ends with the call.
+        var batching = _transport as IDatagramBatching;
+        batching?.BeginBatch();
+        try
         {
-            BeginPacket();
-            if (_sackPending && (forceSack || (dataAllowed && _sender!.HasSendableData))) WriteSack();
-            int dataChunks = dataAllowed ? _sender!.FillPacket(_writer, now, _fastRetransmitPending) : 0;
-            _fastRetransmitPending = false;
-            if (_writer.ChunkCount == 0) break;
-            if (dataChunks > 0)
+            while (packetBudget > 0)
             {
-                // Ask for an immediate SACK (RFC 7053) when the ack clock would otherwise stall on the peer's
-                // delayed-ack timer: nothing (or only a held partial packet) follows, or the window is so small
-                // that this may be the only packet the peer sees before our T3 fires.
-                if (!_sender!.HasSendableData || _sender.HoldsPartialPacket || _sender.AckClockIsThin) _writer.SetLastChunkFlag(DataFlags.Immediate);
-                // RFC 9260 §7.2.4 step 4: resending the first outstanding chunk gives it a full RTO again, so a
-                // fast retransmission is not overtaken by a T3 armed long before it (which would collapse cwnd).
-                if (_t3Deadline == long.MaxValue || _sender.RetransmittedFirstOutstanding)
+                BeginPacket();
+                if (_sackPending && (forceSack || (dataAllowed && _sender!.HasSendableData))) WriteSack();
+                int dataChunks = dataAllowed ? _sender!.FillPacket(_writer, now, _fastRetransmitPending) : 0;
+                _fastRetransmitPending = false;
+                if (_writer.ChunkCount == 0) break;
+                if (dataChunks > 0)
                 {
-                    _t3Deadline = now + MsToTicks(_sender.RtoMs);
-                    ArmTimer();
+                    // Ask for an immediate SACK (RFC 7053) when the ack clock would otherwise stall on the peer's
+                    // delayed-ack timer: nothing (or only a held partial packet) follows, or the window is so small
+                    // that this may be the only packet the peer sees before our T3 fires.
+                    if (!_sender!.HasSendableData || _sender.HoldsPartialPacket || _sender.AckClockIsThin) _writer.SetLastChunkFlag(DataFlags.Immediate);
+                    // RFC 9260 §7.2.4 step 4: resending the first outstanding chunk gives it a full RTO again, so a
+                    // fast retransmission is not overtaken by a T3 armed long before it (which would collapse cwnd).
+                    if (_t3Deadline == long.MaxValue || _sender.RetransmittedFirstOutstanding)
+                    {
+                        _t3Deadline = now + MsToTicks(_sender.RtoMs);
+                        ArmTimer();
+                    }
                 }
+                SendPacket();
+                packetBudget--;
+                if (dataChunks == 0 || _closed) break;
             }
-            SendPacket();
-            packetBudget--;
-            if (dataChunks == 0 || _closed) break;
+        }
+        finally
+        {
+            batching?.EndBatch();
         }
     }
 

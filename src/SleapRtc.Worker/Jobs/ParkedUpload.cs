@@ -10,9 +10,10 @@ namespace SleapRtc.Worker.Jobs;
 /// </summary>
 public sealed class ParkedUpload
 {
-    internal ParkedUpload(string jobId, string jobDirectory, FolderLock? folderLock, FileMetaInfo meta, string partialPath, long bytes, JobRecord record)
+    internal ParkedUpload(string jobId, string? clientPeerId, string jobDirectory, FolderLock? folderLock, FileMetaInfo meta, string partialPath, long bytes, JobRecord record)
     {
         JobId = jobId;
+        ClientPeerId = clientPeerId;
         JobDirectory = jobDirectory;
         FolderLock = folderLock;
         Meta = meta;
@@ -22,6 +23,9 @@ public sealed class ParkedUpload
     }
 
     public string JobId { get; }
+    /// <summary>The signaling peer id of the client that sent these bytes: the only one that may resume the upload (job ids
+    /// are visible to every member of the room, so a job id alone proves nothing). Null: nobody may.</summary>
+    public string? ClientPeerId { get; }
     public string JobDirectory { get; }
     internal FolderLock? FolderLock { get; private set; }
     /// <summary>The package's FILE_META (wire-safe name, size) as the client first sent it.</summary>
@@ -37,6 +41,9 @@ public sealed class ParkedUpload
     /// <summary>True when a resume hello names this upload: same job, same file name and size.</summary>
     public bool Matches(string jobId, TransferPoint upload) =>
         jobId == JobId && FileMetaInfo.WireSafeName(upload.Name) == Meta.Name && upload.Size == Meta.Size;
+
+    /// <summary>True when <paramref name="clientPeerId"/> (an offer's sender, set by the server from its connection) sent this upload.</summary>
+    public bool BelongsTo(string? clientPeerId) => ClientPeerId is not null && string.Equals(clientPeerId, ClientPeerId, StringComparison.Ordinal);
 
     /// <summary>Hands the folder (and its lock) over to the session that resumes the upload.</summary>
     internal FolderLock? TakeFolderLock()

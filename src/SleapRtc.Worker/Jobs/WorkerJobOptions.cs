@@ -40,7 +40,11 @@ public sealed class WorkerJobOptions
     public string? ChannelAuth { get; init; }
     /// <summary>Takes a package upload cut off mid-file (client gone, resume agreed) to keep for a resume; null discards it.</summary>
     public Action<ParkedUpload>? ParkUpload { get; init; }
-    /// <summary>A resume hello (job id, file name and size): the matching kept upload, now the caller's, or null.</summary>
+    /// <summary>The signaling peer id of the client on this channel (the offer's sender, which our server sets from the
+    /// sender's own connection): a partial upload kept for a resume belongs to it, and only it may resume it.</summary>
+    public string? ClientPeerId { get; init; }
+    /// <summary>A resume hello (job id, file name and size) from <see cref="ClientPeerId"/>: the matching kept upload when
+    /// that client owns it, now the caller's, or null.</summary>
     public Func<string, Protocol.Jobs.TransferPoint, ParkedUpload?>? ClaimParkedUpload { get; init; }
     /// <summary>The connection was offered to resume the upload the worker keeps: a hello that does not claim it is refused
     /// (the worker is reserved for that job; nothing else may start on it).</summary>

@@ -511,7 +511,7 @@ public sealed partial class WorkerJobSession
             receiver.Dispose();
             _receiver = null;
             if (held <= 0) return null;
-            kept = new ParkedUpload(JobId, _jobDirectory, _jobFolderLock, receiver.Meta, receiver.Path, held, _record.Clone()) { SplitEntries = split };
+            kept = new ParkedUpload(JobId, _options.ClientPeerId, _jobDirectory, _jobFolderLock, receiver.Meta, receiver.Path, held, _record.Clone()) { SplitEntries = split };
             _jobFolderLock = null;
             _parked = true;
         }
@@ -523,7 +523,10 @@ public sealed partial class WorkerJobSession
             "The client disconnected mid-upload; the partial upload is kept for it to resume", UploadParked: true);
     }
 
-    /// <summary>True while the package is arriving from a client that can resume it (a resume offer may take over).</summary>
+    /// <summary>The signaling peer id of this session's client (<see cref="WorkerJobOptions.ClientPeerId"/>).</summary>
+    public string? ClientPeerId => _options.ClientPeerId;
+
+    /// <summary>True while the package is arriving from a client that can resume it (a resume offer from that client may take over).</summary>
     public bool IsReceivingResumableUpload
     {
         get { lock (_gate) return _clientResumes && _receiver is not null && !_receivingResume && !_packageReady.Task.IsCompleted && !_accepted; }

@@ -37,6 +37,10 @@ public class RtcPeerConnectionTests(ITestOutputHelper output)
         var backward = PeerPair.TransferAsync(pair.AnswererChannel, pair.OffererChannel, 20_000_000, 2);
         var rates = await Task.WhenAll(forward, backward).WaitAsync(Timeout);
         output.WriteLine($"offerer->answerer {rates[0]:F1} MB/s, answerer->offerer {rates[1]:F1} MB/s (concurrent)");
+        // On Linux the bursts went out as segmented (UDP GSO) sends, and the hashes above matched.
+        var segmented = (pair.Offerer.IceAgent!.SegmentedDatagramsSent, pair.Answerer.IceAgent!.SegmentedDatagramsSent);
+        output.WriteLine($"datagrams in segmented sends: offerer {segmented.Item1}, answerer {segmented.Item2}");
+        if (OperatingSystem.IsLinux()) Assert.True(segmented.Item1 > 1000 && segmented.Item2 > 1000, $"segmented datagrams {segmented}");
 
         var remoteClosed = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
         pair.AnswererChannel.Closed += error => remoteClosed.TrySetResult(error);

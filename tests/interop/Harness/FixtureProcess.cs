@@ -34,6 +34,26 @@ public sealed class FixtureProcess : IAsyncDisposable
 
     public int ProcessId => _process.Id;
 
+    /// <summary>
+    /// User + system CPU the process has used so far (null when it cannot be read). nsenter execs the peer, so the
+    /// process id is the peer's own. On loopback the kernel also charges a sender for delivering its datagrams.
+    /// </summary>
+    public TimeSpan? CpuTime
+    {
+        get
+        {
+            try
+            {
+                _process.Refresh();
+                return _process.TotalProcessorTime;
+            }
+            catch (Exception error) when (error is InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+            {
+                return null;
+            }
+        }
+    }
+
     public static async Task<FixtureProcess> StartAsync(string name, FixtureCommand command, NetworkNamespace? network,
         TimeSpan readyTimeout)
     {

@@ -4,7 +4,8 @@ using System.Diagnostics;
 namespace SleapRtc.Interop;
 
 public sealed record TransferOutcome(long SentBytes, long ReceivedBytes, string? SentSha256, string? ReceivedSha256,
-    TimeSpan Elapsed, double? SenderPeakRssMB)
+    TimeSpan Elapsed, double? SenderPeakRssMB, TimeSpan? SenderCpu = null, TimeSpan? ReceiverCpu = null,
+    long? SenderSegmentedDatagrams = null)
 {
     public double MBps => ReceivedBytes / 1e6 / Elapsed.TotalSeconds;
 }
@@ -99,6 +100,8 @@ public sealed class PeerPair : IAsyncDisposable
     {
         sink.Send(new { cmd = "expect", bytes, hash });
         await sink.WaitForAsync("expecting", StepTimeout).ConfigureAwait(false);
+        // CPU (user + system) each process spends on the transfer: unlike MB/s it hardly moves with the box's load.
+        var (sourceCpuBefore, sinkCpuBefore) = (source.CpuTime, sink.CpuTime);
         var clock = Stopwatch.StartNew();
         source.Send(new { cmd = "send", bytes, hash, source = dataSource });
         var sentTask = source.WaitForAsync("sent", timeout);
@@ -119,7 +122,8 @@ public sealed class PeerPair : IAsyncDisposable
         var elapsed = clock.Elapsed;
         var sent = await sentTask.ConfigureAwait(false);
         return new TransferOutcome((long?)sent["bytes"] ?? -1, (long?)received["bytes"] ?? -1,
-            (string?)sent["sha256"], (string?)received["sha256"], elapsed, (double?)sent["peakRssMB"]);
+            (string?)sent["sha256"], (string?)received["sha256"], elapsed, (double?)sent["peakRssMB"],
+            source.CpuTime - sourceCpuBefore, sink.CpuTime - sinkCpuBefore, (long?)sent["segmentedDatagrams"]);
     }
 
     public static async Task<TextOutcome> TextsAsync(FixtureProcess source, FixtureProcess sink, int count, TimeSpan timeout)

@@ -273,7 +273,7 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
         }
         await DrainAsync(channel, TimeSpan.FromSeconds(60)).ConfigureAwait(false);
         emit(new { ev = "sent", bytes = sent, messages = index, sha256 = hash is null ? null : Convert.ToHexStringLower(hash.GetHashAndReset()),
-            ms = Math.Round(Now - started), peakRssMB = PeakRssMB() });
+            ms = Math.Round(Now - started), peakRssMB = PeakRssMB(), segmentedDatagrams = SegmentedDatagrams(_pc) });
     }
 
     private async Task SendTextsAsync(JsonObject command)
@@ -315,6 +315,14 @@ internal sealed class ManagedFixturePeer(IPeerConnectionFactory factory, PeerCon
     {
         var association = channel.GetType().GetField("_association", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)?.GetValue(channel);
         return association?.GetType().GetMethod("GetStatistics")?.Invoke(association, null)?.ToString() ?? "";
+    }
+
+    // Diagnostics only: datagrams that left in segmented (Linux UDP GSO) sends, read by reflection like the SCTP counters.
+    private static long? SegmentedDatagrams(IPeerConnection? connection)
+    {
+        const System.Reflection.BindingFlags Internal = System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance;
+        var ice = connection?.GetType().GetProperty("IceAgent", Internal)?.GetValue(connection);
+        return ice?.GetType().GetProperty("SegmentedDatagramsSent", Internal)?.GetValue(ice) as long?;
     }
 
     private static double? PeakRssMB()

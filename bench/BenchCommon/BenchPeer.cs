@@ -1,10 +1,11 @@
+using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Text;
 
-// Shared with bench/ClusterBench (linked there).
+namespace SleapRtc.Bench.Common;
 
 /// <summary>A raw WebSocket peer, as light as possible so the benchmark measures the server.</summary>
-sealed class BenchPeer
+public sealed class BenchPeer
 {
     private readonly ClientWebSocket _socket;
     // Small at first: two thousand idle workers must not hold a megabyte each; grows for peer lists.
@@ -61,6 +62,40 @@ sealed class BenchPeer
         var length = await ReceiveRawAsync(timeout.Token);
         if (length < 0) throw new WebSocketException("closed");
         return Encoding.UTF8.GetString(_buffer, 0, Math.Min(length, 200));
+    }
+
+    /// <summary>Changes this peer's metadata (a "poll" property) and waits for the server's acknowledgement.</summary>
+    public async Task UpdateMetadataAsync(int poll)
+    {
+        await SendAsync($$"""{"type":"update_metadata","peer_id":"{{PeerId}}","metadata":{"properties":{"poll":{{poll}} } } }""");
+        string ack;
+        do ack = await ReceiveHeadAsync(); while (!ack.StartsWith("{\"type\":\"metadata_updated\"", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// One discover_peers round trip: sends <paramref name="request"/> and waits for the peer_list (other messages are
+    /// skipped); returns the milliseconds it took and the answer's length, for <see cref="LastMessageContains"/>.
+    /// </summary>
+    public async Task<(double Milliseconds, int Length)> DiscoverAsync(string request)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var started = Stopwatch.GetTimestamp();
+        await SendAsync(request);
+        int length;
+        do
+        {
+            length = await ReceiveRawAsync(timeout.Token);
+            if (length < 0) throw new WebSocketException("closed");
+        } while (!LastMessageContains(Math.Min(length, 40), "\"peer_list\""));
+        return (Stopwatch.GetElapsedTime(started).TotalMilliseconds, length);
+    }
+
+    /// <summary>The peer_list count of the last message received (of <paramref name="length"/> bytes).</summary>
+    public int LastPeerListCount(int length)
+    {
+        var head = Encoding.UTF8.GetString(_buffer, 0, Math.Min(length, 200));
+        var countAt = head.IndexOf("\"count\":", StringComparison.Ordinal) + 8;
+        return int.Parse(head.AsSpan(countAt, head.IndexOf(',', countAt) - countAt));
     }
 
     public void StartDraining() => _ = Task.Run(async () =>
