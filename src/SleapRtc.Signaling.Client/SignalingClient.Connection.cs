@@ -183,6 +183,14 @@ public sealed partial class SignalingClient
                 _log.Write(LogLevel.Information, Component, $"The signaling server at {Endpoints.WebSocket} is draining; moving to another instance");
                 Volatile.Read(ref _drainNotice).TrySetResult(socket);
                 break;
+            case IceServerRenewalMessages.IceServersRenewed:
+                // Fresh credentials for this peer whichever instance sent them (one being drained too): use them from now on.
+                if (message[IceServerRenewalMessages.IceServersKey] is JsonArray renewed)
+                {
+                    Volatile.Write(ref _iceServers, (JsonArray)renewed.DeepClone());
+                    _log.Write(LogLevel.Debug, Component, "The signaling server renewed this peer's TURN credentials");
+                }
+                break;
             case MessageTypes.Ping:
                 try { PingReceived?.Invoke(); }
                 catch (Exception e) { LogHandlerFailure(e); }

@@ -69,6 +69,16 @@ public sealed partial class SignalingClient : IAsyncDisposable
     /// <summary>The latest registered_auth (renewed on every reconnect).</summary>
     public RegistrationResult? Registration { get; private set; }
 
+    private JsonArray _iceServers = new();
+
+    /// <summary>
+    /// The newest ICE servers (RTCIceServer form) the server handed this peer: registered_auth's, replaced whenever the
+    /// server renews the TURN credentials in them (ice_servers_renewed) and at every registration. Read it for each new
+    /// peer connection: <see cref="RegistrationResult.IceServers"/> keeps the credentials of the registration, which
+    /// expire. Kept while reconnecting; empty before the first registration. Never modify the array.
+    /// </summary>
+    public JsonArray IceServers => Volatile.Read(ref _iceServers);
+
     public event Action<SdpMessage>? OfferReceived;
     public event Action<SdpMessage>? AnswerReceived;
     public event Action<CandidateMessage>? CandidateReceived;
@@ -226,8 +236,9 @@ public sealed partial class SignalingClient : IAsyncDisposable
             ["metadata"] = registration.Metadata?.DeepClone() ?? new JsonObject(),
         };
         if (registration.IsAdmin) request["is_admin"] = true;
-        // Classic servers ignore the key; ours then tells this peer to move before an instance stops (server_draining).
-        request[DrainingMessages.ClientExtensionsKey] = new JsonArray(DrainingMessages.ClientFeature);
+        // Classic servers ignore the key; ours then tells this peer to move before an instance stops (server_draining)
+        // and sends it fresh TURN credentials before its current ones expire (ice_servers_renewed).
+        request[DrainingMessages.ClientExtensionsKey] = new JsonArray(DrainingMessages.ClientFeature, IceServerRenewalMessages.ClientFeature);
         var answer = await RequestAsync(request, MessageTypes.RegisteredAuth, ct, on).ConfigureAwait(false);
         var result = new RegistrationResult(
             answer.GetString("peer_id") ?? registration.PeerId,
@@ -238,6 +249,7 @@ public sealed partial class SignalingClient : IAsyncDisposable
             answer.GetString("admin_peer_id"),
             answer);
         Registration = result;
+        Volatile.Write(ref _iceServers, result.IceServers);
         _log.Write(LogLevel.Information, Component, $"Registered as {result.PeerId} in room {result.RoomId} at {Endpoints.WebSocket} ({result.PeerIds.Count} other peer(s))");
         return result;
     }

@@ -28,7 +28,8 @@ public sealed record RegistrationRequest(string PeerId, string RoomId, string To
     public override string ToString() => $"RegistrationRequest {{ PeerId = {PeerId}, RoomId = {RoomId}, Role = {Role} }}";
 }
 
-/// <summary>The registered_auth answer.</summary>
+/// <summary>The registered_auth answer. Its <see cref="IceServers"/> are the registration's, whose TURN credentials expire:
+/// new connections take <see cref="SignalingClient.IceServers"/>, which the server renews.</summary>
 public sealed record RegistrationResult(
     string PeerId,
     string RoomId,

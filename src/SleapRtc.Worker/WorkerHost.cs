@@ -62,8 +62,6 @@ public sealed partial class WorkerHost : IAsyncDisposable
             WorkingDirectory = jobsDirectory,
             StartedAt = DateTimeOffset.UtcNow,
         };
-        TurnServers = IceServerList.TurnServers(registration.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
-        StunServers = IceServerList.StunUrls(registration.IceServers);
     }
 
     /// <summary>The public description (Start-SleapWorker output); its Status mirrors <see cref="Status"/>.</summary>
@@ -74,9 +72,12 @@ public sealed partial class WorkerHost : IAsyncDisposable
     public string Status { get { lock (_gate) return _status; } }
     /// <summary>The trainer this worker runs, or null when none was found (jobs then fail with a clear message).</summary>
     public string? TrainerPath => _trainerPath;
-    public IReadOnlyList<string> StunServers { get; private set; }
-    /// <summary>The server's TURN servers with this worker's credentials (empty unless the server runs with -TurnUrl).</summary>
-    public IReadOnlyList<WebRtc.IceServer> TurnServers { get; private set; }
+    /// <summary>The server's STUN servers as of now.</summary>
+    public IReadOnlyList<string> StunServers => IceServerList.StunUrls(_signaling.IceServers);
+    /// <summary>The server's TURN servers with this worker's newest credentials (empty unless the server runs with -TurnUrl):
+    /// read for each connection, since the server renews the credentials while the worker stays connected.</summary>
+    public IReadOnlyList<WebRtc.IceServer> TurnServers =>
+        IceServerList.TurnServers(_signaling.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
     /// <summary>Completes when the worker has stopped.</summary>
     public Task Completion => _completion.Task;
 

@@ -35,13 +35,17 @@ internal sealed class RoomFixture : IAsyncDisposable
         : Protocol.Logging.Log.Null;
 
     /// <param name="redis">A Redis URL: the server is one instance of several sharing it.</param>
-    public static async Task<RoomFixture> StartAsync(IPeerConnectionFactory? transport = null, string? databasePath = null, string? redis = null)
+    /// <param name="configure">More server settings (TURN servers, lifetimes).</param>
+    public static async Task<RoomFixture> StartAsync(IPeerConnectionFactory? transport = null, string? databasePath = null, string? redis = null,
+        Action<SignalingServerOptions>? configure = null)
     {
         Environment.SetEnvironmentVariable("SLEAP_NN_STANDIN_EPOCH_SECONDS", "0.02");
-        var server = await SignalingServerHost.StartAsync(new SignalingServerOptions
+        var options = new SignalingServerOptions
         {
             Port = 0, ListenAddress = "127.0.0.1", DatabasePath = databasePath ?? ":memory:", EnableStun = false, Redis = redis,
-        }, CancellationToken.None).WaitAsync(Wait);
+        };
+        configure?.Invoke(options);
+        var server = await SignalingServerHost.StartAsync(options, CancellationToken.None).WaitAsync(Wait);
         return new RoomFixture(server, transport ?? new RtcPeerConnectionFactory(), Fixtures.NewTempDirectory("room"));
     }
 

@@ -58,6 +58,14 @@ public sealed class ConnectionTestCmdletTests : IDisposable
         var wrong = _ps.Run("Test-SleapConnection -RoomId $room.RoomId -Token 'not-the-token' -Server $server.Url -Quiet", TestTimeout);
         Assert.Empty(wrong.Errors);
         Assert.False(wrong.Single<bool>());
+        // -Server takes a list of instances as on every room cmdlet: a dead first one (a port just freed) fails over.
+        var failover = _ps.Run("""
+            $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0); $listener.Start()
+            $dead = "ws://127.0.0.1:$($listener.LocalEndpoint.Port)"; $listener.Stop()
+            Test-SleapConnection -RoomId $room.RoomId -Token $room.Token -Server $dead, $server.Url -Quiet
+            """, TestTimeout);
+        failover.ThrowOnError();
+        Assert.True(failover.Single<bool>());
         var gone = _ps.Run("Test-SleapConnection -RoomId $room.RoomId -WorkerId 'no-such-worker'", TestTimeout);
         gone.ThrowOnError();
         var result = gone.SingleOf("SleapRtc.ConnectionTestResult");

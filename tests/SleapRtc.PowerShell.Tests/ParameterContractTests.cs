@@ -54,6 +54,33 @@ public sealed class ParameterContractTests : IClassFixture<SharedSession>
         Assert.Equal(expected, actual);
     }
 
+    /// <summary>
+    /// The room and worker parameters mean the same on every cmdlet, so they complete and take values alike: -Server a
+    /// list of instances (-Server a,b), -RoomId and -WorkerId the ids this session knows. Copies of a declaration used to
+    /// drift apart (Test-SleapConnection -Server a,b bound as "a b").
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
+    public void Room_and_worker_parameters_complete_and_bind_alike(string command)
+    {
+        var attributes = _ps.Run($$"""
+            $parameters = (Get-Command {{command}}).Parameters
+            foreach ($name in 'Server', 'RoomId', 'WorkerId') {
+                if (-not $parameters.ContainsKey($name)) { continue }
+                $parameters[$name].Attributes | ForEach-Object {
+                    if ($_ -is [System.Management.Automation.ArgumentCompleterAttribute]) { "$name completer $($_.Type.Name)" }
+                    elseif ($_ -is [System.Management.Automation.ArgumentTransformationAttribute]) { "$name transform $($_.GetType().Name)" }
+                }
+            }
+            """).ThrowOnError().Output.Select(o => o.ToString()).ToList();
+        var declared = ModuleCommands.Parameters[command];
+        var expected = new List<string>();
+        if (declared.Contains("Server")) expected.AddRange(new[] { "Server completer ServerCompleter", "Server transform ServerListAttribute" });
+        if (declared.Contains("RoomId")) expected.Add("RoomId completer RoomIdCompleter");
+        if (declared.Contains("WorkerId")) expected.Add("WorkerId completer WorkerIdCompleter");
+        Assert.Equal(expected.OrderBy(a => a, StringComparer.Ordinal), attributes.OrderBy(a => a, StringComparer.Ordinal));
+    }
+
     [Theory]
     [MemberData(nameof(ModuleCommands.Names), MemberType = typeof(ModuleCommands))]
     public void Cmdlet_declares_its_output_type(string command)

@@ -20,3 +20,8 @@ public sealed class ClusterPeerIdBindingTests(RedisTestServer redis) : PeerIdBin
 {
     protected override Task<TestServer> StartServerAsync(Action<SignalingServerOptions>? configure = null) => TestServer.StartClusterAsync(redis, 3, configure);
 }
+
+public sealed class ClusterTurnCredentialRenewalTests(RedisTestServer redis) : TurnCredentialRenewalTests, IClassFixture<RedisTestServer>
+{
+    protected override Task<TestServer> StartServerAsync(Action<SignalingServerOptions>? configure = null) => TestServer.StartClusterAsync(redis, 2, configure);
+}

@@ -108,7 +108,7 @@ public static class ConnectionTest
         CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
-        var urls = IceServerList.StunUrls(connection.Registration.IceServers);
+        var urls = IceServerList.StunUrls(connection.IceServers);
         if (urls.Count == 0) return Step(StunStep, ConnectionTestStatus.NotConfigured, clock, "the server hands out no STUN server; peers behind NAT can only meet on a shared network.");
         var seen = new List<string>();
         var notes = new List<string>();

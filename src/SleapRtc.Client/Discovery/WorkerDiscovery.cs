@@ -113,10 +113,12 @@ internal sealed class ClientRoomConnection : IAsyncDisposable
     public SignalingClient Signaling { get; }
     public ResolvedRoom Room { get; }
     public RegistrationResult Registration { get; }
+    /// <summary>The newest ICE servers and TURN credentials (renewed while connected): what each new peer connection takes.</summary>
+    public JsonArray IceServers => Signaling.IceServers;
     public string Server => Signaling.ServerList;
-    /// <summary>The server's TURN servers with this peer's credentials, as the peer connection takes them.</summary>
+    /// <summary>The server's TURN servers with this peer's newest credentials, as the peer connection takes them.</summary>
     public IReadOnlyList<WebRtc.IceServer> TurnServers =>
-        IceServerList.TurnServers(Registration.IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
+        IceServerList.TurnServers(IceServers).Select(s => new WebRtc.IceServer(s.Urls, s.Username, s.Credential)).ToArray();
 
     public static async Task<ClientRoomConnection> ConnectAsync(ResolvedRoom room, ClientConnectionOptions options, CancellationToken cancellationToken)
     {

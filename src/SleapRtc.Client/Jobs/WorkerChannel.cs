@@ -91,7 +91,7 @@ public sealed class WorkerChannel : IAsyncDisposable
         template ??= new PeerConnectionOptions();
         return factory.Create(new PeerConnectionOptions
         {
-            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.Registration.IceServers),
+            StunServers = template.StunServers.Count > 0 ? template.StunServers : IceServerList.StunUrls(connection.IceServers),
             IceServers = template.IceServers.Count > 0 ? template.IceServers : connection.TurnServers,
             TurnTrustedCertificates = template.TurnTrustedCertificates ?? WebRtc.IceServer.LoadTrustedCertificates(),
             RelayOnly = template.RelayOnly,

@@ -68,6 +68,15 @@ internal sealed class PeerSocket : IPeerLink
     /// <summary>The peer listed server_draining in its register message: it moves to another instance when told to.</summary>
     public bool MovesWhenDraining { get; set; }
 
+    /// <summary>The peer listed ice_servers_renewal in its register message: it takes fresh TURN credentials while connected.</summary>
+    public bool RenewsIceServers { get; set; }
+
+    /// <summary>When (Environment.TickCount64) this peer's TURN credentials are due for renewal; see SignalingHub.IceServerRenewal.</summary>
+    internal long IceServersRenewalDue;
+
+    /// <summary>1 once the renewal loop of this connection runs (one per connection, whatever it registers as).</summary>
+    internal int IceServersRenewalStarted;
+
     /// <summary>True once the peer sent a close frame: it said goodbye, rather than being lost.</summary>
     public bool SaidGoodbye { get; private set; }
 

@@ -221,8 +221,8 @@ internal sealed partial class SignalingHub
         peer.PeerId = peerId;
         peer.RoomId = roomId;
         peer.Role = role;
-        peer.MovesWhenDraining = message[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
-            && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == DrainingMessages.ClientFeature);
+        peer.MovesWhenDraining = ListsClientExtension(message, DrainingMessages.ClientFeature);
+        peer.RenewsIceServers = ListsClientExtension(message, IceServerRenewalMessages.ClientFeature);
         // Only the holder of the id_token gets here: this is the same peer on a newer connection (a reconnect after a stale socket).
         displaced?.Link.Close(WebSocketCloseStatus.PolicyViolation, "Replaced by a newer registration of this peer");
 
@@ -231,11 +231,17 @@ internal sealed partial class SignalingHub
 
         _log.Write(LogLevel.Information, Component, $"Peer {peerId} registered in room {roomId} as {role} from {peer.RemoteAddress}");
         peer.TrySendUtf8(BuildRegisteredAuth(peer, peerId, roomId, token));
+        ScheduleIceServerRenewal(peer);
         if (adminConflict is not null)
             Send(peer, new JsonObject { ["type"] = MessageTypes.AdminConflict, ["room_id"] = roomId, ["current_admin"] = adminConflict });
         // A returning submitter's tickets wait for it again; a new worker may take one.
         _jobs.PeerJoined(roomId, peerId);
     }
+
+    /// <summary>Whether a register message lists <paramref name="feature"/> among the extensions the peer understands.</summary>
+    private static bool ListsClientExtension(JsonObject register, string feature) =>
+        register[DrainingMessages.ClientExtensionsKey] is JsonArray extensions
+        && extensions.Any(e => e is JsonValue v && v.TryGetValue<string>(out var name) && name == feature);
 
     /// <summary>A wrong credential: answered after the throttle's delay for this address and room (the connection's next message waits too).</summary>
     private async Task FailCredentialAsync(PeerSocket peer, string room, JsonObject error, string why)

@@ -43,6 +43,13 @@ internal sealed class TurnCredentialIssuer
     public (string Username, string Password) CredentialsFor(string peerId) =>
         TurnSharedSecret.CreateCredentials(_secret, peerId, DateTimeOffset.UtcNow + Lifetime);
 
+    /// <summary>
+    /// How long after issuing credentials the server sends the peer fresh ones: a little before half the lifetime (40-50 %,
+    /// drawn anew each time), so the credentials a peer holds always have about half their lifetime left, and thousands
+    /// of peers registered in the same minute (a server restart) do not all renew in the same instant again.
+    /// </summary>
+    public TimeSpan NextRenewalDelay() => TimeSpan.FromTicks((long)(Lifetime.Ticks * (0.4 + 0.1 * Random.Shared.NextDouble())));
+
     /// <summary>For the start-up log line: the URLs and the lifetime, never the secret.</summary>
     public override string ToString() => $"TURN {string.Join(",", Urls)} (credentials valid {Lifetime.TotalHours:0.#} h)";
 }

@@ -1,7 +1,5 @@
 using System.Management.Automation;
-using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Discovery;
-using SleapRtc.PowerShell.Completion;
 using SleapRtc.PowerShell.Infrastructure;
 using SleapRtc.Protocol.Jobs;
 
@@ -10,7 +8,7 @@ namespace SleapRtc.PowerShell.Commands;
 /// <summary>Lists the inference spaces of a room: name, serving worker, state and queue length.</summary>
 [Cmdlet(VerbsCommon.Get, "SleapSpace", HelpUri = ModuleLinks.Docs + "Get-SleapSpace.md")]
 [OutputType(typeof(SpaceInfo))]
-public sealed class GetSleapSpaceCommand : SleapCmdlet
+public sealed class GetSleapSpaceCommand : RoomCmdlet
 {
     private static readonly TimeSpan ListTimeout = TimeSpan.FromSeconds(30);
 
@@ -19,32 +17,9 @@ public sealed class GetSleapSpaceCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string? Name { get; set; }
 
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RoomIdCompleter))]
-    public string? RoomId { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? Token { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? SessionString { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerList]
-    public string? Server { get; set; }
-
     protected override void ProcessRecord()
     {
-        ResolvedRoom room;
-        try
-        {
-            room = RoomTarget.Resolve(RoomId, Token, Server, SessionString);
-        }
-        catch (SleapRtcException ex)
-        {
-            WriteError(SleapErrors.FromLibrary(ex, RoomId));
-            return;
-        }
+        if (ResolveRoom(errorTarget: null) is not { } room) return;
         try
         {
             var spaces = RunOnBackground((_, ct) => SpaceDiscovery.ListAsync(room, Name, new ClientConnectionOptions(), ct), ListTimeout);

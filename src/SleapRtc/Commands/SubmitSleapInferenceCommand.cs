@@ -14,7 +14,7 @@ namespace SleapRtc.PowerShell.Commands;
 [Cmdlet(VerbsLifecycle.Submit, "SleapInference", DefaultParameterSetName = ModelsSet, HelpUri = ModuleLinks.Docs + "Submit-SleapInference.md")]
 [OutputType(typeof(InferenceResult))]
 [OutputType(typeof(Job))]
-public sealed class SubmitSleapInferenceCommand : SleapCmdlet
+public sealed class SubmitSleapInferenceCommand : WorkerSelectingCmdlet
 {
     private const string ModelsSet = "Models";
     private const string SpaceSet = "Space";
@@ -34,34 +34,21 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     [ValidateNotNullOrEmpty]
     public string? Space { get; set; }
 
-    /// <summary>A worker from Get-SleapWorker or Select-SleapWorker; carries its room, token and server.</summary>
+    // The worker choice belongs to the Models set only: with -Space the space's worker runs the request. PowerShell
+    // takes a parameter's sets from the most derived declaration, so these overrides narrow what the base declares.
     [Parameter(ValueFromPipeline = true, ParameterSetName = ModelsSet)]
-    public WorkerInfo? Worker { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? SessionString { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RoomIdCompleter))]
-    public string? RoomId { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? Token { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ServerList]
-    public string? Server { get; set; }
+    public override WorkerInfo? Worker { get => base.Worker; set => base.Worker = value; }
 
     [Parameter(ParameterSetName = ModelsSet)]
     [ArgumentCompleter(typeof(WorkerIdCompleter))]
-    public string? WorkerId { get; set; }
+    public override string? WorkerId { get => base.WorkerId; set => base.WorkerId = value; }
 
     [Parameter(ParameterSetName = ModelsSet)]
-    public SwitchParameter AutoSelect { get; set; }
+    public override SwitchParameter AutoSelect { get => base.AutoSelect; set => base.AutoSelect = value; }
 
     [Parameter(ParameterSetName = ModelsSet)]
     [ValidateRange(0, long.MaxValue)]
-    public long MinGpuMemoryMB { get; set; }
+    public override long MinGpuMemoryMB { get => base.MinGpuMemoryMB; set => base.MinGpuMemoryMB = value; }
 
     /// <summary>The folder the predictions file is written to; default the current folder.</summary>
     [Parameter]
@@ -110,18 +97,14 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
     {
         var dataPath = GetUnresolvedProviderPathFromPSPath(DataPath);
         var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
-        var canPrompt = HostWorkerChooser.IsInteractive(Host);
-        var interactive = canPrompt && !AsJob;
+        var interactive = HostWorkerChooser.IsInteractive(Host) && !AsJob;
         InferencePlan plan;
         try
         {
             if (!Queue && (MyInvocation.BoundParameters.ContainsKey(nameof(Priority)) || MyInvocation.BoundParameters.ContainsKey(nameof(Tag))))
                 throw SubmitSleapTrainingCommand.QueueOptionWithoutQueue();
-            var room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString);
-            // A queued request waits for the server's choice; only a direct one needs someone to pick the worker.
-            if (!Queue && !canPrompt && Space is null && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
-                throw HostWorkerChooser.NotInteractive();
-            var target = new SubmissionPlan("", outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog)
+            // A queued request waits for the server's choice, a space's request for its worker; only a direct one needs someone to pick the worker.
+            var target = PlanSubmission("", outputPath, ShowLog, workerChosenElsewhere: Queue || Space is not null) with
             {
                 Queue = Queue ? new QueueOptions { Priority = Priority, Tags = Tag } : null,
             };
@@ -138,7 +121,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
         }
         catch (SleapRtcException ex)
         {
-            WriteError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId ?? (object)dataPath));
+            WriteError(SleapErrors.FromLibrary(ex, TargetName ?? (object)dataPath));
             return;
         }
         catch (FormatException ex)
@@ -149,7 +132,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
 
         if (AsJob)
         {
-            WriteObject(TrainingJob.Start(this, MyInvocation.Line, InferencePlan.JobKind, Worker?.PeerId ?? WorkerId ?? RoomId, dataPath,
+            WriteObject(TrainingJob.Start(this, MyInvocation.Line, InferencePlan.JobKind, TargetName, dataPath,
                 (sink, ct) => plan.RunAsync(sink, chooser: null, ct)));
             return;
         }
@@ -161,7 +144,7 @@ public sealed class SubmitSleapInferenceCommand : SleapCmdlet
         catch (SleapRtcException ex)
         {
             // Not terminating: with several inputs on the pipeline the others still run.
-            WriteError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId ?? (object)dataPath));
+            WriteError(SleapErrors.FromLibrary(ex, TargetName ?? (object)dataPath));
         }
     }
 }

@@ -15,7 +15,7 @@ namespace SleapRtc.PowerShell.Commands;
 [OutputType(typeof(TrainingResult))]
 [OutputType(typeof(JobInfo))]
 [OutputType(typeof(Job))]
-public sealed class SubmitSleapTrainingCommand : SleapCmdlet
+public sealed class SubmitSleapTrainingCommand : WorkerSelectingCmdlet
 {
     private const string UploadSet = "Upload";
     private const string WorkerStorageSet = "WorkerStorage";
@@ -29,36 +29,6 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
     [Parameter(Mandatory = true, ParameterSetName = WorkerStorageSet)]
     [ValidateNotNullOrEmpty]
     public string? WorkerPackagePath { get; set; }
-
-    /// <summary>A worker from Get-SleapWorker or Select-SleapWorker; carries its room, token and server.</summary>
-    [Parameter(ValueFromPipeline = true)]
-    public WorkerInfo? Worker { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? SessionString { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RoomIdCompleter))]
-    public string? RoomId { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? Token { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(ServerCompleter))]
-    [ServerList]
-    public string? Server { get; set; }
-
-    [Parameter]
-    [ArgumentCompleter(typeof(WorkerIdCompleter))]
-    public string? WorkerId { get; set; }
-
-    [Parameter]
-    public SwitchParameter AutoSelect { get; set; }
-
-    [Parameter]
-    [ValidateRange(0, long.MaxValue)]
-    public long MinGpuMemoryMB { get; set; }
 
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -116,8 +86,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
         var packagePath = WorkerPackagePath ?? GetUnresolvedProviderPathFromPSPath(PackagePath);
         var outputPath = GetUnresolvedProviderPathFromPSPath(OutputPath ?? ".");
         var resumeFrom = ResumeFrom is null ? null : GetUnresolvedProviderPathFromPSPath(ResumeFrom);
-        var canPrompt = HostWorkerChooser.IsInteractive(Host);
-        var interactive = canPrompt && !AsJob;
+        var interactive = HostWorkerChooser.IsInteractive(Host) && !AsJob;
         SubmissionPlan plan;
         try
         {
@@ -127,11 +96,8 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
             else SubmissionPreflight.CheckPackage(packagePath);
             if (resumeFrom is not null) SubmissionPreflight.CheckResumeFolder(resumeFrom);
             SubmissionPreflight.CheckOutputPath(outputPath);
-            var room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString);
             // A queued ticket waits for the server's choice; only a direct submission needs someone to pick the worker.
-            if (!Queue && !canPrompt && Worker is null && WorkerId is null && room.WorkerPeerId is null && !AutoSelect)
-                throw HostWorkerChooser.NotInteractive();
-            plan = new SubmissionPlan(packagePath, outputPath, room, Worker, WorkerId, AutoSelect, MinGpuMemoryMB, ShowLog)
+            plan = PlanSubmission(packagePath, outputPath, ShowLog, workerChosenElsewhere: Queue) with
             {
                 Request = new JobRequest
                 {
@@ -163,7 +129,7 @@ public sealed class SubmitSleapTrainingCommand : SleapCmdlet
         }
         catch (SleapRtcException ex)
         {
-            ThrowTerminatingError(SleapErrors.FromLibrary(ex, Worker?.PeerId ?? WorkerId ?? RoomId));
+            ThrowTerminatingError(SleapErrors.FromLibrary(ex, TargetName));
             return;
         }
         report.Deliver(WriteObject, WriteError);

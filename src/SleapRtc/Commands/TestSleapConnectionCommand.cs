@@ -13,33 +13,19 @@ namespace SleapRtc.PowerShell.Commands;
 /// </summary>
 [Cmdlet(VerbsDiagnostic.Test, "SleapConnection", HelpUri = ModuleLinks.Docs + "Test-SleapConnection.md")]
 [OutputType(typeof(ConnectionTestResult), typeof(bool))]
-public sealed class TestSleapConnectionCommand : SleapCmdlet
+public sealed class TestSleapConnectionCommand : WorkerTargetCmdlet
 {
     private static readonly TimeSpan TestTimeout = TimeSpan.FromSeconds(90);
     private const int ActivityId = 4713;
 
-    /// <summary>A worker from Get-SleapWorker: its room, server and peer id.</summary>
-    [Parameter(ValueFromPipeline = true)]
-    public WorkerInfo? Worker { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RoomIdCompleter))]
-    public string? RoomId { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? Token { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? SessionString { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(ServerCompleter))]
-    public string? Server { get; set; }
-
-    /// <summary>The worker to reach (peer id); a session string names one too.</summary>
+    /// <summary>
+    /// The worker to reach (peer id); a session string names one too. Declared again only to keep refusing an empty id,
+    /// as this cmdlet always has (a submission's -WorkerId lets $null through as "not given").
+    /// </summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public string? WorkerId { get; set; }
+    [ArgumentCompleter(typeof(WorkerIdCompleter))]
+    public override string? WorkerId { get => base.WorkerId; set => base.WorkerId = value; }
 
     /// <summary>Return only $true (every step passed or had nothing to test) or $false.</summary>
     [Parameter]
@@ -48,7 +34,7 @@ public sealed class TestSleapConnectionCommand : SleapCmdlet
     protected override void ProcessRecord()
     {
         ResolvedRoom room;
-        try { room = RoomTarget.ForSubmission(Worker, RoomId, Token, Server, SessionString); }
+        try { room = ResolveWorkerRoom(); }
         catch (SleapRtcException ex)
         {
             if (Quiet) WriteObject(false);

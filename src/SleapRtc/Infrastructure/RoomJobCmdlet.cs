@@ -2,46 +2,19 @@ using System.Management.Automation;
 using SleapRtc.Client.Credentials;
 using SleapRtc.Client.Discovery;
 using SleapRtc.Client.Jobs;
-using SleapRtc.PowerShell.Completion;
 using SleapRtc.Protocol.Jobs;
 
 namespace SleapRtc.PowerShell.Infrastructure;
 
 /// <summary>
 /// Base of the cmdlets that read or change a room's job records (Get-, Wait-, Stop-, Receive-SleapJob): the room
-/// parameters (bound by property name from a piped JobInfo, which carries its room and server), one room resolution
-/// (RoomTarget), and one way of running a request against the room's server with per-item errors.
+/// parameters of <see cref="RoomCmdlet"/> (bound by property name from a piped JobInfo, which carries its room and
+/// server), and one way of running a request against the room's server with per-item errors.
 /// </summary>
-public abstract class RoomJobCmdlet : SleapCmdlet
+public abstract class RoomJobCmdlet : RoomCmdlet
 {
     /// <summary>How long one request to the server (list, cancel) may take.</summary>
     protected static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(RoomIdCompleter))]
-    public string? RoomId { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? Token { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    public string? SessionString { get; set; }
-
-    [Parameter(ValueFromPipelineByPropertyName = true)]
-    [ArgumentCompleter(typeof(ServerCompleter))]
-    [ServerList]
-    public string? Server { get; set; }
-
-    /// <summary>The room these parameters name; null after writing the error when they name none.</summary>
-    protected ResolvedRoom? ResolveRoom(object? target)
-    {
-        try { return RoomTarget.Resolve(RoomId, Token, Server, SessionString); }
-        catch (SleapRtcException ex)
-        {
-            WriteError(SleapErrors.FromLibrary(ex, target ?? RoomId));
-            return null;
-        }
-    }
 
     /// <summary>
     /// Opens the room's job records and runs <paramref name="work"/> on them in the background (Ctrl+C cancels). A failure
