@@ -65,7 +65,9 @@ public sealed class DeadPeerTests
         var package = PeerProcesses.LargePackage(room.Root, 100_000, 300);
         using var victim = PeerProcesses.StartClient(room, worker.Session.RoomId, worker.Session.Token, package, Path.Combine(room.Root, "out"), worker.Session.PeerId);
         victim.WaitFor("PHASE uploading", TimeSpan.FromSeconds(60)); // the channel is open and bytes flow
-        await Task.Delay(300);
+        // Only bytes on the worker's disk can be kept for a resume: on a loaded box the first chunks can land well after
+        // the client says it is uploading (a fixed 300 ms sometimes killed it before any arrived, and nothing was kept).
+        await Fixtures.WaitUntilAsync(() => LargestFileBytes(worker.Session.WorkingDirectory!) >= 1 << 20);
         Assert.Equal(WorkerStatus.Reserved, worker.Status);
 
         var clock = Stopwatch.StartNew();
@@ -244,5 +246,17 @@ public sealed class DeadPeerTests
         Assert.Contains("nothing received for 3 s", lost.Message);
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(2.5), $"judged after {clock.Elapsed.TotalSeconds:0.0} s");
         lock (sent) Assert.DoesNotContain(sent, t => t.StartsWith(JobMessages.Heartbeat, StringComparison.Ordinal));
+    }
+
+    /// <summary>The largest file under <paramref name="directory"/> (files come and go while a job runs).</summary>
+    private static long LargestFileBytes(string directory)
+    {
+        try
+        {
+            return Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+                .Select(f => { try { return new FileInfo(f).Length; } catch (IOException) { return 0L; } })
+                .DefaultIfEmpty(0L).Max();
+        }
+        catch (IOException) { return 0; }
     }
 }
