@@ -43,27 +43,14 @@ internal sealed class RelayedTransport(IPeerConnectionFactory inner, Impairment?
         return relay;
     }
 
-    private sealed class Peer(IPeerConnection real, RelayedTransport owner) : IPeerConnection
+    private sealed class Peer(IPeerConnection real, RelayedTransport owner) : ForwardingPeerConnection(real)
     {
-        public PeerConnectionState State => real.State;
-        public Exception? Error => real.Error;
-        public IceCandidatePairInfo? SelectedCandidatePair => real.SelectedCandidatePair;
-        public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
-        public IReadOnlyList<IceCandidatePairReport> CandidatePairs => real.CandidatePairs;
-        public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
-        public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
-        public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);
-        public Task AcceptAnswerAsync(string answerSdp, CancellationToken cancellationToken) => real.AcceptAnswerAsync(answerSdp, cancellationToken);
-        public void AddRemoteCandidate(string candidate) => real.AddRemoteCandidate(candidate);
-        public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
-        public ValueTask DisposeAsync() => real.DisposeAsync();
-
         /// <summary>The answering side (the worker) routes both directions: it reaches the offerer through the relay's
         /// B side, and the offerer reaches it through the A side.</summary>
-        public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken)
+        public override async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken)
         {
             var relay = owner.NewRelay();
-            var answer = await real.AcceptOfferAsync(LossyUdpRelay.RouteThrough(offerSdp, relay.EndpointForB), cancellationToken).ConfigureAwait(false);
+            var answer = await Real.AcceptOfferAsync(LossyUdpRelay.RouteThrough(offerSdp, relay.EndpointForB), cancellationToken).ConfigureAwait(false);
             return LossyUdpRelay.RouteThrough(answer, relay.EndpointForA);
         }
     }

@@ -26,22 +26,9 @@ internal sealed class SdpTampering(IPeerConnectionFactory inner, Func<string, st
         return string.Join(newline, lines);
     }
 
-    private sealed class Peer(IPeerConnection real, Func<string, string> offer, Func<string, string> answer) : IPeerConnection
+    private sealed class Peer(IPeerConnection real, Func<string, string> offer, Func<string, string> answer) : ForwardingPeerConnection(real)
     {
-        public PeerConnectionState State => real.State;
-        public IceCandidatePairInfo? SelectedCandidatePair => real.SelectedCandidatePair;
-        public Exception? Error => real.Error;
-        public event Action<PeerConnectionState>? StateChanged { add => real.StateChanged += value; remove => real.StateChanged -= value; }
-        public event Action<IDataChannel>? DataChannelOpened { add => real.DataChannelOpened += value; remove => real.DataChannelOpened -= value; }
-        public Task<string> CreateOfferAsync(CancellationToken cancellationToken) => real.CreateOfferAsync(cancellationToken);
-        public Task AcceptAnswerAsync(string answerSdp, CancellationToken cancellationToken) => real.AcceptAnswerAsync(answerSdp, cancellationToken);
-        public void AddRemoteCandidate(string candidate) => real.AddRemoteCandidate(candidate);
-        public Task<IDataChannel> OpenDataChannelAsync(string label, CancellationToken cancellationToken) => real.OpenDataChannelAsync(label, cancellationToken);
-        public ValueTask DisposeAsync() => real.DisposeAsync();
-        public DtlsFingerprints? CertificateFingerprints => real.CertificateFingerprints;
-        public IReadOnlyList<IceCandidatePairReport> CandidatePairs => real.CandidatePairs;
-
-        public async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
-            answer(await real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));
+        public override async Task<string> AcceptOfferAsync(string offerSdp, CancellationToken cancellationToken) =>
+            answer(await Real.AcceptOfferAsync(offer(offerSdp), cancellationToken).ConfigureAwait(false));
     }
 }
